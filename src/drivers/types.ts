@@ -1,0 +1,64 @@
+import type { IndicatorState, InputName } from './profile-schema.ts';
+
+export type { IndicatorState, InputName };
+
+/** Why a single exchange with a device went wrong; counted per device in health. */
+export type ProtocolErrorKind =
+  | 'timeout'
+  | 'crc'
+  | 'exception'
+  | 'short-reply'
+  | 'wrong-unit'
+  | 'garbage'
+  | 'checksum'
+  | 'overlong'
+  | 'port';
+
+/** What the device layer tells the rest of the service. Times are epoch milliseconds. */
+export type DeviceEvent =
+  | { type: 'input'; deviceId: string; input: InputName; active: boolean; at: number }
+  | { type: 'offline'; deviceId: string; at: number; reason: string }
+  | { type: 'recovered'; deviceId: string; at: number; offlineForMs: number }
+  | { type: 'protocol-error'; busId: string; deviceId?: string; kind: ProtocolErrorKind; detail: string; at: number }
+  | { type: 'bus-lost'; busId: string; at: number; reason: string }
+  | { type: 'bus-restored'; busId: string; at: number };
+
+export type DeviceEventSink = (event: DeviceEvent) => void;
+
+export interface DeviceHealth {
+  id: string;
+  bus: string;
+  model: string;
+  online: boolean;
+  /** Whether a press shorter than the poll interval is held by the device until read. */
+  latching: boolean | null;
+  /** Effective interval between two reads of this device (ms), measured. */
+  pollIntervalMs: number | null;
+  errors: Partial<Record<ProtocolErrorKind, number>>;
+}
+
+/** One physical (or simulated) device, as the domain sees it. */
+export interface Device {
+  readonly id: string;
+  readonly busId: string;
+  start(): void;
+  stop(): Promise<void>;
+  /** Show a state to the villager; resolves when the device confirmed it (or rejects). */
+  setIndicator(state: IndicatorState): Promise<void>;
+  /** Clear a latched input once the event it carried is durably stored. No-op for unlatched inputs. */
+  resetLatch(input: InputName): Promise<void>;
+  setRelay(channel: number, on: boolean): Promise<void>;
+  health(): DeviceHealth;
+}
+
+/**
+ * All devices of a village. Domain code (alarm, broadcast) depends on this interface only; it never
+ * sees serialport or modbus-serial.
+ */
+export interface DevicePort {
+  start(): void;
+  stop(): Promise<void>;
+  device(id: string): Device | undefined;
+  devices(): readonly Device[];
+  health(): DeviceHealth[];
+}

@@ -1,0 +1,56 @@
+/** Streams of records that travel to the county and wait there for its ack. */
+export const outboxStreams = ['alarm', 'fault', 'report'] as const;
+export type OutboxStream = (typeof outboxStreams)[number];
+
+export type JsonObject = { [key: string]: unknown };
+
+export interface OutboxRecord {
+  id: string;
+  stream: OutboxStream;
+  /** Per stream and village, monotonic across restarts; the delivery order. */
+  seq: number;
+  /** What the record is about (a terminal id, a device id), to find the open one again. */
+  subject: string;
+  payload: JsonObject;
+  /** How many times it has been published so far. */
+  attempts: number;
+  createdAt: number;
+  nextAttemptAt: number;
+  ackedAt: number | null;
+}
+
+export interface OutboxStats {
+  /** Unacked records, all streams. */
+  depth: number;
+  /** Creation time (epoch ms) of the oldest unacked record, or null. */
+  oldestUnackedAt: number | null;
+  byStream: Record<OutboxStream, number>;
+}
+
+/**
+ * The durable outbox. Every write has been committed and fsync'd when the call returns, so nothing may
+ * claim a record exists (indicator, log line, MQTT) before `append` returned.
+ */
+export interface Outbox {
+  append(input: {
+    stream: OutboxStream;
+    id: string;
+    subject: string;
+    now: number;
+    build: (seq: number) => JsonObject;
+  }): OutboxRecord;
+  /** Replace the payload of an unacked record (e.g. count another press on an open alarm). */
+  updatePayload(id: string, payload: JsonObject): void;
+  /** Unacked records of a stream whose next attempt is due, oldest seq first. */
+  due(stream: OutboxStream, now: number, limit: number): OutboxRecord[];
+  recordAttempt(id: string, attempts: number, nextAttemptAt: number): void;
+  /** Make every unacked record due now (the link just came back). */
+  rescheduleAll(now: number): void;
+  /** Marks the record acked; returns it, or undefined when unknown or already acked. */
+  ack(id: string, now: number): OutboxRecord | undefined;
+  get(id: string): OutboxRecord | undefined;
+  /** The newest unacked record of a stream about a subject, if any. */
+  latestUnacked(stream: OutboxStream, subject: string): OutboxRecord | undefined;
+  stats(): OutboxStats;
+  close(): void;
+}

@@ -1,0 +1,43 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A real pseudo-terminal pair made by socat: what one side writes, the other reads. */
+export interface PtyPair {
+  /** The end the service opens (stands for /dev/ttyUSB0). */
+  controllerPath: string;
+  /** The end the simulated field device opens. */
+  devicePath: string;
+  close(): Promise<void>;
+}
+
+export async function openPtyPair(): Promise<PtyPair> {
+  const dir = mkdtempSync(join(tmpdir(), 've-pty-'));
+  const controllerPath = join(dir, 'controller');
+  const devicePath = join(dir, 'device');
+  const socat: ChildProcess = spawn(
+    'socat',
+    [`pty,raw,echo=0,link=${controllerPath}`, `pty,raw,echo=0,link=${devicePath}`],
+    { stdio: 'ignore' },
+  );
+  const deadline = Date.now() + 5000;
+  while (!(existsSync(controllerPath) && existsSync(devicePath))) {
+    if (socat.exitCode !== null) throw new Error(`socat exited with ${socat.exitCode}; is socat installed?`);
+    if (Date.now() > deadline) throw new Error('socat did not create the PTY pair within 5 s');
+    await sleep(10);
+  }
+  return {
+    controllerPath,
+    devicePath,
+    async close() {
+      if (socat.exitCode === null) {
+        const exited = new Promise((resolve) => socat.once('exit', resolve));
+        socat.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
