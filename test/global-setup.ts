@@ -1,6 +1,23 @@
 import type { TestProject } from 'vitest/node';
+import { startBroker, type BrokerKind } from './support/broker.ts';
 
-/** Shared services for the whole run (the MQTT broker) are started here; see test/support/broker.ts. */
-export default async function setup(_project: TestProject): Promise<() => Promise<void>> {
-  return async () => {};
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The run's shared broker; tests that stop or restart a broker start their own (support/broker.ts). */
+    brokerUrl: string;
+    brokerKind: BrokerKind;
+    /** The newest MQTT version the shared broker speaks: 5 for Mosquitto, 4 for aedes. */
+    brokerProtocolVersion: 4 | 5;
+  }
+}
+
+/** One broker for the whole run: started here so a crashed test worker cannot leak it (TOOLCHAIN.md). */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const broker = await startBroker();
+  project.provide('brokerUrl', broker.url);
+  project.provide('brokerKind', broker.kind);
+  project.provide('brokerProtocolVersion', broker.protocolVersion);
+  return async () => {
+    await broker.stop();
+  };
 }

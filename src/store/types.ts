@@ -19,6 +19,12 @@ export interface OutboxRecord {
   ackedAt: number | null;
 }
 
+export interface AttemptUpdate {
+  id: string;
+  attempts: number;
+  nextAttemptAt: number;
+}
+
 export interface OutboxStats {
   /** Unacked records, all streams. */
   depth: number;
@@ -39,15 +45,23 @@ export interface Outbox {
     now: number;
     build: (seq: number) => JsonObject;
   }): OutboxRecord;
-  /** Replace the payload of an unacked record (e.g. count another press on an open alarm). */
+  /** Replace the payload of an unacked record (e.g. count another press on an open alarm); throws if acked or unknown. */
   updatePayload(id: string, payload: JsonObject): void;
   /** Unacked records of a stream whose next attempt is due, oldest seq first. */
   due(stream: OutboxStream, now: number, limit: number): OutboxRecord[];
+  /** No-op on an acked record (the ack can overtake the attempt's bookkeeping); throws on an unknown id. */
   recordAttempt(id: string, attempts: number, nextAttemptAt: number): void;
-  /** Make every unacked record due now (the link just came back). */
+  /**
+   * Many attempts in one transaction, i.e. one fsync: per-record commits cap a drain far below 2,000/s
+   * (1,300/s measured here, far less on an SD card). All or nothing; acked ids are skipped.
+   */
+  recordAttempts(updates: readonly AttemptUpdate[]): void;
+  /** Make every unacked record that waits for a later attempt due now (the link just came back). */
   rescheduleAll(now: number): void;
   /** Marks the record acked; returns it, or undefined when unknown or already acked. */
   ack(id: string, now: number): OutboxRecord | undefined;
+  /** Acks every listed record still unacked, in one transaction; returns those, in the order given. */
+  ackMany(ids: readonly string[], now: number): OutboxRecord[];
   get(id: string): OutboxRecord | undefined;
   /** The newest unacked record of a stream about a subject, if any. */
   latestUnacked(stream: OutboxStream, subject: string): OutboxRecord | undefined;

@@ -1,0 +1,201 @@
+import type { Logger } from 'pino';
+import type { DeviceEvent, DevicePort, IndicatorState, InputName } from '../drivers/types.ts';
+import type { Outbox, OutboxRecord } from '../store/types.ts';
+import type { AlarmPayload, AlarmType } from '../county/payloads.ts';
+import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
+
+export interface Terminal {
+  /** Device id of the alarm column. */
+  id: string;
+  label: string;
+  /** Installer commissioning: the button raises `test` alarms. */
+  testMode: boolean;
+}
+
+export interface AlarmServiceOptions {
+  village: { id: string; name: string; location: { lat: number; lon: number; address?: string | undefined } };
+  terminals: readonly Terminal[];
+  devices: DevicePort;
+  outbox: Outbox;
+  timing: { debounceMs: number; ackTimeoutMs: number; indicatorHoldMs: number };
+  logger: Logger;
+  /** Called after each alarm is durably stored, so delivery can start at once. */
+  onStored: (record: OutboxRecord) => void;
+  /** Called when an alarm's ack timeout passes without an ack (local autonomy hooks in here). */
+  onAckOverdue?: (alarm: AlarmPayload) => void;
+  now?: Now;
+}
+
+interface TerminalState {
+  terminal: Terminal;
+  /** Last seen level and edge time per input, for edge detection and debounce. */
+  inputs: Map<InputName, { active: boolean; lastEdgeAt: number }>;
+  indicator: IndicatorState;
+  ackTimer: NodeJS.Timeout | undefined;
+  holdTimer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Turns button and tamper edges from alarm columns into durable alarms, one per press: presses during an
+ * open (not yet acknowledged) alarm of the same terminal and type are counted on it instead of flooding
+ * dispatch. Drives the column's indicator: `sent` once stored, `received` on the county's ack,
+ * `not-received` when the ack is overdue.
+ */
+export class AlarmService {
+  private readonly terminals = new Map<string, TerminalState>();
+  private readonly now: Now;
+  private running = false;
+
+  constructor(private readonly options: AlarmServiceOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    this.running = true;
+    for (const terminal of this.options.terminals) {
+      const state: TerminalState = { terminal, inputs: new Map(), indicator: 'off', ackTimer: undefined, holdTimer: undefined };
+      this.terminals.set(terminal.id, state);
+      this.restoreOpenAlarm(state);
+    }
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const state of this.terminals.values()) {
+      clearTimeout(state.ackTimer);
+      clearTimeout(state.holdTimer);
+    }
+    this.terminals.clear();
+  }
+
+  handleDeviceEvent(event: DeviceEvent): void {
+    if (!this.running) return;
+    if (event.type === 'input') this.handleInput(event.deviceId, event.input, event.active, event.at);
+    else if (event.type === 'recovered') {
+      // A column that lost power forgot what it showed; show it again.
+      const state = this.terminals.get(event.deviceId);
+      if (state !== undefined && state.indicator !== 'off') this.showIndicator(state, state.indicator);
+    }
+  }
+
+  /** The county acknowledged an alarm record. */
+  acknowledged(record: OutboxRecord): void {
+    if (record.stream !== 'alarm') return;
+    const alarm = record.payload as unknown as AlarmPayload;
+    const state = this.terminals.get(alarm.terminal);
+    this.options.logger.info({ alarmId: alarm.id, seq: alarm.seq, terminal: alarm.terminal, type: alarm.type, ackAfterMs: this.now() - record.createdAt }, 'alarm acknowledged by county');
+    if (state === undefined || alarm.type === 'tamper') return;
+    clearTimeout(state.ackTimer);
+    state.ackTimer = undefined;
+    this.showIndicator(state, 'received');
+    clearTimeout(state.holdTimer);
+    state.holdTimer = setTimeout(() => {
+      state.holdTimer = undefined;
+      if (state.indicator === 'received') this.showIndicator(state, 'off');
+    }, this.options.timing.indicatorHoldMs);
+  }
+
+  private handleInput(deviceId: string, input: InputName, active: boolean, at: number): void {
+    const state = this.terminals.get(deviceId);
+    if (state === undefined || (input !== 'button' && input !== 'tamper')) return;
+    const previous = state.inputs.get(input);
+    if (previous !== undefined && previous.active === active) return;
+    const bounced = previous !== undefined && at - previous.lastEdgeAt < this.options.timing.debounceMs;
+    state.inputs.set(input, { active, lastEdgeAt: at });
+    if (!active) return;
+    if (bounced) {
+      this.options.logger.debug({ terminal: deviceId, input }, 'edge ignored: within debounce time');
+      return;
+    }
+    const type: AlarmType = input === 'tamper' ? 'tamper' : state.terminal.testMode ? 'test' : 'button';
+    this.raise(state, type, input, at);
+  }
+
+  private raise(state: TerminalState, type: AlarmType, input: InputName, at: number): void {
+    const { outbox, logger, village } = this.options;
+    const terminal = state.terminal;
+    const subject = subjectOf(terminal.id, type);
+    const open = outbox.latestUnacked('alarm', subject);
+    if (open !== undefined) {
+      const alarm = open.payload as unknown as AlarmPayload;
+      outbox.updatePayload(open.id, { ...alarm, presses: alarm.presses + 1 });
+      logger.info({ alarmId: alarm.id, terminal: terminal.id, type, presses: alarm.presses + 1 }, 'press counted on open alarm');
+      this.resetLatch(terminal.id, input);
+      return;
+    }
+    const id = uuidv7(at);
+    const record = outbox.append({
+      stream: 'alarm',
+      id,
+      subject,
+      now: this.now(),
+      build: (seq): AlarmPayload => ({
+        id,
+        seq,
+        village: village.id,
+        terminal: terminal.id,
+        type,
+        raisedAt: isoWithOffset(at),
+        location: {
+          village: village.name,
+          terminal: terminal.label,
+          lat: village.location.lat,
+          lon: village.location.lon,
+          ...(village.location.address === undefined ? {} : { address: village.location.address }),
+        },
+        attempt: 1,
+        presses: 1,
+      }),
+    });
+    // Only now, with the alarm committed, may anything say it exists.
+    logger.warn({ alarmId: id, seq: record.seq, terminal: terminal.id, type }, 'alarm raised and stored');
+    this.options.onStored(record);
+    this.resetLatch(terminal.id, input);
+    if (type !== 'tamper') {
+      this.showIndicator(state, 'sent');
+      this.armAckTimer(state, record.payload as unknown as AlarmPayload, this.options.timing.ackTimeoutMs);
+    }
+  }
+
+  private restoreOpenAlarm(state: TerminalState): void {
+    for (const type of ['button', 'test'] as const) {
+      const open = this.options.outbox.latestUnacked('alarm', subjectOf(state.terminal.id, type));
+      if (open === undefined) continue;
+      const remaining = open.createdAt + this.options.timing.ackTimeoutMs - this.now();
+      this.showIndicator(state, remaining > 0 ? 'sent' : 'not-received');
+      if (remaining > 0) this.armAckTimer(state, open.payload as unknown as AlarmPayload, remaining);
+      return;
+    }
+  }
+
+  private armAckTimer(state: TerminalState, alarm: AlarmPayload, delayMs: number): void {
+    clearTimeout(state.ackTimer);
+    clearTimeout(state.holdTimer);
+    state.ackTimer = setTimeout(() => {
+      state.ackTimer = undefined;
+      this.options.logger.warn({ alarmId: alarm.id, terminal: alarm.terminal, ackTimeoutMs: this.options.timing.ackTimeoutMs }, 'no ack from county within the ack timeout');
+      this.showIndicator(state, 'not-received');
+      this.options.onAckOverdue?.(alarm);
+    }, delayMs);
+  }
+
+  private showIndicator(state: TerminalState, indicator: IndicatorState): void {
+    state.indicator = indicator;
+    const device = this.options.devices.device(state.terminal.id);
+    if (device === undefined) return;
+    device.setIndicator(indicator).catch((error: unknown) => {
+      this.options.logger.warn({ terminal: state.terminal.id, indicator, err: error }, 'could not set indicator');
+    });
+  }
+
+  private resetLatch(deviceId: string, input: InputName): void {
+    this.options.devices
+      .device(deviceId)
+      ?.resetLatch(input)
+      .catch((error: unknown) => this.options.logger.warn({ terminal: deviceId, input, err: error }, 'could not reset latch'));
+  }
+}
+
+function subjectOf(terminalId: string, type: AlarmType): string {
+  return `${terminalId}:${type}`;
+}

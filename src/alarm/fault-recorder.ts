@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+import type { DeviceEvent } from '../drivers/types.ts';
+import type { Outbox, OutboxRecord } from '../store/types.ts';
+import type { FaultKind, FaultPayload } from '../county/payloads.ts';
+import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
+
+/**
+ * Device and bus faults travel the same durable, acknowledged path as alarms: a dead column is a
+ * life-safety fact the county must not miss.
+ */
+export class FaultRecorder {
+  private readonly now: Now;
+
+  constructor(
+    private readonly options: {
+      villageId: string;
+      outbox: Outbox;
+      logger: Logger;
+      onStored: (record: OutboxRecord) => void;
+      now?: Now;
+    },
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  handleDeviceEvent(event: DeviceEvent): void {
+    switch (event.type) {
+      case 'offline':
+        return this.record('device-offline', event.deviceId, event.reason, event.at);
+      case 'recovered':
+        return this.record('device-recovered', event.deviceId, `answered again after ${Math.round(event.offlineForMs / 1000)} s`, event.at);
+      case 'bus-lost':
+        return this.record('bus-lost', event.busId, event.reason, event.at);
+      case 'bus-restored':
+        return this.record('bus-restored', event.busId, 'port reopened', event.at);
+      case 'input':
+      case 'protocol-error':
+        return;
+    }
+  }
+
+  private record(kind: FaultKind, subject: string, detail: string, at: number): void {
+    const id = uuidv7(at);
+    const record = this.options.outbox.append({
+      stream: 'fault',
+      id,
+      subject,
+      now: this.now(),
+      build: (seq): FaultPayload => ({
+        id,
+        seq,
+        village: this.options.villageId,
+        kind,
+        subject,
+        detail,
+        raisedAt: isoWithOffset(at),
+        attempt: 1,
+      }),
+    });
+    this.options.logger.warn({ faultId: id, seq: record.seq, kind, subject, detail }, 'fault stored');
+    this.options.onStored(record);
+  }
+}

@@ -1,0 +1,141 @@
+import type { Logger } from 'pino';
+import type { Outbox, OutboxRecord, OutboxStream } from '../store/types.ts';
+import type { Uplink } from './types.ts';
+import { backoffDelay, type Now } from '../platform/time.ts';
+
+export interface DeliveryOptions {
+  outbox: Outbox;
+  uplink: Uplink;
+  retry: { initialMs: number; maxMs: number };
+  logger: Logger;
+  /** Called with each record the county acknowledged (first ack only). */
+  onAcked: (record: OutboxRecord) => void;
+  /** Most records published and not yet PUBACKed at once; bounds memory during a big drain. */
+  window?: number;
+  now?: Now;
+}
+
+/** Alarms first: a backlog of faults or reports must never delay a villager's alarm. */
+const streamOrder: readonly OutboxStream[] = ['alarm', 'fault', 'report'];
+
+/**
+ * Publishes the outbox to the county, in `seq` order per stream, and republishes each record with
+ * `attempt+1` on a backoff (5 s doubling to 60 s by default) until the county acknowledges it.
+ * The outbox is the only memory: a crash at any point loses nothing, at worst a duplicate goes out.
+ */
+export class Delivery {
+  private readonly now: Now;
+  private readonly window: number;
+  private inFlight = 0;
+  private pumping = false;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  /** Acks arrive one message at a time; they are committed together, one fsync per batch. */
+  private pendingAcks: string[] = [];
+  private ackFlush: NodeJS.Immediate | undefined;
+
+  constructor(private readonly options: DeliveryOptions) {
+    this.now = options.now ?? Date.now;
+    this.window = options.window ?? 256;
+  }
+
+  start(): void {
+    this.running = true;
+    const { uplink } = this.options;
+    uplink.on('connected', () => {
+      // Whatever waited out a backoff while the link was down goes now, not up to a minute later.
+      this.options.outbox.rescheduleAll(this.now());
+      this.kick();
+    });
+    uplink.on('ack', (id) => this.acknowledge(id));
+    // Retries fall due with time; one cheap indexed query a second finds them.
+    this.timer = setInterval(() => this.kick(), 1000);
+    this.timer.unref?.();
+    this.kick();
+  }
+
+  stop(): void {
+    this.running = false;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.ackFlush !== undefined) {
+      clearImmediate(this.ackFlush);
+      this.flushAcks();
+    }
+  }
+
+  /** New record stored, link up, or a slot freed: publish what is due. */
+  kick(): void {
+    if (!this.running) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        this.pump();
+      } while (this.again && this.running);
+    } catch (error) {
+      // A store failure must not kill the timer that retries it; the next tick tries again.
+      this.options.logger.error({ err: error }, 'delivery pass failed');
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private acknowledge(id: string): void {
+    this.pendingAcks.push(id);
+    // Losing a batch in a crash only means those records are sent again; the county dedupes by id.
+    this.ackFlush ??= setImmediate(() => this.flushAcks());
+  }
+
+  private flushAcks(): void {
+    this.ackFlush = undefined;
+    const ids = this.pendingAcks;
+    this.pendingAcks = [];
+    let acked: OutboxRecord[];
+    try {
+      acked = this.options.outbox.ackMany(ids, this.now());
+    } catch (error) {
+      this.options.logger.error({ err: error, ids }, 'could not store acks; the records will be sent again');
+      return;
+    }
+    if (acked.length < ids.length) this.options.logger.debug({ unknownOrRepeated: ids.length - acked.length }, 'acks for unknown or already acknowledged records');
+    for (const record of acked) this.options.onAcked(record);
+  }
+
+  private pump(): void {
+    const { outbox, uplink, retry, logger } = this.options;
+    for (const stream of streamOrder) {
+      if (!uplink.connected) return;
+      const room = this.window - this.inFlight;
+      if (room <= 0) return;
+      const now = this.now();
+      const due = outbox.due(stream, now, room);
+      if (due.length === 0) continue;
+      // Scheduled before they leave, in one commit: if we die mid-publish they are simply due again later.
+      outbox.recordAttempts(
+        due.map((r) => ({ id: r.id, attempts: r.attempts + 1, nextAttemptAt: now + backoffDelay(r.attempts + 1, retry.initialMs, retry.maxMs) })),
+      );
+      for (const record of due) {
+        const attempt = record.attempts + 1;
+        this.inFlight++;
+        uplink
+          .publishRecord(stream, { ...record.payload, attempt })
+          .then(
+            () => logger.debug({ stream, id: record.id, seq: record.seq, attempt }, 'published'),
+            (error: unknown) => logger.info({ stream, id: record.id, seq: record.seq, attempt, err: error }, 'publish failed; will retry'),
+          )
+          .finally(() => {
+            this.inFlight--;
+            this.kick();
+          });
+      }
+      // A stream with more waiting keeps the window to itself until it is drained, so order holds.
+      if (due.length === room) return;
+    }
+  }
+}

@@ -1,0 +1,75 @@
+import type { Logger } from 'pino';
+import type { DeviceHealth } from '../drivers/types.ts';
+import type { OutboxStats } from '../store/types.ts';
+import type { HealthPayload } from './payloads.ts';
+import type { Uplink } from './types.ts';
+import { isoWithOffset, type Now } from '../platform/time.ts';
+
+export interface HealthSources {
+  villageId: string;
+  version: string;
+  startedAt: number;
+  pollIntervalMs: number;
+  devices: () => DeviceHealth[];
+  outbox: () => OutboxStats;
+  memory?: () => { rss: number; heapUsed: number };
+}
+
+export function buildHealth(sources: HealthSources, now: number): HealthPayload {
+  const stats = sources.outbox();
+  const memory = (sources.memory ?? process.memoryUsage)();
+  return {
+    village: sources.villageId,
+    at: isoWithOffset(now),
+    version: sources.version,
+    uptimeSeconds: Math.round((now - sources.startedAt) / 1000),
+    outbox: {
+      depth: stats.depth,
+      oldestUnackedAgeSeconds: stats.oldestUnackedAt === null ? null : Math.max(0, Math.round((now - stats.oldestUnackedAt) / 1000)),
+      alarm: stats.byStream.alarm,
+      fault: stats.byStream.fault,
+      report: stats.byStream.report,
+    },
+    devices: sources.devices().map((d) => ({
+      id: d.id,
+      bus: d.bus,
+      model: d.model,
+      online: d.online,
+      latching: d.latching,
+      // An unlatched button is only seen if held across a poll: say how short a press can go unseen.
+      missablePressMs: d.latching === false ? (d.pollIntervalMs ?? sources.pollIntervalMs) : null,
+      pollIntervalMs: d.pollIntervalMs,
+      errors: Object.fromEntries(Object.entries(d.errors).filter((e): e is [string, number] => e[1] !== undefined)),
+    })),
+    memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+  };
+}
+
+/** Publishes health every interval while the link is up; a missed beat is simply skipped. */
+export class HealthReporter {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly now: Now;
+
+  constructor(
+    private readonly options: { sources: HealthSources; uplink: Uplink; intervalMs: number; logger: Logger; now?: Now },
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    this.options.uplink.on('connected', () => this.publish());
+    this.timer = setInterval(() => this.publish(), this.options.intervalMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  publish(): void {
+    if (!this.options.uplink.connected) return;
+    this.options.uplink
+      .publishHealth(buildHealth(this.options.sources, this.now()))
+      .catch((error: unknown) => this.options.logger.debug({ err: error }, 'health not published'));
+  }
+}

@@ -1,0 +1,348 @@
+import { readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { CountyConfig } from '../config/schema.ts';
+import type { Logger } from '../platform/logger.ts';
+import { describeIssues, InvalidInputError } from '../platform/schema-errors.ts';
+import type { JsonObject, OutboxStream } from '../store/types.ts';
+import type { HealthPayload, StatePayload } from './payloads.ts';
+import { topicKindOfStream, topicSpecs, villageTopics, type TopicSpec, type VillageTopics } from './topics.ts';
+import type { Uplink, UplinkEvents } from './types.ts';
+
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+}
+
+export interface MqttLinkOptions {
+  config: CountyConfig;
+  villageId: string;
+  /** Software version, reported in the state messages. */
+  version: string;
+  logger: Logger;
+  /** Relative TLS paths are resolved against this (the config file's folder); default: the working directory. */
+  configDir?: string;
+  /** Reconnect delay: doubles per failed attempt up to maxMs, jittered so villages don't reconnect in lockstep. */
+  reconnect?: Backoff;
+  now?: () => Date;
+  random?: () => number;
+}
+
+/** publishRecord/publishHealth failed because the link is (or went) down; the caller retries from its outbox. */
+export class LinkDownError extends Error {
+  override name = 'LinkDownError';
+}
+
+const defaultReconnect: Backoff = { initialMs: 1000, maxMs: 30_000 };
+/**
+ * MQTT 5 ends a session at disconnect unless it has an expiry. A week outlasts any outage in which a queued
+ * ack still matters; past that, the outbox republishes and the county acks again.
+ */
+const SESSION_EXPIRY_SECONDS = 7 * 24 * 3600;
+/** A TLS handshake over a weak cellular link can take seconds; mqtt.js' 30 s default delays the first retry. */
+const CONNECT_TIMEOUT_MS = 15_000;
+/** stop() must not hang a shutdown on a dead broker: after this, the will says `offline` for us. */
+const STOP_PUBLISH_TIMEOUT_MS = 2000;
+const SUBACK_FAILURE = 0x80;
+
+export function createMqttLink(options: MqttLinkOptions): Uplink {
+  return new MqttLink(options);
+}
+
+type Listeners = { [E in keyof UplinkEvents]: UplinkEvents[E][] };
+
+class MqttLink implements Uplink {
+  private readonly topics: VillageTopics;
+  private readonly log: Logger;
+  private readonly backoff: Backoff;
+  private readonly now: () => Date;
+  private readonly random: () => number;
+  /** As long as the keepalive takes to declare a silent connection dead. */
+  private readonly pubackTimeoutMs: number;
+  private listeners: Listeners = { connected: [], disconnected: [], ack: [] };
+  /** Rejecters of publishes waiting for their PUBACK, failed together when the connection drops. */
+  private readonly inFlight = new Set<(error: Error) => void>();
+  private client: MqttClient | undefined;
+  private up = false;
+  private stopped = false;
+  private attempt = 0;
+  /** The last error of the current outage, so a broker that stays down is logged once, not every retry. */
+  private lastError: string | undefined;
+
+  constructor(private readonly options: MqttLinkOptions) {
+    this.topics = villageTopics(options.config.topicPrefix, options.villageId);
+    this.log = options.logger.child({ component: 'county-link' });
+    this.backoff = options.reconnect ?? defaultReconnect;
+    this.now = options.now ?? (() => new Date());
+    this.random = options.random ?? Math.random;
+    this.pubackTimeoutMs = options.config.keepaliveSeconds * 1500;
+  }
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  on<E extends keyof UplinkEvents>(event: E, listener: UplinkEvents[E]): void {
+    (this.listeners[event] as UplinkEvents[E][]).push(listener);
+  }
+
+  start(): void {
+    if (this.client !== undefined || this.stopped) throw new Error('county link: start() may be called once, before stop()');
+    const client = mqtt.connect(this.options.config.url, this.clientOptions());
+    this.client = client;
+    // mqtt.js builds a fresh socket for every (re)connect and then writes CONNECT: the one moment to reach it.
+    client.on('packetsend', (packet) => {
+      if (packet.cmd === 'connect' && client.stream instanceof Socket) client.stream.setNoDelay(true);
+    });
+    client.on('connect', (connack) => this.onConnect(client, connack.sessionPresent));
+    client.on('reconnect', () => this.onReconnectAttempt(client));
+    client.on('close', () => this.onClose());
+    client.on('error', (error) => this.onError(error));
+    client.on('disconnect', (packet) => this.onError(new Error(`broker sent DISCONNECT, reason code ${packet.reasonCode ?? 0}`)));
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    this.log.info({ url: this.options.config.url, clientId: client.options.clientId }, 'county link starting');
+    client.connect();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const client = this.client;
+    if (client !== undefined) {
+      const offlineAcked = this.up && (await this.publishOfflineState(client));
+      this.failInFlight(new LinkDownError('county link stopped before PUBACK'));
+      const wasUp = this.up;
+      this.up = false;
+      // A graceful DISCONNECT waits for every in-flight message, forever if the broker has stopped
+      // answering; a forced close is safe because the broker then publishes our `offline` will.
+      const graceful = offlineAcked && Object.keys(client.outgoing).length === 0;
+      await client.endAsync(!graceful);
+      if (wasUp) this.emit('disconnected', 'stopped');
+      this.log.info({ graceful }, 'county link stopped');
+    }
+    this.listeners = { connected: [], disconnected: [], ack: [] };
+  }
+
+  publishRecord(stream: OutboxStream, payload: JsonObject): Promise<void> {
+    const kind = topicKindOfStream(stream);
+    return this.publish(this.topics.topic(kind), topicSpecs[kind], JSON.stringify(payload));
+  }
+
+  publishHealth(payload: HealthPayload): Promise<void> {
+    return this.publish(this.topics.topic('health'), topicSpecs.health, JSON.stringify(payload));
+  }
+
+  private publish(topic: string, spec: TopicSpec, body: string): Promise<void> {
+    const client = this.client;
+    // Rejecting at once (instead of letting mqtt.js queue in memory) leaves retries to the durable outbox.
+    if (!this.up || client === undefined) return Promise.reject(new LinkDownError('county link is down'));
+    return new Promise((resolve, reject) => {
+      const fail = (error: Error): void => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      // A broker that keeps answering pings but never acks would otherwise hold the caller's delivery loop.
+      const timer = setTimeout(() => {
+        if (this.inFlight.delete(fail)) fail(new LinkDownError(`no PUBACK within ${this.pubackTimeoutMs} ms`));
+      }, this.pubackTimeoutMs);
+      this.inFlight.add(fail);
+      client.publish(topic, body, { qos: spec.qos, retain: spec.retain }, (error) => {
+        if (!this.inFlight.delete(fail)) return;
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve();
+      });
+    });
+  }
+
+  private clientOptions(): IClientOptions {
+    const { config, villageId } = this.options;
+    return {
+      manualConnect: true,
+      clientId: config.clientId ?? `village-edge-${villageId}`,
+      clean: false,
+      protocolVersion: config.protocolVersion,
+      keepalive: config.keepaliveSeconds,
+      username: config.username,
+      password: config.password,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      reconnectPeriod: this.reconnectDelay(0),
+      // A refused CONNECT (bad credentials, server busy) may be fixed on the county side: keep trying.
+      reconnectOnConnackError: true,
+      // We subscribe on every connect ourselves, after which `connected` is announced.
+      resubscribe: false,
+      queueQoSZero: false,
+      will: { topic: this.topics.topic('state'), payload: Buffer.from(this.stateBody(false)), qos: 1, retain: true },
+      ...(config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS } } : {}),
+      ...(config.tls === undefined ? {} : this.tlsOptions(config.tls)),
+    };
+  }
+
+  /** Read once at start: a missing file is a configuration error, reported with the field that names it. */
+  private tlsOptions(tls: NonNullable<CountyConfig['tls']>): IClientOptions {
+    const scheme = new URL(this.options.config.url).protocol;
+    if (!['mqtts:', 'ssl:', 'wss:'].includes(scheme))
+      throw new InvalidInputError('county.tls', [`is set, but county.url uses ${scheme}// which does not use TLS (use mqtts://)`]);
+    const read = (field: 'ca' | 'cert' | 'key', path: string): Buffer => {
+      const full = resolvePath(this.options.configDir ?? process.cwd(), path);
+      try {
+        return readFileSync(full);
+      } catch (error) {
+        throw new InvalidInputError(`county.tls.${field}`, [`cannot read ${full} (${errorText(error)})`]);
+      }
+    };
+    return {
+      ca: read('ca', tls.ca),
+      ...(tls.cert === undefined ? {} : { cert: read('cert', tls.cert) }),
+      ...(tls.key === undefined ? {} : { key: read('key', tls.key) }),
+      rejectUnauthorized: true,
+    };
+  }
+
+  private onConnect(client: MqttClient, sessionPresent: boolean): void {
+    this.attempt = 0;
+    this.lastError = undefined;
+    client.options.reconnectPeriod = this.reconnectDelay(0);
+    this.log.info({ sessionPresent }, 'county link connected');
+    const stateSpec = topicSpecs.state;
+    client.publish(this.topics.topic('state'), this.stateBody(true, this.now()), { qos: stateSpec.qos, retain: stateSpec.retain }, (error) => {
+      if (error) this.log.warn({ err: error.message }, 'online state not delivered');
+    });
+    const wanted = Object.fromEntries(this.topics.subscriptions.map((s) => [s.topic, { qos: s.qos }]));
+    client.subscribe(wanted, (error, granted) => {
+      // A drop before SUBACK lands here too; the next connect starts over.
+      if (client !== this.client || !client.connected || this.stopped) return;
+      if (error) this.log.error({ err: error.message }, 'subscribing to county topics failed');
+      for (const grant of granted ?? [])
+        if (grant.qos >= SUBACK_FAILURE) this.log.error({ topic: grant.topic }, `county broker refused subscription to ${grant.topic}: nothing sent there will arrive`);
+      this.up = true;
+      this.emit('connected');
+    });
+  }
+
+  private onReconnectAttempt(client: MqttClient): void {
+    this.attempt += 1;
+    // mqtt.js reads the period when this attempt fails, so this sets the wait before the next one.
+    const delayMs = this.reconnectDelay(this.attempt);
+    client.options.reconnectPeriod = delayMs;
+    this.log.debug({ attempt: this.attempt, nextDelayMs: delayMs }, 'county link reconnecting');
+  }
+
+  private onClose(): void {
+    const reason = this.lastError ?? 'connection closed';
+    this.failInFlight(new LinkDownError(`county link dropped before PUBACK (${reason})`));
+    if (!this.up) return;
+    this.up = false;
+    this.log.warn({ reason }, 'county link down');
+    this.emit('disconnected', reason);
+  }
+
+  private onError(error: Error): void {
+    const text = errorText(error);
+    if (text === this.lastError) this.log.debug({ attempt: this.attempt }, `county link error: ${text}`);
+    else this.log.warn({ attempt: this.attempt }, `county link error: ${text}`);
+    this.lastError = text;
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    if (this.stopped) return;
+    const inbound = this.topics.parseInbound(topic);
+    if (inbound === undefined) {
+      this.log.debug({ topic }, 'ignored a message on a topic the link does not handle');
+      return;
+    }
+    const limit = this.options.config.maxInboundBytes;
+    if (payload.length > limit) return this.reject(topic, `payload is ${payload.length} bytes, over the ${limit}-byte limit`);
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.toString('utf8'));
+    } catch (error) {
+      return this.reject(topic, `not JSON (${errorText(error)})`);
+    }
+    switch (inbound.kind) {
+      case 'ack':
+        return this.onAck(topic, json);
+      default: {
+        const unhandled: never = inbound.kind;
+        return this.reject(topic, `no handler for ${String(unhandled)}`);
+      }
+    }
+  }
+
+  private onAck(topic: string, json: unknown): void {
+    const parsed = topicSpecs.ack.schema.safeParse(json);
+    if (!parsed.success) return this.reject(topic, describeIssues(parsed.error).join('; '));
+    this.emit('ack', parsed.data.id);
+  }
+
+  /** Nothing from the county is trusted: a bad message is logged and dropped, and the link carries on. */
+  private reject(topic: string, reason: string): void {
+    this.log.warn({ topic, reason }, `rejected county message on ${topic}: ${reason}`);
+  }
+
+  private async publishOfflineState(client: MqttClient): Promise<boolean> {
+    const spec = topicSpecs.state;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), STOP_PUBLISH_TIMEOUT_MS);
+    });
+    const published = client
+      .publishAsync(this.topics.topic('state'), this.stateBody(false, this.now()), { qos: spec.qos, retain: spec.retain })
+      .then(
+        () => true,
+        (error: unknown) => {
+          this.log.warn({ err: errorText(error) }, 'offline state not delivered; the broker will publish the will');
+          return false;
+        },
+      );
+    try {
+      return await Promise.race([published, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private stateBody(online: boolean, since?: Date): string {
+    const state: StatePayload = {
+      online,
+      village: this.options.villageId,
+      version: this.options.version,
+      // The will is fixed when the client is built, so it carries no time rather than a wrong one.
+      ...(since === undefined ? {} : { since: since.toISOString() }),
+    };
+    return JSON.stringify(state);
+  }
+
+  private reconnectDelay(attempt: number): number {
+    const ceiling = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt, 20));
+    return Math.max(1, Math.round(ceiling / 2 + (this.random() * ceiling) / 2));
+  }
+
+  private failInFlight(error: Error): void {
+    const rejecters = [...this.inFlight];
+    this.inFlight.clear();
+    for (const reject of rejecters) reject(error);
+  }
+
+  private emit<E extends keyof UplinkEvents>(event: E, ...args: Parameters<UplinkEvents[E]>): void {
+    for (const listener of [...this.listeners[event]]) {
+      try {
+        const result: unknown = (listener as (...a: Parameters<UplinkEvents[E]>) => unknown)(...args);
+        if (result instanceof Promise) result.catch((error: unknown) => this.listenerFailed(event, error));
+      } catch (error) {
+        this.listenerFailed(event, error);
+      }
+    }
+  }
+
+  private listenerFailed(event: keyof UplinkEvents, error: unknown): void {
+    this.log.error({ event, err: error instanceof Error ? error : String(error) }, `a county link "${event}" listener failed`);
+  }
+}
+
+function errorText(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === undefined || error.message.includes(code) ? error.message : `${error.message} (${code})`;
+}

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import {
+  ackPayloadSchema,
+  alarmPayloadSchema,
+  faultPayloadSchema,
+  healthPayloadSchema,
+  statePayloadSchema,
+} from './payloads.ts';
+import type { OutboxStream } from '../store/types.ts';
+
+/**
+ * The one topic→payload map of the county link. Every topic is `{prefix}/{village}/{path}` (or
+ * `{prefix}/all/{path}` for messages to every village); nothing else in the code base spells a topic.
+ * To add a topic (e.g. `cmd/broadcast`, `cmd/stop`, `all/cmd/broadcast`), add a row here and a case to
+ * the link's inbound switch; the compiler then points at whatever else must handle it.
+ */
+
+/** `up`: the village publishes, the county subscribes. `down`: the county publishes to the village. */
+export type Direction = 'up' | 'down';
+
+export interface TopicSpec {
+  /** Topic levels after the village (or `all`) level. */
+  readonly path: string;
+  /** `village`: one village's topic; `all`: one topic the county uses to reach every village at once. */
+  readonly scope: 'village' | 'all';
+  readonly direction: Direction;
+  readonly qos: 0 | 1;
+  readonly retain: boolean;
+  readonly schema: z.ZodType;
+}
+
+/** Placeholder until payloads.ts defines the playback report; the topic is reserved now so counties can subscribe. */
+const reportPayloadSchema = z.record(z.string(), z.unknown());
+
+export const topicSpecs = {
+  state: { path: 'state', scope: 'village', direction: 'up', qos: 1, retain: true, schema: statePayloadSchema },
+  alarm: { path: 'alarm', scope: 'village', direction: 'up', qos: 1, retain: false, schema: alarmPayloadSchema },
+  fault: { path: 'fault', scope: 'village', direction: 'up', qos: 1, retain: false, schema: faultPayloadSchema },
+  report: { path: 'report', scope: 'village', direction: 'up', qos: 1, retain: false, schema: reportPayloadSchema },
+  health: { path: 'health', scope: 'village', direction: 'up', qos: 0, retain: false, schema: healthPayloadSchema },
+  ack: { path: 'ack', scope: 'village', direction: 'down', qos: 1, retain: false, schema: ackPayloadSchema },
+} as const satisfies Record<string, TopicSpec>;
+
+export type TopicKind = keyof typeof topicSpecs;
+type KindsGoing<D extends Direction> = {
+  [K in TopicKind]: (typeof topicSpecs)[K]['direction'] extends D ? K : never;
+}[TopicKind];
+export type UpKind = KindsGoing<'up'>;
+export type DownKind = KindsGoing<'down'>;
+export type PayloadOf<K extends TopicKind> = z.infer<(typeof topicSpecs)[K]['schema']>;
+
+/** A new outbox stream fails to compile until it is given its topic here. */
+const streamTopics: Record<OutboxStream, UpKind> = { alarm: 'alarm', fault: 'fault', report: 'report' };
+
+export function topicKindOfStream(stream: OutboxStream): UpKind {
+  return streamTopics[stream];
+}
+
+export const topicKinds: readonly TopicKind[] = Object.keys(topicSpecs) as TopicKind[];
+export const downKinds: readonly DownKind[] = topicKinds.filter((k): k is DownKind => topicSpecs[k].direction === 'down');
+export const upKinds: readonly UpKind[] = topicKinds.filter((k): k is UpKind => topicSpecs[k].direction === 'up');
+
+const ALL_VILLAGES = 'all';
+
+function build(prefix: string, kind: TopicKind, villageId: string): string {
+  const spec: TopicSpec = topicSpecs[kind];
+  return `${prefix}/${spec.scope === 'all' ? ALL_VILLAGES : villageId}/${spec.path}`;
+}
+
+/** The topics as one village sees them. */
+export interface VillageTopics {
+  /** The full topic of `kind` for this village (for `all`-scoped kinds, the shared topic). */
+  topic(kind: TopicKind): string;
+  /** Everything the county may send this village: what the link subscribes to. */
+  readonly subscriptions: readonly { topic: string; qos: 0 | 1 }[];
+  /** Which county→village message arrived, or undefined for a topic that is not ours. */
+  parseInbound(topic: string): { kind: DownKind } | undefined;
+}
+
+export function villageTopics(prefix: string, villageId: string): VillageTopics {
+  const inbound = new Map<string, DownKind>(downKinds.map((kind) => [build(prefix, kind, villageId), kind]));
+  return {
+    topic: (kind) => build(prefix, kind, villageId),
+    subscriptions: downKinds.map((kind) => ({ topic: build(prefix, kind, villageId), qos: topicSpecs[kind].qos })),
+    parseInbound(topic) {
+      const kind = inbound.get(topic);
+      return kind === undefined ? undefined : { kind };
+    },
+  };
+}
+
+/** County side: the filter that receives `kind` from every village, e.g. `village-edge/+/alarm`. */
+export function countyFilter(prefix: string, kind: UpKind): string {
+  return build(prefix, kind, '+');
+}
+
+/** County side: which village published what, or undefined for a topic outside the map. */
+export function parseUplink(prefix: string, topic: string): { kind: UpKind; village: string } | undefined {
+  if (!topic.startsWith(`${prefix}/`)) return undefined;
+  const rest = topic.slice(prefix.length + 1);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return undefined;
+  const village = rest.slice(0, slash);
+  const path = rest.slice(slash + 1);
+  const kind = upKinds.find((k) => topicSpecs[k].path === path);
+  return kind === undefined ? undefined : { kind, village };
+}

@@ -1,0 +1,460 @@
+import { SerialPort } from 'serialport';
+import type { BusConfig, DeviceConfig, TimingConfig } from '../config/schema.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { IndicatorState, InputName, LineProfile } from './profile-schema.ts';
+import type { Device, DeviceEvent, DeviceEventSink, DeviceHealth, ProtocolErrorKind } from './types.ts';
+import { LineFramer, claimedUnit, formatLine, interpretFrame, parseFrame, preview, type FramerOutput } from './line-protocol.ts';
+
+export type LineBusConfig = Extract<BusConfig, { kind: 'line' }>;
+type ErrorCounts = Partial<Record<ProtocolErrorKind, number>>;
+
+export interface LineBusOptions {
+  bus: LineBusConfig;
+  devices: Array<{ config: DeviceConfig; profile: LineProfile }>;
+  timing: TimingConfig;
+  sink: DeviceEventSink;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface LineBusHealth {
+  busId: string;
+  open: boolean;
+  /** Errors that could not be put on a device: unreadable unit, or a unit not configured here. */
+  errors: ErrorCounts;
+}
+
+export interface LineBus {
+  /** Opens the port and starts listening for every device. */
+  start(): void;
+  /** Closes the port and clears every timer; pending writes reject. */
+  stop(): Promise<void>;
+  readonly devices: Device[];
+  health(): LineBusHealth;
+}
+
+/** Everything the bus knows about one column; only the bus changes it. */
+interface ColumnState {
+  readonly config: DeviceConfig;
+  readonly profile: LineProfile;
+  active: boolean;
+  /** `unknown` until the first valid line: not yet heard, and not yet overdue. */
+  presence: 'unknown' | 'online' | 'offline';
+  offlineSince: number;
+  silenceTimer: NodeJS.Timeout | undefined;
+  /** The column repeats its press line until reset; repeats of a held press are not new presses. */
+  buttonLatched: boolean;
+  readonly errors: ErrorCounts;
+}
+
+/**
+ * The devices share one port, so starting any of them opens it and the last one stopped closes it;
+ * everything else is the bus's.
+ */
+class LineColumn implements Device {
+  readonly id: string;
+  readonly busId: string;
+  constructor(
+    private readonly state: ColumnState,
+    private readonly bus: LineBusCore,
+  ) {
+    this.id = state.config.id;
+    this.busId = state.config.bus;
+  }
+  start(): void {
+    this.bus.startDevice(this.state);
+  }
+  stop(): Promise<void> {
+    return this.bus.stopDevice(this.state);
+  }
+  setIndicator(state: IndicatorState): Promise<void> {
+    return this.bus.setIndicator(this.state, state);
+  }
+  resetLatch(input: InputName): Promise<void> {
+    return this.bus.resetLatch(this.state, input);
+  }
+  setRelay(channel: number, on: boolean): Promise<void> {
+    return Promise.reject(
+      new Error(`device "${this.id}" (${this.state.profile.model}) is a line-protocol column and has no relays (asked channel ${channel} ${on ? 'on' : 'off'})`),
+    );
+  }
+  health(): DeviceHealth {
+    return this.bus.deviceHealth(this.state);
+  }
+}
+
+export function createLineBus(options: LineBusOptions): LineBus {
+  const units = new Set<number>();
+  for (const { config } of options.devices) {
+    if (config.bus !== options.bus.id) throw new Error(`device "${config.id}" is on bus "${config.bus}", not "${options.bus.id}"`);
+    if (units.has(config.unitId)) throw new Error(`unit ${config.unitId} is used twice on bus "${options.bus.id}"`);
+    units.add(config.unitId);
+  }
+  return new LineBusCore(options);
+}
+
+class LineBusCore implements LineBus {
+  readonly devices: LineColumn[];
+  private readonly states: ColumnState[];
+  private readonly byUnit: Map<number, ColumnState>;
+  private readonly busConfig: LineBusConfig;
+  private readonly timing: TimingConfig;
+  private readonly sink: DeviceEventSink;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly maxLength: number;
+  private readonly framer: LineFramer;
+  private readonly busErrors: ErrorCounts = {};
+  private port: SerialPort | null = null;
+  private opening: Promise<void> = Promise.resolve();
+  private running = false;
+  private lost: { reason: string; at: number } | null = null;
+  private reopenTimer: NodeJS.Timeout | undefined;
+  private reopenDelayMs: number;
+  private writeChain: Promise<void> = Promise.resolve();
+  private readonly pendingWrites = new Set<(error: Error) => void>();
+
+  constructor(options: LineBusOptions) {
+    this.busConfig = options.bus;
+    this.timing = options.timing;
+    this.sink = options.sink;
+    // The hub may already have bound the bus id; binding it twice would repeat the key in every JSON line.
+    const bound = options.logger.bindings()['bus'] !== undefined;
+    this.log = bound ? options.logger : options.logger.child({ bus: options.bus.id });
+    this.now = options.now ?? Date.now;
+    this.reopenDelayMs = options.timing.reopen.initialMs;
+    this.states = options.devices.map(({ config, profile }) => ({
+      config,
+      profile,
+      active: false,
+      presence: 'unknown',
+      offlineSince: 0,
+      silenceTimer: undefined,
+      buttonLatched: false,
+      errors: {},
+    }));
+    this.byUnit = new Map(this.states.map((s) => [s.config.unitId, s]));
+    this.devices = this.states.map((s) => new LineColumn(s, this));
+    // Devices of several models may share the bus; the framer must let the longest allowed line through.
+    this.maxLength = Math.max(16, ...this.states.map((s) => s.profile.line.maxLength));
+    this.framer = new LineFramer(this.maxLength);
+  }
+
+  start(): void {
+    for (const state of this.states) this.startDevice(state);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.states.map((state) => this.stopDevice(state)));
+  }
+
+  health(): LineBusHealth {
+    return { busId: this.busConfig.id, open: this.port?.isOpen ?? false, errors: { ...this.busErrors } };
+  }
+
+  deviceHealth(state: ColumnState): DeviceHealth {
+    return {
+      id: state.config.id,
+      bus: state.config.bus,
+      model: state.profile.model,
+      online: state.presence === 'online',
+      latching: state.profile.line.latchReset !== undefined,
+      pollIntervalMs: null,
+      errors: { ...state.errors },
+    };
+  }
+
+  startDevice(state: ColumnState): void {
+    if (state.active) return;
+    state.active = true;
+    state.presence = 'unknown';
+    this.armSilence(state);
+    if (!this.running) {
+      this.running = true;
+      this.reopenDelayMs = this.timing.reopen.initialMs;
+      this.openPort();
+    }
+  }
+
+  async stopDevice(state: ColumnState): Promise<void> {
+    if (!state.active) return;
+    state.active = false;
+    clearTimeout(state.silenceTimer);
+    state.silenceTimer = undefined;
+    state.buttonLatched = false;
+    if (this.running && !this.states.some((s) => s.active)) await this.closeBus();
+  }
+
+  setIndicator(state: ColumnState, indicator: IndicatorState): Promise<void> {
+    const body = state.profile.line.indicator?.[indicator];
+    if (body === undefined) {
+      // A column that cannot show a state is still a working column; the domain need not care.
+      this.log.debug({ device: state.config.id, indicator }, 'profile has no line for this indicator state');
+      return Promise.resolve();
+    }
+    return this.send(state, body);
+  }
+
+  async resetLatch(state: ColumnState, input: InputName): Promise<void> {
+    const body = state.profile.line.latchReset;
+    if (body === undefined || input !== 'button') return;
+    await this.send(state, body);
+    state.buttonLatched = false;
+  }
+
+  // ── port lifecycle ─────────────────────────────────────────────────────────────────────────────
+
+  private openPort(): void {
+    const { path, baudRate, parity, dataBits, stopBits } = this.busConfig;
+    let port: SerialPort;
+    try {
+      port = new SerialPort({ path, baudRate, parity, dataBits, stopBits, autoOpen: false });
+    } catch (error) {
+      this.portFailed(`cannot open ${path}: ${errorMessage(error)}`);
+      return;
+    }
+    this.port = port;
+    port.on('data', (chunk: Buffer) => {
+      if (this.port === port) this.onBytes(chunk);
+    });
+    // Without a listener an 'error' event would throw and take the process down.
+    port.on('error', (error: Error) => this.log.warn({ err: error.message }, 'serial port error'));
+    port.on('close', (error?: Error | null) => {
+      if (this.port !== port) return;
+      this.port = null;
+      this.portFailed(`port closed: ${error?.message ?? 'no reason given'}`);
+    });
+    this.opening = new Promise((resolve) =>
+      port.open((error) => {
+        resolve();
+        if (this.port !== port) return;
+        if (error) {
+          this.port = null;
+          this.portFailed(`cannot open ${path}: ${error.message}`);
+          return;
+        }
+        this.onOpened();
+      }),
+    );
+  }
+
+  private onOpened(): void {
+    this.framer.reset();
+    this.reopenDelayMs = this.timing.reopen.initialMs;
+    this.log.info({ path: this.busConfig.path }, 'serial port open');
+    if (this.lost === null) return;
+    const at = this.now();
+    this.log.info({ lostForMs: at - this.lost.at }, 'bus restored');
+    this.lost = null;
+    this.emit({ type: 'bus-restored', busId: this.busConfig.id, at });
+  }
+
+  private portFailed(reason: string): void {
+    this.abortWrites(new Error(`bus "${this.busConfig.id}" lost: ${reason}`));
+    if (this.lost === null) {
+      const at = this.now();
+      this.lost = { reason, at };
+      this.count(this.busErrors, 'port');
+      this.log.error({ reason }, 'bus lost');
+      this.emit({ type: 'bus-lost', busId: this.busConfig.id, at, reason });
+    }
+    if (!this.running) return;
+    const delayMs = this.reopenDelayMs;
+    this.reopenDelayMs = Math.min(delayMs * 2, this.timing.reopen.maxMs);
+    this.log.info({ delayMs, reason }, 'reopening serial port after a delay');
+    this.reopenTimer = setTimeout(() => {
+      this.reopenTimer = undefined;
+      if (this.running) this.openPort();
+    }, delayMs);
+  }
+
+  private async closeBus(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.reopenTimer);
+    this.reopenTimer = undefined;
+    this.abortWrites(new Error(`bus "${this.busConfig.id}" stopped`));
+    this.lost = null;
+    const port = this.port;
+    this.port = null;
+    if (port === null) return;
+    await this.opening;
+    if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+    this.log.info('serial port closed');
+  }
+
+  // ── reading ────────────────────────────────────────────────────────────────────────────────────
+
+  private onBytes(chunk: Buffer): void {
+    for (const piece of this.framer.push(chunk)) this.onPiece(piece);
+  }
+
+  private onPiece(piece: FramerOutput): void {
+    switch (piece.kind) {
+      case 'line':
+        return this.onLine(piece.text, 'line');
+      case 'cut':
+        return this.onLine(piece.text, 'cut');
+      case 'stale':
+        return this.onLine(piece.text, 'stale');
+      case 'overlong': {
+        const state = this.stateForClaim(claimedUnit(piece.head));
+        const detail = `line longer than ${this.maxLength} bytes (no delimiter after ${piece.length}): ${preview(piece.head)}; dropped up to the next "$" or delimiter`;
+        return this.protocolError(state, 'overlong', detail);
+      }
+    }
+  }
+
+  /**
+   * A fragment cut by the next `$`, or left over from before the port opened, may still be a whole line
+   * that only lost its delimiter: its checksum says so, and then it is heard like any other.
+   */
+  private onLine(text: string, origin: 'line' | 'cut' | 'stale'): void {
+    const frame = parseFrame(text, this.maxLength);
+    if (!frame.ok) {
+      if (origin === 'stale') {
+        this.log.debug({ text: preview(text) }, 'dropped bytes left over from before the port opened');
+        return;
+      }
+      const detail = origin === 'cut' ? `cut short by the next "$": ${frame.reason}` : frame.reason;
+      return this.protocolError(this.stateForClaim(frame.unit), frame.kind, detail);
+    }
+    const state = this.byUnit.get(frame.unit);
+    if (state === undefined) return this.protocolError(undefined, 'wrong-unit', `unit ${frame.unit} is not configured on this bus: ${preview(text)}`);
+    if (!state.active) return;
+    const maxLength = state.profile.line.maxLength;
+    if (text.length > maxLength) return this.protocolError(state, 'overlong', `line of ${text.length} bytes is longer than ${maxLength}`);
+    const parsed = interpretFrame(frame, state.profile);
+    if (!parsed.ok) return this.protocolError(state, parsed.kind, parsed.reason);
+
+    this.log.trace({ device: state.config.id, verb: parsed.verb }, 'line');
+    this.sawLife(state);
+    const event = parsed.event;
+    switch (event.kind) {
+      case 'heartbeat':
+        return;
+      case 'input':
+        return this.onInput(state, event.input, event.active);
+    }
+  }
+
+  private onInput(state: ColumnState, input: InputName, active: boolean): void {
+    if (input === 'button' && state.profile.line.latchReset !== undefined) {
+      if (active && state.buttonLatched) return;
+      state.buttonLatched = active;
+    }
+    const at = this.now();
+    this.log.info({ device: state.config.id, input, active }, 'input');
+    this.emit({ type: 'input', deviceId: state.config.id, input, active, at });
+  }
+
+  private stateForClaim(unit: number | undefined): ColumnState | undefined {
+    const state = unit === undefined ? undefined : this.byUnit.get(unit);
+    return state?.active ? state : undefined;
+  }
+
+  private protocolError(state: ColumnState | undefined, kind: ProtocolErrorKind, detail: string): void {
+    this.count(state?.errors ?? this.busErrors, kind);
+    this.log.warn({ device: state?.config.id, kind, reason: detail }, 'protocol error');
+    const base = { type: 'protocol-error' as const, busId: this.busConfig.id, kind, detail, at: this.now() };
+    this.emit(state === undefined ? base : { ...base, deviceId: state.config.id });
+  }
+
+  // ── presence ───────────────────────────────────────────────────────────────────────────────────
+
+  private sawLife(state: ColumnState): void {
+    if (state.presence === 'offline') {
+      const at = this.now();
+      const offlineForMs = at - state.offlineSince;
+      this.log.info({ device: state.config.id, offlineForMs }, 'device recovered');
+      this.emit({ type: 'recovered', deviceId: state.config.id, at, offlineForMs });
+    }
+    state.presence = 'online';
+    this.armSilence(state);
+  }
+
+  private armSilence(state: ColumnState): void {
+    clearTimeout(state.silenceTimer);
+    state.silenceTimer = setTimeout(() => this.onSilence(state), state.profile.line.silenceTimeoutMs);
+  }
+
+  private onSilence(state: ColumnState): void {
+    state.silenceTimer = undefined;
+    if (!state.active || state.presence === 'offline') return;
+    const ms = state.profile.line.silenceTimeoutMs;
+    let reason = state.presence === 'unknown' ? `no valid line for ${ms} ms since start` : `no valid line for ${ms} ms`;
+    if (this.lost !== null) reason += `; bus "${this.busConfig.id}" is lost (${this.lost.reason})`;
+    state.presence = 'offline';
+    state.offlineSince = this.now();
+    // A column that went silent may have restarted and forgotten its latch; its next press must be heard.
+    state.buttonLatched = false;
+    this.log.warn({ device: state.config.id, reason }, 'device offline');
+    this.emit({ type: 'offline', deviceId: state.config.id, at: state.offlineSince, reason });
+  }
+
+  // ── writing ────────────────────────────────────────────────────────────────────────────────────
+
+  /** One write at a time per port, so two lines never interleave on the wire. */
+  private send(state: ColumnState, body: string): Promise<void> {
+    if (!state.active) return Promise.reject(new Error(`device "${state.config.id}" is not started`));
+    const { talker, delimiter } = state.profile.line;
+    const text = formatLine(talker, state.config.unitId, body) + delimiter;
+    const job = (): Promise<void> => this.writeNow(state, text);
+    const result = this.writeChain.then(job, job);
+    this.writeChain = result.catch(() => undefined);
+    return result;
+  }
+
+  private writeNow(state: ColumnState, text: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const port = this.port;
+      if (port === null || !port.isOpen) {
+        const why = this.lost === null ? 'not open' : `lost (${this.lost.reason})`;
+        reject(new Error(`cannot write to device "${state.config.id}": bus "${this.busConfig.id}" is ${why}`));
+        return;
+      }
+      const bytes = Buffer.from(text, 'latin1');
+      // Allow for the wire time of slow buses: 11 bits per byte covers start, parity and stop bits.
+      const limitMs = this.timing.requestTimeoutMs + Math.ceil((bytes.length * 11 * 1000) / this.busConfig.baudRate);
+      const settle = (error?: Error | null): void => {
+        if (!this.pendingWrites.delete(abort)) return;
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve();
+      };
+      const abort = (error: Error): void => settle(error);
+      const timer = setTimeout(
+        () => settle(new Error(`write to device "${state.config.id}" did not finish within ${limitMs} ms`)),
+        limitMs,
+      );
+      this.pendingWrites.add(abort);
+      port.write(bytes, (error) => {
+        if (error) settle(error);
+      });
+      port.drain((error) => settle(error));
+      this.log.debug({ device: state.config.id, line: text.trimEnd() }, 'wrote line');
+    });
+  }
+
+  private abortWrites(error: Error): void {
+    for (const abort of [...this.pendingWrites]) abort(error);
+  }
+
+  // ── helpers ────────────────────────────────────────────────────────────────────────────────────
+
+  private count(counts: ErrorCounts, kind: ProtocolErrorKind): void {
+    counts[kind] = (counts[kind] ?? 0) + 1;
+  }
+
+  /** A failing listener must not stop the bus from hearing the next alarm. */
+  private emit(event: DeviceEvent): void {
+    try {
+      this.sink(event);
+    } catch (error) {
+      this.log.error({ err: errorMessage(error), event: event.type }, 'device event listener failed');
+    }
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

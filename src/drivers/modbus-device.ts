@@ -1,0 +1,273 @@
+import { performance } from 'node:perf_hooks';
+import type { DeviceConfig, TimingConfig } from '../config/schema.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { IndicatorState, InputName, ModbusInput, ModbusProfile, ModbusWrite, PollBlock } from './profile-schema.ts';
+import type { Device, DeviceEvent, DeviceHealth, ProtocolErrorKind } from './types.ts';
+import { ModbusError, type Exchange, type ModbusTransport } from './modbus-transport.ts';
+
+export type Priority = 'write' | 'poll';
+
+/** What a device needs from the bus it sits on. */
+export interface BusLink {
+  readonly busId: string;
+  /** Runs `job` alone on the port, writes before polls; rejects with kind 'port' while the bus is down. */
+  submit<T>(priority: Priority, job: (transport: ModbusTransport) => Promise<T>): Promise<T>;
+  isUp(): boolean;
+}
+
+export interface ModbusDeviceOptions {
+  config: DeviceConfig;
+  profile: ModbusProfile;
+  timing: TimingConfig;
+  link: BusLink;
+  /** Must not throw: the bus contains listener failures. */
+  emit: (event: DeviceEvent) => void;
+  logger: Logger;
+  now: () => number;
+}
+
+/** Where an input's value sits in the poll results. */
+interface InputSlot {
+  name: InputName;
+  input: ModbusInput;
+  block: number;
+  offset: number;
+}
+
+type BlockValues = ReadonlyArray<boolean | number>;
+
+// Weight of the newest sample in the measured poll interval.
+const INTERVAL_SMOOTHING = 0.25;
+
+/**
+ * One Modbus device driven by its profile. Scheduling uses the monotonic clock: a Pi without an RTC
+ * boots with a wrong wall clock that NTP later jumps. `now` only stamps events.
+ */
+export class ModbusDevice implements Device {
+  readonly id: string;
+  readonly busId: string;
+  private readonly slots: InputSlot[];
+  private readonly exchange: Exchange;
+  private readonly log: Logger;
+  private running = false;
+  /** Bumped by start(): a poll of an earlier start() must not keep its own loop going. */
+  private loop = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private cycle: Promise<void> = Promise.resolve();
+  private answered = false;
+  private failures = 0;
+  private offlineSince: number | null = null;
+  private lastReadAt: number | null = null;
+  private intervalMs: number | null = null;
+  private readonly known = new Map<InputName, boolean>();
+  private readonly errors: Partial<Record<ProtocolErrorKind, number>> = {};
+
+  constructor(private readonly options: ModbusDeviceOptions) {
+    this.id = options.config.id;
+    this.busId = options.link.busId;
+    this.slots = inputSlots(options.profile);
+    this.exchange = { unitId: options.config.unitId, timeoutMs: options.timing.requestTimeoutMs };
+    this.log = options.logger.child({ device: options.config.id });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop++;
+    this.answered = false;
+    this.failures = 0;
+    this.known.clear();
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.cycle;
+  }
+
+  async setIndicator(state: IndicatorState): Promise<void> {
+    const writes = this.options.profile.indicator?.[state];
+    if (writes === undefined || writes.length === 0) {
+      // A column that cannot show a state is still a working column; the domain need not care.
+      this.log.debug({ indicator: state }, 'profile has no writes for this indicator state');
+      return;
+    }
+    await this.write(writes, `indicator ${state}`);
+  }
+
+  async resetLatch(input: InputName): Promise<void> {
+    const latch = this.options.profile.inputs[input]?.latch;
+    if (latch === undefined) return;
+    await this.write(latch.reset, `reset ${input} latch`);
+  }
+
+  async setRelay(channel: number, on: boolean): Promise<void> {
+    const relays = this.options.profile.relays;
+    if (relays === undefined) throw new Error(`device "${this.id}" (${this.options.profile.model}) has no relays`);
+    if (!Number.isInteger(channel) || channel < 0 || channel >= relays.count)
+      throw new RangeError(`device "${this.id}" has relay channels 0..${relays.count - 1}, not ${channel}`);
+    await this.write([{ table: 'coils', address: relays.address + channel, value: on ? 1 : 0 }], `relay ${channel} ${on ? 'on' : 'off'}`);
+  }
+
+  health(): DeviceHealth {
+    const button = this.options.profile.inputs.button;
+    return {
+      id: this.id,
+      bus: this.busId,
+      model: this.options.profile.model,
+      online: this.options.link.isUp() && this.answered && this.offlineSince === null,
+      latching: button === undefined ? null : button.latch !== undefined,
+      pollIntervalMs: this.intervalMs === null ? null : Math.round(this.intervalMs),
+      errors: { ...this.errors },
+    };
+  }
+
+  // ── polling ────────────────────────────────────────────────────────────────────────────────────
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.cycle = this.poll(this.loop);
+    }, delayMs);
+  }
+
+  private async poll(loop: number): Promise<void> {
+    const startedAt = performance.now();
+    try {
+      const values: BlockValues[] = [];
+      // One request per block, so a write waits for at most one poll request, never a whole device.
+      for (const block of this.options.profile.poll)
+        values.push(await this.options.link.submit('poll', (t) => readBlock(t, this.exchange, block)));
+      this.onAnswer(values);
+    } catch (error) {
+      this.onFailure(asModbusError(error));
+    }
+    if (!this.running || loop !== this.loop) return;
+    const { pollIntervalMs, offlinePollIntervalMs } = this.options.timing;
+    const interval = this.offlineSince === null ? pollIntervalMs : offlinePollIntervalMs;
+    this.schedule(Math.max(0, interval - (performance.now() - startedAt)));
+  }
+
+  private onAnswer(values: BlockValues[]): void {
+    if (!this.running) return;
+    const readAt = performance.now();
+    if (this.lastReadAt !== null) {
+      const sample = readAt - this.lastReadAt;
+      this.intervalMs = this.intervalMs === null ? sample : this.intervalMs + INTERVAL_SMOOTHING * (sample - this.intervalMs);
+    }
+    this.lastReadAt = readAt;
+    this.failures = 0;
+    this.answered = true;
+    if (this.offlineSince !== null) {
+      const offlineForMs = Math.round(readAt - this.offlineSince);
+      this.offlineSince = null;
+      this.log.info({ offlineForMs }, 'device recovered');
+      this.options.emit({ type: 'recovered', deviceId: this.id, at: this.options.now(), offlineForMs });
+    }
+    for (const slot of this.slots) {
+      const active = isActive(slot, values);
+      const before = this.known.get(slot.name);
+      this.known.set(slot.name, active);
+      // The first reading after start is reported only when active: "not pressed" is no news.
+      if (before === undefined ? !active : before === active) continue;
+      this.log.info({ input: slot.name, active }, 'input');
+      this.options.emit({ type: 'input', deviceId: this.id, input: slot.name, active, at: this.options.now() });
+    }
+  }
+
+  private onFailure(error: ModbusError): void {
+    // A lost or stopped bus is reported once by the bus, not as a failure of every device on it.
+    if (!this.running || !this.options.link.isUp()) return;
+    this.recordError(error);
+    this.failures++;
+    if (this.offlineSince !== null || this.failures < this.options.timing.offlineAfterFailures) return;
+    this.offlineSince = performance.now();
+    this.lastReadAt = null;
+    const since = this.answered ? '' : ' since start';
+    const reason = `${this.failures} polls in a row failed${since}; last: ${error.message}`;
+    this.log.warn({ reason }, 'device offline');
+    this.options.emit({ type: 'offline', deviceId: this.id, at: this.options.now(), reason });
+  }
+
+  private recordError(error: ModbusError): void {
+    this.errors[error.kind] = (this.errors[error.kind] ?? 0) + 1;
+    // Once a device is known to be offline its every retry fails; keep those out of the warnings.
+    const level = this.offlineSince === null ? 'warn' : 'debug';
+    this.log[level]({ kind: error.kind, reason: error.message }, 'protocol error');
+    this.options.emit({
+      type: 'protocol-error',
+      busId: this.busId,
+      deviceId: this.id,
+      kind: error.kind,
+      detail: error.message,
+      at: this.options.now(),
+    });
+  }
+
+  // ── writing ────────────────────────────────────────────────────────────────────────────────────
+
+  /** The writes of one purpose go out back to back, in profile order, ahead of every queued poll. */
+  private async write(writes: readonly ModbusWrite[], purpose: string): Promise<void> {
+    try {
+      await this.options.link.submit('write', async (t) => {
+        for (const w of writes) await writeOne(t, this.exchange, w);
+      });
+      this.log.debug({ purpose }, 'written');
+    } catch (cause) {
+      const error = asModbusError(cause);
+      if (this.options.link.isUp()) this.recordError(error);
+      throw new ModbusError(error.kind, `device "${this.id}": ${purpose} failed: ${error.message}`);
+    }
+  }
+}
+
+function inputSlots(profile: ModbusProfile): InputSlot[] {
+  const slots: InputSlot[] = [];
+  for (const [name, input] of Object.entries(profile.inputs) as Array<[InputName, ModbusInput | undefined]>) {
+    if (input === undefined) continue;
+    // The profile schema guarantees a covering block; a profile built past it is a programming error.
+    const block = profile.poll.findIndex(
+      (b) => b.table === input.table && input.address >= b.address && input.address < b.address + b.count,
+    );
+    const covering = profile.poll[block];
+    if (covering === undefined) throw new Error(`profile "${profile.model}": input ${name} is not inside any poll block`);
+    slots.push({ name, input, block, offset: input.address - covering.address });
+  }
+  return slots;
+}
+
+function isActive(slot: InputSlot, values: BlockValues[]): boolean {
+  const raw = values[slot.block]?.[slot.offset] ?? 0;
+  const { bit, activeLow } = slot.input;
+  const on = typeof raw === 'boolean' ? raw : bit === undefined ? raw !== 0 : ((raw >> bit) & 1) === 1;
+  return activeLow ? !on : on;
+}
+
+function readBlock(t: ModbusTransport, x: Exchange, block: PollBlock): Promise<BlockValues> {
+  switch (block.table) {
+    case 'coils':
+      return t.readCoils(x, block.address, block.count);
+    case 'discrete-inputs':
+      return t.readDiscreteInputs(x, block.address, block.count);
+    case 'holding-registers':
+      return t.readHoldingRegisters(x, block.address, block.count);
+    case 'input-registers':
+      return t.readInputRegisters(x, block.address, block.count);
+  }
+}
+
+function writeOne(t: ModbusTransport, x: Exchange, w: ModbusWrite): Promise<void> {
+  switch (w.table) {
+    case 'coils':
+      return t.writeCoil(x, w.address, w.value === 1);
+    case 'holding-registers':
+      return t.writeRegister(x, w.address, w.value);
+  }
+}
+
+function asModbusError(error: unknown): ModbusError {
+  if (error instanceof ModbusError) return error;
+  return new ModbusError('port', error instanceof Error ? error.message : String(error));
+}

@@ -1,0 +1,125 @@
+import type { Logger } from 'pino';
+import type { DeviceConfig } from '../config/schema.ts';
+import type { DeviceProfile } from './profile-schema.ts';
+import type { Device, DeviceEventSink, DeviceHealth, IndicatorState, InputName } from './types.ts';
+import type { Now } from '../platform/time.ts';
+
+/** A device with no hardware behind it, for `npm start` and domain tests; driven by `press()` etc. */
+export class SimulatedDevice implements Device {
+  readonly busId: string;
+  private readonly active = new Map<InputName, boolean>();
+  private readonly relays = new Map<number, boolean>();
+  private releaseTimer: NodeJS.Timeout | undefined;
+  private online = true;
+  indicator: IndicatorState = 'off';
+  /** Every command the controller sent, in order; tests and the demo read it. */
+  readonly commands: string[] = [];
+
+  constructor(
+    private readonly config: DeviceConfig,
+    private readonly profile: DeviceProfile,
+    private readonly sink: DeviceEventSink,
+    private readonly logger: Logger,
+    private readonly now: Now,
+  ) {
+    this.busId = config.bus;
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  start(): void {}
+
+  async stop(): Promise<void> {
+    clearTimeout(this.releaseTimer);
+  }
+
+  /** A villager presses the button for `holdMs`; a latching model holds it until the controller resets it. */
+  press(input: InputName = 'button', holdMs = 300): void {
+    this.setInput(input, true);
+    if (this.latches(input)) return;
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = setTimeout(() => this.setInput(input, false), holdMs);
+  }
+
+  setInput(input: InputName, active: boolean): void {
+    if (this.active.get(input) === active) return;
+    this.active.set(input, active);
+    if (this.online) this.sink({ type: 'input', deviceId: this.id, input, active, at: this.now() });
+  }
+
+  /** Makes the device stop (false) or start (true) answering, as a cut cable would. */
+  setOnline(online: boolean): void {
+    if (online === this.online) return;
+    this.online = online;
+    const at = this.now();
+    if (online) this.sink({ type: 'recovered', deviceId: this.id, at, offlineForMs: 0 });
+    else this.sink({ type: 'offline', deviceId: this.id, at, reason: 'simulated: not answering' });
+  }
+
+  async setIndicator(state: IndicatorState): Promise<void> {
+    this.assertOnline();
+    this.indicator = state;
+    this.commands.push(`indicator ${state}`);
+    this.logger.info({ device: this.id, indicator: state }, 'simulated column shows indicator');
+  }
+
+  async resetLatch(input: InputName): Promise<void> {
+    this.assertOnline();
+    if (!this.latches(input)) return;
+    this.commands.push(`reset ${input}`);
+    this.setInput(input, false);
+  }
+
+  async setRelay(channel: number, on: boolean): Promise<void> {
+    this.assertOnline();
+    const count = this.profile.protocol === 'modbus' ? (this.profile.relays?.count ?? 0) : 0;
+    if (channel < 0 || channel >= count) throw new Error(`${this.id}: channel ${channel} is not one of its ${count} relays`);
+    this.relays.set(channel, on);
+    this.commands.push(`relay ${channel} ${on ? 'on' : 'off'}`);
+  }
+
+  relay(channel: number): boolean {
+    return this.relays.get(channel) ?? false;
+  }
+
+  health(): DeviceHealth {
+    const hasButton = this.profile.protocol === 'modbus' ? this.profile.inputs.button !== undefined : true;
+    return {
+      id: this.id,
+      bus: this.busId,
+      model: this.profile.model,
+      online: this.online,
+      latching: hasButton ? this.latches('button') : null,
+      pollIntervalMs: null,
+      errors: {},
+    };
+  }
+
+  private latches(input: InputName): boolean {
+    if (this.profile.protocol === 'line') return this.profile.line.latchReset !== undefined && input === 'button';
+    return this.profile.inputs[input]?.latch !== undefined;
+  }
+
+  private assertOnline(): void {
+    if (!this.online) throw new Error(`${this.id}: not answering (simulated)`);
+  }
+}
+
+export function createSimulatedBus(options: {
+  devices: Array<{ config: DeviceConfig; profile: DeviceProfile }>;
+  sink: DeviceEventSink;
+  logger: Logger;
+  now?: Now;
+}): { start(): void; stop(): Promise<void>; devices: SimulatedDevice[] } {
+  const now = options.now ?? Date.now;
+  const devices = options.devices.map((d) => new SimulatedDevice(d.config, d.profile, options.sink, options.logger, now));
+  return {
+    devices,
+    start: () => devices.forEach((d) => d.start()),
+    stop: async () => {
+      await Promise.all(devices.map((d) => d.stop()));
+    },
+  };
+}

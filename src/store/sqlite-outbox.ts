@@ -1,0 +1,354 @@
+import Database from 'better-sqlite3';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Logger } from '../platform/logger.ts';
+import { outboxStreams, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
+
+/**
+ * Retention of acked rows: they are kept 7 days (so an operator can still see what went out and when), then
+ * deleted by `ack`/`ackMany` itself — at most once an hour of the injected clock, a bounded batch per call,
+ * inside the ack's own transaction so it costs no extra fsync. A full batch means a backlog (e.g. a week
+ * after a 100,000-record drain), so the next ack prunes again. Freed pages are reused by SQLite, so the
+ * file stays at its high-water mark instead of growing; no VACUUM is needed.
+ */
+const defaultAckedRetentionMs = 7 * 24 * 3600_000;
+const pruneIntervalMs = 3600_000;
+const pruneBatch = 1000;
+
+/** The database file cannot be opened, is corrupt, or is newer than this build; the message names the path. */
+export class OutboxStorageError extends Error {
+  constructor(
+    readonly path: string,
+    problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`outbox database ${path}: ${problem}`, options);
+    this.name = 'OutboxStorageError';
+  }
+}
+
+/** Forward migrations; entry i takes the schema from user_version i to i + 1. Never edit a shipped entry. */
+const migrations: readonly string[] = [
+  `CREATE TABLE outbox_record (
+     id TEXT PRIMARY KEY,
+     stream TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     subject TEXT NOT NULL,
+     payload TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     next_attempt_at INTEGER NOT NULL,
+     acked_at INTEGER,
+     UNIQUE (stream, seq)
+   );
+   -- A counter, not max(seq): a seq must never be handed out twice, even after the newest rows are pruned.
+   CREATE TABLE outbox_seq (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+   -- Partial indexes hold only unacked rows, so due() and stats() cost the backlog, not the history.
+   -- due() walks this in seq order, filters next_attempt_at from the index itself, and stops at LIMIT.
+   CREATE INDEX outbox_unacked_by_seq ON outbox_record (stream, seq, next_attempt_at, created_at)
+     WHERE acked_at IS NULL;
+   CREATE INDEX outbox_unacked_by_subject ON outbox_record (stream, subject, seq) WHERE acked_at IS NULL;
+   CREATE INDEX outbox_acked ON outbox_record (acked_at) WHERE acked_at IS NOT NULL;`,
+];
+
+interface RecordRow {
+  id: string;
+  stream: string;
+  seq: number;
+  subject: string;
+  payload: string;
+  attempts: number;
+  created_at: number;
+  next_attempt_at: number;
+  acked_at: number | null;
+}
+
+const columns = 'id, stream, seq, subject, payload, attempts, created_at, next_attempt_at, acked_at';
+const knownStreams: ReadonlySet<string> = new Set(outboxStreams);
+
+/**
+ * Opens (creating if missing) the outbox database at `path`. WAL with synchronous=FULL: every commit is
+ * fsync'd before the call that made it returns. The whole file is checked (quick_check) on open, so a
+ * damaged card is reported at start-up, naming the path, rather than at the first unlucky read.
+ */
+export function openSqliteOutbox(options: { path: string; logger?: Logger; ackedRetentionMs?: number }): SqliteOutbox {
+  const path = resolve(options.path);
+  const dir = dirname(path);
+  let db: Database.Database | undefined;
+  try {
+    const firstCreatedDir = mkdirSync(dir, { recursive: true });
+    const isNew = !existsSync(path);
+    db = new Database(path);
+    const journalMode = db.pragma('journal_mode = WAL', { simple: true });
+    if (journalMode !== 'wal') throw new Error(`journal_mode is ${String(journalMode)}, WAL is required`);
+    db.pragma('synchronous = FULL');
+    // A big transaction (rescheduleAll over a long backlog) grows the WAL; without a limit it stays that big.
+    db.pragma('journal_size_limit = 4194304');
+    const synchronous = db.pragma('synchronous', { simple: true });
+    if (synchronous !== 2) throw new Error(`synchronous is ${String(synchronous)}, FULL (2) is required`);
+    const problems = db.prepare<[], string>('PRAGMA quick_check(5)').pluck().all();
+    if (problems.join() !== 'ok') throw new Error(`integrity check failed: ${problems.join('\n').replaceAll('\n', '; ')}`);
+    const schemaVersion = migrate(db, options.logger);
+    // SQLite syncs the directory for its WAL file, not for a new main file: without this a power cut right
+    // after first start could lose the file's directory entry, and with it every record.
+    if (isNew) syncDirectoriesUpTo(dir, firstCreatedDir);
+    options.logger?.info({ path, journalMode, synchronous: 'full', schemaVersion }, 'outbox opened');
+    return new SqliteOutbox(db, path, options.ackedRetentionMs ?? defaultAckedRetentionMs);
+  } catch (error) {
+    db?.close();
+    if (error instanceof OutboxStorageError) throw error;
+    throw new OutboxStorageError(path, error instanceof Error ? error.message : String(error), { cause: error });
+  }
+}
+
+function migrate(db: Database.Database, logger: Logger | undefined): number {
+  const current = Number(db.pragma('user_version', { simple: true }));
+  if (current > migrations.length) {
+    throw new Error(`schema version ${current} is newer than this build understands (${migrations.length}); refusing to touch it`);
+  }
+  for (let version = current; version < migrations.length; version++) {
+    db.transaction(() => {
+      db.exec(migrations[version] ?? '');
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+    logger?.info({ from: version, to: version + 1 }, 'outbox schema migrated');
+  }
+  return migrations.length;
+}
+
+/** fsyncs `dir` and, when mkdir created a chain of directories, each of their parents too. */
+function syncDirectoriesUpTo(dir: string, firstCreated: string | undefined): void {
+  const dirs = [dir];
+  if (firstCreated !== undefined) {
+    for (let d = dir; d !== firstCreated && dirname(d) !== d; d = dirname(d)) dirs.push(dirname(d));
+    dirs.push(dirname(firstCreated));
+  }
+  for (const d of dirs) {
+    const fd = openSync(d, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    nextSeq: db.prepare<[string], { seq: number }>(
+      `INSERT INTO outbox_seq (stream, last_seq) VALUES (?, 1)
+       ON CONFLICT (stream) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq AS seq`,
+    ),
+    insert: db.prepare<[string, string, number, string, string, number, number]>(
+      `INSERT INTO outbox_record (${columns}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, NULL)`,
+    ),
+    get: db.prepare<[string], RecordRow>(`SELECT ${columns} FROM outbox_record WHERE id = ?`),
+    // INDEXED BY: never let the planner fall back to a scan and sort of the whole backlog.
+    due: db.prepare<[string, number, number], RecordRow>(
+      `SELECT ${columns} FROM outbox_record INDEXED BY outbox_unacked_by_seq
+       WHERE stream = ? AND acked_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT ?`,
+    ),
+    recordAttempt: db.prepare<[number, number, string]>(
+      'UPDATE outbox_record SET attempts = ?, next_attempt_at = ? WHERE id = ? AND acked_at IS NULL',
+    ),
+    rescheduleAll: db.prepare<[number, number]>(
+      'UPDATE outbox_record SET next_attempt_at = ? WHERE acked_at IS NULL AND next_attempt_at > ?',
+    ),
+    ack: db.prepare<[number, string], RecordRow>(
+      `UPDATE outbox_record SET acked_at = ? WHERE id = ? AND acked_at IS NULL RETURNING ${columns}`,
+    ),
+    updatePayload: db.prepare<[string, string]>(
+      'UPDATE outbox_record SET payload = ? WHERE id = ? AND acked_at IS NULL',
+    ),
+    latestUnacked: db.prepare<[string, string], RecordRow>(
+      `SELECT ${columns} FROM outbox_record
+       WHERE stream = ? AND subject = ? AND acked_at IS NULL ORDER BY seq DESC LIMIT 1`,
+    ),
+    stats: db.prepare<[], { stream: string; depth: number; oldest: number }>(
+      `SELECT stream, count(*) AS depth, min(created_at) AS oldest FROM outbox_record
+       WHERE acked_at IS NULL GROUP BY stream`,
+    ),
+    prune: db.prepare<[number, number]>(
+      `DELETE FROM outbox_record WHERE id IN
+         (SELECT id FROM outbox_record WHERE acked_at IS NOT NULL AND acked_at < ? LIMIT ?)`,
+    ),
+  };
+}
+
+export class SqliteOutbox implements Outbox {
+  private readonly statements: ReturnType<typeof prepareStatements>;
+  private readonly appendTx;
+  private readonly recordAttemptsTx;
+  private readonly ackManyTx;
+  private nextPruneAt = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly db: Database.Database,
+    readonly path: string,
+    private readonly ackedRetentionMs: number,
+  ) {
+    this.statements = prepareStatements(db);
+    // IMMEDIATE takes the write lock up front, so the seq read-increment-insert can never interleave.
+    this.appendTx = db.transaction((input: Parameters<Outbox['append']>[0]): OutboxRecord => {
+      if (this.statements.get.get(input.id)) throw new Error(`outbox: record ${input.id} already exists`);
+      const seq = this.statements.nextSeq.get(input.stream)?.seq;
+      if (seq === undefined) throw new Error('outbox: the seq counter returned nothing');
+      const payload = toJson(input.build(seq), input.id);
+      this.statements.insert.run(input.id, input.stream, seq, input.subject, payload, input.now, input.now);
+      return this.toRecord({
+        id: input.id,
+        stream: input.stream,
+        seq,
+        subject: input.subject,
+        payload,
+        attempts: 0,
+        created_at: input.now,
+        next_attempt_at: input.now,
+        acked_at: null,
+      });
+    });
+    this.recordAttemptsTx = db.transaction((updates: readonly AttemptUpdate[]) => {
+      for (const update of updates) this.recordOne(update.id, update.attempts, update.nextAttemptAt);
+    });
+    this.ackManyTx = db.transaction((ids: readonly string[], now: number): OutboxRecord[] => {
+      const acked: OutboxRecord[] = [];
+      for (const id of ids) {
+        const row = this.statements.ack.get(now, id);
+        if (row) acked.push(this.toRecord(row));
+      }
+      if (now >= this.nextPruneAt) {
+        const deleted = this.pruneOnce(now);
+        this.nextPruneAt = deleted === pruneBatch ? now : now + pruneIntervalMs;
+      }
+      return acked;
+    });
+  }
+
+  append(input: Parameters<Outbox['append']>[0]): OutboxRecord {
+    if (!knownStreams.has(input.stream)) throw new Error(`outbox: unknown stream ${String(input.stream)}`);
+    return this.appendTx.immediate(input);
+  }
+
+  updatePayload(id: string, payload: JsonObject): void {
+    if (this.statements.updatePayload.run(toJson(payload, id), id).changes === 0) {
+      throw new Error(`outbox: cannot update payload of ${id}: ${this.get(id) ? 'already acked' : 'unknown record'}`);
+    }
+  }
+
+  due(stream: OutboxStream, now: number, limit: number): OutboxRecord[] {
+    checkLimit(limit);
+    return this.statements.due.all(stream, now, limit).map((row) => this.toRecord(row));
+  }
+
+  recordAttempt(id: string, attempts: number, nextAttemptAt: number): void {
+    this.recordOne(id, attempts, nextAttemptAt);
+  }
+
+  recordAttempts(updates: readonly AttemptUpdate[]): void {
+    this.recordAttemptsTx.immediate(updates);
+  }
+
+  rescheduleAll(now: number): void {
+    this.statements.rescheduleAll.run(now, now);
+  }
+
+  ack(id: string, now: number): OutboxRecord | undefined {
+    return this.ackManyTx.immediate([id], now)[0];
+  }
+
+  ackMany(ids: readonly string[], now: number): OutboxRecord[] {
+    return this.ackManyTx.immediate(ids, now);
+  }
+
+  get(id: string): OutboxRecord | undefined {
+    const row = this.statements.get.get(id);
+    return row && this.toRecord(row);
+  }
+
+  latestUnacked(stream: OutboxStream, subject: string): OutboxRecord | undefined {
+    const row = this.statements.latestUnacked.get(stream, subject);
+    return row && this.toRecord(row);
+  }
+
+  stats(): OutboxStats {
+    const stats: OutboxStats = { depth: 0, oldestUnackedAt: null, byStream: { alarm: 0, fault: 0, report: 0 } };
+    for (const row of this.statements.stats.all()) {
+      if (!isStream(row.stream)) throw new OutboxStorageError(this.path, `unknown stream ${row.stream}`);
+      stats.byStream[row.stream] = row.depth;
+      stats.depth += row.depth;
+      if (stats.oldestUnackedAt === null || row.oldest < stats.oldestUnackedAt) stats.oldestUnackedAt = row.oldest;
+    }
+    return stats;
+  }
+
+  /** Deletes every acked row older than the retention period, in bounded transactions; returns how many. */
+  prune(now: number): number {
+    const pruneTx = this.db.transaction(() => this.pruneOnce(now));
+    let total = 0;
+    let deleted: number;
+    do {
+      deleted = pruneTx.immediate();
+      total += deleted;
+    } while (deleted === pruneBatch);
+    return total;
+  }
+
+  /** Idempotent; every other method throws once closed. */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private recordOne(id: string, attempts: number, nextAttemptAt: number): void {
+    // An acked record is left alone: the county's ack may overtake the caller's bookkeeping of the publish.
+    if (this.statements.recordAttempt.run(attempts, nextAttemptAt, id).changes === 0 && !this.statements.get.get(id)) {
+      throw new Error(`outbox: cannot record an attempt of ${id}: unknown record`);
+    }
+  }
+
+  private pruneOnce(now: number): number {
+    return this.statements.prune.run(now - this.ackedRetentionMs, pruneBatch).changes;
+  }
+
+  /**
+   * Bit rot inside a row passes quick_check (it checks structure, not our JSON), so it surfaces here;
+   * the error names the file and the record so an operator can find and repair it.
+   */
+  private toRecord(row: RecordRow): OutboxRecord {
+    if (!isStream(row.stream)) throw new OutboxStorageError(this.path, `record ${row.id} has unknown stream ${row.stream}`);
+    let payload: unknown;
+    try {
+      payload = JSON.parse(row.payload);
+    } catch (error) {
+      throw new OutboxStorageError(this.path, `record ${row.id} has a damaged payload`, { cause: error });
+    }
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+      throw new OutboxStorageError(this.path, `record ${row.id} has a payload that is not a JSON object`);
+    }
+    return {
+      id: row.id,
+      stream: row.stream,
+      seq: row.seq,
+      subject: row.subject,
+      payload: payload as JsonObject,
+      attempts: row.attempts,
+      createdAt: row.created_at,
+      nextAttemptAt: row.next_attempt_at,
+      ackedAt: row.acked_at,
+    };
+  }
+}
+
+function checkLimit(limit: number): void {
+  // SQLite reads a negative LIMIT as "no limit", which would load the whole backlog.
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox: due() limit must be a positive integer, got ${limit}`);
+}
+
+function isStream(value: string): value is OutboxStream {
+  return knownStreams.has(value);
+}
+
+function toJson(payload: JsonObject, id: string): string {
+  const text: unknown = JSON.stringify(payload);
+  if (typeof text !== 'string' || !text.startsWith('{')) throw new TypeError(`outbox: payload of ${id} is not a JSON object`);
+  return text;
+}

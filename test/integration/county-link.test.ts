@@ -1,0 +1,262 @@
+import { randomUUID } from 'node:crypto';
+import { Socket } from 'node:net';
+import mqtt from 'mqtt';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { LinkDownError } from '../../src/county/mqtt-link.ts';
+import { alarmPayloadSchema, statePayloadSchema } from '../../src/county/payloads.ts';
+import { startEmbeddedBroker } from '../../src/county/embedded-broker.ts';
+import { createLogger } from '../../src/platform/logger.ts';
+import { startBroker } from '../support/broker.ts';
+import { connectCounty, type CountyClient, type CountyMessage } from '../support/county.ts';
+import { messagesOf, nextEvent, sampleAlarm, testLink, uniqueVillage, type TestLink } from '../support/link-fixtures.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
+
+const brokerUrl = inject('brokerUrl');
+const brokerKind = inject('brokerKind');
+const protocolVersion = inject('brokerProtocolVersion');
+const brokerPort = Number(new URL(brokerUrl).port);
+
+/** Undone after each test, last first, whatever happened in it. */
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  vi.restoreAllMocks();
+});
+
+function link(options: Partial<Parameters<typeof testLink>[0]> = {}): TestLink {
+  const made = testLink({ url: brokerUrl, protocolVersion, ...options });
+  cleanups.push(() => made.link.stop());
+  return made;
+}
+
+async function county(options: Partial<Parameters<typeof connectCounty>[0]> = {}): Promise<CountyClient> {
+  const made = await connectCounty({ url: brokerUrl, protocolVersion, ...options });
+  cleanups.push(() => made.close());
+  return made;
+}
+
+async function started(made: TestLink): Promise<TestLink> {
+  const connected = nextEvent(made.link, 'connected');
+  made.link.start();
+  await connected;
+  return made;
+}
+
+/** Version-sensitive behaviour (will, session expiry) is checked with every version the broker speaks. */
+const versions = protocolVersion === 5 ? ([4, 5] as const) : ([4] as const);
+
+const stateOf = (village: string, online: boolean) => (m: CountyMessage) =>
+  m.kind === 'state' && m.village === village && (m.payload as { online?: unknown }).online === online;
+
+describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion === 5 ? '5' : '3.1.1'})`, () => {
+  it('announces itself online with a retained state message on every connect', async () => {
+    const { link: uplink, village } = await started(link());
+    expect(uplink.connected).toBe(true);
+    // A county that subscribes later still learns the village is up: the state is retained.
+    const late = await county();
+    const birth = await late.waitFor(stateOf(village, true));
+    expect(birth.retain).toBe(true);
+    const state = statePayloadSchema.parse(birth.payload);
+    expect(state).toMatchObject({ online: true, village, version: '0.0.0-test' });
+    expect(state.since).toBeDefined();
+  });
+
+  it('publishRecord resolves on PUBACK, and the county gets the alarm under the configured prefix', async () => {
+    const prefix = `county-${randomUUID().slice(0, 6)}/edge`;
+    const desk = await county({ prefix });
+    const { link: uplink, village } = await started(link({ county: { topicPrefix: prefix } }));
+    const alarm = sampleAlarm(village);
+    await uplink.publishRecord('alarm', alarm);
+    const got = await desk.waitFor((m) => m.kind === 'alarm' && m.village === village);
+    expect(got.topic).toBe(`${prefix}/${village}/alarm`);
+    expect(got.retain).toBe(false);
+    expect(got.qos).toBe(1);
+    expect(alarmPayloadSchema.parse(got.payload)).toEqual(alarm);
+  });
+
+  it('publishes a retained offline state on a clean stop, and stays stopped', async () => {
+    const desk = await county();
+    const { link: uplink, village } = await started(link());
+    await desk.waitFor(stateOf(village, true));
+    const disconnected = nextEvent(uplink, 'disconnected');
+    await uplink.stop();
+    expect(await disconnected).toEqual(['stopped']);
+    expect(uplink.connected).toBe(false);
+    const live = await desk.waitFor(stateOf(village, false));
+    // `since` tells the clean goodbye from the will, which is fixed before any connect and carries no time.
+    expect(statePayloadSchema.parse(live.payload).since).toBeDefined();
+    const late = await county();
+    expect((await late.waitFor(stateOf(village, false))).retain).toBe(true);
+    await expect(uplink.publishRecord('alarm', sampleAlarm(village))).rejects.toBeInstanceOf(LinkDownError);
+  });
+
+  it.each(versions)('leaves a retained offline will when its connection dies without a DISCONNECT (MQTT version %i)', async (version) => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: brokerPort });
+    cleanups.push(() => proxy.close());
+    const desk = await county();
+    const { link: uplink, village } = await started(link({ url: proxy.url, protocolVersion: version }));
+    await desk.waitFor(stateOf(village, true));
+    const disconnected = nextEvent(uplink, 'disconnected');
+    // As when the village loses power or its uplink: the TCP connection ends, no MQTT goodbye is sent.
+    await proxy.close();
+    await disconnected;
+    const will = await desk.waitFor(stateOf(village, false));
+    expect(statePayloadSchema.parse(will.payload)).toEqual({ online: false, village, version: '0.0.0-test' });
+    const late = await county();
+    expect((await late.waitFor(stateOf(village, false))).retain).toBe(true);
+  });
+
+  it('hands a valid ack to every listener, even when one of them throws', async () => {
+    const desk = await county();
+    const { link: uplink, village, lines } = link();
+    const seen: string[] = [];
+    uplink.on('ack', () => {
+      throw new Error('listener bug');
+    });
+    uplink.on('ack', (id) => void seen.push(id));
+    await started({ link: uplink, village, lines });
+    const id = randomUUID();
+    await desk.ack(village, id);
+    await vi.waitFor(() => expect(seen).toEqual([id]));
+    expect(messagesOf(lines)).toContain('a county link "ack" listener failed');
+    expect(uplink.connected).toBe(true);
+  });
+
+  it('rejects oversized, non-JSON and schema-invalid acks with a log line saying why, and keeps working', async () => {
+    const desk = await county();
+    const made = link({ county: { maxInboundBytes: 128 } });
+    const acks: string[] = [];
+    made.link.on('ack', (id) => void acks.push(id));
+    const { village, lines } = await started(made);
+    const topic = `village-edge/${village}/ack`;
+    await desk.send(village, 'ack', JSON.stringify({ id: randomUUID(), pad: 'x'.repeat(200) }));
+    await desk.send(village, 'ack', '{"id": oops');
+    await desk.send(village, 'ack', JSON.stringify({ id: 'not-a-uuid' }));
+    await desk.send(village, 'ack', JSON.stringify({ id: randomUUID(), extra: 1 }));
+    const good = randomUUID();
+    await desk.ack(village, good);
+    // Messages on one topic arrive in order, so the good ack arriving means the bad ones were handled.
+    await vi.waitFor(() => expect(acks).toEqual([good]));
+    const rejections = lines.filter((l) => l.msg.startsWith(`rejected county message on ${topic}: `));
+    expect(rejections.map((l) => l['reason'])).toEqual([
+      expect.stringMatching(/^payload is \d+ bytes, over the 128-byte limit$/),
+      expect.stringMatching(/^not JSON \(/),
+      'id: Invalid UUID',
+      expect.stringMatching(/^\(root\): Unrecognized key.*extra/),
+    ]);
+    expect(made.link.connected).toBe(true);
+  });
+
+  it.each(versions)('keeps its session (MQTT version %i): an ack sent while the village was away arrives on reconnect', async (version) => {
+    const desk = await county();
+    const village = uniqueVillage();
+    const first = await started(link({ village, protocolVersion: version }));
+    await first.link.stop();
+    const id = randomUUID();
+    await desk.ack(village, id);
+    const second = link({ village, protocolVersion: version });
+    const ack = nextEvent(second.link, 'ack');
+    second.link.start();
+    expect(await ack).toEqual([id]);
+  });
+
+  it('ignores, with a debug line, messages on topics it does not handle (a subscription left in its session)', async () => {
+    const village = uniqueVillage();
+    const stale = `village-edge/${village}/retired-topic`;
+    // An older version of the village, same client id, subscribed to a topic this one no longer knows.
+    const old = await mqtt.connectAsync(brokerUrl, { clientId: `village-edge-${village}`, clean: false, protocolVersion: 4 });
+    await old.subscribeAsync(stale, { qos: 1 });
+    await old.endAsync();
+    const made = link({ village, protocolVersion: 4 });
+    const { lines } = await started(made);
+    const publisher = await mqtt.connectAsync(brokerUrl, { protocolVersion: 4 });
+    cleanups.push(() => publisher.endAsync());
+    await publisher.publishAsync(stale, '{"id":"x"}', { qos: 1 });
+    await vi.waitFor(() => expect(lines.some((l) => l.msg.startsWith('ignored a message') && l['topic'] === stale)).toBe(true));
+    expect(lines.filter((l) => l.msg.startsWith('rejected county message'))).toEqual([]);
+    expect(made.link.connected).toBe(true);
+  });
+
+  it('rejects a publish whose connection drops before the PUBACK, and reconnects', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: brokerPort });
+    cleanups.push(() => proxy.close());
+    const { link: uplink, village } = await started(link({ url: proxy.url }));
+    proxy.freeze();
+    const publishing = uplink.publishRecord('alarm', sampleAlarm(village));
+    let settled = false;
+    void publishing.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(settled).toBe(false);
+    const reconnected = nextEvent(uplink, 'connected');
+    proxy.thaw();
+    proxy.cutAll();
+    await expect(publishing).rejects.toThrow(/dropped before PUBACK/);
+    await reconnected;
+    await uplink.publishRecord('alarm', sampleAlarm(village));
+  });
+
+  it('sets TCP no-delay on the socket of every connection, reconnects included', async () => {
+    // Without it a QoS 1 publish can wait ~40 ms for a delayed ACK (TOOLCHAIN.md, "Nagle on loopback").
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: brokerPort });
+    cleanups.push(() => proxy.close());
+    const proxyPort = Number(new URL(proxy.url).port);
+    const noDelay = vi.spyOn(Socket.prototype, 'setNoDelay');
+    const linkSockets = (): Socket[] =>
+      noDelay.mock.contexts.filter((s): s is Socket => s instanceof Socket && s.remotePort === proxyPort);
+    const { link: uplink } = await started(link({ url: proxy.url }));
+    expect(linkSockets()).toHaveLength(1);
+    expect(noDelay.mock.calls[noDelay.mock.contexts.indexOf(linkSockets()[0])]).toEqual([true]);
+    const reconnected = nextEvent(uplink, 'connected');
+    proxy.cutAll();
+    await reconnected;
+    expect(new Set(linkSockets()).size).toBe(2);
+  });
+});
+
+describe(`county link when its broker (${brokerKind}) goes down`, () => {
+  it('rejects publishes at once while the broker is down and reconnects by itself when it returns on the same port', async () => {
+    const broker = await startBroker();
+    cleanups.push(() => broker.stop());
+    const made = testLink({ url: broker.url, protocolVersion: broker.protocolVersion });
+    cleanups.push(() => made.link.stop());
+    const { link: uplink, village } = await started(made);
+
+    const disconnected = nextEvent(uplink, 'disconnected');
+    await broker.stop();
+    await disconnected;
+    expect(uplink.connected).toBe(false);
+    const t0 = performance.now();
+    await expect(uplink.publishRecord('alarm', sampleAlarm(village))).rejects.toBeInstanceOf(LinkDownError);
+    expect(performance.now() - t0).toBeLessThan(50);
+
+    const reconnected = nextEvent(uplink, 'connected', 10_000);
+    await broker.restart();
+    await reconnected;
+    await uplink.publishRecord('alarm', sampleAlarm(village));
+    // The restarted broker lost its retained messages; the link announced itself again on reconnect.
+    const desk = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion });
+    cleanups.push(() => desk.close());
+    expect((await desk.waitFor(stateOf(village, true))).retain).toBe(true);
+    expect(messagesOf(made.lines)).toContain('county link down');
+  });
+});
+
+describe('county link on the embedded aedes broker (MQTT 3.1.1)', () => {
+  it('connects, publishes an alarm and receives its ack', async () => {
+    const embedded = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }) });
+    cleanups.push(() => embedded.close());
+    const desk = await connectCounty({ url: embedded.url, protocolVersion: 4, autoAck: true });
+    cleanups.push(() => desk.close());
+    const made = testLink({ url: embedded.url, protocolVersion: 4 });
+    cleanups.push(() => made.link.stop());
+    const { link: uplink, village } = await started(made);
+    const alarm = sampleAlarm(village);
+    const acked = nextEvent(uplink, 'ack');
+    await uplink.publishRecord('alarm', alarm);
+    expect(await acked).toEqual([alarm.id]);
+    await desk.waitFor(stateOf(village, true));
+  });
+});

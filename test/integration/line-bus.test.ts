@@ -1,0 +1,272 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { deviceSchema, timingSchema } from '../../src/config/schema.ts';
+import { createLineBus, type LineBus, type LineBusConfig } from '../../src/drivers/line-bus.ts';
+import { deviceProfileSchema, indicatorStates, type LineProfile } from '../../src/drivers/profile-schema.ts';
+import type { Device, DeviceEvent } from '../../src/drivers/types.ts';
+import { memoryLogger, type LogLine } from '../support/log-sink.ts';
+import { openLineDevice, hasValidChecksum, type SimulatedLineDevice } from '../support/line-device.ts';
+import { openPtyPair } from '../support/pty.ts';
+
+/** Every test talks to a real PTY through socat; nothing in the bus is mocked. */
+
+const shipped = ((): LineProfile => {
+  const profile = deviceProfileSchema.parse(JSON.parse(readFileSync(new URL('../../devices/ve-ac200-line.json', import.meta.url), 'utf8')));
+  if (profile.protocol !== 'line') throw new Error('ve-ac200-line must be a line profile');
+  return profile;
+})();
+
+const timing = timingSchema.parse({ requestTimeoutMs: 200, reopen: { initialMs: 100, maxMs: 400 } });
+const WARN = 40;
+
+type EventOf<T extends DeviceEvent['type']> = Extract<DeviceEvent, { type: T }>;
+
+interface Rig {
+  bus: LineBus;
+  sim: SimulatedLineDevice;
+  events: DeviceEvent[];
+  logs: LogLine[];
+  col1: Device;
+  col2: Device;
+  controllerPath: string;
+  devicePath: string;
+  /** Kills socat, as pulling the USB adapter would remove /dev/ttyUSB0. */
+  unplug(): Promise<void>;
+  /** Resolves with the first recorded event of that type that matches, waiting for it if need be. */
+  waitFor<T extends DeviceEvent['type']>(type: T, match?: (event: EventOf<T>) => boolean, timeoutMs?: number): Promise<EventOf<T>>;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function rig(options: { silenceTimeoutMs?: number } = {}): Promise<Rig> {
+  const pair = await openPtyPair();
+  cleanups.push(() => pair.close());
+  const profile: LineProfile = { ...shipped, line: { ...shipped.line, silenceTimeoutMs: options.silenceTimeoutMs ?? 5000 } };
+  const busConfig: LineBusConfig = { id: 'line0', kind: 'line', path: pair.controllerPath, baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1 };
+  const column = (id: string, unitId: number) =>
+    deviceSchema.parse({ id, bus: 'line0', unitId, profile: profile.model, role: 'alarm-column', label: `Column ${unitId}` });
+  const events: DeviceEvent[] = [];
+  const { logger, lines: logs } = memoryLogger('debug');
+  const bus = createLineBus({
+    bus: busConfig,
+    devices: [
+      { config: column('col-1', 1), profile },
+      { config: column('col-2', 2), profile },
+    ],
+    timing,
+    sink: (event) => events.push(event),
+    logger,
+  });
+  bus.start();
+  cleanups.push(() => bus.stop());
+  await vi.waitFor(() => expect(bus.health().open).toBe(true), { timeout: 2000, interval: 5 });
+  const sim = await openLineDevice({ path: pair.devicePath, talker: 'VE' });
+  cleanups.push(() => sim.close());
+  const [col1, col2] = bus.devices;
+  if (col1 === undefined || col2 === undefined) throw new Error('expected two devices');
+  return {
+    bus,
+    sim,
+    events,
+    logs,
+    col1,
+    col2,
+    controllerPath: pair.controllerPath,
+    devicePath: pair.devicePath,
+    unplug: () => pair.close(),
+    waitFor: (type, match = () => true, timeoutMs = 2000) =>
+      vi.waitFor(
+        () => {
+          const found = events.find((e): e is EventOf<typeof type> => e.type === type && match(e as EventOf<typeof type>));
+          if (found === undefined) throw new Error(`no ${type} event yet; got ${JSON.stringify(events)}`);
+          return found;
+        },
+        { timeout: timeoutMs, interval: 5 },
+      ),
+  };
+}
+
+/** socat again at the same paths, as when the USB adapter comes back under the same udev name. */
+async function ptyPairAt(controllerPath: string, devicePath: string): Promise<() => Promise<void>> {
+  mkdirSync(dirname(controllerPath), { recursive: true });
+  const socat = spawn('socat', [`pty,raw,echo=0,link=${controllerPath}`, `pty,raw,echo=0,link=${devicePath}`], { stdio: 'ignore' });
+  await vi.waitFor(() => expect(existsSync(controllerPath) && existsSync(devicePath)).toBe(true), { timeout: 5000, interval: 10 });
+  return async () => {
+    if (socat.exitCode === null) {
+      const exited = new Promise((resolve) => socat.once('exit', resolve));
+      socat.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dirname(controllerPath), { recursive: true, force: true });
+  };
+}
+
+const inputs = (events: DeviceEvent[], deviceId: string, input: string) =>
+  events.filter((e): e is EventOf<'input'> => e.type === 'input' && e.deviceId === deviceId && e.input === input);
+
+describe('line bus on a real PTY', () => {
+  it('turns a press into one input event, however often the latched column repeats it, until the latch is reset', async () => {
+    const { sim, events, col1, waitFor } = await rig();
+    const before = Date.now();
+    for (let i = 0; i < 3; i++) await sim.send(1, 'BTN');
+    // Lines are handled in order, so once the tamper event is here every BTN repeat has been read.
+    await sim.send(1, 'TAMP');
+    await waitFor('input', (e) => e.input === 'tamper');
+    expect(inputs(events, 'col-1', 'button')).toEqual([{ type: 'input', deviceId: 'col-1', input: 'button', active: true, at: expect.any(Number) }]);
+    expect(inputs(events, 'col-1', 'button')[0]?.at).toBeGreaterThanOrEqual(before);
+    expect(col1.health()).toMatchObject({ online: true, latching: true, pollIntervalMs: null, errors: {} });
+
+    await col1.resetLatch('button');
+    const reset = await sim.waitForWritten((line) => line.startsWith('$VE,1,RST*'));
+    expect(reset).toMatch(/\r\n$/);
+    expect(hasValidChecksum(reset)).toBe(true);
+
+    await sim.send(1, 'BTN');
+    await vi.waitFor(() => expect(inputs(events, 'col-1', 'button')).toHaveLength(2), { timeout: 2000, interval: 5 });
+  });
+
+  it('tells the columns sharing the port apart by unit number', async () => {
+    const { sim, waitFor } = await rig();
+    await sim.send(2, 'TAMP');
+    await sim.send(1, 'BTN');
+    await sim.send(2, 'TAMPOK');
+    expect(await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper' && e.active)).toBeDefined();
+    expect(await waitFor('input', (e) => e.deviceId === 'col-1' && e.input === 'button' && e.active)).toBeDefined();
+    expect(await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper' && !e.active)).toBeDefined();
+  });
+
+  it('writes indicator and latch-reset lines whole, with valid checksums, one at a time', async () => {
+    const { sim, col1, col2 } = await rig();
+    // Eight writes at once from two devices: serialised per port, so no line is interleaved with another.
+    await Promise.all(indicatorStates.flatMap((state) => [col1.setIndicator(state), col2.setIndicator(state)]));
+    await col2.resetLatch('button');
+    await col2.resetLatch('tamper'); // not latched: nothing is written
+    await sim.waitForWritten((line) => line.startsWith('$VE,2,RST'));
+    const expected = ['LED,OFF', 'LED,BLINK', 'LED,ON', 'LED,FAST'].flatMap((body) => [`$VE,1,${body}*`, `$VE,2,${body}*`]);
+    expect(sim.written).toHaveLength(9);
+    for (const line of sim.written) {
+      expect(line).toMatch(/^\$VE,[12],[A-Z,]+\*[0-9A-F]{2}\r\n$/);
+      expect(hasValidChecksum(line)).toBe(true);
+    }
+    expect(sim.written.slice(0, 8).map((line) => line.slice(0, line.indexOf('*') + 1))).toEqual(expected);
+    await expect(col1.setRelay(0, true)).rejects.toThrow('device "col-1" (ve-ac200-line) is a line-protocol column and has no relays');
+  });
+
+  it('counts, logs and skips bad checksums, garbage and over-long lines; the next good line is heard', async () => {
+    const { bus, sim, events, logs, col1, col2, waitFor } = await rig();
+    await sim.sendBadChecksum(1, 'BTN');
+    await sim.sendRaw('hello\r\n');
+    await sim.send(1, 'XYZ');
+    await sim.send(9, 'BTN');
+    await sim.sendRaw('$VE,1,BT'); // cut short by the next line's "$"
+    await sim.send(1, 'TAMP');
+    await sim.sendRaw(`$VE,2,HB,${'A'.repeat(100)}*00\r\n`);
+    await sim.sendRaw(`$VE,2,${'A'.repeat(4000)}`); // no delimiter at all: memory must stay bounded
+    await sim.send(2, 'BTN');
+
+    await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'button');
+    expect(await waitFor('input', (e) => e.deviceId === 'col-1' && e.input === 'tamper')).toBeDefined();
+    expect(inputs(events, 'col-1', 'button')).toEqual([]); // the BTN with a bad checksum was not acted on
+
+    const errors = events.filter((e): e is EventOf<'protocol-error'> => e.type === 'protocol-error').map(({ deviceId, kind, detail }) => ({ deviceId, kind, detail }));
+    expect(errors).toEqual([
+      { deviceId: 'col-1', kind: 'checksum', detail: 'checksum: got 7B, computed 7A' },
+      { deviceId: undefined, kind: 'garbage', detail: 'does not start with "$": "hello"' },
+      { deviceId: 'col-1', kind: 'garbage', detail: 'unknown verb "XYZ"' },
+      { deviceId: undefined, kind: 'wrong-unit', detail: 'unit 9 is not configured on this bus: "$VE,9,BTN*72"' },
+      { deviceId: 'col-1', kind: 'garbage', detail: 'cut short by the next "$": no "*" before the checksum: "$VE,1,BT"' },
+      { deviceId: 'col-2', kind: 'overlong', detail: expect.stringMatching(/^line longer than 96 bytes \(no delimiter after 98\): "\$VE,2,HB,AAAAAAA"/) },
+      { deviceId: 'col-2', kind: 'overlong', detail: expect.stringMatching(/^line longer than 96 bytes \(no delimiter after 98\): "\$VE,2,AAAAAAAAAA"/) },
+    ]);
+    expect(col1.health().errors).toEqual({ checksum: 1, garbage: 2 });
+    expect(col2.health().errors).toEqual({ overlong: 2 });
+    expect(bus.health().errors).toEqual({ garbage: 1, 'wrong-unit': 1 });
+    const warned = logs.filter((l) => l.level === WARN && l.msg === 'protocol error');
+    expect(warned.map((l) => l['reason'])).toEqual(errors.map((e) => e.detail));
+    expect(warned[0]).toMatchObject({ bus: 'line0', device: 'col-1', kind: 'checksum' });
+  });
+
+  it('reports a silent column offline, not kept alive by bad lines, and recovered on its next valid line', async () => {
+    const { sim, events, col1, waitFor } = await rig({ silenceTimeoutMs: 300 });
+    await sim.send(1, 'BTN');
+    await waitFor('input', (e) => e.deviceId === 'col-1');
+    const lastGood = Date.now();
+    // Bad lines keep coming until well past the timeout; they must not count as a sign of life.
+    for (let i = 0; i < 7; i++) {
+      await sleep(100);
+      await sim.sendBadChecksum(1, 'HB');
+    }
+
+    const offline = await waitFor('offline', (e) => e.deviceId === 'col-1');
+    expect(offline.reason).toBe('no valid line for 300 ms');
+    expect(offline.at - lastGood).toBeGreaterThanOrEqual(290);
+    expect(offline.at - lastGood).toBeLessThan(500);
+    expect(col1.health().online).toBe(false);
+    const never = await waitFor('offline', (e) => e.deviceId === 'col-2');
+    expect(never.reason).toBe('no valid line for 300 ms since start');
+
+    await sleep(50);
+    await sim.heartbeat(1);
+    const recovered = await waitFor('recovered', (e) => e.deviceId === 'col-1');
+    expect(recovered.offlineForMs).toBeGreaterThanOrEqual(40);
+    expect(col1.health().online).toBe(true);
+    // A column that went silent may have restarted: its next press is a new one, latch or not.
+    await sim.send(1, 'BTN');
+    await vi.waitFor(() => expect(inputs(events, 'col-1', 'button')).toHaveLength(2), { timeout: 2000, interval: 5 });
+  });
+
+  it('after a restart on the same PTY, a line the column was cut off in is neither heard nor counted', async () => {
+    const { bus, sim, events, waitFor } = await rig();
+    await bus.stop();
+    // serialport flushes the OS buffer on open, so this tail is either gone or the first bytes read: both
+    // must end the same way.
+    await sim.sendRaw('$VE,2,TA');
+    bus.start();
+    await vi.waitFor(() => expect(bus.health().open).toBe(true), { timeout: 2000, interval: 5 });
+    await sim.send(2, 'TAMP');
+    await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper');
+    expect(events.filter((e) => e.type !== 'input')).toEqual([]);
+  });
+
+  it('reopens a port that disappeared, with backoff, drops stale bytes, and hears the columns again', async () => {
+    const { bus, sim, events, logs, col1, controllerPath, devicePath, unplug, waitFor } = await rig();
+    await sim.heartbeat(1);
+    await vi.waitFor(() => expect(col1.health().online).toBe(true), { timeout: 2000, interval: 5 });
+
+    // Unplugging: the PTY pair vanishes under the open port.
+    await sim.close();
+    await unplug();
+    const lost = await waitFor('bus-lost');
+    expect(lost).toMatchObject({ busId: 'line0', reason: expect.stringContaining('port closed') });
+    await expect(col1.setIndicator('sent')).rejects.toThrow(/bus "line0" is lost/);
+
+    const delays = () => logs.filter((l) => l.msg === 'reopening serial port after a delay').map((l) => l['delayMs']);
+    await vi.waitFor(() => expect(delays().length).toBeGreaterThanOrEqual(3), { timeout: 2000, interval: 5 });
+    expect(delays().slice(0, 3)).toEqual([100, 200, 400]);
+    expect(bus.health()).toMatchObject({ open: false, errors: { port: 1 } });
+
+    cleanups.unshift(await ptyPairAt(controllerPath, devicePath)); // first in, so closed after the bus stops
+    const sim2 = await openLineDevice({ path: devicePath, talker: 'VE' });
+    cleanups.push(() => sim2.close());
+    const restored = await waitFor('bus-restored', () => true, 3000);
+    expect(restored.at).toBeGreaterThanOrEqual(lost.at);
+
+    // The first bytes after an open may be the tail of an older line. (socat drops what is written before
+    // the controller side opens, so the tail is sent just after; to the bus the two are the same.)
+    const errorsBefore = events.filter((e) => e.type === 'protocol-error').length;
+    await sim2.sendRaw('1,HB*2A');
+    await sim2.send(1, 'BTN');
+    await waitFor('input', (e) => e.deviceId === 'col-1' && e.input === 'button');
+    expect(events.filter((e) => e.type === 'protocol-error')).toHaveLength(errorsBefore);
+    expect(logs.some((l) => l.msg === 'dropped bytes left over from before the port opened' && l['text'] === '"1,HB*2A"')).toBe(true);
+    await col1.setIndicator('sent');
+    expect(hasValidChecksum(await sim2.waitForWritten((line) => line.startsWith('$VE,1,LED,BLINK*')))).toBe(true);
+    expect(events.map((e) => e.type).filter((t) => t.startsWith('bus-'))).toEqual(['bus-lost', 'bus-restored']);
+  });
+});

@@ -1,0 +1,386 @@
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SerialPort } from 'serialport';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { timingSchema, type DeviceConfig, type TimingConfig } from '../../src/config/schema.ts';
+import { withCrc } from '../../src/drivers/crc16.ts';
+import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus-bus.ts';
+import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/profile-schema.ts';
+import type { Device, DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
+import { memoryLogger, type LogLine } from '../support/log-sink.ts';
+import { latchedButton, ModbusRtuSlave, type RequestRecord, type SlaveFault } from '../support/modbus-rtu-slave.ts';
+import { openPtyPair, type PtyPair } from '../support/pty.ts';
+
+function profile(model: string): ModbusProfile {
+  const parsed = deviceProfileSchema.parse(JSON.parse(readFileSync(new URL(`../../devices/${model}.json`, import.meta.url), 'utf8')));
+  if (parsed.protocol !== 'modbus') throw new Error(`${model} is not a Modbus profile`);
+  return parsed;
+}
+const AC100 = profile('ve-ac100-rtu');
+const RB8 = profile('ve-rb8-rtu');
+
+const BUS_ID = 'rs485-1';
+const fastTiming = (overrides: Partial<TimingConfig> = {}): TimingConfig =>
+  timingSchema.parse({
+    pollIntervalMs: 20,
+    requestTimeoutMs: 50,
+    offlineAfterFailures: 3,
+    offlinePollIntervalMs: 150,
+    reopen: { initialMs: 50, maxMs: 400 },
+    ...overrides,
+  });
+
+function deviceConfig(id: string, unitId: number, model = 've-ac100-rtu'): DeviceConfig {
+  return { id, bus: BUS_ID, unitId, profile: model, role: model === 've-rb8-rtu' ? 'relay-board' : 'alarm-column', label: id, testMode: false };
+}
+
+async function waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 3000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== null && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+interface Rig {
+  pair: PtyPair;
+  slave: ModbusRtuSlave;
+  bus: ModbusBus;
+  events: DeviceEvent[];
+  lines: LogLine[];
+  device(id: string): Device;
+  close(): Promise<void>;
+}
+
+async function rig(options: {
+  devices: Array<{ id: string; unitId: number; profile?: ModbusProfile }>;
+  timing?: TimingConfig;
+  wireBaud?: number;
+  path?: (pair: PtyPair) => string;
+}): Promise<Rig> {
+  const pair = await openPtyPair();
+  const slave = await ModbusRtuSlave.open({ path: pair.devicePath, ...(options.wireBaud ? { wireBaud: options.wireBaud } : {}) });
+  const { logger, lines } = memoryLogger('debug');
+  const events: DeviceEvent[] = [];
+  const bus = createModbusBus({
+    bus: { id: BUS_ID, kind: 'modbus-rtu', path: options.path?.(pair) ?? pair.controllerPath, baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1 },
+    devices: options.devices.map((d) => ({ config: deviceConfig(d.id, d.unitId, (d.profile ?? AC100).model), profile: d.profile ?? AC100 })),
+    timing: options.timing ?? fastTiming(),
+    sink: (event) => events.push(event),
+    logger,
+  });
+  return {
+    pair,
+    slave,
+    bus,
+    events,
+    lines,
+    device: (id) => bus.devices.find((d) => d.id === id) ?? expect.fail(`no device ${id}`),
+    async close() {
+      await bus.stop();
+      await slave.close();
+      await pair.close();
+    },
+  };
+}
+
+const inputEvents = (events: DeviceEvent[], deviceId: string) =>
+  events.filter((e): e is Extract<DeviceEvent, { type: 'input' }> => e.type === 'input' && e.deviceId === deviceId);
+
+describe('Modbus RTU alarm column over a PTY', () => {
+  let r: Rig;
+  let button: { press(): void; release(): void };
+  beforeAll(async () => {
+    r = await rig({ devices: [{ id: 'col-1', unitId: 1 }, { id: 'relays', unitId: 2, profile: RB8 }] });
+    const unit = r.slave.unit(1);
+    unit.set('discrete-inputs', 1, true); // tamper loop closed: the door is shut
+    button = latchedButton(unit, 0, 0);
+    r.slave.unit(2);
+    r.bus.start();
+    await waitFor('first poll', () => r.device('col-1').health().online && r.device('relays').health().online);
+  });
+  afterAll(() => r.close());
+
+  it('reports a press as one input event and nothing for the idle state at start', async () => {
+    expect(inputEvents(r.events, 'col-1')).toEqual([]);
+    const before = Date.now();
+    button.press();
+    const event = await waitFor('button event', () => inputEvents(r.events, 'col-1').find((e) => e.input === 'button'));
+    expect(event).toMatchObject({ type: 'input', deviceId: 'col-1', input: 'button', active: true });
+    expect(event.at).toBeGreaterThanOrEqual(before);
+    button.release();
+    await sleep(60);
+    // Still latched: the release alone changes nothing on the wire.
+    expect(inputEvents(r.events, 'col-1')).toHaveLength(1);
+    await r.device('col-1').resetLatch('button');
+    await waitFor('release after latch reset', () => inputEvents(r.events, 'col-1').find((e) => !e.active));
+    expect(r.slave.unit(1).writes.at(-1)).toMatchObject({ table: 'coils', address: 0, value: 1 });
+  });
+
+  it('reads the normally-closed tamper loop as active when it opens', async () => {
+    r.slave.unit(1).set('discrete-inputs', 1, false);
+    await waitFor('tamper', () => inputEvents(r.events, 'col-1').find((e) => e.input === 'tamper' && e.active));
+    r.slave.unit(1).set('discrete-inputs', 1, true);
+    await waitFor('tamper ok', () => inputEvents(r.events, 'col-1').find((e) => e.input === 'tamper' && !e.active));
+  });
+
+  it('writes the indicator in profile order, and relays by channel', async () => {
+    const unit = r.slave.unit(1);
+    const from = unit.writes.length;
+    await r.device('col-1').setIndicator('not-received');
+    expect(unit.get('holding-registers', 0)).toBe(3);
+    expect(unit.get('coils', 1)).toBe(1);
+    await r.device('col-1').setIndicator('received');
+    expect(unit.writes.slice(from).map((w) => `${w.table}:${w.address}=${w.value}`)).toEqual([
+      'holding-registers:0=3',
+      'coils:1=1',
+      'holding-registers:0=2',
+      'coils:1=0',
+    ]);
+    await r.device('col-1').resetLatch('tamper'); // no latch on the tamper loop: nothing to write
+    expect(unit.writes).toHaveLength(from + 4);
+
+    await r.device('relays').setRelay(3, true);
+    expect(r.slave.unit(2).get('coils', 3)).toBe(1);
+    await r.device('relays').setRelay(3, false);
+    expect(r.slave.unit(2).get('coils', 3)).toBe(0);
+    await expect(r.device('relays').setRelay(8, true)).rejects.toThrow(RangeError);
+    await expect(r.device('col-1').setRelay(0, true)).rejects.toThrow(/no relays/);
+    expect(r.device('col-1').health().latching).toBe(true);
+    expect(r.device('relays').health().latching).toBeNull();
+  });
+
+  const faults: Array<[SlaveFault, ProtocolErrorKind]> = [
+    ['short-reply', 'short-reply'],
+    ['bad-crc', 'crc'],
+    ['wrong-unit', 'wrong-unit'],
+    ['exception', 'exception'],
+    ['timeout', 'timeout'],
+    ['garbage', 'garbage'],
+  ];
+  it.each(faults)('counts, logs and emits a %s reply as "%s", and keeps polling', async (fault, kind) => {
+    const unit = r.slave.unit(1);
+    const device = r.device('col-1');
+    const errorsBefore = { ...device.health().errors };
+    const seen = r.events.length;
+    unit.setFault(fault, { count: 1 });
+    const event = await waitFor(`${kind} event`, () =>
+      r.events.slice(seen).find((e): e is Extract<DeviceEvent, { type: 'protocol-error' }> => e.type === 'protocol-error'),
+    );
+    expect(event).toMatchObject({ busId: BUS_ID, deviceId: 'col-1', kind });
+    expect(event.detail).toMatch(/unit 1 read discrete inputs 0\+2/);
+    expect(device.health().errors).toEqual({ ...errorsBefore, [kind]: (errorsBefore[kind] ?? 0) + 1 });
+    const line = r.lines.findLast((l) => l.msg === 'protocol error');
+    expect(line).toMatchObject({ bus: BUS_ID, device: 'col-1', kind, reason: event.detail });
+
+    const requests = unit.requests;
+    await waitFor('two more polls', () => unit.requests >= requests + 2);
+    expect(device.health().online).toBe(true);
+    expect(r.events.slice(seen).filter((e) => e.type === 'protocol-error')).toHaveLength(1);
+  });
+
+  it('does not take bytes that arrive between exchanges for the next reply', async () => {
+    // A late "button pressed" reply from unit 1, landing after unit 1 answered and before its next poll
+    // (possibly inside the relay board's exchange, which must resync past it).
+    const stale = withCrc(Buffer.from([1, 2, 1, 0x01]));
+    const seen = r.events.length;
+    let injected = 0;
+    const off = r.slave.onRequest((req) => {
+      if (req.unit === 1 && injected < 10) setTimeout(() => void r.slave.inject(stale).then(() => injected++), 4);
+    });
+    await waitFor('ten injections', () => injected >= 10);
+    off();
+    await sleep(60);
+    expect(r.events.slice(seen).filter((e) => e.type === 'input' || e.type === 'protocol-error')).toEqual([]);
+  });
+});
+
+describe('latched and unlatched presses shorter than the poll interval', () => {
+  let r: Rig;
+  const unlatched: ModbusProfile = { ...AC100, inputs: { button: { table: 'discrete-inputs', address: 0, activeLow: false } } };
+  beforeAll(async () => {
+    r = await rig({ devices: [{ id: 'latched', unitId: 1 }, { id: 'plain', unitId: 2, profile: unlatched }], timing: fastTiming({ pollIntervalMs: 150 }) });
+    for (const id of [1, 2]) r.slave.unit(id).set('discrete-inputs', 1, true);
+    r.bus.start();
+    await waitFor('first poll', () => r.device('latched').health().online && r.device('plain').health().online);
+  });
+  afterAll(() => r.close());
+
+  it('sees a 5 ms press on a latching column, and can miss it on one without a latch', async () => {
+    const latched = latchedButton(r.slave.unit(1), 0, 0);
+    const plain = r.slave.unit(2);
+    // Press right after each unit was polled, so the press is over long before the next poll.
+    const pressAfterPoll = (unit: number, press: () => void, release: () => void) =>
+      new Promise<void>((resolve) => {
+        const off = r.slave.onRequest((req: RequestRecord) => {
+          if (req.unit !== unit) return;
+          off();
+          setTimeout(() => {
+            press();
+            setTimeout(() => (release(), resolve()), 5);
+          }, 10);
+        });
+      });
+    await Promise.all([
+      pressAfterPoll(1, latched.press, latched.release),
+      pressAfterPoll(2, () => plain.set('discrete-inputs', 0, true), () => plain.set('discrete-inputs', 0, false)),
+    ]);
+    await waitFor('latched press', () => inputEvents(r.events, 'latched').find((e) => e.active), 1000);
+    await sleep(200);
+    expect(inputEvents(r.events, 'plain')).toEqual([]);
+    expect(r.device('latched').health().latching).toBe(true);
+    expect(r.device('plain').health().latching).toBe(false);
+  });
+});
+
+describe('offline and recovery', () => {
+  let r: Rig;
+  beforeAll(async () => {
+    r = await rig({ devices: [{ id: 'col-1', unitId: 1 }, { id: 'col-2', unitId: 2 }] });
+    r.slave.unit(1).set('discrete-inputs', 1, true);
+    r.slave.unit(2).set('discrete-inputs', 1, true);
+    r.bus.start();
+    await waitFor('first poll', () => r.device('col-1').health().online && r.device('col-2').health().online);
+  });
+  afterAll(() => r.close());
+
+  it('goes offline after N failed polls, is polled slowly while its neighbour is not, then recovers', async () => {
+    const unit = r.slave.unit(1);
+    unit.setFault('timeout');
+    const offline = await waitFor('offline', () => r.events.find((e) => e.type === 'offline'));
+    expect(offline).toMatchObject({ deviceId: 'col-1' });
+    expect(offline.type === 'offline' && offline.reason).toMatch(/3 polls in a row failed; last: unit 1 .*no reply within 50 ms/);
+    expect(r.device('col-1').health()).toMatchObject({ online: false, errors: { timeout: 3 } });
+    expect(r.lines.find((l) => l.msg === 'device offline')).toMatchObject({ bus: BUS_ID, device: 'col-1' });
+
+    const [slow, fast] = [unit.requests, r.slave.unit(2).requests];
+    await sleep(600);
+    // 150 ms between tries of the offline unit; the healthy one keeps its 20 ms.
+    expect(unit.requests - slow).toBeGreaterThanOrEqual(2);
+    expect(unit.requests - slow).toBeLessThanOrEqual(5);
+    expect(r.slave.unit(2).requests - fast).toBeGreaterThanOrEqual(12);
+    expect(r.device('col-2').health().online).toBe(true);
+
+    unit.setFault('working');
+    const recovered = await waitFor('recovered', () => r.events.find((e) => e.type === 'recovered'));
+    expect(recovered).toMatchObject({ deviceId: 'col-1' });
+    expect(recovered.type === 'recovered' && recovered.offlineForMs).toBeGreaterThanOrEqual(550);
+    expect(r.device('col-1').health().online).toBe(true);
+    expect(r.events.filter((e) => e.type === 'offline' || e.type === 'recovered')).toHaveLength(2);
+    expect(r.device('col-2').health().pollIntervalMs).toBeLessThan(60);
+  });
+});
+
+describe('losing the serial port', () => {
+  let r: Rig;
+  let dir: string;
+  let link: string;
+  const extra: Array<{ close(): Promise<void> }> = [];
+  beforeAll(async () => {
+    // The bus opens a stable name, as /dev/serial/by-id/... is for a USB adapter that is replugged.
+    dir = mkdtempSync(join(tmpdir(), 've-modbus-'));
+    link = join(dir, 'ttyVE0');
+    r = await rig({
+      devices: [{ id: 'col-1', unitId: 1 }],
+      path: (pair) => (symlinkSync(pair.controllerPath, link), link),
+    });
+    r.slave.unit(1).set('discrete-inputs', 1, true);
+  });
+  afterAll(async () => {
+    await r.close();
+    for (const thing of extra) await thing.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reports bus-lost, reopens with doubling delays, reports bus-restored and polls again', async () => {
+    r.bus.start();
+    await waitFor('first poll', () => r.device('col-1').health().online);
+    await r.pair.close(); // socat killed: the adapter is unplugged
+    const lost = await waitFor('bus-lost', () => r.events.find((e) => e.type === 'bus-lost'));
+    expect(lost).toMatchObject({ busId: BUS_ID });
+    expect(r.device('col-1').health().online).toBe(false);
+    await sleep(450);
+    const delays = r.lines.filter((l) => l.msg === 'reopening modbus port after a delay').map((l) => l.delayMs);
+    expect(delays.slice(0, 3)).toEqual([50, 100, 200]);
+
+    const pair = await openPtyPair();
+    const slave = await ModbusRtuSlave.open({ path: pair.devicePath });
+    extra.push(slave, pair);
+    slave.unit(1).set('discrete-inputs', 1, true);
+    // A stale "pressed" reply waiting on the line must not be read after the reopen.
+    await slave.inject(withCrc(Buffer.from([1, 2, 1, 0x01])));
+    unlinkSync(link);
+    symlinkSync(pair.controllerPath, link);
+
+    await waitFor('bus-restored', () => r.events.find((e) => e.type === 'bus-restored'), 2000);
+    await waitFor('polls on the new port', () => slave.unit(1).requests >= 2 && r.device('col-1').health().online);
+    expect(r.events.filter((e) => e.type === 'input')).toEqual([]);
+    slave.unit(1).set('discrete-inputs', 0, true);
+    await waitFor('press after restore', () => inputEvents(r.events, 'col-1').find((e) => e.active));
+    // One outage, told once by the bus; the device itself was never declared offline.
+    expect(r.events.filter((e) => e.type === 'bus-lost' || e.type === 'bus-restored').map((e) => e.type)).toEqual(['bus-lost', 'bus-restored']);
+    expect(r.events.filter((e) => e.type === 'offline' || e.type === 'protocol-error')).toEqual([]);
+  });
+});
+
+describe('one request at a time, writes first', () => {
+  let r: Rig;
+  const ids = ['col-1', 'col-2', 'col-3', 'col-4', 'col-5'];
+  beforeAll(async () => {
+    r = await rig({
+      devices: [...ids.map((id, i) => ({ id, unitId: i + 1 })), { id: 'relays', unitId: 9, profile: RB8 }],
+      // 10 ms per device cannot be met by six devices at 9600 baud: the poll queue never runs dry.
+      timing: fastTiming({ pollIntervalMs: 10, requestTimeoutMs: 100 }),
+      wireBaud: 9600,
+    });
+    for (let unit = 1; unit <= 5; unit++) r.slave.unit(unit).set('discrete-inputs', 1, true);
+    r.slave.unit(9);
+    r.bus.start();
+    await waitFor('first polls', () => r.bus.devices.every((d) => d.health().online));
+  });
+  afterAll(() => r.close());
+
+  it('has a slave that does notice overlapping requests', async () => {
+    const pair = await openPtyPair();
+    const slave = await ModbusRtuSlave.open({ path: pair.devicePath, wireBaud: 9600 });
+    slave.unit(1);
+    const port = new SerialPort({ path: pair.controllerPath, baudRate: 9600 });
+    await new Promise((resolve) => port.once('open', resolve));
+    const request = withCrc(Buffer.from([1, 2, 0, 0, 0, 2]));
+    port.write(Buffer.concat([request, request]));
+    await waitFor('two requests', () => slave.stats.requests === 2);
+    expect(slave.stats.overlaps).toBe(1);
+    await new Promise((resolve) => port.close(resolve));
+    await slave.close();
+    await pair.close();
+  });
+
+  it('never overlaps on the wire, and a write waits for at most the request in flight', async () => {
+    const log: RequestRecord[] = [];
+    const off = r.slave.onRequest((req) => log.push(req));
+    const overlapsBefore = r.slave.stats.overlaps;
+    for (let round = 0; round < 4; round++) {
+      await sleep(60);
+      const at = performance.now();
+      const from = log.length;
+      await Promise.all([r.device('col-3').setIndicator(round % 2 ? 'sent' : 'not-received'), r.device('relays').setRelay(round, true)]);
+      const after = log.slice(from).filter((q) => q.at >= at);
+      const firstWrite = after.findIndex((q) => q.fc === 5 || q.fc === 6);
+      expect(firstWrite).toBeLessThanOrEqual(1);
+      // Both writes of the indicator and the relay write follow back to back, polls wait.
+      expect(after.slice(firstWrite, firstWrite + 3).map((q) => q.fc)).toEqual([6, 5, 5]);
+    }
+    off();
+    expect(log.length).toBeGreaterThan(15);
+    expect(r.slave.stats.overlaps - overlapsBefore).toBe(0);
+    expect(r.slave.stats.badRequests).toBe(0);
+    expect(r.slave.unit(3).get('holding-registers', 0)).toBe(1);
+    expect(r.events.filter((e) => e.type === 'protocol-error')).toEqual([]);
+    // Six devices share one 9600-baud line: each is read far less often than asked, and health says so.
+    expect(r.device('col-1').health().pollIntervalMs).toBeGreaterThan(60);
+  });
+});

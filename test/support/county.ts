@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import mqtt from 'mqtt';
+import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics, type DownKind, type UpKind } from '../../src/county/topics.ts';
+
+/** One message a village published, as the county received it. */
+export interface CountyMessage {
+  kind: UpKind;
+  village: string;
+  topic: string;
+  /** Parsed JSON, or the raw text when it is not JSON. */
+  payload: unknown;
+  retain: boolean;
+  qos: number;
+}
+
+/** A stand-in for the county dispatch: hears every village, acks by id. */
+export interface CountyClient {
+  readonly messages: readonly CountyMessage[];
+  /** The first message, already received or still to come, that matches. */
+  waitFor(match: (message: CountyMessage) => boolean, timeoutMs?: number): Promise<CountyMessage>;
+  ack(village: string, id: string): Promise<void>;
+  /** Raw bytes to one of a village's county→village topics, e.g. to see what the link rejects. */
+  send(village: string, kind: DownKind, payload: string | Buffer): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface CountyOptions {
+  url: string;
+  protocolVersion: 4 | 5;
+  prefix?: string;
+  /** Ack every alarm and fault as it arrives, as a dispatch desk would. */
+  autoAck?: boolean;
+  tls?: { ca: Buffer; cert: Buffer; key: Buffer };
+}
+
+export async function connectCounty(options: CountyOptions): Promise<CountyClient> {
+  const prefix = options.prefix ?? 'village-edge';
+  const client = await mqtt.connectAsync(options.url, {
+    clientId: `county-${randomUUID().slice(0, 8)}`,
+    protocolVersion: options.protocolVersion,
+    clean: true,
+    reconnectPeriod: 0,
+    ...(options.tls === undefined ? {} : { ...options.tls, rejectUnauthorized: true }),
+  });
+  const messages: CountyMessage[] = [];
+  const waiters = new Set<(message: CountyMessage) => void>();
+
+  const ack = async (village: string, id: string): Promise<void> => {
+    await client.publishAsync(villageTopics(prefix, village).topic('ack'), JSON.stringify({ id }), { qos: 1 });
+  };
+
+  client.on('message', (topic, payload, packet) => {
+    const uplink = parseUplink(prefix, topic);
+    if (uplink === undefined) return;
+    const text = payload.toString('utf8');
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // kept as text: a test may be looking for exactly that
+    }
+    const message: CountyMessage = { ...uplink, topic, payload: parsed, retain: packet.retain, qos: packet.qos };
+    messages.push(message);
+    for (const waiter of [...waiters]) waiter(message);
+    const id = typeof parsed === 'object' && parsed !== null ? (parsed as { id?: unknown }).id : undefined;
+    if (options.autoAck && (uplink.kind === 'alarm' || uplink.kind === 'fault') && typeof id === 'string')
+      void ack(uplink.village, id).catch(() => undefined);
+  });
+
+  await client.subscribeAsync(Object.fromEntries(upKinds.map((k) => [countyFilter(prefix, k), { qos: 1 as const }])));
+
+  return {
+    messages,
+    waitFor(match, timeoutMs = 5000) {
+      const seen = messages.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          const got = messages.map((m) => `${m.topic} ${JSON.stringify(m.payload)}`).join('\n  ');
+          reject(new Error(`county: no matching message within ${timeoutMs} ms; received:\n  ${got || '(nothing)'}`));
+        }, timeoutMs);
+        const waiter = (message: CountyMessage): void => {
+          if (!match(message)) return;
+          clearTimeout(timer);
+          waiters.delete(waiter);
+          resolve(message);
+        };
+        waiters.add(waiter);
+      });
+    },
+    ack,
+    async send(village, kind, payload) {
+      await client.publishAsync(villageTopics(prefix, village).topic(kind), payload, { qos: topicSpecs[kind].qos });
+    },
+    async close() {
+      await client.endAsync();
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import { outboxStreams, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from '../../src/store/types.ts';
+
+/** A record as held here: the payload kept as JSON text, exactly as SQLite keeps it. */
+type StoredRecord = Omit<OutboxRecord, 'payload'> & { payload: string };
+
+/**
+ * The outbox in memory, for unit tests of domain logic. It passes the same contract suite as the SQLite
+ * outbox: payloads round-trip through JSON and every record handed out is a copy, so a test cannot pass
+ * here by relying on shared objects and then fail against the real store.
+ */
+export class MemoryOutbox implements Outbox {
+  private readonly records = new Map<string, StoredRecord>();
+  private readonly lastSeq = new Map<OutboxStream, number>();
+  private closed = false;
+
+  append(input: Parameters<Outbox['append']>[0]): OutboxRecord {
+    this.checkOpen();
+    if (!(outboxStreams as readonly string[]).includes(input.stream)) throw new Error(`outbox: unknown stream ${String(input.stream)}`);
+    if (this.records.has(input.id)) throw new Error(`outbox: record ${input.id} already exists`);
+    const seq = (this.lastSeq.get(input.stream) ?? 0) + 1;
+    // Built before anything is stored, so a throwing build leaves no record and consumes no seq.
+    const payload = toJson(input.build(seq), input.id);
+    this.lastSeq.set(input.stream, seq);
+    const stored: StoredRecord = {
+      id: input.id,
+      stream: input.stream,
+      seq,
+      subject: input.subject,
+      payload,
+      attempts: 0,
+      createdAt: input.now,
+      nextAttemptAt: input.now,
+      ackedAt: null,
+    };
+    this.records.set(input.id, stored);
+    return toRecord(stored);
+  }
+
+  updatePayload(id: string, payload: JsonObject): void {
+    const stored = this.open(id, 'update payload of');
+    if (stored.ackedAt !== null) throw new Error(`outbox: cannot update payload of ${id}: already acked`);
+    stored.payload = toJson(payload, id);
+  }
+
+  due(stream: OutboxStream, now: number, limit: number): OutboxRecord[] {
+    this.checkOpen();
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox: due() limit must be a positive integer, got ${limit}`);
+    return [...this.records.values()]
+      .filter((r) => r.stream === stream && r.ackedAt === null && r.nextAttemptAt <= now)
+      .sort((a, b) => a.seq - b.seq)
+      .slice(0, limit)
+      .map(toRecord);
+  }
+
+  recordAttempt(id: string, attempts: number, nextAttemptAt: number): void {
+    const stored = this.open(id, 'record an attempt of');
+    if (stored.ackedAt !== null) return;
+    stored.attempts = attempts;
+    stored.nextAttemptAt = nextAttemptAt;
+  }
+
+  recordAttempts(updates: readonly AttemptUpdate[]): void {
+    // All or nothing, like the SQLite transaction: check every id before changing any.
+    for (const update of updates) this.open(update.id, 'record an attempt of');
+    for (const update of updates) this.recordAttempt(update.id, update.attempts, update.nextAttemptAt);
+  }
+
+  rescheduleAll(now: number): void {
+    this.checkOpen();
+    for (const r of this.records.values()) if (r.ackedAt === null && r.nextAttemptAt > now) r.nextAttemptAt = now;
+  }
+
+  ack(id: string, now: number): OutboxRecord | undefined {
+    this.checkOpen();
+    const stored = this.records.get(id);
+    if (!stored || stored.ackedAt !== null) return undefined;
+    stored.ackedAt = now;
+    return toRecord(stored);
+  }
+
+  ackMany(ids: readonly string[], now: number): OutboxRecord[] {
+    return ids.flatMap((id) => this.ack(id, now) ?? []);
+  }
+
+  get(id: string): OutboxRecord | undefined {
+    this.checkOpen();
+    const stored = this.records.get(id);
+    return stored && toRecord(stored);
+  }
+
+  latestUnacked(stream: OutboxStream, subject: string): OutboxRecord | undefined {
+    this.checkOpen();
+    let latest: StoredRecord | undefined;
+    for (const r of this.records.values()) {
+      if (r.stream === stream && r.subject === subject && r.ackedAt === null && (!latest || r.seq > latest.seq)) latest = r;
+    }
+    return latest && toRecord(latest);
+  }
+
+  stats(): OutboxStats {
+    this.checkOpen();
+    const stats: OutboxStats = { depth: 0, oldestUnackedAt: null, byStream: { alarm: 0, fault: 0, report: 0 } };
+    for (const r of this.records.values()) {
+      if (r.ackedAt !== null) continue;
+      stats.depth += 1;
+      stats.byStream[r.stream] += 1;
+      if (stats.oldestUnackedAt === null || r.createdAt < stats.oldestUnackedAt) stats.oldestUnackedAt = r.createdAt;
+    }
+    return stats;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private open(id: string, action: string): StoredRecord {
+    this.checkOpen();
+    const stored = this.records.get(id);
+    if (!stored) throw new Error(`outbox: cannot ${action} ${id}: unknown record`);
+    return stored;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error('outbox: closed');
+  }
+}
+
+function toJson(payload: JsonObject, id: string): string {
+  const text: unknown = JSON.stringify(payload);
+  if (typeof text !== 'string' || !text.startsWith('{')) throw new TypeError(`outbox: payload of ${id} is not a JSON object`);
+  return text;
+}
+
+function toRecord(stored: StoredRecord): OutboxRecord {
+  return { ...stored, payload: JSON.parse(stored.payload) as JsonObject };
+}
+
+export function createMemoryOutbox(): MemoryOutbox {
+  return new MemoryOutbox();
+}

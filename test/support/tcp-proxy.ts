@@ -1,0 +1,66 @@
+import { connect, createServer, type Socket } from 'node:net';
+
+/**
+ * A loopback TCP relay between a client and a broker, to break the network in ways a broker restart cannot:
+ * cut connections without an MQTT DISCONNECT (the broker then publishes the will), or swallow the broker's
+ * replies (a PUBACK that never comes).
+ */
+export interface TcpProxy {
+  readonly url: string;
+  /** Drop whatever the broker sends from now on (until `thaw`), while the client's bytes still go through. */
+  freeze(): void;
+  thaw(): void;
+  /** Close every relayed connection at once; new ones are still accepted. */
+  cutAll(): void;
+  /** Cut everything and stop accepting: clients can no longer reach the broker. */
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+  const pairs = new Set<[Socket, Socket]>();
+  let frozen = false;
+  const server = createServer((downstream) => {
+    const upstream = connect(target);
+    const pair: [Socket, Socket] = [downstream, upstream];
+    pairs.add(pair);
+    // The relay must not add the Nagle delay the tests are careful to avoid elsewhere.
+    downstream.setNoDelay(true);
+    upstream.setNoDelay(true);
+    downstream.on('data', (chunk: Buffer) => upstream.write(chunk));
+    upstream.on('data', (chunk: Buffer) => {
+      if (!frozen) downstream.write(chunk);
+    });
+    const teardown = (): void => {
+      pairs.delete(pair);
+      downstream.destroy();
+      upstream.destroy();
+    };
+    for (const socket of pair) {
+      socket.on('error', teardown);
+      socket.on('close', teardown);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const cutAll = (): void => {
+    for (const [downstream, upstream] of [...pairs]) {
+      downstream.destroy();
+      upstream.destroy();
+    }
+    pairs.clear();
+  };
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    freeze: () => void (frozen = true),
+    thaw: () => void (frozen = false),
+    cutAll,
+    async close() {
+      cutAll();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

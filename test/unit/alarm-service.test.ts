@@ -1,0 +1,138 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AlarmService, type Terminal } from '../../src/alarm/alarm-service.ts';
+import { alarmPayloadSchema, type AlarmPayload } from '../../src/county/payloads.ts';
+import type { OutboxRecord } from '../../src/store/types.ts';
+import { createMemoryOutbox } from '../support/memory-outbox.ts';
+import { memoryLogger } from '../support/log-sink.ts';
+import { simulatedPort } from '../support/simulated-port.ts';
+
+const timing = { debounceMs: 30, ackTimeoutMs: 10_000, indicatorHoldMs: 60_000 };
+const village = { id: 'v1', name: 'Village One', location: { lat: 25.04, lon: 102.71 } };
+
+function setup(terminals: Terminal[] = [{ id: 'c1', label: 'gate', testMode: false }], outbox = createMemoryOutbox()) {
+  const { logger, lines } = memoryLogger();
+  const sim = simulatedPort(terminals.map((t) => t.id), logger);
+  const stored: OutboxRecord[] = [];
+  const overdue: AlarmPayload[] = [];
+  const service = new AlarmService({ village, terminals, devices: sim.port, outbox, timing, logger, onStored: (r) => stored.push(r), onAckOverdue: (a) => overdue.push(a) });
+  sim.listen((e) => service.handleDeviceEvent(e));
+  service.start();
+  return { service, sim, outbox, stored, overdue, lines };
+}
+
+const flush = () => vi.advanceTimersByTimeAsync(0);
+
+describe('AlarmService', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(new Date('2026-11-29T05:00:00Z'));
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it('stores one alarm per press, with every contract field, then shows sent and resets the latch', async () => {
+    const { sim, outbox, stored } = setup();
+    sim.device('c1').press();
+    await flush();
+    expect(stored).toHaveLength(1);
+    const alarm = alarmPayloadSchema.parse(stored[0]!.payload);
+    expect(alarm).toMatchObject({ seq: 1, village: 'v1', terminal: 'c1', type: 'button', attempt: 1, presses: 1 });
+    expect(alarm.location).toMatchObject({ village: 'Village One', terminal: 'gate', lat: 25.04 });
+    expect(alarm.raisedAt).toMatch(/^2026-11-29T\d\d:00:00\.000([+-]\d\d:\d\d|Z)$/);
+    expect(outbox.get(alarm.id)).toBeDefined();
+    // Stored first, then the column is told: reset of the latch and the `sent` lamp.
+    expect(sim.device('c1').commands).toEqual(['reset button', 'indicator sent']);
+  });
+
+  it('counts presses during an open alarm on it instead of raising more', async () => {
+    const { sim, outbox, stored } = setup();
+    for (let i = 0; i < 5; i++) {
+      sim.device('c1').press();
+      await vi.advanceTimersByTimeAsync(500);
+    }
+    expect(stored).toHaveLength(1);
+    expect((outbox.get(stored[0]!.id)!.payload as AlarmPayload).presses).toBe(5);
+  });
+
+  it('ignores a bounce inside the debounce time', async () => {
+    const { sim, stored, outbox, service } = setup();
+    const device = sim.device('c1');
+    device.setInput('button', true);
+    await vi.advanceTimersByTimeAsync(5);
+    // The latch reset released it; a chattering contact now re-closes within 30 ms.
+    device.setInput('button', true);
+    await flush();
+    expect(stored).toHaveLength(1);
+    expect((outbox.get(stored[0]!.id)!.payload as AlarmPayload).presses).toBe(1);
+    service.stop();
+  });
+
+  it('shows received on ack, then goes dark after the hold time', async () => {
+    const { sim, outbox, stored, service } = setup();
+    sim.device('c1').press();
+    await flush();
+    service.acknowledged(outbox.ack(stored[0]!.id, Date.now())!);
+    await flush();
+    expect(sim.device('c1').indicator).toBe('received');
+    await vi.advanceTimersByTimeAsync(timing.indicatorHoldMs);
+    expect(sim.device('c1').indicator).toBe('off');
+  });
+
+  it('shows not-received when no ack comes within the ack timeout, and says so', async () => {
+    const { sim, overdue, lines } = setup();
+    sim.device('c1').press();
+    await vi.advanceTimersByTimeAsync(timing.ackTimeoutMs - 1);
+    expect(sim.device('c1').indicator).toBe('sent');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sim.device('c1').indicator).toBe('not-received');
+    expect(overdue).toHaveLength(1);
+    expect(lines.some((l) => l.msg === 'no ack from county within the ack timeout')).toBe(true);
+  });
+
+  it('raises a new alarm for a press after the previous one was acknowledged', async () => {
+    const { sim, outbox, stored, service } = setup();
+    sim.device('c1').press();
+    await vi.advanceTimersByTimeAsync(1000);
+    service.acknowledged(outbox.ack(stored[0]!.id, Date.now())!);
+    sim.device('c1').press();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(stored.map((r) => r.seq)).toEqual([1, 2]);
+    expect(sim.device('c1').indicator).toBe('sent');
+  });
+
+  it('raises tamper as its own type without touching the lamp, and test alarms in test mode', async () => {
+    const { sim, stored } = setup([
+      { id: 'c1', label: 'gate', testMode: false },
+      { id: 'c2', label: 'school', testMode: true },
+    ]);
+    sim.device('c1').press('tamper');
+    sim.device('c2').press();
+    await flush();
+    expect(stored.map((r) => (r.payload as AlarmPayload).type)).toEqual(['tamper', 'test']);
+    expect(sim.device('c1').indicator).toBe('off');
+    expect(sim.device('c2').indicator).toBe('sent');
+  });
+
+  it('restores the lamp of an open alarm after a restart', async () => {
+    const first = setup();
+    first.sim.device('c1').press();
+    await flush();
+    first.service.stop();
+    await vi.advanceTimersByTimeAsync(timing.ackTimeoutMs + 1);
+    const second = setup(undefined, first.outbox);
+    await flush();
+    expect(second.sim.device('c1').indicator).toBe('not-received');
+    second.sim.device('c1').press();
+    await flush();
+    expect(second.stored).toHaveLength(0);
+  });
+
+  it('shows the lamp again when a column that lost power comes back', async () => {
+    const { sim } = setup();
+    sim.device('c1').press();
+    await flush();
+    sim.device('c1').setOnline(false);
+    sim.device('c1').setOnline(true);
+    await flush();
+    expect(sim.device('c1').commands.filter((c) => c === 'indicator sent')).toHaveLength(2);
+  });
+});

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, readConfigFile } from '../../src/config/load.ts';
+
+const minimal = {
+  version: 1,
+  village: { id: 'v1', name: 'Village One', location: { lat: 25, lon: 102 } },
+  county: { url: 'mqtt://127.0.0.1:1883' },
+  dataDir: './data',
+};
+
+function errorsOf(json: unknown): string[] {
+  const result = parseConfig(json);
+  if (result.ok) throw new Error('expected the config to be rejected');
+  return result.errors;
+}
+
+describe('config', () => {
+  it('fills defaults for a minimal config', () => {
+    const result = parseConfig(minimal);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.config.county.topicPrefix).toBe('village-edge');
+    expect(result.config.timing.retry).toEqual({ initialMs: 5000, maxMs: 60000 });
+    expect(result.config.timing.pollIntervalMs).toBe(100);
+  });
+
+  it('names the path of every bad field, all at once', () => {
+    const errors = errorsOf({
+      ...minimal,
+      village: { id: 'bad/id', name: 'x', location: { lat: 200, lon: 102 } },
+      county: { url: 'http://x', keepaliveSeconds: 1 },
+      buses: [{ id: 'b1', kind: 'modbus-rtu', path: '/dev/ttyUSB0', parity: 'mark' }],
+      devices: [{ id: 'd1', bus: 'nope', unitId: 300, profile: 'p', role: 'alarm-column', label: 'x' }],
+    });
+    const joined = errors.join('\n');
+    expect(joined).toContain('village.id: use letters, digits');
+    expect(joined).toContain('village.location.lat:');
+    expect(joined).toContain('county.url: must be an mqtt://');
+    expect(joined).toContain('county.keepaliveSeconds:');
+    expect(joined).toContain('buses[0].parity:');
+    expect(joined).toContain('devices[0].unitId:');
+    expect(errors.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('finds cross-field mistakes: unknown bus, duplicate ids and units', () => {
+    const errors = errorsOf({
+      ...minimal,
+      buses: [{ id: 'sim', kind: 'simulated' }],
+      devices: [
+        { id: 'd1', bus: 'sim', unitId: 1, profile: 'p', role: 'alarm-column', label: 'a' },
+        { id: 'd1', bus: 'sim', unitId: 1, profile: 'p', role: 'alarm-column', label: 'b' },
+        { id: 'd2', bus: 'ghost', unitId: 2, profile: 'p', role: 'alarm-column', label: 'c' },
+      ],
+    });
+    expect(errors).toContain('devices[1].id: duplicate device id "d1"');
+    expect(errors).toContain('devices[1].unitId: unit 1 is already used on bus "sim"');
+    expect(errors).toContain('devices[2].bus: no bus with id "ghost"');
+  });
+
+  it('rejects unknown fields, so a typo is not silently ignored', () => {
+    expect(errorsOf({ ...minimal, dataDri: '/x' }).join()).toMatch(/\(root\): Unrecognized key.*dataDri/);
+  });
+
+  it('checks the version: missing, newer than this build', () => {
+    expect(errorsOf({ ...minimal, version: undefined })).toEqual(['version: required, an integer (this build reads 1)']);
+    expect(errorsOf({ ...minimal, version: 2 })[0]).toMatch(/^version: 2 is newer than this build reads/);
+  });
+
+  it('reads a file, says so when it is not JSON, and resolves relative paths against its folder', () => {
+    const dir = mkdtempSync(join(tmpdir(), 've-config-'));
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{ "version": 1, ');
+    const badResult = readConfigFile(bad);
+    expect(badResult.ok).toBe(false);
+    if (!badResult.ok) expect(badResult.errors[0]).toMatch(/^\(file\): .*bad\.json is not valid JSON/);
+
+    const good = join(dir, 'good.json');
+    writeFileSync(good, JSON.stringify(minimal));
+    const result = readConfigFile(good);
+    expect(result.ok).toBe(true);
+    if (result.ok) expect(result.config.dataDir).toBe(join(dir, 'data'));
+  });
+
+  it.each(['config/example.json', 'config/village.example.json'])('shipped %s is valid', (path) => {
+    const result = readConfigFile(path);
+    expect(result.ok ? [] : result.errors).toEqual([]);
+  });
+});

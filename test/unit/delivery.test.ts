@@ -1,0 +1,107 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { EventEmitter } from 'node:events';
+import { Delivery } from '../../src/county/delivery.ts';
+import type { Uplink, UplinkEvents } from '../../src/county/types.ts';
+import type { JsonObject, Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
+import { createMemoryOutbox } from '../support/memory-outbox.ts';
+import { memoryLogger } from '../support/log-sink.ts';
+
+/** An uplink whose broker answers PUBACK at once while "connected". Pure-logic fake. */
+class FakeUplink implements Uplink {
+  connected = false;
+  readonly published: Array<{ stream: OutboxStream; payload: JsonObject; at: number }> = [];
+  private readonly events = new EventEmitter();
+  start() {}
+  async stop() {}
+  async publishRecord(stream: OutboxStream, payload: JsonObject) {
+    if (!this.connected) throw new Error('offline');
+    this.published.push({ stream, payload, at: Date.now() });
+  }
+  async publishHealth() {}
+  on<E extends keyof UplinkEvents>(event: E, listener: UplinkEvents[E]) {
+    this.events.on(event, listener);
+  }
+  setConnected(connected: boolean) {
+    this.connected = connected;
+    this.events.emit(connected ? 'connected' : 'disconnected', 'test');
+  }
+  ack(id: string) {
+    this.events.emit('ack', id);
+  }
+}
+
+function append(outbox: Outbox, stream: OutboxStream, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const id = `${stream}-${i}`;
+    outbox.append({ stream, id, subject: 's', now: Date.now(), build: (seq) => ({ id, seq, attempt: 1 }) });
+  }
+}
+
+function setup() {
+  const outbox = createMemoryOutbox();
+  const uplink = new FakeUplink();
+  const acked: OutboxRecord[] = [];
+  const delivery = new Delivery({ outbox, uplink, retry: { initialMs: 5000, maxMs: 60000 }, logger: memoryLogger().logger, onAcked: (r) => acked.push(r), window: 4 });
+  delivery.start();
+  return { outbox, uplink, delivery, acked };
+}
+
+describe('Delivery', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('publishes nothing while the link is down, then everything in seq order, alarms before faults', async () => {
+    const { outbox, uplink, delivery } = setup();
+    append(outbox, 'fault', 3);
+    append(outbox, 'alarm', 10);
+    delivery.kick();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(uplink.published).toEqual([]);
+    uplink.setConnected(true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(uplink.published.map((p) => `${p.stream}:${p.payload['seq']}`)).toEqual([
+      ...Array.from({ length: 10 }, (_, i) => `alarm:${i + 1}`),
+      'fault:1', 'fault:2', 'fault:3',
+    ]);
+    expect(uplink.published.every((p) => p.payload['attempt'] === 1)).toBe(true);
+    delivery.stop();
+  });
+
+  it('republishes unacked records with attempt+1 on 5 s doubling to 60 s, until acked', async () => {
+    const { outbox, uplink, delivery, acked } = setup();
+    uplink.setConnected(true);
+    append(outbox, 'alarm', 1);
+    delivery.kick();
+    await vi.advanceTimersByTimeAsync(200_000);
+    const times = uplink.published.map((p) => p.at);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    // The 1 s tick finds due records, so each gap is the backoff rounded up to the tick.
+    expect(gaps.slice(0, 6)).toEqual([5000, 10000, 20000, 40000, 60000, 60000]);
+    expect(uplink.published.map((p) => p.payload['attempt'])).toEqual(uplink.published.map((_, i) => i + 1));
+    uplink.ack('alarm-0');
+    await vi.advanceTimersByTimeAsync(0);
+    const count = uplink.published.length;
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(uplink.published.length).toBe(count);
+    expect(acked.map((r) => r.id)).toEqual(['alarm-0']);
+    uplink.ack('alarm-0');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(acked).toHaveLength(1);
+    delivery.stop();
+  });
+
+  it('sends at once when the link comes back, not after the backoff', async () => {
+    const { outbox, uplink, delivery } = setup();
+    uplink.setConnected(true);
+    append(outbox, 'alarm', 1);
+    delivery.kick();
+    await vi.advanceTimersByTimeAsync(0);
+    uplink.setConnected(false);
+    await vi.advanceTimersByTimeAsync(30_000);
+    const before = uplink.published.length;
+    uplink.setConnected(true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(uplink.published.length).toBe(before + 1);
+    delivery.stop();
+  });
+});
