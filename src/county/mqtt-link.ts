@@ -42,8 +42,8 @@ const defaultReconnect: Backoff = { initialMs: 1000, maxMs: 30_000 };
 const SESSION_EXPIRY_SECONDS = 7 * 24 * 3600;
 /** A TLS handshake over a weak cellular link can take seconds; mqtt.js' 30 s default delays the first retry. */
 const CONNECT_TIMEOUT_MS = 15_000;
-/** stop() must not hang a shutdown on a dead broker: after this, the will says `offline` for us. */
-const STOP_PUBLISH_TIMEOUT_MS = 2000;
+/** Each step of stop() waits at most this long, so a dead broker cannot hang a shutdown. */
+const STOP_STEP_TIMEOUT_MS = 2000;
 const SUBACK_FAILURE = 0x80;
 
 export function createMqttLink(options: MqttLinkOptions): Uplink {
@@ -117,7 +117,18 @@ class MqttLink implements Uplink {
       // A graceful DISCONNECT waits for every in-flight message, forever if the broker has stopped
       // answering; a forced close is safe because the broker then publishes our `offline` will.
       const graceful = offlineAcked && Object.keys(client.outgoing).length === 0;
-      await client.endAsync(!graceful);
+      const ending = client.endAsync(!graceful).then(
+        () => true,
+        (error: unknown) => {
+          this.log.warn({ err: errorText(error) }, 'closing the MQTT client failed');
+          return true;
+        },
+      );
+      // The broker should close its side after DISCONNECT; one that does not must not hang our shutdown.
+      if (!(await settleWithin(ending, STOP_STEP_TIMEOUT_MS, false))) {
+        client.stream.destroy();
+        await ending;
+      }
       if (wasUp) this.emit('disconnected', 'stopped');
       this.log.info({ graceful }, 'county link stopped');
     }
@@ -139,7 +150,6 @@ class MqttLink implements Uplink {
     if (!this.up || client === undefined) return Promise.reject(new LinkDownError('county link is down'));
     return new Promise((resolve, reject) => {
       const fail = (error: Error): void => {
-        clearTimeout(timer);
         reject(error);
       };
       // A broker that keeps answering pings but never acks would otherwise hold the caller's delivery loop.
@@ -281,12 +291,8 @@ class MqttLink implements Uplink {
     this.log.warn({ topic, reason }, `rejected county message on ${topic}: ${reason}`);
   }
 
-  private async publishOfflineState(client: MqttClient): Promise<boolean> {
+  private publishOfflineState(client: MqttClient): Promise<boolean> {
     const spec = topicSpecs.state;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), STOP_PUBLISH_TIMEOUT_MS);
-    });
     const published = client
       .publishAsync(this.topics.topic('state'), this.stateBody(false, this.now()), { qos: spec.qos, retain: spec.retain })
       .then(
@@ -296,11 +302,7 @@ class MqttLink implements Uplink {
           return false;
         },
       );
-    try {
-      return await Promise.race([published, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return settleWithin(published, STOP_STEP_TIMEOUT_MS, false);
   }
 
   private stateBody(online: boolean, since?: Date): string {
@@ -338,6 +340,19 @@ class MqttLink implements Uplink {
 
   private listenerFailed(event: keyof UplinkEvents, error: unknown): void {
     this.log.error({ event, err: error instanceof Error ? error : String(error) }, `a county link "${event}" listener failed`);
+  }
+}
+
+/** The promise's value, or `fallback` if it takes longer than `ms`; leaves no timer behind either way. */
+async function settleWithin<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -47,42 +47,6 @@ interface ColumnState {
   readonly errors: ErrorCounts;
 }
 
-/**
- * The devices share one port, so starting any of them opens it and the last one stopped closes it;
- * everything else is the bus's.
- */
-class LineColumn implements Device {
-  readonly id: string;
-  readonly busId: string;
-  constructor(
-    private readonly state: ColumnState,
-    private readonly bus: LineBusCore,
-  ) {
-    this.id = state.config.id;
-    this.busId = state.config.bus;
-  }
-  start(): void {
-    this.bus.startDevice(this.state);
-  }
-  stop(): Promise<void> {
-    return this.bus.stopDevice(this.state);
-  }
-  setIndicator(state: IndicatorState): Promise<void> {
-    return this.bus.setIndicator(this.state, state);
-  }
-  resetLatch(input: InputName): Promise<void> {
-    return this.bus.resetLatch(this.state, input);
-  }
-  setRelay(channel: number, on: boolean): Promise<void> {
-    return Promise.reject(
-      new Error(`device "${this.id}" (${this.state.profile.model}) is a line-protocol column and has no relays (asked channel ${channel} ${on ? 'on' : 'off'})`),
-    );
-  }
-  health(): DeviceHealth {
-    return this.bus.deviceHealth(this.state);
-  }
-}
-
 export function createLineBus(options: LineBusOptions): LineBus {
   const units = new Set<number>();
   for (const { config } of options.devices) {
@@ -94,7 +58,7 @@ export function createLineBus(options: LineBusOptions): LineBus {
 }
 
 class LineBusCore implements LineBus {
-  readonly devices: LineColumn[];
+  readonly devices: Device[];
   private readonly states: ColumnState[];
   private readonly byUnit: Map<number, ColumnState>;
   private readonly busConfig: LineBusConfig;
@@ -123,18 +87,10 @@ class LineBusCore implements LineBus {
     this.log = bound ? options.logger : options.logger.child({ bus: options.bus.id });
     this.now = options.now ?? Date.now;
     this.reopenDelayMs = options.timing.reopen.initialMs;
-    this.states = options.devices.map(({ config, profile }) => ({
-      config,
-      profile,
-      active: false,
-      presence: 'unknown',
-      offlineSince: 0,
-      silenceTimer: undefined,
-      buttonLatched: false,
-      errors: {},
-    }));
+    this.states = options.devices.map(({ config, profile }) => ({ config, profile, active: false, presence: 'unknown', offlineSince: 0,
+      silenceTimer: undefined, buttonLatched: false, errors: {} }));
     this.byUnit = new Map(this.states.map((s) => [s.config.unitId, s]));
-    this.devices = this.states.map((s) => new LineColumn(s, this));
+    this.devices = this.states.map((s) => this.deviceFor(s));
     // Devices of several models may share the bus; the framer must let the longest allowed line through.
     this.maxLength = Math.max(16, ...this.states.map((s) => s.profile.line.maxLength));
     this.framer = new LineFramer(this.maxLength);
@@ -152,7 +108,28 @@ class LineBusCore implements LineBus {
     return { busId: this.busConfig.id, open: this.port?.isOpen ?? false, errors: { ...this.busErrors } };
   }
 
-  deviceHealth(state: ColumnState): DeviceHealth {
+  /**
+   * The devices share one port, so starting any of them opens it and the last one stopped closes it;
+   * everything else is the bus's.
+   */
+  private deviceFor(state: ColumnState): Device {
+    const { id, bus: busId } = state.config;
+    return {
+      id,
+      busId,
+      start: () => this.startDevice(state),
+      stop: () => this.stopDevice(state),
+      setIndicator: (indicator) => this.setIndicator(state, indicator),
+      resetLatch: (input) => this.resetLatch(state, input),
+      setRelay: (channel, on) =>
+        Promise.reject(
+          new Error(`device "${id}" (${state.profile.model}) is a line-protocol column and has no relays (asked channel ${channel} ${on ? 'on' : 'off'})`),
+        ),
+      health: () => this.deviceHealth(state),
+    };
+  }
+
+  private deviceHealth(state: ColumnState): DeviceHealth {
     return {
       id: state.config.id,
       bus: state.config.bus,
@@ -164,7 +141,7 @@ class LineBusCore implements LineBus {
     };
   }
 
-  startDevice(state: ColumnState): void {
+  private startDevice(state: ColumnState): void {
     if (state.active) return;
     state.active = true;
     state.presence = 'unknown';
@@ -176,7 +153,7 @@ class LineBusCore implements LineBus {
     }
   }
 
-  async stopDevice(state: ColumnState): Promise<void> {
+  private async stopDevice(state: ColumnState): Promise<void> {
     if (!state.active) return;
     state.active = false;
     clearTimeout(state.silenceTimer);
@@ -185,7 +162,7 @@ class LineBusCore implements LineBus {
     if (this.running && !this.states.some((s) => s.active)) await this.closeBus();
   }
 
-  setIndicator(state: ColumnState, indicator: IndicatorState): Promise<void> {
+  private setIndicator(state: ColumnState, indicator: IndicatorState): Promise<void> {
     const body = state.profile.line.indicator?.[indicator];
     if (body === undefined) {
       // A column that cannot show a state is still a working column; the domain need not care.
@@ -195,14 +172,13 @@ class LineBusCore implements LineBus {
     return this.send(state, body);
   }
 
-  async resetLatch(state: ColumnState, input: InputName): Promise<void> {
+  private async resetLatch(state: ColumnState, input: InputName): Promise<void> {
     const body = state.profile.line.latchReset;
     if (body === undefined || input !== 'button') return;
     await this.send(state, body);
     state.buttonLatched = false;
   }
 
-  // ── port lifecycle ─────────────────────────────────────────────────────────────────────────────
 
   private openPort(): void {
     const { path, baudRate, parity, dataBits, stopBits } = this.busConfig;
@@ -210,7 +186,7 @@ class LineBusCore implements LineBus {
     try {
       port = new SerialPort({ path, baudRate, parity, dataBits, stopBits, autoOpen: false });
     } catch (error) {
-      this.portFailed(`cannot open ${path}: ${errorMessage(error)}`);
+      this.portFailed(errorMessage(error));
       return;
     }
     this.port = port;
@@ -222,7 +198,7 @@ class LineBusCore implements LineBus {
     port.on('close', (error?: Error | null) => {
       if (this.port !== port) return;
       this.port = null;
-      this.portFailed(`port closed: ${error?.message ?? 'no reason given'}`);
+      this.portFailed(`port closed: ${error ? errorMessage(error) : 'no reason given'}`);
     });
     this.opening = new Promise((resolve) =>
       port.open((error) => {
@@ -230,7 +206,7 @@ class LineBusCore implements LineBus {
         if (this.port !== port) return;
         if (error) {
           this.port = null;
-          this.portFailed(`cannot open ${path}: ${error.message}`);
+          this.portFailed(errorMessage(error));
           return;
         }
         this.onOpened();
@@ -282,7 +258,6 @@ class LineBusCore implements LineBus {
     this.log.info('serial port closed');
   }
 
-  // ── reading ────────────────────────────────────────────────────────────────────────────────────
 
   private onBytes(chunk: Buffer): void {
     for (const piece of this.framer.push(chunk)) this.onPiece(piece);
@@ -291,14 +266,14 @@ class LineBusCore implements LineBus {
   private onPiece(piece: FramerOutput): void {
     switch (piece.kind) {
       case 'line':
-        return this.onLine(piece.text, 'line');
       case 'cut':
-        return this.onLine(piece.text, 'cut');
       case 'stale':
-        return this.onLine(piece.text, 'stale');
+        return this.onLine(piece.text, piece.kind);
       case 'overlong': {
         const state = this.stateForClaim(claimedUnit(piece.head));
-        const detail = `line longer than ${this.maxLength} bytes (no delimiter after ${piece.length}): ${preview(piece.head)}; dropped up to the next "$" or delimiter`;
+        const detail =
+          `line longer than ${this.maxLength} bytes (no delimiter after ${piece.length}): ${preview(piece.head)}; ` +
+          'dropped up to the next "$" or delimiter';
         return this.protocolError(state, 'overlong', detail);
       }
     }
@@ -319,7 +294,9 @@ class LineBusCore implements LineBus {
       return this.protocolError(this.stateForClaim(frame.unit), frame.kind, detail);
     }
     const state = this.byUnit.get(frame.unit);
-    if (state === undefined) return this.protocolError(undefined, 'wrong-unit', `unit ${frame.unit} is not configured on this bus: ${preview(text)}`);
+    if (state === undefined) {
+      return this.protocolError(undefined, 'wrong-unit', `unit ${frame.unit} is not configured on this bus: ${preview(text)}`);
+    }
     if (!state.active) return;
     const maxLength = state.profile.line.maxLength;
     if (text.length > maxLength) return this.protocolError(state, 'overlong', `line of ${text.length} bytes is longer than ${maxLength}`);
@@ -359,7 +336,6 @@ class LineBusCore implements LineBus {
     this.emit(state === undefined ? base : { ...base, deviceId: state.config.id });
   }
 
-  // ── presence ───────────────────────────────────────────────────────────────────────────────────
 
   private sawLife(state: ColumnState): void {
     if (state.presence === 'offline') {
@@ -391,9 +367,11 @@ class LineBusCore implements LineBus {
     this.emit({ type: 'offline', deviceId: state.config.id, at: state.offlineSince, reason });
   }
 
-  // ── writing ────────────────────────────────────────────────────────────────────────────────────
 
-  /** One write at a time per port, so two lines never interleave on the wire. */
+  /**
+   * One write at a time per port (the stream would only queue them), so each write's timeout measures
+   * its own line and not the queue ahead of it.
+   */
   private send(state: ColumnState, body: string): Promise<void> {
     if (!state.active) return Promise.reject(new Error(`device "${state.config.id}" is not started`));
     const { talker, delimiter } = state.profile.line;
@@ -439,7 +417,6 @@ class LineBusCore implements LineBus {
     for (const abort of [...this.pendingWrites]) abort(error);
   }
 
-  // ── helpers ────────────────────────────────────────────────────────────────────────────────────
 
   private count(counts: ErrorCounts, kind: ProtocolErrorKind): void {
     counts[kind] = (counts[kind] ?? 0) + 1;
@@ -455,6 +432,7 @@ class LineBusCore implements LineBus {
   }
 }
 
+/** serialport prefixes its messages with "Error: ", which reads oddly inside our own reasons. */
 function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return (error instanceof Error ? error.message : String(error)).replace(/^Error: /, '');
 }

@@ -129,7 +129,9 @@ export class ModbusDevice implements Device {
   private schedule(delayMs: number): void {
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.cycle = this.poll(this.loop);
+      this.cycle = this.poll(this.loop).catch((error: unknown) => {
+        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'poll cycle failed');
+      });
     }, delayMs);
   }
 

@@ -90,7 +90,10 @@ export class RtuFramedPort extends EventEmitter {
     super();
     this.serial = new SerialPort({ ...line, autoOpen: false });
     this.serial.on('data', (chunk: Buffer) => this.receive(chunk));
-    this.serial.on('error', (err: Error) => this.emit('error', err));
+    // Before the library attaches its listener, an unheard 'error' would throw and end the process.
+    this.serial.on('error', (err: Error) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
     this.serial.on('close', (err: Error | null) => this.emit('close', err?.message ?? 'port closed'));
   }
 

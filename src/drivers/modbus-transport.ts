@@ -63,7 +63,7 @@ interface Link {
   leftover?(): Leftover;
 }
 
-type Connect = (lose: (reason: string) => void) => Promise<Link>;
+type Connect = (lose: (reason: string) => void, signal: AbortSignal) => Promise<Link>;
 
 // Margin over the library's own timeout: if it ever fails to settle, the bus must not stall forever.
 const GUARD_MARGIN_MS = 1000;
@@ -73,6 +73,7 @@ class LibraryTransport implements ModbusTransport {
   private generation = 0;
   private lose: ((reason: string) => void) | null = null;
   private abortPending: ((error: ModbusError) => void) | null = null;
+  private connecting: AbortController | null = null;
 
   constructor(
     readonly endpoint: string,
@@ -93,10 +94,14 @@ class LibraryTransport implements ModbusTransport {
       onLost(reason);
     };
     let link: Link;
+    const connecting = new AbortController();
+    this.connecting = connecting;
     try {
-      link = await this.connect(lose);
+      link = await this.connect(lose, connecting.signal);
     } catch (error) {
       throw new ModbusError('port', `cannot open ${this.endpoint}: ${inspect(error).message}`);
+    } finally {
+      if (this.connecting === connecting) this.connecting = null;
     }
     if (generation !== this.generation) {
       await link.close().catch(() => undefined);
@@ -108,6 +113,8 @@ class LibraryTransport implements ModbusTransport {
 
   async close(): Promise<void> {
     this.generation++;
+    // An unreachable gateway would otherwise hold stop() for the whole connect timeout.
+    this.connecting?.abort();
     const link = this.link;
     this.link = null;
     this.lose = null;
@@ -257,9 +264,9 @@ export function createRtuTransport(line: SerialLine): ModbusTransport {
 
 export function createTcpTransport(endpoint: TcpEndpoint, options: { connectTimeoutMs?: number } = {}): ModbusTransport {
   const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
-  return new LibraryTransport(`${endpoint.host}:${endpoint.port}`, async (lose) => {
+  return new LibraryTransport(`${endpoint.host}:${endpoint.port}`, async (lose, signal) => {
     // Our own socket: the library's TCP port can miss a close that follows an error, and cannot bound connect().
-    const socket = await connectSocket(endpoint, connectTimeoutMs);
+    const socket = await connectSocket(endpoint, connectTimeoutMs, signal);
     socket.on('error', () => undefined);
     socket.on('close', () => lose('connection closed'));
     // Half-open connections (a gateway that lost power) otherwise only ever show as timeouts.
@@ -281,18 +288,22 @@ export function createTcpTransport(endpoint: TcpEndpoint, options: { connectTime
   });
 }
 
-function connectSocket(endpoint: TcpEndpoint, timeoutMs: number): Promise<Socket> {
+function connectSocket(endpoint: TcpEndpoint, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = new Socket();
+    const abort = (): void => fail(new Error('closed while connecting'));
     const fail = (error: Error): void => {
       clearTimeout(timer);
+      signal.removeEventListener('abort', abort);
       socket.destroy();
       reject(error);
     };
     const timer = setTimeout(() => fail(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+    signal.addEventListener('abort', abort, { once: true });
     socket.once('error', fail);
     socket.connect({ host: endpoint.host, port: endpoint.port }, () => {
       clearTimeout(timer);
+      signal.removeEventListener('abort', abort);
       socket.off('error', fail);
       resolve(socket);
     });

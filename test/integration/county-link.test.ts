@@ -198,6 +198,27 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     await uplink.publishRecord('alarm', sampleAlarm(village));
   });
 
+  it('stops within seconds when the broker has stopped answering, leaving no timers behind', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: brokerPort });
+    cleanups.push(() => proxy.close());
+    const before = timers();
+    console.log('BEFORE', process.getActiveResourcesInfo());
+    const { link: uplink, village } = await started(link({ url: proxy.url }));
+    const desk = await county();
+    proxy.freeze();
+    const unacked = uplink.publishRecord('alarm', sampleAlarm(village)).catch((error: unknown) => error);
+    const t0 = performance.now();
+    await uplink.stop();
+    expect(performance.now() - t0).toBeLessThan(4500);
+    expect(await unacked).toBeInstanceOf(LinkDownError);
+    // Its offline state never got through, so the broker published the will instead.
+    await desk.waitFor(stateOf(village, false));
+    await desk.close();
+    console.log('TIMERS', before, timers(), process.getActiveResourcesInfo());
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+
   it('sets TCP no-delay on the socket of every connection, reconnects included', async () => {
     // Without it a QoS 1 publish can wait ~40 ms for a delayed ACK (TOOLCHAIN.md, "Nagle on loopback").
     const proxy = await startTcpProxy({ host: '127.0.0.1', port: brokerPort });

@@ -141,9 +141,9 @@ describe('line bus on a real PTY', () => {
     expect(await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper' && !e.active)).toBeDefined();
   });
 
-  it('writes indicator and latch-reset lines whole, with valid checksums, one at a time', async () => {
+  it('writes indicator and latch-reset lines whole, in order, with valid checksums', async () => {
     const { sim, col1, col2 } = await rig();
-    // Eight writes at once from two devices: serialised per port, so no line is interleaved with another.
+    // Eight writes at once from two devices: each must arrive whole, in the order it was asked for.
     await Promise.all(indicatorStates.flatMap((state) => [col1.setIndicator(state), col2.setIndicator(state)]));
     await col2.resetLatch('button');
     await col2.resetLatch('tamper'); // not latched: nothing is written

@@ -1,0 +1,143 @@
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
+import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, statePayloadSchema } from '../../src/county/payloads.ts';
+import { connectCounty, type CountyClient } from '../support/county.ts';
+import { startBroker, type TestBroker } from '../support/broker.ts';
+import { memoryLogger } from '../support/log-sink.ts';
+import { villageConfig } from '../support/village.ts';
+
+const brokerUrl = inject('brokerUrl');
+const protocolVersion = inject('brokerProtocolVersion');
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function village(villageId: string, url = brokerUrl, timing: Record<string, unknown> = {}) {
+  const { logger, lines } = memoryLogger('info');
+  const app = createVillageEdge({ config: villageConfig({ villageId, brokerUrl: url, protocolVersion, columns: 3, timing }), version: '0.0.0-test', logger });
+  await app.start();
+  cleanups.push(() => app.stop());
+  return { app, lines, column: (n: number) => app.devices.simulated(`column-${n}`)! };
+}
+
+async function county(url = brokerUrl, autoAck = true): Promise<CountyClient> {
+  const client = await connectCounty({ url, protocolVersion, autoAck });
+  cleanups.push(() => client.close());
+  return client;
+}
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('alarm relay, end to end through a real broker', () => {
+  it('announces itself, relays a press, and shows the villager the county received it', async () => {
+    const dispatch = await county();
+    const { app, column } = await village('e2e-a');
+    const birth = await dispatch.waitFor((m) => m.kind === 'state' && m.village === 'e2e-a');
+    expect(statePayloadSchema.parse(birth.payload).online).toBe(true);
+    await until(() => app.uplink.connected);
+
+    const pressedAt = Date.now();
+    column(1).press();
+    const message = await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-a');
+    const latencyMs = Date.now() - pressedAt;
+    const alarm = alarmPayloadSchema.parse(message.payload);
+    expect(alarm).toMatchObject({ terminal: 'column-1', type: 'button', seq: 1, attempt: 1 });
+    expect(message.qos).toBe(1);
+    expect(latencyMs).toBeLessThan(1000);
+    await until(() => column(1).indicator === 'received');
+    expect(column(1).commands.slice(0, 3)).toEqual(['reset button', 'indicator sent', 'indicator received']);
+    await until(() => app.outbox.stats().depth === 0);
+  });
+
+  it('runs two villages in one process without either seeing the other', async () => {
+    const dispatch = await county();
+    const a = await village('e2e-b1');
+    const b = await village('e2e-b2');
+    await until(() => a.app.uplink.connected && b.app.uplink.connected);
+    a.column(2).press();
+    b.column(3).press('tamper');
+    const fromA = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-b1')).payload);
+    const fromB = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-b2')).payload);
+    expect([fromA.terminal, fromA.type, fromB.terminal, fromB.type]).toEqual(['column-2', 'button', 'column-3', 'tamper']);
+    expect(fromA.seq).toBe(1);
+    expect(fromB.seq).toBe(1);
+  });
+
+  it('reports a device that stops answering as a fault, and its recovery', async () => {
+    const dispatch = await county();
+    const { app, column } = await village('e2e-c');
+    await until(() => app.uplink.connected);
+    column(2).setOnline(false);
+    const offline = faultPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'fault' && m.village === 'e2e-c')).payload);
+    expect(offline).toMatchObject({ kind: 'device-offline', subject: 'column-2', seq: 1 });
+    column(2).setOnline(true);
+    const recovered = await dispatch.waitFor((m) => m.kind === 'fault' && m.village === 'e2e-c' && (m.payload as { kind: string }).kind === 'device-recovered');
+    expect(faultPayloadSchema.parse(recovered.payload).seq).toBe(2);
+    await until(() => app.outbox.stats().depth === 0);
+  });
+
+  it('publishes health with devices, outbox depth and memory', async () => {
+    const dispatch = await county();
+    await village('e2e-d', brokerUrl, { healthIntervalMs: 1000 });
+    const health = healthPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'health' && m.village === 'e2e-d')).payload);
+    expect(health.devices.map((d) => [d.id, d.online, d.latching])).toEqual([
+      ['column-1', true, true],
+      ['column-2', true, true],
+      ['column-3', true, true],
+    ]);
+    expect(health.outbox.depth).toBe(0);
+    expect(health.memory.rssBytes).toBeGreaterThan(0);
+  });
+
+  it('keeps alarms raised while the broker is down and delivers them, in order, when it is back', async () => {
+    const broker: TestBroker = await startBroker();
+    cleanups.push(() => broker.stop());
+    const { app, column } = await village('e2e-e', broker.url);
+    await until(() => app.uplink.connected);
+    await broker.stop();
+    await until(() => !app.uplink.connected);
+    for (const n of [1, 2, 3]) column(n).press();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(app.outbox.stats().byStream.alarm).toBe(3);
+    expect(column(1).indicator).toBe('sent');
+
+    await broker.restart();
+    const dispatch = await county(broker.url);
+    await until(() => dispatch.messages.filter((m) => m.kind === 'alarm').length >= 3, 10_000);
+    const seqs = dispatch.messages.filter((m) => m.kind === 'alarm').map((m) => alarmPayloadSchema.parse(m.payload).seq);
+    expect(seqs.slice(0, 3)).toEqual([1, 2, 3]);
+    await until(() => app.outbox.stats().depth === 0 && column(3).indicator === 'received', 10_000);
+  });
+
+  it('survives junk on the ack topic and still takes a valid ack', async () => {
+    const dispatch = await county(brokerUrl, false);
+    const { app, column, lines } = await village('e2e-f');
+    await until(() => app.uplink.connected);
+    column(1).press();
+    const alarm = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-f')).payload);
+    await dispatch.send('e2e-f', 'ack', 'not json');
+    await dispatch.send('e2e-f', 'ack', JSON.stringify({ id: 'nope' }));
+    await dispatch.send('e2e-f', 'ack', Buffer.alloc(100_000, 1));
+    await dispatch.ack('e2e-f', alarm.id);
+    await until(() => column(1).indicator === 'received');
+    expect(lines.filter((l) => l.level >= 40 && /reject|invalid|too large|oversized/i.test(l.msg)).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('says offline itself on a clean stop', async () => {
+    const dispatch = await county();
+    const { app } = await village('e2e-g');
+    await until(() => app.uplink.connected);
+    cleanups.pop();
+    await app.stop();
+    const last = await dispatch.waitFor((m) => m.kind === 'state' && m.village === 'e2e-g' && (m.payload as { online: boolean }).online === false);
+    expect(last.retain || last.qos === 1).toBe(true);
+  });
+});

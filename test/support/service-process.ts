@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface LogRecord {
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** The real service as a child process (`village-edge run`), fed on stdin and read through its JSON log. */
+export interface ServiceProcess {
+  readonly child: ChildProcess;
+  readonly logs: LogRecord[];
+  waitForLog(match: (line: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
+  send(line: string): void;
+  kill9(): Promise<void>;
+  terminate(): Promise<number | null>;
+}
+
+const repoRoot = new URL('../../', import.meta.url).pathname;
+
+export function writeConfig(dir: string, config: unknown): string {
+  const path = join(dir, 'config.json');
+  writeFileSync(path, JSON.stringify(config, null, 2));
+  return path;
+}
+
+export function startService(configPath: string, onLog?: (line: LogRecord) => void): ServiceProcess {
+  // node --import tsx, not npx: killing npx's PID would leave the real service running (TOOLCHAIN.md).
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main.ts'), 'run', '--config', configPath], {
+    cwd: repoRoot,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const logs: LogRecord[] = [];
+  const waiters = new Set<(line: LogRecord) => void>();
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: LogRecord;
+    try {
+      line = JSON.parse(text) as LogRecord;
+    } catch {
+      line = { msg: text };
+    }
+    logs.push(line);
+    onLog?.(line);
+    for (const waiter of [...waiters]) waiter(line);
+  });
+  const stderr: string[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  child.stdin!.on('error', () => {});
+  return {
+    child,
+    logs,
+    waitForLog(match, timeoutMs = 15_000) {
+      const seen = logs.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`service: no matching log line in ${timeoutMs} ms; stderr: ${stderr.join('')}`));
+        }, timeoutMs);
+        const waiter = (line: LogRecord) => {
+          if (!match(line)) return;
+          clearTimeout(timer);
+          waiters.delete(waiter);
+          resolve(line);
+        };
+        waiters.add(waiter);
+      });
+    },
+    send(line) {
+      child.stdin!.write(`${line}\n`);
+    },
+    async kill9() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async terminate() {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
