@@ -143,7 +143,13 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       }
       alarms?.start();
       delivery?.start();
-      uplink.start();
+      try {
+        uplink.start();
+      } catch (error) {
+        // A bad TLS file must not take the columns down with it: alarms keep being stored locally.
+        problems.push(`county: ${(error as Error).message}`);
+        logger.error({ err: error }, 'county link did not start; alarms are stored and wait for it');
+      }
       hub.start();
       health.start();
       // The watchdog vouches for the event loop turning and delivery's timer firing.

@@ -101,8 +101,14 @@ export const countySchema = z
       .default('village-edge'),
     /** Largest county→village payload accepted; anything bigger is dropped unread. */
     maxInboundBytes: z.number().int().min(64).max(1_048_576).default(4096),
+    /** Delay between reconnect attempts: doubles from initialMs to maxMs, with jitter. */
+    reconnect: backoffSchema.default({ initialMs: 1000, maxMs: 30000 }),
   })
   .strict()
+  .refine((c) => !(c.embeddedBroker && c.protocolVersion === 5), {
+    message: 'the embedded broker (aedes) speaks MQTT 3.1.1 only: use protocolVersion 4',
+    path: ['protocolVersion'],
+  })
   .refine((c) => !(c.password !== undefined && c.username === undefined), {
     message: 'password without username',
     path: ['password'],
@@ -113,7 +119,8 @@ export const configSchema = z
     version: z.literal(1),
     village: z
       .object({
-        id: topicSafeId,
+        // `all` addresses every village on county→village topics, so no village may be called that.
+        id: topicSafeId.refine((id) => id !== 'all', '"all" is reserved for messages to every village'),
         name: z.string().min(1),
         location: z
           .object({

@@ -40,7 +40,7 @@ const defaultReconnect: Backoff = { initialMs: 1000, maxMs: 30_000 };
  * ack still matters; past that, the outbox republishes and the county acks again.
  */
 const SESSION_EXPIRY_SECONDS = 7 * 24 * 3600;
-/** A TLS handshake over a weak cellular link can take seconds; mqtt.js' 30 s default delays the first retry. */
+/** Room for a TLS handshake over a weak cellular link, yet half mqtt.js' 30 s before a black-holed attempt is retried. */
 const CONNECT_TIMEOUT_MS = 15_000;
 /** Each step of stop() waits at most this long, so a dead broker cannot hang a shutdown. */
 const STOP_STEP_TIMEOUT_MS = 2000;
@@ -73,7 +73,7 @@ class MqttLink implements Uplink {
   constructor(private readonly options: MqttLinkOptions) {
     this.topics = villageTopics(options.config.topicPrefix, options.villageId);
     this.log = options.logger.child({ component: 'county-link' });
-    this.backoff = options.reconnect ?? defaultReconnect;
+    this.backoff = options.reconnect ?? options.config.reconnect ?? defaultReconnect;
     this.now = options.now ?? (() => new Date());
     this.random = options.random ?? Math.random;
     this.pubackTimeoutMs = options.config.keepaliveSeconds * 1500;
@@ -101,7 +101,9 @@ class MqttLink implements Uplink {
     client.on('error', (error) => this.onError(error));
     client.on('disconnect', (packet) => this.onError(new Error(`broker sent DISCONNECT, reason code ${packet.reasonCode ?? 0}`)));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    this.log.info({ url: this.options.config.url, clientId: client.options.clientId }, 'county link starting');
+    const url = new URL(this.options.config.url);
+    // Host only: a url may carry `user:password@`, which must not end up in the journal.
+    this.log.info({ broker: `${url.protocol}//${url.host}`, clientId: client.options.clientId }, 'county link starting');
     client.connect();
   }
 
@@ -150,6 +152,7 @@ class MqttLink implements Uplink {
     if (!this.up || client === undefined) return Promise.reject(new LinkDownError('county link is down'));
     return new Promise((resolve, reject) => {
       const fail = (error: Error): void => {
+        clearTimeout(timer);
         reject(error);
       };
       // A broker that keeps answering pings but never acks would otherwise hold the caller's delivery loop.

@@ -54,7 +54,7 @@ function expectationOf(request: Buffer): Expectation | null {
  * whose CRC holds. Returns null to wait for more bytes; a complete frame with a bad CRC is handed on
  * only when no later candidate could still complete, so the library reports the CRC error.
  */
-export function findFrame(rx: Buffer, exp: Expectation): Buffer | null {
+function findFrame(rx: Buffer, exp: Expectation): Buffer | null {
   let fallback: Buffer | null = null;
   for (let i = 0; i + 1 < rx.length; i++) {
     if (i > 0 && rx[i] !== exp.unit) continue;

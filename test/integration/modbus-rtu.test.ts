@@ -10,7 +10,7 @@ import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus-bus.ts
 import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/profile-schema.ts';
 import type { Device, DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
 import { memoryLogger, type LogLine } from '../support/log-sink.ts';
-import { latchedButton, ModbusRtuSlave, type RequestRecord, type SlaveFault } from '../support/modbus-rtu-slave.ts';
+import { latchedButton, ModbusRtuSlave, type RequestRecord, type RtuSlaveOptions, type SlaveFault } from '../support/modbus-rtu-slave.ts';
 import { openPtyPair, type PtyPair } from '../support/pty.ts';
 
 function profile(model: string): ModbusProfile {
@@ -25,7 +25,8 @@ const BUS_ID = 'rs485-1';
 const fastTiming = (overrides: Partial<TimingConfig> = {}): TimingConfig =>
   timingSchema.parse({
     pollIntervalMs: 20,
-    requestTimeoutMs: 50,
+    // Generous: the slave shares the test's event loop, and CI machines are busy.
+    requestTimeoutMs: 150,
     offlineAfterFailures: 3,
     offlinePollIntervalMs: 150,
     reopen: { initialMs: 50, maxMs: 400 },
@@ -59,11 +60,11 @@ interface Rig {
 async function rig(options: {
   devices: Array<{ id: string; unitId: number; profile?: ModbusProfile }>;
   timing?: TimingConfig;
-  wireBaud?: number;
+  slave?: Omit<RtuSlaveOptions, 'path'>;
   path?: (pair: PtyPair) => string;
 }): Promise<Rig> {
   const pair = await openPtyPair();
-  const slave = await ModbusRtuSlave.open({ path: pair.devicePath, ...(options.wireBaud ? { wireBaud: options.wireBaud } : {}) });
+  const slave = await ModbusRtuSlave.open({ path: pair.devicePath, ...options.slave });
   const { logger, lines } = memoryLogger('debug');
   const events: DeviceEvent[] = [];
   const bus = createModbusBus({
@@ -184,13 +185,13 @@ describe('Modbus RTU alarm column over a PTY', () => {
   });
 
   it('does not take bytes that arrive between exchanges for the next reply', async () => {
-    // A late "button pressed" reply from unit 1, landing after unit 1 answered and before its next poll
-    // (possibly inside the relay board's exchange, which must resync past it).
+    // A late "button pressed" reply from unit 1 right behind its real reply: after unit 1 answered and
+    // before its next poll (possibly inside the relay board's exchange, which must resync past it).
     const stale = withCrc(Buffer.from([1, 2, 1, 0x01]));
     const seen = r.events.length;
     let injected = 0;
-    const off = r.slave.onRequest((req) => {
-      if (req.unit === 1 && injected < 10) setTimeout(() => void r.slave.inject(stale).then(() => injected++), 4);
+    const off = r.slave.onReply((unit) => {
+      if (unit === 1 && injected < 10) void r.slave.inject(stale).then(() => injected++);
     });
     await waitFor('ten injections', () => injected >= 10);
     off();
@@ -237,10 +238,41 @@ describe('latched and unlatched presses shorter than the poll interval', () => {
   });
 });
 
+describe('replies that arrive in pieces', () => {
+  let r: Rig;
+  beforeAll(async () => {
+    // 2-byte pieces 3 ms apart: what a USB adapter with its latency timer hands the OS.
+    r = await rig({ devices: [{ id: 'col-1', unitId: 1 }, { id: 'relays', unitId: 2, profile: RB8 }], slave: { splitReplies: { bytes: 2, gapMs: 3 } } });
+    r.slave.unit(1).set('discrete-inputs', 1, true);
+    r.slave.unit(2);
+    r.bus.start();
+    await waitFor('first poll', () => r.device('col-1').health().online && r.device('relays').health().online);
+  });
+  afterAll(() => r.close());
+
+  it('reassembles them into whole replies, for reads, writes and exceptions alike', async () => {
+    r.slave.unit(1).set('discrete-inputs', 0, true);
+    await waitFor('press', () => inputEvents(r.events, 'col-1').find((e) => e.active));
+    await r.device('col-1').setIndicator('sent');
+    await r.device('relays').setRelay(7, true);
+    expect(r.slave.unit(2).get('coils', 7)).toBe(1);
+    const seen = r.events.length;
+    r.slave.unit(1).setFault('exception', { count: 1, exceptionCode: 2 });
+    const event = await waitFor('exception', () => r.events.slice(seen).find((e) => e.type === 'protocol-error'));
+    expect(event).toMatchObject({ kind: 'exception', detail: expect.stringMatching(/exception 2: Illegal data address/) });
+    const requests = r.slave.unit(1).requests;
+    await waitFor('more polls', () => r.slave.unit(1).requests >= requests + 5);
+    expect(r.events.filter((e) => e.type === 'protocol-error')).toHaveLength(1);
+  });
+});
+
 describe('offline and recovery', () => {
   let r: Rig;
   beforeAll(async () => {
-    r = await rig({ devices: [{ id: 'col-1', unitId: 1 }, { id: 'col-2', unitId: 2 }] });
+    r = await rig({
+      devices: [{ id: 'col-1', unitId: 1 }, { id: 'col-2', unitId: 2 }],
+      timing: fastTiming({ requestTimeoutMs: 100, offlinePollIntervalMs: 200 }),
+    });
     r.slave.unit(1).set('discrete-inputs', 1, true);
     r.slave.unit(2).set('discrete-inputs', 1, true);
     r.bus.start();
@@ -253,25 +285,25 @@ describe('offline and recovery', () => {
     unit.setFault('timeout');
     const offline = await waitFor('offline', () => r.events.find((e) => e.type === 'offline'));
     expect(offline).toMatchObject({ deviceId: 'col-1' });
-    expect(offline.type === 'offline' && offline.reason).toMatch(/3 polls in a row failed; last: unit 1 .*no reply within 50 ms/);
+    expect(offline.type === 'offline' && offline.reason).toMatch(/3 polls in a row failed; last: unit 1 .*no reply within 100 ms/);
     expect(r.device('col-1').health()).toMatchObject({ online: false, errors: { timeout: 3 } });
     expect(r.lines.find((l) => l.msg === 'device offline')).toMatchObject({ bus: BUS_ID, device: 'col-1' });
 
     const [slow, fast] = [unit.requests, r.slave.unit(2).requests];
-    await sleep(600);
-    // 150 ms between tries of the offline unit; the healthy one keeps its 20 ms.
+    await sleep(800);
+    // 200 ms between tries of the offline unit (4 expected); the healthy one keeps its 20 ms between them.
     expect(unit.requests - slow).toBeGreaterThanOrEqual(2);
     expect(unit.requests - slow).toBeLessThanOrEqual(5);
-    expect(r.slave.unit(2).requests - fast).toBeGreaterThanOrEqual(12);
+    expect(r.slave.unit(2).requests - fast).toBeGreaterThanOrEqual(10);
     expect(r.device('col-2').health().online).toBe(true);
 
     unit.setFault('working');
     const recovered = await waitFor('recovered', () => r.events.find((e) => e.type === 'recovered'));
     expect(recovered).toMatchObject({ deviceId: 'col-1' });
-    expect(recovered.type === 'recovered' && recovered.offlineForMs).toBeGreaterThanOrEqual(550);
+    expect(recovered.type === 'recovered' && recovered.offlineForMs).toBeGreaterThanOrEqual(750);
     expect(r.device('col-1').health().online).toBe(true);
     expect(r.events.filter((e) => e.type === 'offline' || e.type === 'recovered')).toHaveLength(2);
-    expect(r.device('col-2').health().pollIntervalMs).toBeLessThan(60);
+    expect(r.device('col-2').health().pollIntervalMs).toBeLessThan(100);
   });
 });
 
@@ -334,8 +366,8 @@ describe('one request at a time, writes first', () => {
     r = await rig({
       devices: [...ids.map((id, i) => ({ id, unitId: i + 1 })), { id: 'relays', unitId: 9, profile: RB8 }],
       // 10 ms per device cannot be met by six devices at 9600 baud: the poll queue never runs dry.
-      timing: fastTiming({ pollIntervalMs: 10, requestTimeoutMs: 100 }),
-      wireBaud: 9600,
+      timing: fastTiming({ pollIntervalMs: 10, requestTimeoutMs: 250 }),
+      slave: { wireBaud: 9600 },
     });
     for (let unit = 1; unit <= 5; unit++) r.slave.unit(unit).set('discrete-inputs', 1, true);
     r.slave.unit(9);

@@ -35,10 +35,14 @@ export function requireMosquittoUnderCi(): void {
     throw new Error(`CI is set but ${MOSQUITTO_PATH} is missing: install the Debian "mosquitto" package`);
 }
 
-/** Mosquitto when installed, else the embedded aedes broker; `prefer: 'aedes'` tests the embedded one. */
+/**
+ * Mosquitto when installed, else the embedded aedes broker. `prefer: 'aedes'`, or env `TEST_BROKER=aedes`
+ * for a whole run, tests against the embedded one on purpose.
+ */
 export async function startBroker(options: { prefer?: BrokerKind } = {}): Promise<TestBroker> {
   requireMosquittoUnderCi();
-  if (options.prefer !== 'aedes' && mosquittoAvailable()) return startMosquitto([]);
+  const prefer = options.prefer ?? (process.env['TEST_BROKER'] === 'aedes' ? 'aedes' : 'mosquitto');
+  if (prefer === 'mosquitto' && mosquittoAvailable()) return startMosquitto([]);
   return startAedes();
 }
 
@@ -137,7 +141,12 @@ async function launchMosquitto(port: number, tlsLines: string[]): Promise<Runnin
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
       child.stdin?.end();
-      const done = await Promise.race([exited.then(() => true), sleep(3000).then(() => false)]);
+      const timeout = new AbortController();
+      const done = await Promise.race([
+        exited.then(() => true),
+        sleep(3000, false, { signal: timeout.signal }).catch(() => false),
+      ]);
+      timeout.abort();
       if (!done && child.pid !== undefined) {
         process.kill(-child.pid, 'SIGKILL');
         await exited;

@@ -19,7 +19,7 @@ export interface SimulatedLineDevice {
   close(): Promise<void>;
 }
 
-export function checksumOf(inner: string): string {
+function checksumOf(inner: string): string {
   let sum = 0;
   for (const byte of Buffer.from(inner, 'latin1')) sum ^= byte;
   return sum.toString(16).toUpperCase().padStart(2, '0');

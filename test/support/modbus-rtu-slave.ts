@@ -198,6 +198,8 @@ export interface RtuSlaveOptions {
   wireBaud?: number;
   /** Bits on the wire per byte: 10 for 8N1, 11 with parity or two stop bits. */
   bitsPerByte?: number;
+  /** Writes each reply in pieces this far apart, as a USB adapter's latency timer delivers them. */
+  splitReplies?: { bytes: number; gapMs: number };
 }
 
 /** Every unit on one simulated RS-485 line, answering on the device end of a PTY pair. */
@@ -206,7 +208,9 @@ export class ModbusRtuSlave {
   readonly stats = { requests: 0, overlaps: 0, badRequests: 0 };
   private readonly units = new Map<number, SlaveUnit>();
   private readonly requestListeners = new Set<(request: RequestRecord) => void>();
+  private readonly replyListeners = new Set<(unit: number, reply: Buffer) => void>();
   private readonly byteMs: number;
+  private readonly split: { bytes: number; gapMs: number } | undefined;
   private rx: Buffer = Buffer.alloc(0);
   private busyUntil = 0;
   private pendingReplies = 0;
@@ -217,6 +221,7 @@ export class ModbusRtuSlave {
     options: RtuSlaveOptions,
   ) {
     this.byteMs = options.wireBaud ? ((options.bitsPerByte ?? 10) * 1000) / options.wireBaud : 0;
+    this.split = options.splitReplies;
     port.on('data', (chunk: Buffer) => this.receive(chunk));
     // The PTY vanishes when a test kills socat; that must not crash the test process.
     port.on('error', () => undefined);
@@ -241,6 +246,12 @@ export class ModbusRtuSlave {
   onRequest(listener: (request: RequestRecord) => void): () => void {
     this.requestListeners.add(listener);
     return () => this.requestListeners.delete(listener);
+  }
+
+  /** Called right after a reply went onto the line (bytes written from it follow the reply in order). */
+  onReply(listener: (unit: number, reply: Buffer) => void): () => void {
+    this.replyListeners.add(listener);
+    return () => this.replyListeners.delete(listener);
   }
 
   /** Raw bytes onto the line, e.g. a late reply or noise. */
@@ -289,14 +300,23 @@ export class ModbusRtuSlave {
       return;
     }
     const replyAt = at + requestWireMs + reply.length * this.byteMs;
-    this.busyUntil = replyAt;
+    const pieces: Buffer[] = [];
+    const size = this.split?.bytes ?? reply.length;
+    for (let i = 0; i < reply.length; i += size) pieces.push(reply.subarray(i, i + size));
+    const gapMs = this.split?.gapMs ?? 0;
+    this.busyUntil = replyAt + (pieces.length - 1) * gapMs;
     this.pendingReplies++;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      this.pendingReplies--;
-      if (this.port.isOpen) this.port.write(reply);
-    }, Math.max(0, replyAt - performance.now()));
-    this.timers.add(timer);
+    pieces.forEach((piece, i) => {
+      const last = i === pieces.length - 1;
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        if (last) this.pendingReplies--;
+        if (!this.port.isOpen) return;
+        this.port.write(piece);
+        if (last) for (const listener of this.replyListeners) listener(unitId, reply);
+      }, Math.max(0, replyAt + i * gapMs - performance.now()));
+      this.timers.add(timer);
+    });
   }
 
   private reply(unit: SlaveUnit, frame: Buffer): Buffer | null {
