@@ -55,7 +55,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   const outbox = options.adapters?.outbox ?? openSqliteOutbox({ path: join(config.dataDir, 'outbox.sqlite'), logger: logger.child({ component: 'store' }) });
   const uplink =
     options.adapters?.uplink ??
-    createMqttLink({ config: config.county, villageId: config.village.id, version, logger: logger.child({ component: 'county' }), ...(options.configDir ? { configDir: options.configDir } : {}) });
+    createMqttLink({ config: config.county, villageId: config.village.id, version, logger, ...(options.configDir ? { configDir: options.configDir } : {}) });
 
   // Events can only arrive after start(); these are assigned before then.
   let alarms: AlarmService | undefined;
@@ -136,7 +136,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       if (config.county.embeddedBroker) {
         const url = new URL(config.county.url);
         try {
-          embeddedBroker = await startEmbeddedBroker({ host: url.hostname, port: Number(url.port || 1883), logger: logger.child({ component: 'broker' }) });
+          embeddedBroker = await startEmbeddedBroker({ host: url.hostname, port: Number(url.port || 1883), logger });
         } catch (error) {
           logger.error({ err: error }, 'embedded broker did not start; the link keeps retrying');
         }

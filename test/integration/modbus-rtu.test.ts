@@ -1,96 +1,30 @@
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SerialPort } from 'serialport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { timingSchema, type DeviceConfig, type TimingConfig } from '../../src/config/schema.ts';
+import type { TimingConfig } from '../../src/config/schema.ts';
 import { withCrc } from '../../src/drivers/crc16.ts';
-import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus-bus.ts';
-import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/profile-schema.ts';
-import type { Device, DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
-import { memoryLogger, type LogLine } from '../support/log-sink.ts';
+import type { ModbusProfile } from '../../src/drivers/profile-schema.ts';
+import type { DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
+import { inputEvents, modbusProfile, rtuRig, testTiming as fastTiming, waitFor, type RtuRig as Rig } from '../support/modbus-rig.ts';
 import { latchedButton, ModbusRtuSlave, type RequestRecord, type RtuSlaveOptions, type SlaveFault } from '../support/modbus-rtu-slave.ts';
 import { openPtyPair, type PtyPair } from '../support/pty.ts';
 
-function profile(model: string): ModbusProfile {
-  const parsed = deviceProfileSchema.parse(JSON.parse(readFileSync(new URL(`../../devices/${model}.json`, import.meta.url), 'utf8')));
-  if (parsed.protocol !== 'modbus') throw new Error(`${model} is not a Modbus profile`);
-  return parsed;
-}
-const AC100 = profile('ve-ac100-rtu');
-const RB8 = profile('ve-rb8-rtu');
-
+const AC100 = modbusProfile('ve-ac100-rtu');
+const RB8 = modbusProfile('ve-rb8-rtu');
 const BUS_ID = 'rs485-1';
-const fastTiming = (overrides: Partial<TimingConfig> = {}): TimingConfig =>
-  timingSchema.parse({
-    pollIntervalMs: 20,
-    // Generous: the slave shares the test's event loop, and CI machines are busy.
-    requestTimeoutMs: 150,
-    offlineAfterFailures: 3,
-    offlinePollIntervalMs: 150,
-    reopen: { initialMs: 50, maxMs: 400 },
-    ...overrides,
-  });
 
-function deviceConfig(id: string, unitId: number, model = 've-ac100-rtu'): DeviceConfig {
-  return { id, bus: BUS_ID, unitId, profile: model, role: model === 've-rb8-rtu' ? 'relay-board' : 'alarm-column', label: id, testMode: false };
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 3000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-interface Rig {
-  pair: PtyPair;
-  slave: ModbusRtuSlave;
-  bus: ModbusBus;
-  events: DeviceEvent[];
-  lines: LogLine[];
-  device(id: string): Device;
-  close(): Promise<void>;
-}
-
-async function rig(options: {
+/** Alarm columns unless a profile is given. */
+function rig(options: {
   devices: Array<{ id: string; unitId: number; profile?: ModbusProfile }>;
   timing?: TimingConfig;
   slave?: Omit<RtuSlaveOptions, 'path'>;
   path?: (pair: PtyPair) => string;
 }): Promise<Rig> {
-  const pair = await openPtyPair();
-  const slave = await ModbusRtuSlave.open({ path: pair.devicePath, ...options.slave });
-  const { logger, lines } = memoryLogger('debug');
-  const events: DeviceEvent[] = [];
-  const bus = createModbusBus({
-    bus: { id: BUS_ID, kind: 'modbus-rtu', path: options.path?.(pair) ?? pair.controllerPath, baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1 },
-    devices: options.devices.map((d) => ({ config: deviceConfig(d.id, d.unitId, (d.profile ?? AC100).model), profile: d.profile ?? AC100 })),
-    timing: options.timing ?? fastTiming(),
-    sink: (event) => events.push(event),
-    logger,
-  });
-  return {
-    pair,
-    slave,
-    bus,
-    events,
-    lines,
-    device: (id) => bus.devices.find((d) => d.id === id) ?? expect.fail(`no device ${id}`),
-    async close() {
-      await bus.stop();
-      await slave.close();
-      await pair.close();
-    },
-  };
+  return rtuRig({ ...options, busId: BUS_ID, devices: options.devices.map((d) => ({ ...d, profile: d.profile ?? AC100 })) });
 }
-
-const inputEvents = (events: DeviceEvent[], deviceId: string) =>
-  events.filter((e): e is Extract<DeviceEvent, { type: 'input' }> => e.type === 'input' && e.deviceId === deviceId);
 
 describe('Modbus RTU alarm column over a PTY', () => {
   let r: Rig;

@@ -1,35 +1,12 @@
-import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { timingSchema, type DeviceConfig } from '../../src/config/schema.ts';
 import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus-bus.ts';
-import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/profile-schema.ts';
 import type { Device, DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
 import { memoryLogger, type LogLine } from '../support/log-sink.ts';
+import { deviceConfig, modbusProfile, testTiming, waitFor } from '../support/modbus-rig.ts';
 import { latchedButton, type SlaveFault } from '../support/modbus-rtu-slave.ts';
 import { ModbusTcpSlave } from '../support/modbus-tcp-slave.ts';
 
-function profile(model: string): ModbusProfile {
-  const parsed = deviceProfileSchema.parse(JSON.parse(readFileSync(new URL(`../../devices/${model}.json`, import.meta.url), 'utf8')));
-  if (parsed.protocol !== 'modbus') throw new Error(`${model} is not a Modbus profile`);
-  return parsed;
-}
-
 const BUS_ID = 'gateway-1';
-
-function deviceConfig(id: string, unitId: number, model: string): DeviceConfig {
-  return { id, bus: BUS_ID, unitId, profile: model, role: model === 've-rb8-rtu' ? 'relay-board' : 'alarm-column', label: id, testMode: false };
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 3000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 describe('Modbus TCP through a real loopback socket', () => {
   let slave: ModbusTcpSlave;
@@ -50,10 +27,10 @@ describe('Modbus TCP through a real loopback socket', () => {
     bus = createModbusBus({
       bus: { id: BUS_ID, kind: 'modbus-tcp', host: slave.host, port: slave.port },
       devices: [
-        { config: deviceConfig('col-1', 1, 've-ac100-rtu'), profile: profile('ve-ac100-rtu') },
-        { config: deviceConfig('relays', 2, 've-rb8-rtu'), profile: profile('ve-rb8-rtu') },
+        { config: deviceConfig(BUS_ID, 'col-1', 1, 've-ac100-rtu'), profile: modbusProfile('ve-ac100-rtu') },
+        { config: deviceConfig(BUS_ID, 'relays', 2, 've-rb8-rtu'), profile: modbusProfile('ve-rb8-rtu') },
       ],
-      timing: timingSchema.parse({ pollIntervalMs: 20, requestTimeoutMs: 150, reopen: { initialMs: 50, maxMs: 400 } }),
+      timing: testTiming(),
       sink: (event) => events.push(event),
       logger: log.logger,
     });
