@@ -33,6 +33,8 @@ export class Delivery {
   private running = false;
   /** Acks arrive one message at a time; they are committed together, one fsync per batch. */
   private pendingAcks: string[] = [];
+  /** When a delivery pass last ran to completion; the systemd watchdog vouches for it. */
+  lastPassAt = 0;
   private ackFlush: NodeJS.Immediate | undefined;
 
   constructor(private readonly options: DeliveryOptions) {
@@ -78,6 +80,7 @@ export class Delivery {
         this.again = false;
         this.pump();
       } while (this.again && this.running);
+      this.lastPassAt = this.now();
     } catch (error) {
       // A store failure must not kill the timer that retries it; the next tick tries again.
       this.options.logger.error({ err: error }, 'delivery pass failed');

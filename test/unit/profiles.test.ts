@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadProfiles } from '../../src/drivers/profiles.ts';
+
+function dirWith(files: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), 've-profiles-'));
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
+  return dir;
+}
+
+const good = JSON.parse(readFileSync('devices/ve-ac100-rtu.json', 'utf8')) as Record<string, unknown>;
+
+describe('device profile loader', () => {
+  it('rejects each broken file with the file and field named, and still loads the good ones', () => {
+    const dir = dirWith({
+      've-ac100-rtu.json': good,
+      'broken-json.json': '{ "schema": 1, ',
+      'outside-poll.json': {
+        schema: 1,
+        model: 'outside-poll',
+        protocol: 'modbus',
+        poll: [{ table: 'discrete-inputs', address: 0, count: 2 }],
+        inputs: { button: { table: 'discrete-inputs', address: 7 } },
+      },
+      'bad-coil.json': {
+        schema: 1,
+        model: 'bad-coil',
+        protocol: 'modbus',
+        poll: [{ table: 'coils', address: 0, count: 8 }],
+        indicator: { sent: [{ table: 'coils', address: 1, value: 2 }] },
+      },
+      'bit-on-coil.json': {
+        schema: 1,
+        model: 'bit-on-coil',
+        protocol: 'modbus',
+        poll: [{ table: 'coils', address: 0, count: 8 }],
+        inputs: { button: { table: 'coils', address: 0, bit: 3 } },
+      },
+      'misnamed.json': { ...good, model: 'something-else' },
+      'unknown-field.json': { ...good, model: 'unknown-field', colour: 'red' },
+      'bad-line.json': { schema: 1, model: 'bad-line', protocol: 'line', line: { talker: 've', checksum: 'crc32', events: {} } },
+    });
+    const { profiles, errors } = loadProfiles(dir);
+    expect([...profiles.keys()]).toEqual(['ve-ac100-rtu']);
+    const text = errors.join('\n');
+    expect(text).toMatch(/^broken-json\.json: not valid JSON/m);
+    expect(text).toContain('outside-poll.json: inputs.button.address: discrete-inputs 7 is not inside any poll block');
+    expect(text).toContain('bad-coil.json: indicator.sent[0].value: a coil takes 0 or 1');
+    expect(text).toContain('bit-on-coil.json: inputs.button.bit: bit is only for register tables');
+    expect(text).toContain('misnamed.json: model: "something-else" must equal the file name "misnamed"');
+    expect(text).toMatch(/unknown-field\.json: \(root\): Unrecognized key.*colour/);
+    expect(text).toContain('bad-line.json: line.talker: two to five upper-case letters');
+    expect(text).toMatch(/bad-line\.json: line\.checksum: /);
+    expect(text).toContain('bad-line.json: line.events: at least one event');
+  });
+
+  it('says so when the folder cannot be read', () => {
+    expect(loadProfiles('/nonexistent/profiles').errors[0]).toMatch(/^profilesDir: cannot read \/nonexistent\/profiles/);
+  });
+});
