@@ -310,7 +310,12 @@ export class ModbusRtuSlave {
       const last = i === pieces.length - 1;
       const timer = setTimeout(() => {
         this.timers.delete(timer);
-        if (last) this.pendingReplies--;
+        if (last) {
+          this.pendingReplies--;
+          // Node timers may fire up to 1 ms before the performance.now() they aimed at: the line is free
+          // from when the reply really left, not from when it was planned to.
+          this.busyUntil = Math.min(this.busyUntil, performance.now());
+        }
         if (!this.port.isOpen) return;
         this.port.write(piece);
         if (last) for (const listener of this.replyListeners) listener(unitId, reply);

@@ -1,0 +1,256 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { AlarmPayload } from '../../src/county/payloads.ts';
+import { isoWithOffset, uuidv7 } from '../../src/platform/time.ts';
+import { startBroker, type BrokerKind } from '../support/broker.ts';
+import { waitFor } from '../support/modbus-rig.ts';
+import type { FromCounty, ToCounty } from './drain-county.ts';
+import { BenchFailure, epochNow } from './figures.ts';
+import { LogTap } from './log-tap.ts';
+import { Teardown } from './teardown.ts';
+
+export interface DrainOptions {
+  alarms: number;
+  progress: (text: string) => void;
+}
+
+export interface DrainResult {
+  brokerKind: BrokerKind;
+  alarms: number;
+  /** Filling the backlog through `outbox.append`, one committed transaction each. */
+  appendMs: number;
+  brokerUpToLinkUpMs: number;
+  brokerUpToAllReceivedMs: number;
+  /** Alarms per second from the link coming up to the last first delivery. */
+  rate: number;
+  outOfOrder: number;
+  duplicates: number;
+  invalid: number;
+  brokerUpToDepthZeroMs: number;
+  /** Tries needed to bring the county up before the village (see `bringUp`). */
+  tries: number;
+}
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const VILLAGE = 'bench-drain';
+const TERMINALS = 8;
+const LINK_TIMEOUT_MS = 10_000;
+const DRAIN_TIMEOUT_MS = 120_000;
+
+/**
+ * 10,000 alarms stored while the broker is down, then the broker comes back with a county subscribed:
+ * how fast, and in what order, they reach the county and are acknowledged. The service runs in this
+ * process; the county runs in a child (drain-county.ts).
+ */
+export async function measureDrain(options: DrainOptions): Promise<DrainResult> {
+  const teardown = new Teardown();
+  try {
+    const broker = await startBroker();
+    teardown.add('broker', () => broker.stop());
+    // The outage starts before the service does: it has never seen the broker.
+    await broker.stop();
+
+    const dataDir = mkdtempSync(join(tmpdir(), 've-bench-drain-'));
+    teardown.add('data folder', () => rmSync(dataDir, { recursive: true, force: true }));
+    const tap = new LogTap('info');
+    let ackedAllAt = Number.NaN;
+    tap.on('alarm acknowledged by county', () => {
+      if (tap.count('alarm acknowledged by county') === options.alarms) ackedAllAt = epochNow();
+    });
+    const config = drainConfig(broker.url, broker.protocolVersion, dataDir);
+    const app = createVillageEdge({ config, version: 'bench', logger: tap.logger, env: {} });
+    await app.start();
+    teardown.add('service', () => app.stop());
+    let linkUpAt = Number.NaN;
+    app.uplink.on('connected', () => (linkUpAt = epochNow()));
+
+    const appendStarted = performance.now();
+    for (let i = 0; i < options.alarms; i++) {
+      appendAlarm(app, config.village, `column-${(i % TERMINALS) + 1}`);
+      if (i % 1000 === 999) {
+        options.progress(`drain: ${i + 1}/${options.alarms} alarms stored while the broker is down`);
+        await yieldToLoop();
+      }
+    }
+    const appendMs = performance.now() - appendStarted;
+    const backlog = app.outbox.stats().byStream.alarm;
+    if (backlog !== options.alarms) throw new BenchFailure(`outbox holds ${backlog} alarms after ${options.alarms} appends`);
+    if (app.uplink.connected) throw new BenchFailure('the county link is up although the broker is down');
+
+    const county = await startCounty();
+    teardown.add('county process', () => county.close());
+
+    // Until the county is subscribed, the broker would drop what the village publishes (QoS 1 to nobody);
+    // the village must not get there first, or the run measures its 5 s retry instead. Rare: try again.
+    let brokerUpAt = Number.NaN;
+    let tries = 0;
+    for (;;) {
+      tries++;
+      await broker.restart();
+      brokerUpAt = epochNow();
+      await county.connect({ type: 'connect', url: broker.url, protocolVersion: broker.protocolVersion, village: VILLAGE, expect: options.alarms });
+      if (!app.uplink.connected) break;
+      if (tries === 3) throw new BenchFailure('three times the village reached the restarted broker before the county had subscribed');
+      options.progress('drain: the village beat the county to the broker; taking the broker down and trying again');
+      await broker.stop();
+      await waitFor('the village to see the broker gone', () => !app.uplink.connected, LINK_TIMEOUT_MS);
+    }
+    options.progress(`drain: broker up, county subscribed; draining ${options.alarms} alarms`);
+
+    const allReceivedAt = await county.allReceived(DRAIN_TIMEOUT_MS);
+    await tap.until('every ack stored', () => tap.count('alarm acknowledged by county') >= options.alarms, DRAIN_TIMEOUT_MS);
+    const depth = app.outbox.stats().depth;
+    if (depth !== 0) throw new BenchFailure(`outbox depth is ${depth} after all ${options.alarms} acks were logged`);
+    const report = await county.report();
+
+    const seqs = report.firsts.map(([seq]) => seq);
+    const expected = new Set(Array.from({ length: options.alarms }, (_, i) => i + 1));
+    for (const seq of seqs) expected.delete(seq);
+    if (expected.size > 0) throw new BenchFailure(`LOST: ${expected.size} alarm seqs never reached the county, e.g. ${[...expected].slice(0, 5).join(', ')}`);
+    let highest = 0;
+    let outOfOrder = 0;
+    for (const seq of seqs) {
+      if (seq < highest) outOfOrder++;
+      highest = Math.max(highest, seq);
+    }
+    const lastFirstAt = report.firsts.at(-1)?.[1] ?? Number.NaN;
+    return {
+      brokerKind: broker.kind,
+      alarms: options.alarms,
+      appendMs,
+      brokerUpToLinkUpMs: linkUpAt - brokerUpAt,
+      brokerUpToAllReceivedMs: allReceivedAt - brokerUpAt,
+      rate: options.alarms / ((lastFirstAt - linkUpAt) / 1000),
+      outOfOrder,
+      duplicates: report.total - report.firsts.length,
+      invalid: report.invalid,
+      brokerUpToDepthZeroMs: ackedAllAt - brokerUpAt,
+      tries,
+    };
+  } finally {
+    const problems = await teardown.run();
+    for (const problem of problems) console.error(`drain: ${problem}`);
+  }
+}
+
+/** An alarm as AlarmService.raise stores it. */
+function appendAlarm(app: VillageEdge, village: ReturnType<typeof drainConfig>['village'], terminal: string): void {
+  const at = Date.now();
+  const id = uuidv7(at);
+  app.outbox.append({
+    stream: 'alarm',
+    id,
+    subject: `${terminal}:button`,
+    now: at,
+    build: (seq): AlarmPayload => ({
+      id,
+      seq,
+      village: village.id,
+      terminal,
+      type: 'button',
+      raisedAt: isoWithOffset(at),
+      location: { village: village.name, terminal: `column ${terminal}`, lat: village.location.lat, lon: village.location.lon },
+      attempt: 1,
+      presses: 1,
+    }),
+  });
+}
+
+function drainConfig(brokerUrl: string, protocolVersion: 4 | 5, dataDir: string) {
+  const result = parseConfig({
+    version: 1,
+    village: { id: VILLAGE, name: 'Bench village', location: { lat: 25.04, lon: 102.71 } },
+    // A short reconnect ceiling: the default (30 s) would make "broker up → drained" mostly backoff.
+    county: { url: brokerUrl, protocolVersion, clientId: `ve-${VILLAGE}`, reconnect: { initialMs: 250, maxMs: 1000 } },
+    dataDir,
+    log: { level: 'info' },
+  });
+  if (!result.ok) throw new BenchFailure(`bench config invalid: ${result.errors.join('; ')}`);
+  return result.config;
+}
+
+interface CountyProcess {
+  /** Resolves once subscribed. */
+  connect(message: Extract<ToCounty, { type: 'connect' }>): Promise<void>;
+  /** When the last expected alarm arrived (epochNow()). */
+  allReceived(timeoutMs: number): Promise<number>;
+  report(): Promise<Extract<FromCounty, { type: 'report' }>>;
+  close(): Promise<void>;
+}
+
+async function startCounty(): Promise<CountyProcess> {
+  const script = fileURLToPath(new URL('./drain-county.ts', import.meta.url));
+  // node --import tsx, not npx (TOOLCHAIN.md): the pid we hold is the process that runs the county.
+  const child: ChildProcess = fork(script, [], { cwd: repoRoot, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const inbox: FromCounty[] = [];
+  const waiters = new Set<() => void>();
+  const wake = (): void => {
+    for (const waiter of [...waiters]) waiter();
+  };
+  let gone = false;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      gone = true;
+      wake();
+      resolve();
+    }),
+  );
+  child.on('message', (message: FromCounty) => {
+    inbox.push(message);
+    wake();
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+
+  const next = <T extends FromCounty['type']>(type: T, timeoutMs: number): Promise<Extract<FromCounty, { type: T }>> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const failed = inbox.find((m): m is Extract<FromCounty, { type: 'failed' }> => m.type === 'failed');
+        const index = inbox.findIndex((m) => m.type === type);
+        if (failed === undefined && index < 0 && !gone) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        if (failed !== undefined) reject(new BenchFailure(`county: ${failed.reason}`));
+        else if (index < 0) reject(new BenchFailure(`the county process exited (${child.exitCode ?? child.signalCode}) before "${type}"`));
+        else resolve(inbox.splice(index, 1)[0] as Extract<FromCounty, { type: T }>);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new BenchFailure(`the county process sent no "${type}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
+  const tell = (message: ToCounty): void => {
+    child.send(message);
+  };
+
+  return {
+    async connect(message) {
+      tell(message);
+      await next('subscribed', LINK_TIMEOUT_MS);
+    },
+    async allReceived(timeoutMs) {
+      return (await next('all-received', timeoutMs)).at;
+    },
+    async report() {
+      tell({ type: 'report' });
+      return next('report', LINK_TIMEOUT_MS);
+    },
+    async close() {
+      if (gone) return;
+      if (child.connected) tell({ type: 'close' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
