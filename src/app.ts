@@ -114,6 +114,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       pollIntervalMs: config.timing.pollIntervalMs,
       devices: () => hub.health(),
       outbox: () => outbox.stats(),
+      problems: () => problems,
     },
     uplink,
     intervalMs: config.timing.healthIntervalMs,

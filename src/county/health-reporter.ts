@@ -13,6 +13,7 @@ export interface HealthSources {
   devices: () => DeviceHealth[];
   outbox: () => OutboxStats;
   memory?: () => { rss: number; heapUsed: number };
+  problems: () => readonly string[];
 }
 
 export function buildHealth(sources: HealthSources, now: number): HealthPayload {
@@ -42,6 +43,7 @@ export function buildHealth(sources: HealthSources, now: number): HealthPayload 
       errors: Object.fromEntries(Object.entries(d.errors).filter((e): e is [string, number] => e[1] !== undefined)),
     })),
     memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+    problems: [...sources.problems()],
   };
 }
 

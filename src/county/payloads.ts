@@ -99,6 +99,8 @@ export const healthPayloadSchema = z
         .strict(),
     ),
     memory: z.object({ rssBytes: z.number().int(), heapUsedBytes: z.number().int() }).strict(),
+    /** Start-up configuration problems (devices refused, profiles rejected); the county should know. */
+    problems: z.array(z.string()),
   })
   .strict();
 export type HealthPayload = z.infer<typeof healthPayloadSchema>;

@@ -13,6 +13,7 @@ export type ToCounty =
   | { type: 'close' };
 
 export type FromCounty =
+  | { type: 'ready' }
   | { type: 'subscribed'; at: number }
   | { type: 'all-received'; at: number }
   | { type: 'failed'; reason: string }
@@ -62,6 +63,7 @@ function report(): void {
 }
 
 process.on('message', (message: ToCounty) => {
+  if (process.env['BENCH_DEBUG']) console.error('county got', message.type);
   switch (message.type) {
     case 'connect':
       connect(message).catch((error: unknown) => send({ type: 'failed', reason: `county could not connect: ${String(error)}` }));
@@ -80,3 +82,4 @@ process.on('message', (message: ToCounty) => {
 });
 // The bench went away: so does its county.
 process.on('disconnect', () => process.exit(0));
+send({ type: 'ready' });

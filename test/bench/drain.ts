@@ -232,6 +232,8 @@ async function startCounty(): Promise<CountyProcess> {
   const tell = (message: ToCounty): void => {
     child.send(message);
   };
+  // Loading takes a while under tsx; the broker must not come back before the county can subscribe.
+  await next('ready', LINK_TIMEOUT_MS);
 
   return {
     async connect(message) {

@@ -88,6 +88,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
       outbox: { depth: 0, oldestUnackedAgeSeconds: null, alarm: 0, fault: 0, report: 0 },
       devices: [],
       memory: { rssBytes: 1, heapUsedBytes: 1 },
+      problems: [],
     };
     await uplink.publishHealth(health);
     const got = await desk.waitFor((m) => m.kind === 'health' && m.village === village);
