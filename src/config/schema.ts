@@ -41,6 +41,8 @@ export const deviceSchema = z
     label: z.string().min(1).max(120),
     /** Installer commissioning: presses on this terminal raise `test` alarms, not `button` alarms. */
     testMode: z.boolean().default(false),
+    /** Loudspeaker zone that plays the local alarm when this terminal's alarm is not acked in time. */
+    zone: topicSafeId.optional(),
   })
   .strict();
 
@@ -101,6 +103,15 @@ export const countySchema = z
       .default('village-edge'),
     /** Largest county→village payload accepted; anything bigger is dropped unread. */
     maxInboundBytes: z.number().int().min(64).max(1_048_576).default(4096),
+    /**
+     * Public keys that may sign county commands (Ed25519, JWS EdDSA), by `kid`; several at once so a key
+     * can be rotated without a gap. `x` is the raw 32-byte public key, base64url (as in a JWK).
+     */
+    commandKeys: z
+      .array(z.object({ kid: z.string().min(1).max(64), x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte Ed25519 public key, base64url (43 characters)') }).strict())
+      .default([]),
+    /** A command whose `iat` lies further in the future than this is refused (clocks drift; replays don't). */
+    maxClockSkewSeconds: z.number().int().min(0).max(3600).default(60),
     /** Delay between reconnect attempts: doubles from initialMs to maxMs, with jitter. */
     reconnect: backoffSchema.default({ initialMs: 1000, maxMs: 30000 }),
   })
@@ -113,6 +124,84 @@ export const countySchema = z
     message: 'password without username',
     path: ['password'],
   });
+
+const relayChannelSchema = z
+  .object({ device: topicSafeId, channel: z.number().int().min(0).max(63) })
+  .strict();
+
+/** What to play: text to speak, or a file of the local media library checked by its sha256. */
+export const contentSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('tts'), text: z.string().min(1).max(2000) }).strict(),
+  z
+    .object({
+      kind: z.literal('media'),
+      file: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'a path inside the media library, no ".." or leading "/"'),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
+    })
+    .strict(),
+]);
+
+/** argv templates, no shell: `{text}`, `{file}`, `{volume}` are replaced in single arguments. */
+const commandTemplate = z.array(z.string().min(1)).min(1);
+
+const volume = z.number().int().min(0).max(100);
+
+export const broadcastSchema = z
+  .object({
+    zones: z
+      .array(z.object({ id: topicSafeId, label: z.string().min(1), relay: relayChannelSchema, amplifier: topicSafeId }).strict())
+      .default([]),
+    amplifiers: z
+      .array(
+        z
+          .object({
+            id: topicSafeId,
+            power: relayChannelSchema,
+            /** A device whose profile declares amplifier status registers (power, overheat, line fault). */
+            statusDevice: topicSafeId.optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** Between switching on one amplifier and the next, so their inrush currents do not add up. */
+    powerOnGapMs: z.number().int().min(0).max(10_000).default(500),
+    /** After the last amplifier is on, before any sound. */
+    warmUpMs: z.number().int().min(0).max(30_000).default(1500),
+    /** Amplifiers stay on this long after the last item, so back-to-back items do not chatter the relays. */
+    idleTailMs: z.number().int().min(0).max(600_000).default(20_000),
+    volume: z
+      .object({ emergency: volume.default(100), 'local-alarm': volume.default(90), announcement: volume.default(80), scheduled: volume.default(60) })
+      .strict()
+      .default({ emergency: 100, 'local-alarm': 90, announcement: 80, scheduled: 60 }),
+    chime: contentSchema.optional(),
+    drillChime: contentSchema.optional(),
+    /** Folder of media files; relative to the config file. */
+    library: z.string().min(1).default('media'),
+    player: z
+      .object({
+        tts: commandTemplate.default(['espeak-ng', '-v', 'cmn', '{text}']),
+        /** By file extension, e.g. `.mp3`, `.wav`. */
+        media: z.record(z.string().regex(/^\.[a-z0-9]+$/), commandTemplate).default({ '.mp3': ['mpg123', '-q', '{file}'], '.wav': ['aplay', '-q', '{file}'] }),
+        /** Run before each item with `{volume}` (0–100); none by default. */
+        volume: commandTemplate.optional(),
+        killTimeoutMs: z.number().int().min(100).max(30_000).default(2000),
+        /** A player that runs longer than this is stopped and reported `failed`: never a hang. */
+        maxRunMs: z.number().int().min(1000).default(15 * 60_000),
+      })
+      .strict()
+      .default(() => ({
+        tts: ['espeak-ng', '-v', 'cmn', '{text}'],
+        media: { '.mp3': ['mpg123', '-q', '{file}'], '.wav': ['aplay', '-q', '{file}'] },
+        killTimeoutMs: 2000,
+        maxRunMs: 15 * 60_000,
+      })),
+    /** Played in a terminal's zone when its alarm is not acked within the ack timeout. */
+    localAlarm: z
+      .object({ content: contentSchema, repeat: z.number().int().min(1).max(20).default(3) })
+      .strict()
+      .optional(),
+  })
+  .strict();
 
 export const configSchema = z
   .object({
@@ -138,6 +227,7 @@ export const configSchema = z
     buses: z.array(busSchema).default([]),
     devices: z.array(deviceSchema).default([]),
     timing: timingSchema.default(() => timingSchema.parse({})),
+    broadcast: broadcastSchema.default(() => broadcastSchema.parse({})),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
@@ -160,6 +250,32 @@ export const configSchema = z
       if (units.has(unitKey)) ctx.addIssue({ code: 'custom', path: ['devices', i, 'unitId'], message: `unit ${dev.unitId} is already used on bus "${dev.bus}"` });
       units.add(unitKey);
     });
+    const devicesById = new Map(cfg.devices.map((d) => [d.id, d]));
+    const relayCheck = (ref: { device: string }, path: (string | number)[]) => {
+      const dev = devicesById.get(ref.device);
+      if (dev === undefined) ctx.addIssue({ code: 'custom', path: [...path, 'device'], message: `no device with id "${ref.device}"` });
+      else if (dev.role !== 'relay-board') ctx.addIssue({ code: 'custom', path: [...path, 'device'], message: `device "${ref.device}" is a ${dev.role}, not a relay-board` });
+    };
+    const amplifierIds = new Set<string>();
+    cfg.broadcast.amplifiers.forEach((amp, i) => {
+      if (amplifierIds.has(amp.id)) ctx.addIssue({ code: 'custom', path: ['broadcast', 'amplifiers', i, 'id'], message: `duplicate amplifier id "${amp.id}"` });
+      amplifierIds.add(amp.id);
+      relayCheck(amp.power, ['broadcast', 'amplifiers', i, 'power']);
+      if (amp.statusDevice !== undefined && !devicesById.has(amp.statusDevice))
+        ctx.addIssue({ code: 'custom', path: ['broadcast', 'amplifiers', i, 'statusDevice'], message: `no device with id "${amp.statusDevice}"` });
+    });
+    const zoneIds = new Set<string>();
+    cfg.broadcast.zones.forEach((zone, i) => {
+      if (zoneIds.has(zone.id)) ctx.addIssue({ code: 'custom', path: ['broadcast', 'zones', i, 'id'], message: `duplicate zone id "${zone.id}"` });
+      zoneIds.add(zone.id);
+      relayCheck(zone.relay, ['broadcast', 'zones', i, 'relay']);
+      if (!amplifierIds.has(zone.amplifier))
+        ctx.addIssue({ code: 'custom', path: ['broadcast', 'zones', i, 'amplifier'], message: `no amplifier with id "${zone.amplifier}"` });
+    });
+    cfg.devices.forEach((dev, i) => {
+      if (dev.zone !== undefined && !zoneIds.has(dev.zone))
+        ctx.addIssue({ code: 'custom', path: ['devices', i, 'zone'], message: `no broadcast zone with id "${dev.zone}"` });
+    });
   });
 
 export type Config = z.infer<typeof configSchema>;
@@ -168,3 +284,4 @@ export type DeviceConfig = z.infer<typeof deviceSchema>;
 export type DeviceRole = z.infer<typeof deviceRoleSchema>;
 export type TimingConfig = z.infer<typeof timingSchema>;
 export type CountyConfig = z.infer<typeof countySchema>;
+export type BroadcastConfig = z.infer<typeof broadcastSchema>;

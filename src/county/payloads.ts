@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { contentSchema } from '../config/schema.ts';
 
 /**
  * Every payload that crosses the county link, one schema each; the TypeScript types are inferred from
@@ -105,6 +106,79 @@ export const healthPayloadSchema = z
   .strict();
 export type HealthPayload = z.infer<typeof healthPayloadSchema>;
 
-/** County → village. Plain JSON for now; the broadcast work moves it to a signed JWS. */
+/** County → village, before signing. Kept for the contract's history; the link now takes only signed acks. */
 export const ackPayloadSchema = z.object({ id: z.string().uuid() }).strict();
 export type AckPayload = z.infer<typeof ackPayloadSchema>;
+
+/**
+ * County → village commands travel as compact JWS (EdDSA / Ed25519). These are the claims inside, after
+ * the signature checked out: who it is for, when it was issued and expires, and one id never to accept twice.
+ */
+const commandClaims = {
+  jti: z.string().min(8).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, "_", ".", ":" and "-" only'),
+  iat: z.number().int().positive(),
+  exp: z.number().int().positive(),
+  /** A village id, or `all`. */
+  aud: z.string().min(1).max(64),
+};
+
+const zoneList = z.union([z.literal('all'), z.array(z.string().regex(/^[A-Za-z0-9_-]+$/)).min(1).max(64)]);
+
+export const broadcastCommandSchema = z
+  .object({
+    ...commandClaims,
+    cmd: z.literal('broadcast'),
+    priority: z.enum(['emergency', 'announcement']),
+    /** 1 特别重大, 2 重大, 3 较大, 4 一般; required for (and only for) emergencies. */
+    level: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
+    status: z.enum(['actual', 'exercise', 'test']),
+    zones: zoneList,
+    content: contentSchema,
+    chime: z.boolean().default(false),
+    repeat: z.number().int().min(1).max(10).default(1),
+  })
+  .strict()
+  .refine((c) => (c.priority === 'emergency') === (c.level !== undefined), {
+    message: 'level is required for an emergency and only for an emergency',
+    path: ['level'],
+  });
+export type BroadcastCommand = z.infer<typeof broadcastCommandSchema>;
+
+export const stopCommandSchema = z
+  .object({
+    ...commandClaims,
+    cmd: z.literal('stop'),
+    /** One broadcast by its `jti`, or everything playing and queued. */
+    target: z.union([z.literal('all'), z.object({ jti: commandClaims.jti }).strict()]),
+  })
+  .strict();
+export type StopCommand = z.infer<typeof stopCommandSchema>;
+
+export const ackCommandSchema = z
+  .object({ ...commandClaims, cmd: z.literal('ack'), id: z.string().uuid() })
+  .strict();
+export type AckCommand = z.infer<typeof ackCommandSchema>;
+
+export const playbackEventSchema = z.enum(['accepted', 'rejected', 'queued', 'started', 'preempted', 'stopped', 'finished', 'failed', 'tested']);
+
+/** Village → county: what happened to a command (or a local alarm / programme), durable and acked like alarms. */
+export const reportPayloadSchema = z
+  .object({
+    id: z.string().uuid(),
+    seq: z.number().int().positive(),
+    village: z.string(),
+    /** The command's `jti` (for local items: the local id; for an unreadable command: null). */
+    jti: z.string().nullable(),
+    event: playbackEventSchema,
+    reason: z.string().optional(),
+    priority: z.enum(['emergency', 'local-alarm', 'announcement', 'scheduled']).nullable(),
+    level: z.number().int().min(1).max(4).optional(),
+    status: z.enum(['actual', 'exercise', 'test']).nullable(),
+    zones: z.array(z.string()),
+    /** Zones covered by this report whose amplifier is faulty, and why. */
+    faultyZones: z.array(z.object({ zone: z.string(), amplifier: z.string(), fault: z.string() }).strict()),
+    at: isoWithOffset,
+    attempt: z.number().int().min(1),
+  })
+  .strict();
+export type ReportPayload = z.infer<typeof reportPayloadSchema>;

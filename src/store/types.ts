@@ -68,3 +68,15 @@ export interface Outbox {
   stats(): OutboxStats;
   close(): void;
 }
+
+/**
+ * Remembers every accepted command id (`jti`) until it expires, durably, so a recorded command replayed
+ * later — even after a restart — is refused.
+ */
+export interface ReplayGuard {
+  /** True the first time; false when this jti was already seen and has not expired. Committed before it returns. */
+  remember(jti: string, expiresAt: number, now: number): boolean;
+  /** Forgets ids whose expiry has passed; returns how many. */
+  prune(now: number): number;
+  close(): void;
+}

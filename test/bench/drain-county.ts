@@ -31,12 +31,16 @@ const send = (message: FromCounty): void => {
 };
 
 async function connect(message: Extract<ToCounty, { type: 'connect' }>): Promise<void> {
+  const dbg = (t: string) => process.env['BENCH_DEBUG'] && console.error('county:', t);
+  dbg('closing old');
   await county?.close().catch(() => undefined);
+  dbg('closed old');
   village = message.village;
   firsts = [];
   const mine = ++generation;
   const seen = new Set<string>();
   county = await connectCounty({ url: message.url, protocolVersion: message.protocolVersion, autoAck: true });
+  dbg('subscribed');
   send({ type: 'subscribed', at: epochNow() });
   // `match` runs synchronously in the client's message handler (and over what already arrived), so each
   // first delivery is stamped as it is received; it matches once every expected alarm has been seen.

@@ -95,7 +95,7 @@ export async function measureDrain(options: DrainOptions): Promise<DrainResult> 
       await broker.restart();
       brokerUpAt = epochNow();
       await county.connect({ type: 'connect', url: broker.url, protocolVersion: broker.protocolVersion, village: VILLAGE, expect: options.alarms });
-      if (!app.uplink.connected) break;
+      if (!app.uplink.connected && tries > 1) break;
       if (tries === 3) throw new BenchFailure('three times the village reached the restarted broker before the county had subscribed');
       options.progress('drain: the village beat the county to the broker; taking the broker down and trying again');
       await broker.stop();
