@@ -50,7 +50,6 @@ export class Delivery {
       this.options.outbox.rescheduleAll(this.now());
       this.kick();
     });
-    uplink.on('ack', (id) => this.acknowledge(id));
     // Retries fall due with time; one cheap indexed query a second finds them.
     this.timer = setInterval(() => this.kick(), 1000);
     this.timer.unref?.();
@@ -89,7 +88,8 @@ export class Delivery {
     }
   }
 
-  private acknowledge(id: string): void {
+  /** The county acknowledged a record (the ack's signature already checked). */
+  acknowledge(id: string): void {
     this.pendingAcks.push(id);
     // Losing a batch in a crash only means those records are sent again; the county dedupes by id.
     this.ackFlush ??= setImmediate(() => this.flushAcks());

@@ -4,10 +4,10 @@ import { resolve as resolvePath } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { CountyConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
-import { describeIssues, InvalidInputError } from '../platform/schema-errors.ts';
+import { InvalidInputError } from '../platform/schema-errors.ts';
 import type { JsonObject, OutboxStream } from '../store/types.ts';
 import type { HealthPayload, StatePayload } from './payloads.ts';
-import { topicKindOfStream, topicSpecs, villageTopics, type TopicSpec, type VillageTopics } from './topics.ts';
+import { commandKindOf, topicKindOfStream, topicSpecs, villageTopics, type TopicSpec, type VillageTopics } from './topics.ts';
 import type { Uplink, UplinkEvents } from './types.ts';
 
 export interface Backoff {
@@ -60,7 +60,7 @@ class MqttLink implements Uplink {
   private readonly random: () => number;
   /** As long as the keepalive takes to declare a silent connection dead. */
   private readonly pubackTimeoutMs: number;
-  private listeners: Listeners = { connected: [], disconnected: [], ack: [] };
+  private listeners: Listeners = { connected: [], disconnected: [], command: [] };
   /** Rejecters of publishes waiting for their PUBACK, failed together when the connection drops. */
   private readonly inFlight = new Set<(error: Error) => void>();
   private client: MqttClient | undefined;
@@ -134,7 +134,7 @@ class MqttLink implements Uplink {
       if (wasUp) this.emit('disconnected', 'stopped');
       this.log.info({ graceful }, 'county link stopped');
     }
-    this.listeners = { connected: [], disconnected: [], ack: [] };
+    this.listeners = { connected: [], disconnected: [], command: [] };
   }
 
   publishRecord(stream: OutboxStream, payload: JsonObject): Promise<void> {
@@ -265,33 +265,8 @@ class MqttLink implements Uplink {
       this.log.debug({ topic }, 'ignored a message on a topic the link does not handle');
       return;
     }
-    const limit = this.options.config.maxInboundBytes;
-    if (payload.length > limit) return this.reject(topic, `payload is ${payload.length} bytes, over the ${limit}-byte limit`);
-    let json: unknown;
-    try {
-      json = JSON.parse(payload.toString('utf8'));
-    } catch (error) {
-      return this.reject(topic, `not JSON (${errorText(error)})`);
-    }
-    switch (inbound.kind) {
-      case 'ack':
-        return this.onAck(topic, json);
-      default: {
-        const unhandled: never = inbound.kind;
-        return this.reject(topic, `no handler for ${String(unhandled)}`);
-      }
-    }
-  }
-
-  private onAck(topic: string, json: unknown): void {
-    const parsed = topicSpecs.ack.schema.safeParse(json);
-    if (!parsed.success) return this.reject(topic, describeIssues(parsed.error).join('; '));
-    this.emit('ack', parsed.data.id);
-  }
-
-  /** Nothing from the county is trusted: a bad message is logged and dropped, and the link carries on. */
-  private reject(topic: string, reason: string): void {
-    this.log.warn({ topic, reason }, `rejected county message on ${topic}: ${reason}`);
+    // Signature, size, claims and replay are judged by the command gate, which also reports rejections.
+    this.emit('command', { ...commandKindOf(inbound.kind), topic, payload });
   }
 
   private publishOfflineState(client: MqttClient): Promise<boolean> {

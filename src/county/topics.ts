@@ -1,10 +1,13 @@
 import { z } from 'zod';
 import {
-  ackPayloadSchema,
+  ackCommandSchema,
   alarmPayloadSchema,
+  broadcastCommandSchema,
   faultPayloadSchema,
   healthPayloadSchema,
+  reportPayloadSchema,
   statePayloadSchema,
+  stopCommandSchema,
 } from './payloads.ts';
 import type { OutboxStream } from '../store/types.ts';
 
@@ -29,17 +32,27 @@ export interface TopicSpec {
   readonly schema: z.ZodType;
 }
 
-/** Placeholder until payloads.ts defines the playback report; the topic is reserved now so counties can subscribe. */
-const reportPayloadSchema = z.record(z.string(), z.unknown());
-
 export const topicSpecs = {
   state: { path: 'state', scope: 'village', direction: 'up', qos: 1, retain: true, schema: statePayloadSchema },
   alarm: { path: 'alarm', scope: 'village', direction: 'up', qos: 1, retain: false, schema: alarmPayloadSchema },
   fault: { path: 'fault', scope: 'village', direction: 'up', qos: 1, retain: false, schema: faultPayloadSchema },
   report: { path: 'report', scope: 'village', direction: 'up', qos: 1, retain: false, schema: reportPayloadSchema },
   health: { path: 'health', scope: 'village', direction: 'up', qos: 0, retain: false, schema: healthPayloadSchema },
-  ack: { path: 'ack', scope: 'village', direction: 'down', qos: 1, retain: false, schema: ackPayloadSchema },
+  // County → village: each payload is a compact JWS; `schema` is that of the claims inside.
+  ack: { path: 'ack', scope: 'village', direction: 'down', qos: 1, retain: false, schema: ackCommandSchema },
+  broadcast: { path: 'cmd/broadcast', scope: 'village', direction: 'down', qos: 1, retain: false, schema: broadcastCommandSchema },
+  broadcastAll: { path: 'cmd/broadcast', scope: 'all', direction: 'down', qos: 1, retain: false, schema: broadcastCommandSchema },
+  stop: { path: 'cmd/stop', scope: 'village', direction: 'down', qos: 1, retain: false, schema: stopCommandSchema },
+  stopAll: { path: 'cmd/stop', scope: 'all', direction: 'down', qos: 1, retain: false, schema: stopCommandSchema },
 } as const satisfies Record<string, TopicSpec>;
+
+/** What a county→village message asks for, whichever topic (own or `all`) it came on. */
+export type CommandKind = 'ack' | 'broadcast' | 'stop';
+const commandOfDownKind: Record<DownKind, CommandKind> = { ack: 'ack', broadcast: 'broadcast', broadcastAll: 'broadcast', stop: 'stop', stopAll: 'stop' };
+
+export function commandKindOf(kind: DownKind): { command: CommandKind; audienceTopic: 'village' | 'all' } {
+  return { command: commandOfDownKind[kind], audienceTopic: topicSpecs[kind].scope };
+}
 
 export type TopicKind = keyof typeof topicSpecs;
 type KindsGoing<D extends Direction> = {

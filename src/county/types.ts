@@ -1,11 +1,21 @@
 import type { OutboxStream, JsonObject } from '../store/types.ts';
 import type { HealthPayload } from './payloads.ts';
+import type { CommandKind } from './topics.ts';
+
+/** A county→village message as it arrived: not yet verified, not yet parsed. */
+export interface InboundCommand {
+  command: CommandKind;
+  /** Whether it came on the village's own topic or the one every village shares. */
+  audienceTopic: 'village' | 'all';
+  topic: string;
+  payload: Buffer;
+}
 
 export interface UplinkEvents {
   connected: () => void;
   disconnected: (reason: string) => void;
-  /** The county acknowledged a record by id (already validated). */
-  ack: (id: string) => void;
+  /** A county→village message arrived; it must pass the command gate before anything acts on it. */
+  command: (message: InboundCommand) => void;
 }
 
 /** The county link as the rest of the service sees it; the MQTT implementation lives in mqtt-link.ts. */

@@ -1,7 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import type { DeviceConfig, TimingConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
-import type { IndicatorState, InputName, ModbusInput, ModbusProfile, ModbusWrite, PollBlock } from './profile-schema.ts';
+import {
+  coveringBlock,
+  type IndicatorState,
+  type InputName,
+  type ModbusProfile,
+  type ModbusWrite,
+  type PollBlock,
+  type ReadPoint,
+  type StatusCondition,
+} from './profile-schema.ts';
 import type { Device, DeviceEvent, DeviceHealth, ProtocolErrorKind } from './types.ts';
 import { ModbusError, type Exchange, type ModbusTransport } from './modbus-transport.ts';
 
@@ -26,10 +35,10 @@ export interface ModbusDeviceOptions {
   now: () => number;
 }
 
-/** Where an input's value sits in the poll results. */
-interface InputSlot {
-  name: InputName;
-  input: ModbusInput;
+/** Where an input's or status condition's value sits in the poll results. */
+interface PointSlot<Name extends string> {
+  name: Name;
+  point: ReadPoint;
   block: number;
   offset: number;
 }
@@ -46,7 +55,8 @@ const INTERVAL_SMOOTHING = 0.25;
 export class ModbusDevice implements Device {
   readonly id: string;
   readonly busId: string;
-  private readonly slots: InputSlot[];
+  private readonly inputSlots: PointSlot<InputName>[];
+  private readonly statusSlots: PointSlot<StatusCondition>[];
   private readonly exchange: Exchange;
   private readonly log: Logger;
   private running = false;
@@ -59,13 +69,15 @@ export class ModbusDevice implements Device {
   private offlineSince: number | null = null;
   private lastReadAt: number | null = null;
   private intervalMs: number | null = null;
-  private readonly known = new Map<InputName, boolean>();
+  private readonly knownInputs = new Map<InputName, boolean>();
+  private readonly knownStatus = new Map<StatusCondition, boolean>();
   private readonly errors: Partial<Record<ProtocolErrorKind, number>> = {};
 
   constructor(private readonly options: ModbusDeviceOptions) {
     this.id = options.config.id;
     this.busId = options.link.busId;
-    this.slots = inputSlots(options.profile);
+    this.inputSlots = pointSlots(options.profile, options.profile.inputs);
+    this.statusSlots = pointSlots(options.profile, options.profile.status ?? {});
     this.exchange = { unitId: options.config.unitId, timeoutMs: options.timing.requestTimeoutMs };
     this.log = options.logger.child({ device: options.config.id });
   }
@@ -76,7 +88,8 @@ export class ModbusDevice implements Device {
     this.loop++;
     this.answered = false;
     this.failures = 0;
-    this.known.clear();
+    this.knownInputs.clear();
+    this.knownStatus.clear();
     this.schedule(0);
   }
 
@@ -121,6 +134,7 @@ export class ModbusDevice implements Device {
       latching: button === undefined ? null : button.latch !== undefined,
       pollIntervalMs: this.intervalMs === null ? null : Math.round(this.intervalMs),
       errors: { ...this.errors },
+      ...(this.options.profile.status === undefined ? {} : { status: Object.fromEntries(this.knownStatus) }),
     };
   }
 
@@ -168,14 +182,13 @@ export class ModbusDevice implements Device {
       this.log.info({ offlineForMs }, 'device recovered');
       this.options.emit({ type: 'recovered', deviceId: this.id, at: this.options.now(), offlineForMs });
     }
-    for (const slot of this.slots) {
-      const active = isActive(slot, values);
-      const before = this.known.get(slot.name);
-      this.known.set(slot.name, active);
-      // The first reading after start is reported only when active: "not pressed" is no news.
-      if (before === undefined ? !active : before === active) continue;
-      this.log.info({ input: slot.name, active }, 'input');
-      this.options.emit({ type: 'input', deviceId: this.id, input: slot.name, active, at: this.options.now() });
+    for (const [input, active] of changes(this.inputSlots, values, this.knownInputs)) {
+      this.log.info({ input, active }, 'input');
+      this.options.emit({ type: 'input', deviceId: this.id, input, active, at: this.options.now() });
+    }
+    for (const [condition, active] of changes(this.statusSlots, values, this.knownStatus)) {
+      this.log.info({ condition, active }, 'status');
+      this.options.emit({ type: 'status', deviceId: this.id, condition, active, at: this.options.now() });
     }
   }
 
@@ -225,24 +238,37 @@ export class ModbusDevice implements Device {
   }
 }
 
-function inputSlots(profile: ModbusProfile): InputSlot[] {
-  const slots: InputSlot[] = [];
-  for (const [name, input] of Object.entries(profile.inputs) as Array<[InputName, ModbusInput | undefined]>) {
-    if (input === undefined) continue;
+function pointSlots<Name extends string>(profile: ModbusProfile, points: Partial<Record<Name, ReadPoint>>): PointSlot<Name>[] {
+  const slots: PointSlot<Name>[] = [];
+  for (const [name, point] of Object.entries(points) as Array<[Name, ReadPoint | undefined]>) {
+    if (point === undefined) continue;
     // The profile schema guarantees a covering block; a profile built past it is a programming error.
-    const block = profile.poll.findIndex(
-      (b) => b.table === input.table && input.address >= b.address && input.address < b.address + b.count,
-    );
+    const block = coveringBlock(profile.poll, point);
     const covering = profile.poll[block];
-    if (covering === undefined) throw new Error(`profile "${profile.model}": input ${name} is not inside any poll block`);
-    slots.push({ name, input, block, offset: input.address - covering.address });
+    if (covering === undefined) throw new Error(`profile "${profile.model}": ${name} is not inside any poll block`);
+    slots.push({ name, point, block, offset: point.address - covering.address });
   }
   return slots;
 }
 
-function isActive(slot: InputSlot, values: BlockValues[]): boolean {
+/**
+ * What to report from one poll, remembering each value in `known`. The first reading after start is
+ * reported only when active: "not pressed", "no overheat" is no news (and "power off" is the idle state).
+ */
+function changes<Name extends string>(slots: readonly PointSlot<Name>[], values: BlockValues[], known: Map<Name, boolean>): Array<[Name, boolean]> {
+  const out: Array<[Name, boolean]> = [];
+  for (const slot of slots) {
+    const active = isActive(slot, values);
+    const before = known.get(slot.name);
+    known.set(slot.name, active);
+    if (before === undefined ? active : before !== active) out.push([slot.name, active]);
+  }
+  return out;
+}
+
+function isActive(slot: PointSlot<string>, values: BlockValues[]): boolean {
   const raw = values[slot.block]?.[slot.offset] ?? 0;
-  const { bit, activeLow } = slot.input;
+  const { bit, activeLow } = slot.point;
   const on = typeof raw === 'boolean' ? raw : bit === undefined ? raw !== 0 : ((raw >> bit) & 1) === 1;
   return activeLow ? !on : on;
 }

@@ -24,35 +24,58 @@ export const inputNames = ['button', 'tamper', 'stop'] as const;
 export const inputNameSchema = z.enum(inputNames);
 export type InputName = z.infer<typeof inputNameSchema>;
 
+/**
+ * Conditions a device reports about itself (an amplifier's power stage, thermal and speaker-line
+ * monitors). `power` is active while the power stage is on; the others are active while faulty.
+ */
+export const statusConditions = ['power', 'overheat', 'line-fault'] as const;
+export const statusConditionSchema = z.enum(statusConditions);
+export type StatusCondition = z.infer<typeof statusConditionSchema>;
+
 export const indicatorStates = ['off', 'sent', 'received', 'not-received'] as const;
 export const indicatorStateSchema = z.enum(indicatorStates);
 export type IndicatorState = z.infer<typeof indicatorStateSchema>;
 
 const registerTables: readonly ModbusTable[] = ['holding-registers', 'input-registers'];
 
-/** An input to read: a bit table entry, or one bit of a register. */
-const modbusInputSchema = z
-  .object({
-    table: modbusTableSchema,
-    address,
-    bit: z.number().int().min(0).max(15).optional(),
-    /** Input reads 0 when active (e.g. a normally-closed tamper loop). */
-    activeLow: z.boolean().default(false),
-    /**
-     * The device holds the input active after a press until the controller resets it, so a press
-     * shorter than the poll interval is never missed. Without a latch such a press can be.
-     */
-    latch: z
-      .object({ reset: z.array(writeSchema).min(1) })
-      .strict()
-      .optional(),
-  })
-  .strict()
-  .refine((p) => p.bit === undefined || registerTables.includes(p.table), {
+/** Where one on/off fact is read: a bit table entry, or one bit of a register. */
+const readPointShape = {
+  table: modbusTableSchema,
+  address,
+  bit: z.number().int().min(0).max(15).optional(),
+  /** Reads 0 when active (e.g. a normally-closed tamper loop or stop circuit). */
+  activeLow: z.boolean().default(false),
+};
+
+function bitOnlyInRegisters<S extends z.ZodType<{ table: ModbusTable; bit?: number | undefined }>>(schema: S): S {
+  return schema.refine((p) => p.bit === undefined || registerTables.includes(p.table), {
     message: 'bit is only for register tables',
     path: ['bit'],
   });
+}
+
+/** An input to read: the villager's or operator's hand on the device. */
+const modbusInputSchema = bitOnlyInRegisters(
+  z
+    .object({
+      ...readPointShape,
+      /**
+       * The device holds the input active after a press until the controller resets it, so a press
+       * shorter than the poll interval is never missed. Without a latch such a press can be.
+       */
+      latch: z
+        .object({ reset: z.array(writeSchema).min(1) })
+        .strict()
+        .optional(),
+    })
+    .strict(),
+);
 export type ModbusInput = z.infer<typeof modbusInputSchema>;
+
+// A status is a level the device holds for as long as it lasts: nothing to latch, only where to read it.
+const statusPointSchema = bitOnlyInRegisters(z.object(readPointShape).strict());
+/** Where one on/off fact is read; every input and status point is one. */
+export type ReadPoint = z.infer<typeof statusPointSchema>;
 
 const pollBlockSchema = z
   .object({ table: modbusTableSchema, address, count: z.number().int().min(1).max(2000) })
@@ -69,9 +92,14 @@ const modbusProfileSchema = z
     model: z.string().min(1),
     description: z.string().default(''),
     protocol: z.literal('modbus'),
-    /** Blocks read on every poll; every input must lie inside one of them. */
+    /** Blocks read on every poll; every input and status point must lie inside one of them. */
     poll: z.array(pollBlockSchema).min(1),
     inputs: z.partialRecord(inputNameSchema, modbusInputSchema).default({}),
+    /** Where the device reports on itself; absent on devices that do not (alarm columns, relay boards). */
+    status: z
+      .partialRecord(statusConditionSchema, statusPointSchema)
+      .refine((s) => Object.values(s).some((p) => p !== undefined), 'at least one condition, or no status section')
+      .optional(),
     /** What to write to show each state to the villager. */
     indicator: z.partialRecord(indicatorStateSchema, z.array(writeSchema)).optional(),
     relays: z
@@ -81,19 +109,25 @@ const modbusProfileSchema = z
   })
   .strict()
   .superRefine((profile, ctx) => {
-    for (const [name, input] of Object.entries(profile.inputs)) {
-      if (input === undefined) continue;
-      const covered = profile.poll.some(
-        (b) => b.table === input.table && input.address >= b.address && input.address < b.address + b.count,
-      );
-      if (!covered)
+    const sections = [
+      ['inputs', profile.inputs],
+      ['status', profile.status ?? {}],
+    ] as const;
+    for (const [section, points] of sections)
+      for (const [name, point] of Object.entries(points)) {
+        if (point === undefined || coveringBlock(profile.poll, point) >= 0) continue;
         ctx.addIssue({
           code: 'custom',
-          path: ['inputs', name, 'address'],
-          message: `${input.table} ${input.address} is not inside any poll block`,
+          path: [section, name, 'address'],
+          message: `${point.table} ${point.address} is not inside any poll block`,
         });
-    }
+      }
   });
+
+/** Index of the poll block whose values hold this point, or -1. */
+export function coveringBlock(poll: readonly PollBlock[], point: { table: ModbusTable; address: number }): number {
+  return poll.findIndex((b) => b.table === point.table && point.address >= b.address && point.address < b.address + b.count);
+}
 
 /**
  * Line protocol, NMEA-like: `$<talker>,<unit>,<verb>[,<arg>...]*<checksum>` then the delimiter.

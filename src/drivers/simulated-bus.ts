@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { DeviceConfig } from '../config/schema.ts';
-import type { DeviceProfile } from './profile-schema.ts';
-import type { Device, DeviceEventSink, DeviceHealth, IndicatorState, InputName } from './types.ts';
+import { statusConditions, type DeviceProfile } from './profile-schema.ts';
+import type { Device, DeviceEventSink, DeviceHealth, IndicatorState, InputName, StatusCondition } from './types.ts';
 import type { Now } from '../platform/time.ts';
 
 /** A device with no hardware behind it, for `npm start` and domain tests; driven by `press()` etc. */
@@ -9,6 +9,10 @@ export class SimulatedDevice implements Device {
   readonly busId: string;
   private readonly active = new Map<InputName, boolean>();
   private readonly relays = new Map<number, boolean>();
+  /** What the device holds now, and what the controller was last told (they differ while offline). */
+  private readonly status = new Map<StatusCondition, boolean>();
+  private readonly reportedStatus = new Map<StatusCondition, boolean>();
+  private readonly declaredStatus: readonly StatusCondition[];
   private releaseTimer: NodeJS.Timeout | undefined;
   private online = true;
   indicator: IndicatorState = 'off';
@@ -23,6 +27,13 @@ export class SimulatedDevice implements Device {
     private readonly now: Now,
   ) {
     this.busId = config.bus;
+    const status = profile.protocol === 'modbus' ? profile.status : undefined;
+    this.declaredStatus = statusConditions.filter((c) => status?.[c] !== undefined);
+    // An amplifier at rest: power stage off, no fault; as the real driver reads it after its first poll.
+    for (const condition of this.declaredStatus) {
+      this.status.set(condition, false);
+      this.reportedStatus.set(condition, false);
+    }
   }
 
   get id(): string {
@@ -49,13 +60,24 @@ export class SimulatedDevice implements Device {
     if (this.online) this.sink({ type: 'input', deviceId: this.id, input, active, at: this.now() });
   }
 
+  /** The device's own monitor changes, e.g. `setStatus('overheat', true)`; only conditions its profile declares. */
+  setStatus(condition: StatusCondition, active: boolean): void {
+    if (!this.declaredStatus.includes(condition))
+      throw new Error(`${this.id}: profile "${this.profile.model}" declares no status condition "${condition}"`);
+    this.status.set(condition, active);
+    if (this.online) this.reportStatus();
+  }
+
   /** Makes the device stop (false) or start (true) answering, as a cut cable would. */
   setOnline(online: boolean): void {
     if (online === this.online) return;
     this.online = online;
     const at = this.now();
-    if (online) this.sink({ type: 'recovered', deviceId: this.id, at, offlineForMs: 0 });
-    else this.sink({ type: 'offline', deviceId: this.id, at, reason: 'simulated: not answering' });
+    if (online) {
+      this.sink({ type: 'recovered', deviceId: this.id, at, offlineForMs: 0 });
+      // The real driver's first poll after recovery reports what changed while it was not answering.
+      this.reportStatus();
+    } else this.sink({ type: 'offline', deviceId: this.id, at, reason: 'simulated: not answering' });
   }
 
   async setIndicator(state: IndicatorState): Promise<void> {
@@ -94,7 +116,16 @@ export class SimulatedDevice implements Device {
       latching: hasButton ? this.latches('button') : null,
       pollIntervalMs: null,
       errors: {},
+      ...(this.declaredStatus.length === 0 ? {} : { status: Object.fromEntries(this.reportedStatus) }),
     };
+  }
+
+  private reportStatus(): void {
+    for (const [condition, active] of this.status) {
+      if (this.reportedStatus.get(condition) === active) continue;
+      this.reportedStatus.set(condition, active);
+      this.sink({ type: 'status', deviceId: this.id, condition, active, at: this.now() });
+    }
   }
 
   private latches(input: InputName): boolean {

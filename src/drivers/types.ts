@@ -1,6 +1,6 @@
-import type { IndicatorState, InputName } from './profile-schema.ts';
+import type { IndicatorState, InputName, StatusCondition } from './profile-schema.ts';
 
-export type { IndicatorState, InputName };
+export type { IndicatorState, InputName, StatusCondition };
 
 /** Why a single exchange with a device went wrong; counted per device in health. */
 export type ProtocolErrorKind =
@@ -17,6 +17,8 @@ export type ProtocolErrorKind =
 /** What the device layer tells the rest of the service. Times are epoch milliseconds. */
 export type DeviceEvent =
   | { type: 'input'; deviceId: string; input: InputName; active: boolean; at: number }
+  /** A status condition changed (or was active at the first read after start); see `statusConditions`. */
+  | { type: 'status'; deviceId: string; condition: StatusCondition; active: boolean; at: number }
   | { type: 'offline'; deviceId: string; at: number; reason: string }
   | { type: 'recovered'; deviceId: string; at: number; offlineForMs: number }
   | { type: 'protocol-error'; busId: string; deviceId?: string; kind: ProtocolErrorKind; detail: string; at: number }
@@ -35,6 +37,11 @@ export interface DeviceHealth {
   /** Effective interval between two reads of this device (ms), measured. */
   pollIntervalMs: number | null;
   errors: Partial<Record<ProtocolErrorKind, number>>;
+  /**
+   * Last read value of each status condition the profile declares; absent when it declares none, and
+   * without a key until the first answer. Kept while offline: `online` says whether it is current.
+   */
+  status?: Partial<Record<StatusCondition, boolean>>;
 }
 
 /** One physical (or simulated) device, as the domain sees it. */

@@ -31,16 +31,12 @@ const send = (message: FromCounty): void => {
 };
 
 async function connect(message: Extract<ToCounty, { type: 'connect' }>): Promise<void> {
-  const dbg = (t: string) => process.env['BENCH_DEBUG'] && console.error('county:', t);
-  dbg('closing old');
-  await county?.close().catch(() => undefined);
-  dbg('closed old');
+  await closeCounty();
   village = message.village;
   firsts = [];
   const mine = ++generation;
   const seen = new Set<string>();
   county = await connectCounty({ url: message.url, protocolVersion: message.protocolVersion, autoAck: true });
-  dbg('subscribed');
   send({ type: 'subscribed', at: epochNow() });
   // `match` runs synchronously in the client's message handler (and over what already arrived), so each
   // first delivery is stamped as it is received; it matches once every expected alarm has been seen.
@@ -60,6 +56,19 @@ async function connect(message: Extract<ToCounty, { type: 'connect' }>): Promise
     );
 }
 
+/**
+ * Bounded: right after the broker dropped it, the client's close (mqtt.js endAsync) can wait forever
+ * (seen in about one of four runs that take the broker down twice).
+ */
+async function closeCounty(): Promise<void> {
+  const closing = county;
+  county = undefined;
+  if (closing === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([closing.close().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 1000)))]);
+  clearTimeout(timer);
+}
+
 function report(): void {
   const alarms = (county?.messages ?? []).filter((m) => m.kind === 'alarm' && m.village === village);
   const invalid = alarms.filter((m) => !alarmPayloadSchema.safeParse(m.payload).success).length;
@@ -67,7 +76,6 @@ function report(): void {
 }
 
 process.on('message', (message: ToCounty) => {
-  if (process.env['BENCH_DEBUG']) console.error('county got', message.type);
   switch (message.type) {
     case 'connect':
       connect(message).catch((error: unknown) => send({ type: 'failed', reason: `county could not connect: ${String(error)}` }));
@@ -75,12 +83,10 @@ process.on('message', (message: ToCounty) => {
     case 'report':
       return report();
     case 'close':
-      void (county?.close() ?? Promise.resolve())
-        .catch(() => undefined)
-        .then(() => {
-          send({ type: 'closed' });
-          process.disconnect?.();
-        });
+      void closeCounty().then(() => {
+        send({ type: 'closed' });
+        process.disconnect?.();
+      });
       return;
   }
 });

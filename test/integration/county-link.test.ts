@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { LinkDownError } from '../../src/county/mqtt-link.ts';
+import type { InboundCommand } from '../../src/county/types.ts';
 import { alarmPayloadSchema, healthPayloadSchema, statePayloadSchema, type HealthPayload } from '../../src/county/payloads.ts';
 import { startEmbeddedBroker } from '../../src/county/embedded-broker.ts';
 import { createLogger } from '../../src/platform/logger.ts';
@@ -128,45 +129,27 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     expect((await late.waitFor(stateOf(village, false))).retain).toBe(true);
   });
 
-  it('hands a valid ack to every listener, even when one of them throws', async () => {
+  it('hands every county message, unparsed, to every command listener, even when one of them throws', async () => {
     const desk = await county();
     const { link: uplink, village, lines } = link();
-    const seen: string[] = [];
-    uplink.on('ack', () => {
+    const seen: InboundCommand[] = [];
+    uplink.on('command', () => {
       throw new Error('listener bug');
     });
-    uplink.on('ack', (id) => void seen.push(id));
+    uplink.on('command', (message) => void seen.push(message));
     await started({ link: uplink, village, lines });
-    const id = randomUUID();
-    await desk.ack(village, id);
-    await vi.waitFor(() => expect(seen).toEqual([id]));
-    expect(messagesOf(lines)).toContain('a county link "ack" listener failed');
-    expect(uplink.connected).toBe(true);
-  });
-
-  it('rejects oversized, non-JSON and schema-invalid acks with a log line saying why, and keeps working', async () => {
-    const desk = await county();
-    const made = link({ county: { maxInboundBytes: 128 } });
-    const acks: string[] = [];
-    made.link.on('ack', (id) => void acks.push(id));
-    const { village, lines } = await started(made);
-    const topic = `village-edge/${village}/ack`;
-    await desk.send(village, 'ack', JSON.stringify({ id: randomUUID(), pad: 'x'.repeat(200) }));
-    await desk.send(village, 'ack', '{"id": oops');
-    await desk.send(village, 'ack', JSON.stringify({ id: 'not-a-uuid' }));
-    await desk.send(village, 'ack', JSON.stringify({ id: randomUUID(), extra: 1 }));
-    const good = randomUUID();
-    await desk.ack(village, good);
-    // Messages on one topic arrive in order, so the good ack arriving means the bad ones were handled.
-    await vi.waitFor(() => expect(acks).toEqual([good]));
-    const rejections = lines.filter((l) => l.msg.startsWith(`rejected county message on ${topic}: `));
-    expect(rejections.map((l) => l['reason'])).toEqual([
-      expect.stringMatching(/^payload is \d+ bytes, over the 128-byte limit$/),
-      expect.stringMatching(/^not JSON \(/),
-      'id: Invalid UUID',
-      expect.stringMatching(/^\(root\): Unrecognized key.*extra/),
+    // Judging the bytes (signature, size, claims) is the command gate's job, not the link's.
+    await desk.send(village, 'ack', 'eyJhbGciOiJFZERTQSJ9.e30.c2ln');
+    await desk.send(village, 'broadcastAll', Buffer.from([0xff, 0x00, 0x7b]));
+    await desk.send(village, 'stop', '');
+    await vi.waitFor(() => expect(seen).toHaveLength(3));
+    expect(seen.map((m) => [m.command, m.audienceTopic, m.topic, m.payload.toString('latin1')])).toEqual([
+      ['ack', 'village', `village-edge/${village}/ack`, 'eyJhbGciOiJFZERTQSJ9.e30.c2ln'],
+      ['broadcast', 'all', 'village-edge/all/cmd/broadcast', '\xff\x00{'],
+      ['stop', 'village', `village-edge/${village}/cmd/stop`, ''],
     ]);
-    expect(made.link.connected).toBe(true);
+    expect(messagesOf(lines)).toContain('a county link "command" listener failed');
+    expect(uplink.connected).toBe(true);
   });
 
   it.each(versions)('keeps its session (MQTT version %i): an ack sent while the village was away arrives on reconnect', async (version) => {
@@ -174,12 +157,12 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     const village = uniqueVillage();
     const first = await started(link({ village, protocolVersion: version }));
     await first.link.stop();
-    const id = randomUUID();
-    await desk.ack(village, id);
+    const token = `token-${randomUUID()}`;
+    await desk.send(village, 'ack', token);
     const second = link({ village, protocolVersion: version });
-    const ack = nextEvent(second.link, 'ack');
+    const command = nextEvent(second.link, 'command');
     second.link.start();
-    expect(await ack).toEqual([id]);
+    expect((await command)[0].payload.toString()).toBe(token);
   });
 
   it('ignores, with a debug line, messages on topics it does not handle (a subscription left in its session)', async () => {
@@ -312,9 +295,10 @@ describe('county link on the embedded aedes broker (MQTT 3.1.1)', () => {
     cleanups.push(() => made.link.stop());
     const { link: uplink, village } = await started(made);
     const alarm = sampleAlarm(village);
-    const acked = nextEvent(uplink, 'ack');
+    const acked = nextEvent(uplink, 'command');
     await uplink.publishRecord('alarm', alarm);
-    expect(await acked).toEqual([alarm.id]);
+    const [ack] = await acked;
+    expect(ack.command).toBe('ack');
     await desk.waitFor(stateOf(village, true));
   });
 });

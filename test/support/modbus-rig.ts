@@ -28,7 +28,7 @@ export function testTiming(overrides: Partial<TimingConfig> = {}): TimingConfig 
 }
 
 export function deviceConfig(bus: string, id: string, unitId: number, model: string): DeviceConfig {
-  const role = model === 've-rb8-rtu' ? 'relay-board' : 'alarm-column';
+  const role = model === 've-rb8-rtu' ? 'relay-board' : model === 've-amp60-rtu' ? 'amplifier' : 'alarm-column';
   return { id, bus, unitId, profile: model, role, label: id, testMode: false };
 }
 
@@ -44,6 +44,10 @@ export async function waitFor<T>(what: string, check: () => T | undefined | null
 
 export function inputEvents(events: readonly DeviceEvent[], deviceId: string): Array<Extract<DeviceEvent, { type: 'input' }>> {
   return events.filter((e): e is Extract<DeviceEvent, { type: 'input' }> => e.type === 'input' && e.deviceId === deviceId);
+}
+
+export function statusEvents(events: readonly DeviceEvent[], deviceId: string): Array<Extract<DeviceEvent, { type: 'status' }>> {
+  return events.filter((e): e is Extract<DeviceEvent, { type: 'status' }> => e.type === 'status' && e.deviceId === deviceId);
 }
 
 /** A Modbus RTU bus on the controller end of a socat PTY pair, our slave on the device end. */

@@ -64,6 +64,12 @@ export class SlaveUnit {
     this.table(table)[address] = typeof value === 'boolean' ? Number(value) : value;
   }
 
+  /** One bit of a register, the others kept: a status word whose conditions come and go on their own. */
+  setBit(table: 'holding-registers' | 'input-registers', address: number, bit: number, on: boolean): void {
+    const word = this.get(table, address);
+    this.set(table, address, on ? word | (1 << bit) : word & ~(1 << bit) & 0xffff);
+  }
+
   /** `count` requests fail this way, then the unit works again; without it the fault stays. */
   setFault(kind: SlaveFault, options: { count?: number; exceptionCode?: number } = {}): void {
     this.fault = { kind, remaining: options.count ?? Infinity, exceptionCode: options.exceptionCode ?? 4 };

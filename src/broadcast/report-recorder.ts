@@ -1,0 +1,113 @@
+import type { Logger } from 'pino';
+import type { Outbox, OutboxRecord } from '../store/types.ts';
+import type { ReportPayload } from '../county/payloads.ts';
+import type { PlaybackEvent } from './types.ts';
+import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
+
+/** A command the gate refused: reported so the county sees every attempt to make the village speak. */
+export interface RejectedCommand {
+  jti: string | null;
+  reason: string;
+  detail: string;
+}
+
+/**
+ * Playback reports travel the durable, acknowledged path of alarms: the county must be able to tell from
+ * reports alone what every village actually played, even across an outage or a restart.
+ */
+export class ReportRecorder {
+  private readonly now: Now;
+  /** Rejections stored individually per window; past that they are counted and summarised once. */
+  private readonly rejectionBudget = 20;
+  private readonly windowMs = 60_000;
+  private windowStart = 0;
+  private rejectionsInWindow = 0;
+  private suppressed = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly options: { villageId: string; outbox: Outbox; logger: Logger; onStored: (record: OutboxRecord) => void; now?: Now },
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  playback(event: PlaybackEvent): void {
+    this.store(event.requestId, (id, seq) => ({
+      id,
+      seq,
+      village: this.options.villageId,
+      jti: event.requestId,
+      event: event.event,
+      ...(event.reason === undefined ? {} : { reason: event.reason }),
+      priority: event.priority,
+      ...(event.level === undefined ? {} : { level: event.level }),
+      status: event.status,
+      zones: [...event.zones],
+      faultyZones: event.faultyZones.map((f) => ({ ...f })),
+      at: isoWithOffset(event.at),
+      attempt: 1,
+    }), event.at);
+  }
+
+  /**
+   * A flood of junk on the command topics must not wear out the SD card or bury real reports: past the
+   * budget, rejections are only logged and counted, and one summary report says how many.
+   */
+  rejected(command: RejectedCommand): void {
+    const now = this.now();
+    if (now - this.windowStart >= this.windowMs) {
+      this.flushSuppressed();
+      this.windowStart = now;
+      this.rejectionsInWindow = 0;
+    }
+    this.rejectionsInWindow++;
+    if (this.rejectionsInWindow > this.rejectionBudget) {
+      this.suppressed++;
+      this.flushTimer ??= setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flushSuppressed();
+      }, this.windowMs - (now - this.windowStart));
+      return;
+    }
+    this.storeRejection(command);
+  }
+
+  stop(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.flushSuppressed();
+  }
+
+  private flushSuppressed(): void {
+    if (this.suppressed === 0) return;
+    const count = this.suppressed;
+    this.suppressed = 0;
+    this.storeRejection({ jti: null, reason: 'rate-limited', detail: `${count} more rejected commands in ${this.windowMs / 1000} s were logged but not reported one by one` });
+  }
+
+  private storeRejection(command: RejectedCommand): void {
+    const at = this.now();
+    this.store(command.jti ?? 'unverified', (id, seq) => ({
+      id,
+      seq,
+      village: this.options.villageId,
+      jti: command.jti,
+      event: 'rejected',
+      reason: `${command.reason}: ${command.detail}`,
+      priority: null,
+      status: null,
+      zones: [],
+      faultyZones: [],
+      at: isoWithOffset(at),
+      attempt: 1,
+    }), at);
+  }
+
+  private store(subject: string, build: (id: string, seq: number) => ReportPayload, at: number): void {
+    const id = uuidv7(at);
+    const record = this.options.outbox.append({ stream: 'report', id, subject, now: this.now(), build: (seq) => build(id, seq) });
+    const payload = record.payload as unknown as ReportPayload;
+    this.options.logger.info({ reportId: id, seq: record.seq, jti: payload.jti, event: payload.event, reason: payload.reason }, 'playback report stored');
+    this.options.onStored(record);
+  }
+}

@@ -1,0 +1,283 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { compactVerify, errors } from 'jose';
+import type { z } from 'zod';
+import { describeIssues, InvalidInputError } from '../platform/schema-errors.ts';
+import type { ReplayGuard } from '../store/types.ts';
+import { ed25519PublicKeyProblem } from './ed25519-public-key.ts';
+import {
+  ackCommandSchema,
+  broadcastCommandSchema,
+  stopCommandSchema,
+  type AckCommand,
+  type BroadcastCommand,
+  type StopCommand,
+} from './payloads.ts';
+
+/**
+ * The only way a county command gets into the village: every county→village message (broadcast, stop,
+ * ack) is a compact JWS signed with EdDSA (Ed25519) by a key in `county.commandKeys`. The checks run in
+ * a fixed order, cheapest and least trusting first, and the jti is remembered only after everything else
+ * passed, so a forged or misaddressed copy can never burn the id of a real command:
+ *
+ *   size → structure → alg → kid → signature → claims/schema → time → audience → replay
+ */
+
+/** In check order; `replay-guard-failed`: the command was good but could not be recorded, so it is refused. */
+export const rejectReasons = [
+  'oversized',
+  'malformed',
+  'unsupported-alg',
+  'unknown-kid',
+  'bad-signature',
+  'invalid-body',
+  'expired',
+  'not-yet-valid',
+  'wrong-audience',
+  'replayed',
+  'replay-guard-failed',
+] as const;
+export type RejectReason = (typeof rejectReasons)[number];
+
+export const commandKinds = ['ack', 'broadcast', 'stop'] as const;
+export type CommandKind = (typeof commandKinds)[number];
+
+/** `village`: the topic of this village; `all`: the topic the county uses to reach every village at once. */
+export type AudienceTopic = 'village' | 'all';
+
+export type VerifiedCommand =
+  | { kind: 'ack'; claims: AckCommand }
+  | { kind: 'broadcast'; claims: BroadcastCommand }
+  | { kind: 'stop'; claims: StopCommand };
+
+export type GateResult =
+  | { ok: true; command: VerifiedCommand }
+  /** `jti` only when the signature checked out: unverified claims are never echoed as if they were real. */
+  | { ok: false; reason: RejectReason; detail: string; jti: string | null };
+
+export interface GateInput {
+  kind: CommandKind;
+  audienceTopic: AudienceTopic;
+  payload: Buffer;
+}
+
+export interface CommandGate {
+  /** Never throws and never rejects, whatever the bytes. */
+  verify(input: GateInput): Promise<GateResult>;
+}
+
+export interface CommandGateOptions {
+  villageId: string;
+  /** `county.commandKeys`: raw Ed25519 public keys (`x`, base64url) by `kid`; several during a rotation. */
+  keys: ReadonlyArray<{ kid: string; x: string }>;
+  maxClockSkewSeconds: number;
+  maxBytes: number;
+  replay: ReplayGuard;
+  /** Epoch milliseconds. */
+  now?: () => number;
+}
+
+const ALL_VILLAGES = 'all';
+const ALGORITHM = 'EdDSA';
+/** Anything else (`crit`, `b64`, `jwk`, `jku`, `x5u`…) changes how a JWS is read; our county never sends it. */
+const allowedHeaderMembers: ReadonlySet<string> = new Set(['alg', 'kid', 'typ']);
+const base64urlSegment = /^[A-Za-z0-9_-]*$/;
+const jtiSchema = ackCommandSchema.shape.jti;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+type Rejection = Extract<GateResult, { ok: false }>;
+type JsonRecord = Record<string, unknown>;
+
+/** Throws InvalidInputError naming `county.commandKeys[i]…` for a key that must not be trusted or cannot work. */
+export function createCommandGate(options: CommandGateOptions): CommandGate {
+  const keys = importKeys(options.keys);
+  const now = options.now ?? Date.now;
+  const skewMs = options.maxClockSkewSeconds * 1000;
+  return {
+    async verify(input) {
+      try {
+        return await check(input);
+      } catch (error) {
+        // Every step below is meant to return, not throw; this is the seatbelt for "never throws".
+        return reject('malformed', `could not be checked (${error instanceof Error ? error.message : String(error)})`);
+      }
+    },
+  };
+
+  async function check(input: GateInput): Promise<GateResult> {
+    const { kind, audienceTopic, payload } = input;
+    if (!(payload instanceof Uint8Array)) return reject('malformed', 'payload is not a byte buffer');
+    if (!isKind(kind) || (audienceTopic !== 'village' && audienceTopic !== ALL_VILLAGES))
+      return reject('malformed', `unknown topic: kind ${quote(kind)}, audience ${quote(audienceTopic)}`);
+
+    if (payload.length > options.maxBytes)
+      return reject('oversized', `payload is ${payload.length} bytes, over the ${options.maxBytes}-byte limit`);
+
+    const parts = splitCompact(payload);
+    if (typeof parts === 'string') return reject('malformed', parts);
+
+    if (parts.header['alg'] !== ALGORITHM)
+      return reject('unsupported-alg', `protected header alg ${quote(parts.header['alg'])}: only ${ALGORITHM} (Ed25519) is accepted`);
+
+    const kid = parts.header['kid'];
+    if (typeof kid !== 'string') return reject('unknown-kid', `protected header kid ${quote(kid)}: a key id is required`);
+    const key = keys.get(kid);
+    if (key === undefined)
+      return reject('unknown-kid', `protected header kid ${quote(kid)} is not in county.commandKeys (${[...keys.keys()].join(', ') || 'none configured'})`);
+
+    const signed = await verifySignature(parts.token, key);
+    if (typeof signed === 'string') return reject('bad-signature', signed);
+    const claims = parseObject(signed);
+    if (claims === undefined) return reject('malformed', 'signed payload is not a JSON object');
+
+    // From here on the claims are the county's own words, so the jti may be reported back.
+    const jti = jtiSchema.safeParse(claims['jti']).success ? String(claims['jti']) : null;
+    const refuse = (reason: RejectReason, detail: string): Rejection => ({ ok: false, reason, detail, jti });
+
+    const cmd = claims['cmd'];
+    if (!isKind(cmd)) return refuse('invalid-body', `cmd: ${quote(cmd)} is not one of ${commandKinds.join(', ')}`);
+    const command = parseCommand(cmd, claims);
+    if (typeof command === 'string') return refuse('invalid-body', command);
+    const { iat, exp, aud } = command.claims;
+    if (exp <= iat) return refuse('invalid-body', `exp: ${exp} is not after iat ${iat}`);
+
+    const at = now();
+    if (exp * 1000 <= at) return refuse('expired', `exp: expired ${ago(at - exp * 1000)} ago (exp ${exp}, now ${Math.floor(at / 1000)})`);
+    if (iat * 1000 - at > skewMs)
+      return refuse('not-yet-valid', `iat: ${ago(iat * 1000 - at)} in the future, more than the ${options.maxClockSkewSeconds} s allowed clock skew (iat ${iat}, now ${Math.floor(at / 1000)}${iat > 1e11 ? '; iat must be in seconds, not milliseconds' : ''})`);
+
+    if (cmd !== kind) return refuse('wrong-audience', `cmd: a ${quote(cmd)} command arrived on the ${kind} topic`);
+    if (audienceTopic === ALL_VILLAGES && aud !== ALL_VILLAGES)
+      return refuse('wrong-audience', `aud: ${quote(aud)} on the topic for all villages, where only "all" is accepted`);
+    if (aud !== options.villageId && aud !== ALL_VILLAGES)
+      return refuse('wrong-audience', `aud: ${quote(aud)} is neither this village (${quote(options.villageId)}) nor "all"`);
+
+    // jti is non-null here: the schema above required it.
+    let fresh: boolean;
+    try {
+      fresh = options.replay.remember(command.claims.jti, exp * 1000, at);
+    } catch (error) {
+      return refuse('replay-guard-failed', `jti could not be recorded, so the command is refused: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (!fresh) return refuse('replayed', `jti: ${quote(command.claims.jti)} was already accepted and has not expired`);
+    return { ok: true, command };
+  }
+}
+
+function reject(reason: RejectReason, detail: string): Rejection {
+  return { ok: false, reason, detail, jti: null };
+}
+
+function importKeys(entries: CommandGateOptions['keys']): Map<string, KeyObject> {
+  const keys = new Map<string, KeyObject>();
+  entries.forEach((entry, i) => {
+    const field = `county.commandKeys[${i}]`;
+    if (keys.has(entry.kid)) throw new InvalidInputError(`${field}.kid`, [`duplicate kid ${quote(entry.kid)}`]);
+    const problem = keyProblem(entry.x);
+    if (problem !== undefined) throw new InvalidInputError(`${field}.x`, [`${problem} (kid ${quote(entry.kid)})`]);
+    // node:crypto imports synchronously, so a bad key stops construction; jose verifies with a KeyObject as it would with importJWK's CryptoKey.
+    keys.set(entry.kid, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: entry.x }, format: 'jwk' }));
+  });
+  return keys;
+}
+
+function keyProblem(x: string): string | undefined {
+  const bytes = decodeSegment(x);
+  if (bytes === undefined) return 'is not canonical base64url';
+  return ed25519PublicKeyProblem(bytes);
+}
+
+interface CompactParts {
+  token: string;
+  header: JsonRecord;
+}
+
+/**
+ * Structure only, nothing trusted yet: three canonical base64url segments, a header of known members and a
+ * payload that is a JSON object in UTF-8. Canonical encodings leave no second spelling of a signed token.
+ */
+function splitCompact(payload: Uint8Array): CompactParts | string {
+  const token = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1');
+  const segments = token.split('.');
+  if (segments.length !== 3) return `not a compact JWS: ${segments.length - 1} dots, 2 expected`;
+  const [headerText, payloadText, signatureText] = segments as [string, string, string];
+  for (const [name, text] of [['header', headerText], ['payload', payloadText], ['signature', signatureText]] as const) {
+    if (decodeSegment(text) === undefined) return `not a compact JWS: the ${name} segment is not canonical base64url`;
+  }
+  if (headerText === '' || payloadText === '') return 'not a compact JWS: empty header or payload segment';
+  const header = parseObject(decodeSegment(headerText));
+  if (header === undefined) return 'protected header is not a JSON object in UTF-8';
+  const extra = Object.keys(header).find((name) => !allowedHeaderMembers.has(name));
+  if (extra !== undefined) return `protected header member ${quote(extra)} is not supported (only alg, kid, typ)`;
+  const typ = header['typ'];
+  if (typ !== undefined && (typeof typ !== 'string' || typ.toUpperCase() !== 'JWT')) return `protected header typ ${quote(typ)}: "JWT" or nothing expected`;
+  if (parseObject(decodeSegment(payloadText)) === undefined) return 'payload is not a JSON object in UTF-8';
+  return { token, header };
+}
+
+async function verifySignature(token: string, key: KeyObject): Promise<Uint8Array | string> {
+  try {
+    const { payload } = await compactVerify(token, key, { algorithms: [ALGORITHM] });
+    return payload;
+  } catch (error) {
+    if (error instanceof errors.JWSSignatureVerificationFailed) return 'signature does not verify with the key of this kid';
+    return `signature could not be checked (${error instanceof Error ? error.message : String(error)})`;
+  }
+}
+
+function parseCommand(cmd: CommandKind, claims: JsonRecord): VerifiedCommand | string {
+  switch (cmd) {
+    case 'ack':
+      return parsed(ackCommandSchema.safeParse(claims), (c) => ({ kind: 'ack', claims: c }));
+    case 'broadcast':
+      return parsed(broadcastCommandSchema.safeParse(claims), (c) => ({ kind: 'broadcast', claims: c }));
+    case 'stop':
+      return parsed(stopCommandSchema.safeParse(claims), (c) => ({ kind: 'stop', claims: c }));
+    default: {
+      const unhandled: never = cmd;
+      return `cmd: no schema for ${quote(unhandled)}`;
+    }
+  }
+}
+
+function parsed<T>(result: z.ZodSafeParseResult<T>, wrap: (claims: T) => VerifiedCommand): VerifiedCommand | string {
+  return result.success ? wrap(result.data) : describeIssues(result.error).join('; ');
+}
+
+/** Bytes of a canonical, unpadded base64url string, or undefined (Buffer's own decoder skips bad characters). */
+function decodeSegment(text: string): Buffer | undefined {
+  if (!base64urlSegment.test(text) || text.length % 4 === 1) return undefined;
+  const bytes = Buffer.from(text, 'base64url');
+  return bytes.toString('base64url') === text ? bytes : undefined;
+}
+
+function parseObject(bytes: Uint8Array | undefined): JsonRecord | undefined {
+  if (bytes === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(bytes));
+  } catch {
+    return undefined;
+  }
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonRecord) : undefined;
+}
+
+function isKind(value: unknown): value is CommandKind {
+  return typeof value === 'string' && (commandKinds as readonly string[]).includes(value);
+}
+
+/** Values from the network, quoted and cut short so a detail line stays one readable line. */
+function quote(value: unknown): string {
+  if (value === undefined) return '(missing)';
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
+function ago(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+}

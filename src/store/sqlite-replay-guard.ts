@@ -1,0 +1,156 @@
+import Database from 'better-sqlite3';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Logger } from '../platform/logger.ts';
+import type { ReplayGuard } from './types.ts';
+
+/**
+ * The ids of accepted county commands, in their own small database (`commands.sqlite` next to the outbox),
+ * so a recorded command replayed over the radio link or the broker — even after a restart or a power cut —
+ * is refused. Times are epoch milliseconds, as everywhere else in the service.
+ *
+ * Expired ids are dropped by `remember` itself, at most once an hour of the injected clock and a bounded
+ * batch at a time, inside the same transaction (no extra fsync): the table then holds about one expiry
+ * window of commands, without anyone having to schedule `prune`.
+ */
+const pruneIntervalMs = 3600_000;
+const pruneBatch = 1000;
+
+/** The database cannot be opened, is corrupt, or is newer than this build; the message names the path. */
+export class ReplayGuardStorageError extends Error {
+  constructor(
+    readonly path: string,
+    problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`replay guard database ${path}: ${problem}`, options);
+    this.name = 'ReplayGuardStorageError';
+  }
+}
+
+/** Forward migrations; entry i takes the schema from user_version i to i + 1. Never edit a shipped entry. */
+const migrations: readonly string[] = [
+  `CREATE TABLE seen_command (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX seen_command_by_expiry ON seen_command (expires_at);`,
+];
+
+/**
+ * Opens (creating if missing) the guard at `path`, WAL with synchronous=FULL, so `remember` has been
+ * fsync'd when it returns. Checked (quick_check) on open: a damaged card is reported at start-up.
+ */
+export function openSqliteReplayGuard(options: { path: string; logger?: Logger }): SqliteReplayGuard {
+  const path = resolve(options.path);
+  const dir = dirname(path);
+  let db: Database.Database | undefined;
+  try {
+    const firstCreatedDir = mkdirSync(dir, { recursive: true });
+    const isNew = !existsSync(path);
+    db = new Database(path);
+    const journalMode = db.pragma('journal_mode = WAL', { simple: true });
+    if (journalMode !== 'wal') throw new Error(`journal_mode is ${String(journalMode)}, WAL is required`);
+    db.pragma('synchronous = FULL');
+    const synchronous = db.pragma('synchronous', { simple: true });
+    if (synchronous !== 2) throw new Error(`synchronous is ${String(synchronous)}, FULL (2) is required`);
+    const problems = db.prepare<[], string>('PRAGMA quick_check(5)').pluck().all();
+    if (problems.join() !== 'ok') throw new Error(`integrity check failed: ${problems.join('\n').replaceAll('\n', '; ')}`);
+    const schemaVersion = migrate(db, options.logger);
+    // SQLite syncs the directory for its WAL, not for a new main file: without this a power cut right after
+    // the first start could lose the file's directory entry, and with it every remembered id.
+    if (isNew) syncDirectories(dir, firstCreatedDir);
+    const remembered = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM seen_command').get()?.n ?? 0;
+    options.logger?.info({ path, journalMode, synchronous: 'full', schemaVersion, remembered }, 'replay guard opened');
+    return new SqliteReplayGuard(db, path, options.logger);
+  } catch (error) {
+    db?.close();
+    if (error instanceof ReplayGuardStorageError) throw error;
+    throw new ReplayGuardStorageError(path, error instanceof Error ? error.message : String(error), { cause: error });
+  }
+}
+
+function migrate(db: Database.Database, logger: Logger | undefined): number {
+  const current = Number(db.pragma('user_version', { simple: true }));
+  if (current > migrations.length) {
+    throw new Error(`schema version ${current} is newer than this build understands (${migrations.length}); refusing to touch it`);
+  }
+  for (let version = current; version < migrations.length; version++) {
+    db.transaction(() => {
+      db.exec(migrations[version] ?? '');
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+    logger?.info({ from: version, to: version + 1 }, 'replay guard schema migrated');
+  }
+  return migrations.length;
+}
+
+/** fsyncs `dir` and, when mkdir created a chain of directories, each of their parents too. */
+function syncDirectories(dir: string, firstCreated: string | undefined): void {
+  const dirs = [dir];
+  if (firstCreated !== undefined) {
+    for (let d = dir; d !== firstCreated && dirname(d) !== d; d = dirname(d)) dirs.push(dirname(d));
+    dirs.push(dirname(firstCreated));
+  }
+  for (const d of dirs) {
+    const fd = openSync(d, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+export class SqliteReplayGuard implements ReplayGuard {
+  private readonly rememberTx: (jti: string, expiresAt: number, now: number) => boolean;
+  private readonly pruneTx: (now: number, limit: number) => number;
+  private nextPruneAt = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly db: Database.Database,
+    readonly path: string,
+    private readonly logger: Logger | undefined,
+  ) {
+    // An id whose row has expired may be taken again (the county reused it for a new command): the upsert
+    // then refreshes the expiry; a live row is left alone and nothing changes.
+    const upsert = db.prepare<[string, number, number]>(
+      `INSERT INTO seen_command (jti, expires_at) VALUES (?, ?)
+       ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE seen_command.expires_at <= ?`,
+    );
+    const prune = db.prepare<[number, number]>(
+      `DELETE FROM seen_command WHERE jti IN (SELECT jti FROM seen_command WHERE expires_at <= ? LIMIT ?)`,
+    );
+    this.pruneTx = (now, limit) => db.transaction(() => prune.run(now, limit).changes).immediate();
+    const remember = db.transaction((jti: string, expiresAt: number, now: number): boolean => {
+      const fresh = upsert.run(jti, expiresAt, now).changes === 1;
+      if (now >= this.nextPruneAt) {
+        const deleted = prune.run(now, pruneBatch).changes;
+        // A full batch means a backlog (first start after a long time off): prune again on the next call.
+        this.nextPruneAt = deleted === pruneBatch ? now : now + pruneIntervalMs;
+        if (deleted > 0) this.logger?.debug({ deleted }, 'replay guard forgot expired command ids');
+      }
+      return fresh;
+    });
+    this.rememberTx = (jti, expiresAt, now) => remember.immediate(jti, expiresAt, now);
+  }
+
+  remember(jti: string, expiresAt: number, now: number): boolean {
+    if (typeof jti !== 'string' || jti === '') throw new TypeError('replay guard: jti must be a non-empty string');
+    if (!Number.isFinite(expiresAt) || !Number.isFinite(now)) throw new RangeError(`replay guard: times must be finite (expiresAt ${expiresAt}, now ${now})`);
+    return this.rememberTx(jti, Math.ceil(expiresAt), Math.floor(now));
+  }
+
+  /** Forgets every expired id, in bounded transactions; returns how many. */
+  prune(now: number): number {
+    let total = 0;
+    let deleted: number;
+    do {
+      deleted = this.pruneTx(Math.floor(now), pruneBatch);
+      total += deleted;
+    } while (deleted === pruneBatch);
+    return total;
+  }
+
+  /** Idempotent; every other method throws once closed. */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
