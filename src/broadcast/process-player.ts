@@ -83,6 +83,7 @@ async function play(job: PlayJob, context: RunContext, stopSignal: AbortSignal):
   if (!prepared.ok) return end({ outcome: 'failed', reason: prepared.reason });
 
   if (templates.volume !== undefined) await setVolume(templates.volume, job.volume, context, stopSignal);
+  if (stopSignal.aborted) return end({ outcome: 'stopped' });
 
   const command = prepared.argv[0] ?? '';
   const run = await runBounded(prepared.argv, templates.maxRunMs, context, stopSignal, (pid) => {

@@ -131,7 +131,13 @@ const relayChannelSchema = z
 
 /** What to play: text to speak, or a file of the local media library checked by its sha256. */
 export const contentSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('tts'), text: z.string().min(1).max(2000) }).strict(),
+  z
+    .object({
+      kind: z.literal('tts'),
+      // A NUL cannot be passed as a process argument; other control characters have no business in speech.
+      text: z.string().min(1).max(2000).regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'no control characters'),
+    })
+    .strict(),
   z
     .object({
       kind: z.literal('media'),
@@ -179,9 +185,11 @@ export const broadcastSchema = z
     library: z.string().min(1).default('media'),
     player: z
       .object({
-        tts: commandTemplate.default(['espeak-ng', '-v', 'cmn', '{text}']),
+        // `--`: a text starting with `-` is speech, not options.
+        tts: commandTemplate.default(['espeak-ng', '-v', 'cmn', '--', '{text}']),
         /** By file extension, e.g. `.mp3`, `.wav`. */
-        media: z.record(z.string().regex(/^\.[a-z0-9]+$/), commandTemplate).default({ '.mp3': ['mpg123', '-q', '{file}'], '.wav': ['aplay', '-q', '{file}'] }),
+        // mpg123 needs an explicit output module: without one it never exits on a machine without sound (TOOLCHAIN).
+        media: z.record(z.string().regex(/^\.[a-z0-9]+$/), commandTemplate).default({ '.mp3': ['mpg123', '-q', '-o', 'alsa', '{file}'], '.wav': ['aplay', '-q', '{file}'] }),
         /** Run before each item with `{volume}` (0–100); none by default. */
         volume: commandTemplate.optional(),
         killTimeoutMs: z.number().int().min(100).max(30_000).default(2000),
@@ -190,8 +198,8 @@ export const broadcastSchema = z
       })
       .strict()
       .default(() => ({
-        tts: ['espeak-ng', '-v', 'cmn', '{text}'],
-        media: { '.mp3': ['mpg123', '-q', '{file}'], '.wav': ['aplay', '-q', '{file}'] },
+        tts: ['espeak-ng', '-v', 'cmn', '--', '{text}'],
+        media: { '.mp3': ['mpg123', '-q', '-o', 'alsa', '{file}'], '.wav': ['aplay', '-q', '{file}'] },
         killTimeoutMs: 2000,
         maxRunMs: 15 * 60_000,
       })),

@@ -151,7 +151,7 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     if (aud !== options.villageId && aud !== ALL_VILLAGES)
       return refuse('wrong-audience', `aud: ${quote(aud)} is neither this village (${quote(options.villageId)}) nor "all"`);
 
-    // jti is non-null here: the schema above required it.
+    // Last, and only now: a copy refused for any other reason must not burn the real command's jti.
     let fresh: boolean;
     try {
       fresh = options.replay.remember(command.claims.jti, exp * 1000, at);

@@ -17,11 +17,11 @@ export type FromCounty =
   | { type: 'subscribed'; at: number }
   | { type: 'all-received'; at: number }
   | { type: 'failed'; reason: string }
-  | { type: 'report'; firsts: Array<[seq: number, at: number]>; total: number; invalid: number }
+  | { type: 'report'; firsts: Array<[seq: number, at: number, attempt: number]>; total: number; invalid: number }
   | { type: 'closed' };
 
 let county: CountyClient | undefined;
-let firsts: Array<[number, number]> = [];
+let firsts: Array<[number, number, number]> = [];
 let village = '';
 /** Bumped by every connect: a waiter of an earlier connection must not speak for this one. */
 let generation = 0;
@@ -43,10 +43,10 @@ async function connect(message: Extract<ToCounty, { type: 'connect' }>): Promise
   county
     .waitFor((m) => {
       if (m.kind !== 'alarm' || m.village !== village) return false;
-      const payload = m.payload as { id?: unknown; seq?: unknown };
+      const payload = m.payload as { id?: unknown; seq?: unknown; attempt?: unknown };
       if (typeof payload.id !== 'string' || seen.has(payload.id)) return false;
       seen.add(payload.id);
-      firsts.push([Number(payload.seq), epochNow()]);
+      firsts.push([Number(payload.seq), epochNow(), Number(payload.attempt)]);
       return seen.size >= message.expect;
     }, 120_000)
     .then(
