@@ -16,6 +16,15 @@ import { startEmbeddedBroker } from './county/embedded-broker.ts';
 import { Delivery } from './county/delivery.ts';
 import { HealthReporter } from './county/health-reporter.ts';
 import { createSdNotifier, type SdNotifier } from './platform/sd-notify.ts';
+import { BroadcastController } from './broadcast/controller.ts';
+import { createProcessPlayer } from './broadcast/process-player.ts';
+import { ReportRecorder } from './broadcast/report-recorder.ts';
+import type { Player } from './broadcast/types.ts';
+import type { AlarmPayload, BroadcastCommand } from './county/payloads.ts';
+import { createCommandGate } from './county/command-gate.ts';
+import type { InboundCommand } from './county/types.ts';
+import { openSqliteReplayGuard } from './store/sqlite-replay-guard.ts';
+import type { ReplayGuard } from './store/types.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
 export const shippedProfilesDir = fileURLToPath(new URL('../devices/', import.meta.url));
@@ -28,7 +37,7 @@ export interface VillageEdgeOptions {
   logger: Logger;
   env?: NodeJS.ProcessEnv;
   /** Any I/O edge can be swapped for another real one (tests); each has a production default. */
-  adapters?: { outbox?: Outbox; uplink?: Uplink; now?: Now };
+  adapters?: { outbox?: Outbox; uplink?: Uplink; player?: Player; replay?: ReplayGuard; now?: Now };
 }
 
 export interface VillageEdge {
@@ -53,6 +62,15 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   problems.push(...profileSet.errors);
 
   const outbox = options.adapters?.outbox ?? openSqliteOutbox({ path: join(config.dataDir, 'outbox.sqlite'), logger: logger.child({ component: 'store' }) });
+  const replay = options.adapters?.replay ?? openSqliteReplayGuard({ path: join(config.dataDir, 'commands.sqlite'), logger: logger.child({ component: 'store' }) });
+  const gate = createCommandGate({
+    villageId: config.village.id,
+    keys: config.county.commandKeys,
+    maxClockSkewSeconds: config.county.maxClockSkewSeconds,
+    maxBytes: config.county.maxInboundBytes,
+    replay,
+    now,
+  });
   const uplink =
     options.adapters?.uplink ??
     createMqttLink({ config: config.county, villageId: config.village.id, version, logger, ...(options.configDir ? { configDir: options.configDir } : {}) });
@@ -60,10 +78,13 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   // Events can only arrive after start(); these are assigned before then.
   let alarms: AlarmService | undefined;
   let faults: FaultRecorder | undefined;
+  let broadcast: BroadcastController | undefined;
   const sink = (event: DeviceEvent) => {
     for (const [name, handle] of [
       ['alarm', () => alarms?.handleDeviceEvent(event)],
       ['fault', () => faults?.handleDeviceEvent(event)],
+      // A villager's stop button silences everything, whatever asked for sound, until it is released.
+      ['local-stop', () => event.type === 'input' && event.input === 'stop' && broadcast?.setLocalStop(event.active)],
     ] as const) {
       try {
         handle();
@@ -87,6 +108,26 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
 
   let delivery: Delivery | undefined;
   const onStored = (_record: OutboxRecord) => delivery?.kick();
+  const reports = new ReportRecorder({ villageId: config.village.id, outbox, logger: logger.child({ component: 'report' }), onStored, now });
+  const player =
+    options.adapters?.player ?? createProcessPlayer({ templates: config.broadcast.player, library: config.broadcast.library, logger });
+  broadcast = new BroadcastController({
+    config: config.broadcast,
+    devices: hub,
+    player,
+    logger: logger.child({ component: 'broadcast' }),
+    onEvent: (event) => reports.playback(event),
+    playerStopWaitMs: config.broadcast.player.killTimeoutMs + 500,
+  });
+  const zoneOfTerminal = new Map(config.devices.flatMap((d) => (d.zone === undefined ? [] : [[d.id, d.zone] as const])));
+  const localAlarmId = (alarmId: string) => `local-alarm-${alarmId}`;
+  /** Local autonomy: the county did not ack in time, so the village itself sounds the alarm in that terminal's zone. */
+  const onAckOverdue = (alarm: AlarmPayload) => {
+    const zone = zoneOfTerminal.get(alarm.terminal);
+    const local = config.broadcast.localAlarm;
+    if (zone === undefined || local === undefined || alarm.type === 'test') return;
+    broadcast?.submit({ id: localAlarmId(alarm.id), priority: 'local-alarm', status: 'actual', zones: [zone], content: local.content, chime: false, repeat: local.repeat, origin: 'local' });
+  };
   alarms = new AlarmService({
     village: config.village,
     terminals: config.devices.filter((d) => d.role === 'alarm-column' && hub.device(d.id) !== undefined).map((d) => ({ id: d.id, label: d.label, testMode: d.testMode })),
@@ -95,6 +136,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     timing: config.timing,
     logger: logger.child({ component: 'alarm' }),
     onStored,
+    onAckOverdue,
     now,
   });
   faults = new FaultRecorder({ villageId: config.village.id, outbox, logger: logger.child({ component: 'fault' }), onStored, now });
@@ -103,9 +145,55 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     uplink,
     retry: config.timing.retry,
     logger: logger.child({ component: 'delivery' }),
-    onAcked: (record) => alarms?.acknowledged(record),
+    onAcked: (record) => {
+      alarms?.acknowledged(record);
+      // Help has been reached: the local alarm has done its job.
+      if (record.stream === 'alarm') broadcast?.stopPlayback({ requestId: localAlarmId(record.id) }, 'the county acknowledged the alarm');
+    },
     now,
   });
+  const zoneIds = config.broadcast.zones.map((z) => z.id);
+  const toPlayRequest = (c: BroadcastCommand) => ({
+    id: c.jti,
+    priority: c.priority,
+    ...(c.level === undefined ? {} : { level: c.level }),
+    status: c.status,
+    zones: c.zones === 'all' ? zoneIds : c.zones,
+    content: c.content,
+    chime: c.chime,
+    repeat: c.repeat,
+    expiresAt: c.exp * 1000,
+    origin: 'county' as const,
+  });
+  /** Every county→village message passes the gate first; nothing unverified is ever acted on. */
+  const onCommand = (message: InboundCommand) => {
+    gate
+      .verify({ kind: message.command, audienceTopic: message.audienceTopic, payload: message.payload })
+      .then((result) => {
+        // Handlers stay synchronous here: the gate settles in arrival order, so a stop never overtakes its broadcast.
+        if (!result.ok) {
+          logger.warn({ topic: message.topic, reason: result.reason, detail: result.detail, jti: result.jti }, 'county command rejected');
+          reports.rejected(result);
+          return;
+        }
+        const { command } = result;
+        switch (command.kind) {
+          case 'ack':
+            return delivery?.acknowledge(command.claims.id);
+          case 'broadcast':
+            logger.info({ jti: command.claims.jti, priority: command.claims.priority, status: command.claims.status }, 'county broadcast accepted by the gate');
+            return broadcast?.submit(toPlayRequest(command.claims));
+          case 'stop': {
+            const target = command.claims.target;
+            broadcast?.stopPlayback(target === 'all' ? 'all' : { requestId: target.jti }, `stopped by the county (${command.claims.jti})`);
+            return;
+          }
+        }
+      })
+      .catch((error: unknown) => logger.error({ err: error, topic: message.topic }, 'county command handler failed'));
+  };
+  uplink.on('command', onCommand);
+
   const health = new HealthReporter({
     sources: {
       villageId: config.village.id,
@@ -150,6 +238,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
         logger.error({ err: error }, 'county link did not start; alarms are stored and wait for it');
       }
       hub.start();
+      broadcast?.start();
       health.start();
       // The watchdog vouches for delivery's once-a-second pass (and so the event loop) still turning.
       notifier = createSdNotifier({ env, alive: () => now() - (delivery?.lastPassAt ?? 0) < 5000, logger });
@@ -159,12 +248,15 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     async stop() {
       notifier?.stopping();
       health.stop();
+      await broadcast?.stop();
+      reports.stop();
       await hub.stop();
       delivery?.stop();
       alarms?.stop();
       await uplink.stop();
       await embeddedBroker?.close();
       outbox.close();
+      replay.close();
       notifier?.stop();
       logger.info('village-edge stopped');
     },

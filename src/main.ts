@@ -7,11 +7,23 @@ import { createVillageEdge, shippedProfilesDir, type VillageEdge } from './app.t
 import { loadProfiles } from './drivers/profiles.ts';
 import { createDeviceHub } from './drivers/device-hub.ts';
 import { inputNames, type InputName } from './drivers/profile-schema.ts';
+import { parseArgs } from 'node:util';
+import { writeKeyFiles } from './county/keys.ts';
+import { announce, watch, type AnnounceBody, type BrokerOptions } from './county/county-tools.ts';
 
 const usage = `usage:
   village-edge run --config FILE     run the service for one village
   village-edge check-config FILE     validate a config (and the device profiles it names); exit 1 on errors
-  village-edge --version`;
+  village-edge --version
+
+county tools:
+  village-edge keygen --kid KID [--out DIR]
+      make an Ed25519 key pair (private file 0600); prints the {kid, x} entry for villages' county.commandKeys
+  village-edge announce --key FILE (--village ID | --all) [--broker URL] [--prefix P] [--protocol 4|5]
+      (--emergency LEVEL | --announcement) [--status actual|exercise|test] [--zones a,b|all]
+      (--text TEXT | --media FILE --sha256 HEX) [--chime] [--repeat N] [--expires SECONDS]
+  village-edge announce --key FILE (--village ID | --all) --stop (JTI|all) [--broker URL] ...
+  village-edge county watch [--broker URL] [--prefix P] [--protocol 4|5] [--key FILE --ack]`;
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -28,6 +40,13 @@ async function main(argv: string[]): Promise<number> {
       if (configPath === undefined) return fail(usage);
       return checkConfig(configPath);
     }
+    case 'keygen':
+      return keygen(rest);
+    case 'announce':
+      return announceCommand(rest);
+    case 'county':
+      if (rest[0] === 'watch') return countyWatch(rest.slice(1));
+      return fail(usage);
     case '--version':
     case 'version':
       console.log(version);
@@ -127,6 +146,109 @@ function attachSimulatorControls(app: VillageEdge, logger: Logger): { close(): v
     }
   });
   return { close: () => lines.close() };
+}
+
+const brokerArgs = {
+  broker: { type: 'string', default: 'mqtt://127.0.0.1:1883' },
+  prefix: { type: 'string', default: 'village-edge' },
+  protocol: { type: 'string', default: '4' },
+  username: { type: 'string' },
+  password: { type: 'string' },
+} as const;
+
+function brokerOf(values: { broker: string; prefix: string; protocol: string; username?: string | undefined; password?: string | undefined }): BrokerOptions {
+  return {
+    url: values.broker,
+    prefix: values.prefix,
+    protocolVersion: values.protocol === '5' ? 5 : 4,
+    ...(values.username === undefined ? {} : { username: values.username }),
+    ...(values.password === undefined ? {} : { password: values.password }),
+  };
+}
+
+async function keygen(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { kid: { type: 'string' }, out: { type: 'string', default: '.' } } });
+  if (values.kid === undefined) return fail('keygen: --kid is required');
+  const entry = await writeKeyFiles(values.out, values.kid);
+  console.log(`wrote ${values.out}/${values.kid}.private.jwk.json (0600: keep it at the county) and ${values.kid}.public.jwk.json`);
+  console.log(`add to each village's county.commandKeys: ${JSON.stringify(entry)}`);
+  return 0;
+}
+
+async function announceCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...brokerArgs,
+      key: { type: 'string' },
+      village: { type: 'string' },
+      all: { type: 'boolean', default: false },
+      emergency: { type: 'string' },
+      announcement: { type: 'boolean', default: false },
+      status: { type: 'string', default: 'actual' },
+      zones: { type: 'string', default: 'all' },
+      text: { type: 'string' },
+      media: { type: 'string' },
+      sha256: { type: 'string' },
+      chime: { type: 'boolean', default: false },
+      repeat: { type: 'string', default: '1' },
+      expires: { type: 'string', default: '900' },
+      stop: { type: 'string' },
+    },
+  });
+  if (values.key === undefined) return fail('announce: --key FILE is required (see keygen)');
+  if ((values.village === undefined) === !values.all) return fail('announce: give exactly one of --village ID or --all');
+  let body: AnnounceBody;
+  if (values.stop !== undefined) body = { cmd: 'stop', target: values.stop === 'all' ? 'all' : { jti: values.stop } };
+  else {
+    if ((values.emergency === undefined) === !values.announcement) return fail('announce: give exactly one of --emergency LEVEL or --announcement');
+    const content =
+      values.text !== undefined
+        ? { kind: 'tts' as const, text: values.text }
+        : values.media !== undefined && values.sha256 !== undefined
+          ? { kind: 'media' as const, file: values.media, sha256: values.sha256 }
+          : undefined;
+    if (content === undefined) return fail('announce: give --text TEXT, or --media FILE with --sha256 HEX');
+    const level = values.emergency === undefined ? undefined : (Number(values.emergency) as 1 | 2 | 3 | 4);
+    body = {
+      cmd: 'broadcast',
+      priority: values.emergency === undefined ? 'announcement' : 'emergency',
+      ...(level === undefined ? {} : { level }),
+      status: values.status as 'actual' | 'exercise' | 'test',
+      zones: values.zones === 'all' ? 'all' : values.zones.split(',').filter((z) => z !== ''),
+      content,
+      chime: values.chime,
+      repeat: Number(values.repeat),
+    };
+  }
+  try {
+    const { jti, topic } = await announce({
+      broker: brokerOf(values),
+      keyFile: values.key,
+      audience: values.all ? 'all' : (values.village ?? ''),
+      body,
+      expiresInSeconds: Number(values.expires),
+    });
+    console.log(`published ${body.cmd} ${jti} to ${topic}`);
+    return 0;
+  } catch (error) {
+    console.error(`announce: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+async function countyWatch(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...brokerArgs, key: { type: 'string' }, ack: { type: 'boolean', default: false } } });
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  process.once('SIGTERM', () => stop.abort());
+  try {
+    await watch({ broker: brokerOf(values), ...(values.key === undefined ? {} : { keyFile: values.key }), ack: values.ack, print: (line) => console.log(line), signal: stop.signal });
+    return 0;
+  } catch (error) {
+    console.error(`county watch: ${(error as Error).message}`);
+    return 1;
+  }
 }
 
 function optionValue(args: string[], name: string): string | undefined {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ed25519PublicKeyProblem } from '../platform/ed25519-public-key.ts';
 
 /** Ids that end up in MQTT topics and log lines: no wildcards, separators or spaces. */
 const topicSafeId = z
@@ -108,8 +109,29 @@ export const countySchema = z
      * can be rotated without a gap. `x` is the raw 32-byte public key, base64url (as in a JWK).
      */
     commandKeys: z
-      .array(z.object({ kid: z.string().min(1).max(64), x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte Ed25519 public key, base64url (43 characters)') }).strict())
-      .default([]),
+      .array(
+        z
+          .object({
+            kid: z.string().min(1).max(64),
+            x: z
+              .string()
+              .regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte Ed25519 public key, base64url (43 characters)')
+              // A small-order key would let one fixed signature verify for every message: refuse it here, before deployment.
+              .superRefine((x, ctx) => {
+                const problem = ed25519PublicKeyProblem(Buffer.from(x, 'base64url'));
+                if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+              }),
+          })
+          .strict(),
+      )
+      .default([])
+      .superRefine((keys, ctx) => {
+        const seen = new Set<string>();
+        keys.forEach((k, i) => {
+          if (seen.has(k.kid)) ctx.addIssue({ code: 'custom', path: [i, 'kid'], message: `duplicate kid "${k.kid}"` });
+          seen.add(k.kid);
+        });
+      }),
     /** A command whose `iat` lies further in the future than this is refused (clocks drift; replays don't). */
     maxClockSkewSeconds: z.number().int().min(0).max(3600).default(60),
     /** Delay between reconnect attempts: doubles from initialMs to maxMs, with jitter. */

@@ -3,7 +3,7 @@ import { compactVerify, errors } from 'jose';
 import type { z } from 'zod';
 import { describeIssues, InvalidInputError } from '../platform/schema-errors.ts';
 import type { ReplayGuard } from '../store/types.ts';
-import { ed25519PublicKeyProblem } from './ed25519-public-key.ts';
+import { ed25519PublicKeyProblem } from '../platform/ed25519-public-key.ts';
 import {
   ackCommandSchema,
   broadcastCommandSchema,
@@ -12,6 +12,7 @@ import {
   type BroadcastCommand,
   type StopCommand,
 } from './payloads.ts';
+import type { CommandKind } from './topics.ts';
 
 /**
  * The only way a county command gets into the village: every county→village message (broadcast, stop,
@@ -38,8 +39,9 @@ export const rejectReasons = [
 ] as const;
 export type RejectReason = (typeof rejectReasons)[number];
 
-export const commandKinds = ['ack', 'broadcast', 'stop'] as const;
-export type CommandKind = (typeof commandKinds)[number];
+/** Keyed by CommandKind, so a kind added in topics.ts fails to compile here until the gate knows it. */
+const knownKinds: Record<CommandKind, true> = { ack: true, broadcast: true, stop: true };
+export const commandKinds = Object.keys(knownKinds) as readonly CommandKind[];
 
 /** `village`: the topic of this village; `all`: the topic the county uses to reach every village at once. */
 export type AudienceTopic = 'village' | 'all';
@@ -61,7 +63,10 @@ export interface GateInput {
 }
 
 export interface CommandGate {
-  /** Never throws and never rejects, whatever the bytes. */
+  /**
+   * Never throws and never rejects, whatever the bytes. Results settle in the order of the calls, so a
+   * `stop` that arrives just after its broadcast is never handled before it.
+   */
   verify(input: GateInput): Promise<GateResult>;
 }
 
@@ -92,16 +97,25 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
   const keys = importKeys(options.keys);
   const now = options.now ?? Date.now;
   const skewMs = options.maxClockSkewSeconds * 1000;
+  // The signature check runs on libuv's thread pool and junk is refused at once, so without this chain a
+  // later message could settle first (a stop before the broadcast it stops).
+  let last: Promise<unknown> = Promise.resolve();
   return {
-    async verify(input) {
-      try {
-        return await check(input);
-      } catch (error) {
-        // Every step below is meant to return, not throw; this is the seatbelt for "never throws".
-        return reject('malformed', `could not be checked (${error instanceof Error ? error.message : String(error)})`);
-      }
+    verify(input) {
+      const result = last.then(() => checkSafely(input));
+      last = result;
+      return result;
     },
   };
+
+  async function checkSafely(input: GateInput): Promise<GateResult> {
+    try {
+      return await check(input);
+    } catch (error) {
+      // Every step below is meant to return, not throw; this is the seatbelt for "never throws".
+      return reject('malformed', `could not be checked (${error instanceof Error ? error.message : String(error)})`);
+    }
+  }
 
   async function check(input: GateInput): Promise<GateResult> {
     const { kind, audienceTopic, payload } = input;
@@ -151,6 +165,9 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     if (aud !== options.villageId && aud !== ALL_VILLAGES)
       return refuse('wrong-audience', `aud: ${quote(aud)} is neither this village (${quote(options.villageId)}) nor "all"`);
 
+    // An ack is idempotent (a replay can only re-ack what is already acked), and remembering each would
+    // cost an fsync per ack: ~280/s here, far below what draining an outage backlog needs.
+    if (command.kind === 'ack') return { ok: true, command };
     // Last, and only now: a copy refused for any other reason must not burn the real command's jti.
     let fresh: boolean;
     try {
@@ -262,7 +279,7 @@ function parseObject(bytes: Uint8Array | undefined): JsonRecord | undefined {
 }
 
 function isKind(value: unknown): value is CommandKind {
-  return typeof value === 'string' && (commandKinds as readonly string[]).includes(value);
+  return typeof value === 'string' && Object.hasOwn(knownKinds, value);
 }
 
 /** Values from the network, quoted and cut short so a detail line stays one readable line. */

@@ -3,8 +3,10 @@
  * share the service's event loop (the real county is on another machine). Driven over IPC by drain.ts;
  * times are epochNow() (wall clock with sub-ms resolution, comparable across processes).
  */
+import type { CommandKeyEntry } from '../../src/county/keys.ts';
 import { alarmPayloadSchema } from '../../src/county/payloads.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
+import { createCountySigner } from '../support/county-signer.ts';
 import { epochNow } from './figures.ts';
 
 export type ToCounty =
@@ -13,13 +15,15 @@ export type ToCounty =
   | { type: 'close' };
 
 export type FromCounty =
-  | { type: 'ready' }
+  | { type: 'ready'; keyEntry: CommandKeyEntry }
   | { type: 'subscribed'; at: number }
   | { type: 'all-received'; at: number }
   | { type: 'failed'; reason: string }
   | { type: 'report'; firsts: Array<[seq: number, at: number, attempt: number]>; total: number; invalid: number }
   | { type: 'closed' };
 
+// Acks are signed (Ed25519 JWS), as the county signs them; the village lists this key.
+const signer = await createCountySigner({ villageId: process.argv[2] ?? 'bench-drain' });
 let county: CountyClient | undefined;
 let firsts: Array<[number, number, number]> = [];
 let village = '';
@@ -36,7 +40,7 @@ async function connect(message: Extract<ToCounty, { type: 'connect' }>): Promise
   firsts = [];
   const mine = ++generation;
   const seen = new Set<string>();
-  county = await connectCounty({ url: message.url, protocolVersion: message.protocolVersion, autoAck: true });
+  county = await connectCounty({ url: message.url, protocolVersion: message.protocolVersion, autoAck: true, signer });
   send({ type: 'subscribed', at: epochNow() });
   // `match` runs synchronously in the client's message handler (and over what already arrived), so each
   // first delivery is stamped as it is received; it matches once every expected alarm has been seen.
@@ -92,4 +96,4 @@ process.on('message', (message: ToCounty) => {
 });
 // The bench went away: so does its county.
 process.on('disconnect', () => process.exit(0));
-send({ type: 'ready' });
+send({ type: 'ready', keyEntry: signer.keyEntry });

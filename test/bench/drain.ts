@@ -6,6 +6,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import type { CommandKeyEntry } from '../../src/county/keys.ts';
 import type { AlarmPayload } from '../../src/county/payloads.ts';
 import { isoWithOffset, uuidv7 } from '../../src/platform/time.ts';
 import { startBroker, type BrokerKind } from '../support/broker.ts';
@@ -65,7 +66,10 @@ export async function measureDrain(options: DrainOptions): Promise<DrainResult> 
     tap.on('alarm acknowledged by county', () => {
       if (tap.count('alarm acknowledged by county') === options.alarms) ackedAllAt = epochNow();
     });
-    const config = drainConfig(broker.url, broker.protocolVersion, dataDir);
+    // The county comes first: it makes its signing key, which the village must list to take its acks.
+    const county = await startCounty(VILLAGE);
+    teardown.add('county process', () => county.close());
+    const config = drainConfig(broker.url, broker.protocolVersion, dataDir, county.keyEntry);
     const app = createVillageEdge({ config, version: 'bench', logger: tap.logger, env: {} });
     await app.start();
     teardown.add('service', () => app.stop());
@@ -84,9 +88,6 @@ export async function measureDrain(options: DrainOptions): Promise<DrainResult> 
     const backlog = app.outbox.stats().byStream.alarm;
     if (backlog !== options.alarms) throw new BenchFailure(`outbox holds ${backlog} alarms after ${options.alarms} appends`);
     if (app.uplink.connected) throw new BenchFailure('the county link is up although the broker is down');
-
-    const county = await startCounty();
-    teardown.add('county process', () => county.close());
 
     // Until the county is subscribed, the broker drops what the village publishes (QoS 1 to nobody); if
     // the village starts publishing first, the run would time its 5 s retry instead. Then: again.
@@ -168,12 +169,12 @@ function appendAlarm(app: VillageEdge, village: ReturnType<typeof drainConfig>['
   });
 }
 
-function drainConfig(brokerUrl: string, protocolVersion: 4 | 5, dataDir: string) {
+function drainConfig(brokerUrl: string, protocolVersion: 4 | 5, dataDir: string, commandKey: CommandKeyEntry) {
   const result = parseConfig({
     version: 1,
     village: { id: VILLAGE, name: 'Bench village', location: { lat: 25.04, lon: 102.71 } },
     // A short reconnect ceiling: the default (30 s) would make "broker up → drained" mostly backoff.
-    county: { url: brokerUrl, protocolVersion, clientId: `ve-${VILLAGE}`, reconnect: { initialMs: 250, maxMs: 1000 } },
+    county: { url: brokerUrl, protocolVersion, clientId: `ve-${VILLAGE}`, reconnect: { initialMs: 250, maxMs: 1000 }, commandKeys: [commandKey] },
     dataDir,
     log: { level: 'info' },
   });
@@ -182,6 +183,8 @@ function drainConfig(brokerUrl: string, protocolVersion: 4 | 5, dataDir: string)
 }
 
 interface CountyProcess {
+  /** The county's public signing key, for the village's `county.commandKeys`. */
+  keyEntry: CommandKeyEntry;
   /** Resolves once subscribed, with when (epochNow()). */
   connect(message: Extract<ToCounty, { type: 'connect' }>): Promise<number>;
   /** When the last expected alarm arrived (epochNow()). */
@@ -190,10 +193,10 @@ interface CountyProcess {
   close(): Promise<void>;
 }
 
-async function startCounty(): Promise<CountyProcess> {
+async function startCounty(village: string): Promise<CountyProcess> {
   const script = fileURLToPath(new URL('./drain-county.ts', import.meta.url));
   // node --import tsx, not npx (TOOLCHAIN.md): the pid we hold is the process that runs the county.
-  const child: ChildProcess = fork(script, [], { cwd: repoRoot, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(script, [village], { cwd: repoRoot, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const inbox: FromCounty[] = [];
   const waiters = new Set<() => void>();
   const wake = (): void => {
@@ -239,9 +242,10 @@ async function startCounty(): Promise<CountyProcess> {
     child.send(message);
   };
   // Loading takes a while under tsx; the broker must not come back before the county can subscribe.
-  await next('ready', LINK_TIMEOUT_MS);
+  const { keyEntry } = await next('ready', LINK_TIMEOUT_MS);
 
   return {
+    keyEntry,
     async connect(message) {
       tell(message);
       return (await next('subscribed', LINK_TIMEOUT_MS)).at;

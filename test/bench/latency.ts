@@ -6,9 +6,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { createVillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import type { CommandKeyEntry } from '../../src/county/keys.ts';
 import { alarmPayloadSchema, type AlarmPayload } from '../../src/county/payloads.ts';
 import { startBroker, type BrokerKind } from '../support/broker.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
+import { createCountySigner } from '../support/county-signer.ts';
 import { waitFor } from '../support/modbus-rig.ts';
 import { latchedButton, ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
 import { openPtyPair } from '../support/pty.ts';
@@ -102,9 +104,12 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
       if (line.fields['input'] === 'button') button.set(String(line.fields['device']), { active: line.fields['active'] === true, at: line.at });
     });
 
-    const county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true });
+    // Acks are signed as the county signs them; the village takes them only from a key it lists.
+    const signer = await createCountySigner({ villageId: VILLAGE });
+    const county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true, signer });
     teardown.add('county client', () => county.close());
-    const app = createVillageEdge({ config: latencyConfig(options.terminals, broker.url, broker.protocolVersion, dataDir, pair.controllerPath), version: 'bench', logger: tap.logger, env: {} });
+    const config = latencyConfig({ terminals: options.terminals, brokerUrl: broker.url, protocolVersion: broker.protocolVersion, dataDir, path: pair.controllerPath, commandKey: signer.keyEntry });
+    const app = createVillageEdge({ config, version: 'bench', logger: tap.logger, env: {} });
     if (app.problems.length > 0) throw new BenchFailure(`service configuration problems: ${app.problems.join('; ')}`);
     await app.start();
     teardown.add('service', () => app.stop());
@@ -241,14 +246,14 @@ async function awaitArrival(county: CountyClient, device: string, received: Set<
   }
 }
 
-function latencyConfig(terminals: number, brokerUrl: string, protocolVersion: 4 | 5, dataDir: string, path: string) {
+function latencyConfig(o: { terminals: number; brokerUrl: string; protocolVersion: 4 | 5; dataDir: string; path: string; commandKey: CommandKeyEntry }) {
   const result = parseConfig({
     version: 1,
     village: { id: VILLAGE, name: 'Bench village', location: { lat: 25.04, lon: 102.71 } },
-    county: { url: brokerUrl, protocolVersion, clientId: `ve-${VILLAGE}` },
-    dataDir,
-    buses: [{ id: BUS, kind: 'modbus-rtu', path, baudRate: BAUD }],
-    devices: Array.from({ length: terminals }, (_, i) => ({
+    county: { url: o.brokerUrl, protocolVersion: o.protocolVersion, clientId: `ve-${VILLAGE}`, commandKeys: [o.commandKey] },
+    dataDir: o.dataDir,
+    buses: [{ id: BUS, kind: 'modbus-rtu', path: o.path, baudRate: BAUD }],
+    devices: Array.from({ length: o.terminals }, (_, i) => ({
       id: `column-${i + 1}`,
       bus: BUS,
       unitId: i + 1,

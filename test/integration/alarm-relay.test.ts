@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, statePayloadSchema } from '../../src/county/payloads.ts';
+import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, reportPayloadSchema, statePayloadSchema } from '../../src/county/payloads.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { memoryLogger } from '../support/log-sink.ts';
@@ -9,6 +10,11 @@ import { villageConfig } from '../support/village.ts';
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
 
+let signer: CountySigner;
+beforeAll(async () => {
+  signer = await createCountySigner({ villageId: 'unused' });
+});
+
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -16,14 +22,14 @@ afterEach(async () => {
 
 async function village(villageId: string, url = brokerUrl, timing: Record<string, unknown> = {}) {
   const { logger, lines } = memoryLogger('info');
-  const app = createVillageEdge({ config: villageConfig({ villageId, brokerUrl: url, protocolVersion, columns: 3, timing }), version: '0.0.0-test', logger });
+  const app = createVillageEdge({ config: villageConfig({ villageId, brokerUrl: url, protocolVersion, columns: 3, timing, commandKeys: [signer.keyEntry] }), version: '0.0.0-test', logger });
   await app.start();
   cleanups.push(() => app.stop());
   return { app, lines, column: (n: number) => app.devices.simulated(`column-${n}`)! };
 }
 
 async function county(url = brokerUrl, autoAck = true): Promise<CountyClient> {
-  const client = await connectCounty({ url, protocolVersion, autoAck });
+  const client = await connectCounty({ url, protocolVersion, autoAck, signer });
   cleanups.push(() => client.close());
   return client;
 }
@@ -95,6 +101,28 @@ describe('alarm relay, end to end through a real broker', () => {
     ]);
     expect(health.outbox.depth).toBe(0);
     expect(health.memory.rssBytes).toBeGreaterThan(0);
+    expect(health.problems).toEqual([]);
+  });
+
+  it('runs the good devices when one is misconfigured, and tells the county in health', async () => {
+    const dispatch = await county();
+    const { logger } = memoryLogger('info');
+    const config = villageConfig({
+      villageId: 'e2e-h',
+      brokerUrl,
+      protocolVersion,
+      columns: 1,
+      timing: { healthIntervalMs: 1000 },
+      extraDevices: [{ id: 'ghost', bus: 'sim', unitId: 9, profile: 'no-such-model', role: 'alarm-column', label: 'ghost' }],
+      commandKeys: [signer.keyEntry],
+    });
+    const app = createVillageEdge({ config, version: '0.0.0-test', logger });
+    await app.start();
+    cleanups.push(() => app.stop());
+    const health = healthPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'health' && m.village === 'e2e-h')).payload);
+    expect(health.problems).toEqual(['devices[1] (ghost): no device profile named "no-such-model"']);
+    app.devices.simulated('column-1')!.press();
+    await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-h');
   });
 
   it('keeps alarms raised while the broker is down and delivers them, in order, when it is back', async () => {
@@ -117,18 +145,32 @@ describe('alarm relay, end to end through a real broker', () => {
     await until(() => app.outbox.stats().depth === 0 && column(3).indicator === 'received', 10_000);
   });
 
-  it('survives junk on the ack topic and still takes a valid ack', async () => {
+  it('takes only signed acks: junk, unsigned and forged acks are rejected and reported, a signed one works', async () => {
     const dispatch = await county(brokerUrl, false);
     const { app, column, lines } = await village('e2e-f');
     await until(() => app.uplink.connected);
     column(1).press();
     const alarm = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-f')).payload);
+    const forger = await createCountySigner({ villageId: 'e2e-f', kid: signer.kid });
     await dispatch.send('e2e-f', 'ack', 'not json');
-    await dispatch.send('e2e-f', 'ack', JSON.stringify({ id: 'nope' }));
+    await dispatch.send('e2e-f', 'ack', JSON.stringify({ id: alarm.id }));
     await dispatch.send('e2e-f', 'ack', Buffer.alloc(100_000, 1));
+    await dispatch.send('e2e-f', 'ack', await forger.ack({ id: alarm.id }));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(column(1).indicator).toBe('sent');
     await dispatch.ack('e2e-f', alarm.id);
     await until(() => column(1).indicator === 'received');
-    expect(lines.filter((l) => l.level >= 40 && /reject|invalid|too large|oversized/i.test(l.msg)).length).toBeGreaterThanOrEqual(3);
+    const rejected = lines.filter((l) => l.msg === 'county command rejected').map((l) => l['reason']);
+    expect(rejected).toEqual(['malformed', 'malformed', 'oversized', 'bad-signature']);
+    const reports = await until(() => dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-f').length >= 4, 5000).then(() =>
+      dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-f').map((m) => reportPayloadSchema.parse(m.payload)),
+    );
+    expect(reports.map((r) => [r.event, r.reason?.split(':')[0], r.jti])).toEqual([
+      ['rejected', 'malformed', null],
+      ['rejected', 'malformed', null],
+      ['rejected', 'oversized', null],
+      ['rejected', 'bad-signature', null],
+    ]);
   });
 
   it('says offline itself on a clean stop', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { startBroker } from '../support/broker.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { startService, writeConfig, type LogRecord } from '../support/service-process.ts';
+import { createCountySigner } from '../support/county-signer.ts';
 
 const cycles = 20;
 const terminals = 3 * cycles;
@@ -24,11 +25,12 @@ describe('crash safety', () => {
     const rand = random(seed);
     console.log(`crash-safety seed ${seed} (replay with CRASH_SEED=${seed})`);
     const broker = await startBroker();
+    const signer = await createCountySigner({ villageId: 'crash-village' });
     const dir = mkdtempSync(join(tmpdir(), 've-crash-'));
     const configPath = writeConfig(dir, {
       version: 1,
       village: { id: 'crash-village', name: 'Crash', location: { lat: 25, lon: 102 } },
-      county: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: 've-crash-village' },
+      county: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: 've-crash-village', commandKeys: [signer.keyEntry] },
       dataDir: join(dir, 'data'),
       buses: [{ id: 'sim', kind: 'simulated' }],
       devices: Array.from({ length: terminals }, (_, i) => ({ id: `t${i}`, bus: 'sim', unitId: (i % 247) + 1, profile: 've-ac100-rtu', role: 'alarm-column', label: `terminal ${i}` })),
@@ -43,7 +45,7 @@ describe('crash safety', () => {
     let county: CountyClient | undefined;
     const received = new Set<string>();
     const listen = async () => {
-      county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true });
+      county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true, signer });
     };
     const collect = () => {
       for (const m of county?.messages ?? []) if (m.kind === 'alarm') received.add((m.payload as { id: string }).id);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import mqtt from 'mqtt';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics, type DownKind, type UpKind } from '../../src/county/topics.ts';
+import type { CountySigner } from './county-signer.ts';
 
 /** One message a village published, as the county received it. */
 export interface CountyMessage {
@@ -31,6 +32,8 @@ export interface CountyOptions {
   /** Ack every alarm and fault as it arrives, as a dispatch desk would. */
   autoAck?: boolean;
   tls?: { ca: Buffer; cert: Buffer; key: Buffer };
+  /** Signs acks as the county does; a village only takes acks signed by a key in its config. */
+  signer?: CountySigner;
 }
 
 export async function connectCounty(options: CountyOptions): Promise<CountyClient> {
@@ -46,7 +49,9 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
   const waiters = new Set<(message: CountyMessage) => void>();
 
   const ack = async (village: string, id: string): Promise<void> => {
-    await client.publishAsync(villageTopics(prefix, village).topic('ack'), JSON.stringify({ id }), { qos: 1 });
+    if (options.signer === undefined) throw new Error('county: acks must be signed; pass a signer to connectCounty');
+    const token = await options.signer.ack({ aud: village, id });
+    await client.publishAsync(villageTopics(prefix, village).topic('ack'), token, { qos: 1 });
   };
 
   client.on('message', (topic, payload, packet) => {

@@ -16,12 +16,15 @@ export function villageConfig(options: {
   timing?: Record<string, unknown>;
   dataDir?: string;
   extraDevices?: unknown[];
+  /** Public keys of the county signers whose commands this village accepts. */
+  commandKeys?: Array<{ kid: string; x: string }>;
+  broadcast?: Record<string, unknown>;
 }): Config {
   const columns = options.columns ?? 2;
   const json = {
     version: 1,
     village: { id: options.villageId, name: `Village ${options.villageId}`, location: { lat: 25.04, lon: 102.71 } },
-    county: { url: options.brokerUrl, protocolVersion: options.protocolVersion, clientId: `ve-${options.villageId}` },
+    county: { url: options.brokerUrl, protocolVersion: options.protocolVersion, clientId: `ve-${options.villageId}`, commandKeys: options.commandKeys ?? [] },
     dataDir: options.dataDir ?? mkdtempSync(join(tmpdir(), `ve-${options.villageId}-`)),
     buses: [{ id: 'sim', kind: 'simulated' }],
     devices: [
@@ -35,6 +38,7 @@ export function villageConfig(options: {
       })),
       ...(options.extraDevices ?? []),
     ],
+    ...(options.broadcast === undefined ? {} : { broadcast: options.broadcast }),
     timing: { ackTimeoutMs: 10_000, retry: { initialMs: 500, maxMs: 2000 }, ...options.timing },
     log: { level: 'info' },
   };

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createCommandGate, commandKinds, type AudienceTopic, type CommandGate, type CommandKind, type GateResult } from '../../src/county/command-gate.ts';
+import { createCommandGate, commandKinds, type AudienceTopic, type CommandGate, type GateResult } from '../../src/county/command-gate.ts';
+import type { CommandKind } from '../../src/county/topics.ts';
 import { ackCommandSchema, broadcastCommandSchema, stopCommandSchema } from '../../src/county/payloads.ts';
 import { algNone, createCountySigner, flipSignatureByte, hs256WithPublicKey, relabelKid, withHeader, type Claims, type CountySigner } from '../support/county-signer.ts';
 import { memoryReplayGuard } from '../support/memory-replay-guard.ts';
@@ -159,7 +160,8 @@ describe('command gate: fuzz / property', () => {
       add('wrong types', payload);
       add('wrong topic values', Buffer.from(pick(controls).token), pick(['', 'Ack', 'cmd', '__proto__']) as CommandKind, pick(['', 'both', 'ALL']) as AudienceTopic);
     }
-    // The controls themselves, each then sent a second time: accepted once, refused as replayed.
+    // The controls themselves, each then sent a second time: accepted once, refused as replayed (acks,
+    // being idempotent, are accepted again).
     for (const c of controls) add('control', Buffer.from(c.token), c.kind, c.audienceTopic, c.claims);
     for (const c of controls) add('control replayed', Buffer.from(c.token), c.kind, c.audienceTopic, c.claims);
 
@@ -202,7 +204,7 @@ describe('command gate: fuzz / property', () => {
     expect(cases.length).toBeGreaterThanOrEqual(10_000);
     // Everything accepted was a control or a signed claim set the reference model accepts; all controls got in, once.
     expect(byCategory.get('control')?.accepted).toBe(controls.length);
-    expect(byCategory.get('control replayed')?.accepted).toBe(0);
+    expect(byCategory.get('control replayed')?.accepted).toBe(controls.filter((c) => c.kind === 'ack').length);
     expect(byCategory.get('signed mutated claims')?.accepted).toBeGreaterThan(50);
     expect(elapsedMs).toBeLessThan(10_000);
   });
@@ -217,5 +219,6 @@ function referenceAccepts(claims: Claims, kind: CommandKind, audienceTopic: Audi
   if (exp <= iat || exp <= nowS || iat > nowS + skew) return false;
   if (cmd !== kind) return false;
   if (audienceTopic === 'all' ? aud !== 'all' : aud !== village && aud !== 'all') return false;
-  return !accepted.has(jti);
+  // Acks are idempotent and exempt from the replay guard; everything else is accepted once per jti.
+  return cmd === 'ack' || !accepted.has(jti);
 }

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCommandGate, rejectReasons, type AudienceTopic, type CommandGate, type CommandKind, type GateResult, type RejectReason } from '../../src/county/command-gate.ts';
+import { createCommandGate, rejectReasons, type AudienceTopic, type CommandGate, type GateResult, type RejectReason } from '../../src/county/command-gate.ts';
+import type { CommandKind } from '../../src/county/topics.ts';
 import { InvalidInputError } from '../../src/platform/schema-errors.ts';
 import { openSqliteReplayGuard } from '../../src/store/sqlite-replay-guard.ts';
 import type { ReplayGuard } from '../../src/store/types.ts';
@@ -193,6 +194,13 @@ describe('command gate: one test per rejection reason', () => {
     expectRejected(await verify(g, await a.ack({ jti: 'cmd-aud-0004' }), 'broadcast'), 'wrong-audience', 'arrived on the broadcast topic', 'cmd-aud-0004');
   });
 
+  it('accepts a replayed ack again: acks are idempotent and cost no replay-guard write', async () => {
+    const g = gate();
+    const token = await a.ack({ jti: 'ack-replay-1' });
+    expect((await verify(g, token, 'ack', 'village')).ok).toBe(true);
+    expect((await verify(g, token, 'ack', 'village')).ok).toBe(true);
+  });
+
   it('replayed: the same command a second time', async () => {
     const g = gate();
     const token = await a.broadcast({ jti: 'cmd-replay-1' });
@@ -244,6 +252,20 @@ describe('command gate: order of the checks', () => {
     expect(replay.size).toBe(0);
     expect((await verify(g, await a.broadcast({ jti }))).ok).toBe(true);
     expect(replay.size).toBe(1);
+  });
+
+  it('settles results in the order of the calls, though junk is refused without any crypto', async () => {
+    const g = gate();
+    const broadcastToken = await a.broadcast({ jti: 'cmd-order-0001' });
+    const stopToken = await a.stop({ jti: 'cmd-order-0002', target: { jti: 'cmd-order-0001' } });
+    const settled: string[] = [];
+    const calls = [
+      verify(g, broadcastToken).then((r) => settled.push(`broadcast ${r.ok}`)),
+      verify(g, 'x'.repeat(5000), 'stop').then((r) => settled.push(`junk ${r.ok}`)),
+      verify(g, stopToken, 'stop').then((r) => settled.push(`stop ${r.ok}`)),
+    ];
+    await Promise.all(calls);
+    expect(settled).toEqual(['broadcast true', 'junk false', 'stop true']);
   });
 
   it('never throws, whatever it is handed', async () => {

@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import mqtt from 'mqtt';
+import { loadPrivateKey, signCommand } from './keys.ts';
+import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics } from './topics.ts';
+import { broadcastCommandSchema, stopCommandSchema } from './payloads.ts';
+import { describeIssues } from '../platform/schema-errors.ts';
+
+/**
+ * What a county needs to run villages with no other software: sign and publish broadcasts and stops,
+ * and watch (and acknowledge) what the villages report. Used by `village-edge announce` and
+ * `village-edge county watch`.
+ */
+
+export interface BrokerOptions {
+  url: string;
+  protocolVersion: 4 | 5;
+  prefix: string;
+  username?: string;
+  password?: string;
+}
+
+export type AnnounceBody =
+  | {
+      cmd: 'broadcast';
+      priority: 'emergency' | 'announcement';
+      level?: 1 | 2 | 3 | 4;
+      status: 'actual' | 'exercise' | 'test';
+      zones: 'all' | string[];
+      content: { kind: 'tts'; text: string } | { kind: 'media'; file: string; sha256: string };
+      chime: boolean;
+      repeat: number;
+    }
+  | { cmd: 'stop'; target: 'all' | { jti: string } };
+
+/** Signs one command for one village (or `all`) and publishes it; returns its jti. */
+export async function announce(options: {
+  broker: BrokerOptions;
+  keyFile: string;
+  /** A village id, or `all`. */
+  audience: string;
+  body: AnnounceBody;
+  expiresInSeconds: number;
+  now?: () => number;
+}): Promise<{ jti: string; topic: string }> {
+  const { key, kid } = await loadPrivateKey(options.keyFile);
+  const iat = Math.floor((options.now ?? Date.now)() / 1000);
+  const jti = `county-${new Date(iat * 1000).toISOString().slice(0, 10).replaceAll('-', '')}-${randomUUID().slice(0, 8)}`;
+  const claims = { jti, iat, exp: iat + options.expiresInSeconds, aud: options.audience, ...options.body };
+  // Check before signing: a county operator gets the field and the reason, not a village's silent rejection.
+  const parsed = (options.body.cmd === 'broadcast' ? broadcastCommandSchema : stopCommandSchema).safeParse(claims);
+  if (!parsed.success) throw new Error(`invalid command: ${describeIssues(parsed.error).join('; ')}`);
+  const token = await signCommand(key, kid, claims);
+  const all = options.audience === 'all';
+  const kind = options.body.cmd === 'broadcast' ? (all ? 'broadcastAll' : 'broadcast') : all ? 'stopAll' : 'stop';
+  const topic = villageTopics(options.broker.prefix, options.audience).topic(kind);
+  const client = await connect(options.broker, `county-announce-${randomUUID().slice(0, 8)}`);
+  try {
+    await client.publishAsync(topic, token, { qos: topicSpecs[kind].qos, retain: false });
+  } finally {
+    await client.endAsync();
+  }
+  return { jti, topic };
+}
+
+/**
+ * Prints every alarm, fault, report and state change as one line, and with `ack` acknowledges each alarm,
+ * fault and report by its id, as a dispatch desk would. Runs until `signal` aborts.
+ */
+export async function watch(options: {
+  broker: BrokerOptions;
+  keyFile?: string;
+  ack: boolean;
+  print: (line: string) => void;
+  signal: AbortSignal;
+}): Promise<void> {
+  const signing = options.keyFile === undefined ? undefined : await loadPrivateKey(options.keyFile);
+  if (options.ack && signing === undefined) throw new Error('--ack needs --key: villages take only signed acks');
+  const client = await connect(options.broker, `county-watch-${randomUUID().slice(0, 8)}`);
+  client.on('message', (topic, payload) => {
+    const uplink = parseUplink(options.broker.prefix, topic);
+    if (uplink === undefined || uplink.kind === 'health') return;
+    const text = payload.toString('utf8');
+    options.print(`${new Date().toISOString()} ${uplink.village} ${uplink.kind} ${text}`);
+    if (!options.ack || signing === undefined || (uplink.kind !== 'alarm' && uplink.kind !== 'fault' && uplink.kind !== 'report')) return;
+    let id: unknown;
+    try {
+      id = (JSON.parse(text) as { id?: unknown }).id;
+    } catch {
+      return;
+    }
+    if (typeof id !== 'string') return;
+    const iat = Math.floor(Date.now() / 1000);
+    void signCommand(signing.key, signing.kid, { jti: `ack-${randomUUID()}`, iat, exp: iat + 600, aud: uplink.village, cmd: 'ack', id })
+      .then((token) => client.publishAsync(villageTopics(options.broker.prefix, uplink.village).topic('ack'), token, { qos: 1 }))
+      .then(() => options.print(`${new Date().toISOString()} ${uplink.village} acked ${id}`))
+      .catch((error: unknown) => options.print(`ack of ${String(id)} failed: ${String(error)}`));
+  });
+  await client.subscribeAsync(Object.fromEntries(upKinds.filter((k) => k !== 'health').map((k) => [countyFilter(options.broker.prefix, k), { qos: 1 as const }])));
+  options.print(`watching ${options.broker.url} under ${options.broker.prefix}/+/…${options.ack ? ', acknowledging' : ''}; Ctrl-C to stop`);
+  await new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }));
+  await client.endAsync();
+}
+
+function connect(broker: BrokerOptions, clientId: string) {
+  return mqtt.connectAsync(broker.url, {
+    clientId,
+    protocolVersion: broker.protocolVersion,
+    clean: true,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    ...(broker.username === undefined ? {} : { username: broker.username }),
+    ...(broker.password === undefined ? {} : { password: broker.password }),
+  });
+}
