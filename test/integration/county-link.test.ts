@@ -7,6 +7,7 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { LinkDownError } from '../../src/county/mqtt-link.ts';
 import type { InboundCommand } from '../../src/county/types.ts';
+import { createCountySigner } from '../support/county-signer.ts';
 import { alarmPayloadSchema, healthPayloadSchema, statePayloadSchema, type HealthPayload } from '../../src/county/payloads.ts';
 import { startEmbeddedBroker } from '../../src/county/embedded-broker.ts';
 import { createLogger } from '../../src/platform/logger.ts';
@@ -289,7 +290,8 @@ describe('county link on the embedded aedes broker (MQTT 3.1.1)', () => {
   it('connects, publishes an alarm and receives its ack', async () => {
     const embedded = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }) });
     cleanups.push(() => embedded.close());
-    const desk = await connectCounty({ url: embedded.url, protocolVersion: 4, autoAck: true });
+    const signer = await createCountySigner({ villageId: 'unused' });
+    const desk = await connectCounty({ url: embedded.url, protocolVersion: 4, autoAck: true, signer });
     cleanups.push(() => desk.close());
     const made = testLink({ url: embedded.url, protocolVersion: 4 });
     cleanups.push(() => made.link.stop());

@@ -1,0 +1,284 @@
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { startBroker, type BrokerKind } from '../support/broker.ts';
+import { waitFor } from '../support/modbus-rig.ts';
+import { ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
+import { openPtyPair } from '../support/pty.ts';
+import { watchBus, type BusFigures } from './bus-monitor.ts';
+import { BenchFailure, mean } from './figures.ts';
+import { Teardown } from './teardown.ts';
+
+export interface FootprintOptions {
+  terminals: number;
+  settleS: number;
+  sampleS: number;
+  /** Run the service under `node --cpu-prof` and summarise where its CPU time went (inflates the figures). */
+  cpuProfile: boolean;
+  progress: (text: string) => void;
+}
+
+export interface FootprintResult {
+  brokerKind: BrokerKind;
+  buildMs: number;
+  sampleS: number;
+  cpuPercent: number;
+  rssMeanMb: number;
+  rssMaxMb: number;
+  /** VmHWM at the end of the window: the peak since the process started. */
+  hwmMb: number;
+  bus: BusFigures;
+  /** Warnings and errors the service logged while sampled (protocol errors, offline devices, ...). */
+  complaints: number;
+  /** Top functions by self time, when profiled. */
+  profile: string[] | undefined;
+}
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const VILLAGE = 'bench-footprint';
+const BUS = 'rs485-1';
+const BAUD = 9600;
+const MB = 1024 * 1024;
+
+/**
+ * The built service (dist/) as a child process with 16 columns on one PTY bus at 9600-baud wire time and
+ * a real broker, idle: CPU from /proc/<pid>/stat, memory from /proc/<pid>/status.
+ */
+export async function measureFootprint(options: FootprintOptions): Promise<FootprintResult> {
+  const teardown = new Teardown();
+  try {
+    options.progress('footprint: npm run build');
+    const buildStarted = performance.now();
+    await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repoRoot }).catch((error: { stdout?: string; stderr?: string }) => {
+      throw new BenchFailure(`npm run build failed: ${`${error.stdout ?? ''}${error.stderr ?? ''}`.trim().slice(0, 2000)}`);
+    });
+    const buildMs = performance.now() - buildStarted;
+
+    const broker = await startBroker();
+    teardown.add('broker', () => broker.stop());
+    const pair = await openPtyPair();
+    teardown.add('PTY pair', () => pair.close());
+    const slave = await ModbusRtuSlave.open({ path: pair.devicePath, wireBaud: BAUD });
+    teardown.add('RTU slave', () => slave.close());
+    for (let unit = 1; unit <= options.terminals; unit++) slave.unit(unit).set('discrete-inputs', 1, true); // doors shut
+    const bus = watchBus(slave, { baud: BAUD });
+    teardown.add('bus monitor', () => bus.close());
+
+    const dir = mkdtempSync(join(tmpdir(), 've-bench-footprint-'));
+    teardown.add('temp folder', () => rmSync(dir, { recursive: true, force: true }));
+    const configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify(footprintConfig(options.terminals, broker.url, broker.protocolVersion, join(dir, 'data'), pair.controllerPath), null, 2));
+
+    const profileDir = join(dir, 'profile');
+    const service = startBuiltService(configPath, options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []);
+    teardown.add('service process', () => service.stop());
+    await service.waitForLog('village-edge started', 20_000);
+    await waitFor('every column polled', () => Array.from({ length: options.terminals }, (_, i) => slave.unit(i + 1).requests >= 2).every(Boolean), 20_000);
+    options.progress(`footprint: service up (pid ${service.pid}); settling ${options.settleS} s, then sampling ${options.sampleS} s`);
+    await sleep(options.settleS * 1000);
+
+    const ticksPerSecond = clockTicks();
+    const complaintsBefore = service.complaints.length;
+    bus.start();
+    const first = cpuTicks(service.pid);
+    const startedAt = performance.now();
+    const fromUs = Number(process.hrtime.bigint() / 1000n);
+    const rss: number[] = [];
+    while (performance.now() - startedAt < options.sampleS * 1000) {
+      await sleep(1000);
+      rss.push(memoryKb(service.pid).rssKb);
+      if (service.exited) throw new BenchFailure(`the service exited during sampling: ${service.lastLines()}`);
+    }
+    const last = cpuTicks(service.pid);
+    const toUs = Number(process.hrtime.bigint() / 1000n);
+    const elapsedS = (performance.now() - startedAt) / 1000;
+    const { hwmKb } = memoryKb(service.pid);
+    const busFigures = bus.stop();
+    const complaints = service.complaints.slice(complaintsBefore);
+
+    const code = await service.stop();
+    if (code !== 0) throw new BenchFailure(`the service exited with ${code} on SIGTERM: ${service.lastLines()}`);
+    return {
+      brokerKind: broker.kind,
+      buildMs,
+      sampleS: elapsedS,
+      cpuPercent: ((last - first) / ticksPerSecond / elapsedS) * 100,
+      rssMeanMb: (mean(rss) * 1024) / MB,
+      rssMaxMb: (Math.max(...rss) * 1024) / MB,
+      hwmMb: (hwmKb * 1024) / MB,
+      bus: busFigures,
+      complaints: complaints.length,
+      profile: options.cpuProfile ? summariseProfile(profileDir, { fromUs, toUs }) : undefined,
+    };
+  } finally {
+    const problems = await teardown.run();
+    for (const problem of problems) console.error(`footprint: ${problem}`);
+  }
+}
+
+function footprintConfig(terminals: number, brokerUrl: string, protocolVersion: 4 | 5, dataDir: string, path: string) {
+  return {
+    version: 1,
+    village: { id: VILLAGE, name: 'Bench village', location: { lat: 25.04, lon: 102.71 } },
+    county: { url: brokerUrl, protocolVersion, clientId: `ve-${VILLAGE}` },
+    dataDir,
+    buses: [{ id: BUS, kind: 'modbus-rtu', path, baudRate: BAUD }],
+    devices: Array.from({ length: terminals }, (_, i) => ({
+      id: `column-${i + 1}`,
+      bus: BUS,
+      unitId: i + 1,
+      profile: 've-ac100-rtu',
+      role: 'alarm-column',
+      label: `column ${i + 1}`,
+    })),
+    timing: { pollIntervalMs: 100 },
+    log: { level: 'info' },
+  };
+}
+
+interface BuiltService {
+  readonly pid: number;
+  readonly exited: boolean;
+  /** Log lines at warn or above. */
+  readonly complaints: string[];
+  waitForLog(msg: string, timeoutMs: number): Promise<void>;
+  lastLines(): string;
+  /** SIGTERM, then SIGKILL after 10 s; the exit code (null when killed). */
+  stop(): Promise<number | null>;
+}
+
+/** `node dist/main.js run`, started directly (not through npm), so the pid we measure is the service. */
+function startBuiltService(configPath: string, nodeFlags: string[]): BuiltService {
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, join(repoRoot, 'dist/main.js'), 'run', '--config', configPath], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid === undefined) throw new BenchFailure('could not start node dist/main.js');
+  const pid = child.pid;
+  const tail: string[] = [];
+  const complaints: string[] = [];
+  const seen = new Set<string>();
+  const waiters = new Set<() => void>();
+  let exited = false;
+  let exitCode: number | null = null;
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', (code) => {
+      exited = true;
+      exitCode = code;
+      for (const waiter of [...waiters]) waiter();
+      resolve();
+    }),
+  );
+  const keep = (line: string): void => {
+    tail.push(line);
+    if (tail.length > 20) tail.shift();
+  };
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    keep(line);
+    const msg = /"msg":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1];
+    if (msg !== undefined) seen.add(msg);
+    if (/^\{"level":(40|50|60)/.test(line)) complaints.push(line);
+    for (const waiter of [...waiters]) waiter();
+  });
+  createInterface({ input: child.stderr! }).on('line', keep);
+  return {
+    pid,
+    get exited() {
+      return exited;
+    },
+    complaints,
+    waitForLog(msg, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (!seen.has(msg) && !exited) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          if (seen.has(msg)) resolve();
+          else reject(new BenchFailure(`the service exited before logging "${msg}": ${tail.join('\n')}`));
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new BenchFailure(`the service did not log "${msg}" within ${timeoutMs} ms: ${tail.join('\n')}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    lastLines: () => tail.join('\n'),
+    async stop() {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exit;
+        clearTimeout(timer);
+      }
+      return exitCode;
+    },
+  };
+}
+
+/** utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15). */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) is in parentheses and may hold spaces: count fields after its end.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function memoryKb(pid: number): { rssKb: number; hwmKb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rssKb: field('VmRSS'), hwmKb: field('VmHWM') };
+}
+
+/** USER_HZ, the unit of /proc/<pid>/stat times. */
+function clockTicks(): number {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+
+/**
+ * Self time per function, from the .cpuprofile that `node --cpu-prof` writes at exit, over the sampling
+ * window only (start-up would otherwise dominate). V8's profile clock and process.hrtime are both
+ * CLOCK_MONOTONIC, so the window is given in hrtime microseconds.
+ */
+function summariseProfile(dir: string, window: { fromUs: number; toUs: number }): string[] {
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (file === undefined) return ['(no .cpuprofile was written)'];
+  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+    startTime: number;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byNode = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<string, number>();
+  let totalUs = 0;
+  let at = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    const node = byNode.get(id);
+    const delta = profile.timeDeltas[i] ?? 0;
+    at += delta;
+    if (node === undefined || at < window.fromUs || at > window.toUs) return;
+    totalUs += delta;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url === '' ? '' : ` ${url.replace(/^file:\/\//, '').replace(repoRoot, '')}:${lineNumber + 1}`;
+    const key = `${functionName || '(anonymous)'}${where}`;
+    selfUs.set(key, (selfUs.get(key) ?? 0) + delta);
+  });
+  const busyUs = totalUs - (selfUs.get('(idle)') ?? 0);
+  const head = `${(busyUs / 1000).toFixed(0)} ms busy of ${(totalUs / 1000).toFixed(0)} ms sampled; self time:`;
+  return [head, ...[...selfUs.entries()]
+    .filter(([key]) => key !== '(idle)')
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 15)
+    .map(([key, us]) => `${((us / busyUs) * 100).toFixed(1).padStart(5)} %  ${key}`)];
+}
