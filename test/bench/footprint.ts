@@ -20,6 +20,8 @@ export interface FootprintOptions {
   sampleS: number;
   /** Run the service under `node --cpu-prof` and summarise where its CPU time went (inflates the figures). */
   cpuProfile: boolean;
+  /** Extra node flags for the service, e.g. `--max-semi-space-size=1`, to try a fix without touching src. */
+  nodeFlags: string[];
   progress: (text: string) => void;
 }
 
@@ -75,7 +77,7 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
     writeFileSync(configPath, JSON.stringify(footprintConfig(options.terminals, broker.url, broker.protocolVersion, join(dir, 'data'), pair.controllerPath), null, 2));
 
     const profileDir = join(dir, 'profile');
-    const service = startBuiltService(configPath, options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []);
+    const service = startBuiltService(configPath, [...options.nodeFlags, ...(options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])]);
     teardown.add('service process', () => service.stop());
     await service.waitForLog('village-edge started', 20_000);
     await waitFor('every column polled', () => Array.from({ length: options.terminals }, (_, i) => slave.unit(i + 1).requests >= 2).every(Boolean), 20_000);

@@ -68,7 +68,7 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
     messages.push(message);
     for (const waiter of [...waiters]) waiter(message);
     const id = typeof parsed === 'object' && parsed !== null ? (parsed as { id?: unknown }).id : undefined;
-    if (options.autoAck && (uplink.kind === 'alarm' || uplink.kind === 'fault') && typeof id === 'string')
+    if (options.autoAck && (uplink.kind === 'alarm' || uplink.kind === 'fault' || uplink.kind === 'report') && typeof id === 'string')
       void ack(uplink.village, id).catch(() => undefined);
   });
 
