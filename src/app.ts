@@ -19,6 +19,7 @@ import { createSdNotifier, type SdNotifier } from './platform/sd-notify.ts';
 import { BroadcastController } from './broadcast/controller.ts';
 import { createProcessPlayer } from './broadcast/process-player.ts';
 import { ReportRecorder } from './broadcast/report-recorder.ts';
+import { AmplifierFaults } from './broadcast/amplifier-faults.ts';
 import type { Player } from './broadcast/types.ts';
 import type { AlarmPayload, BroadcastCommand } from './county/payloads.ts';
 import { createCommandGate } from './county/command-gate.ts';
@@ -79,10 +80,12 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   let alarms: AlarmService | undefined;
   let faults: FaultRecorder | undefined;
   let broadcast: BroadcastController | undefined;
+  const amplifierFaults = new AmplifierFaults(config.broadcast.amplifiers, (amplifier, fault) => broadcast?.setAmplifierFault(amplifier, fault));
   const sink = (event: DeviceEvent) => {
     for (const [name, handle] of [
       ['alarm', () => alarms?.handleDeviceEvent(event)],
       ['fault', () => faults?.handleDeviceEvent(event)],
+      ['amplifier', () => amplifierFaults.handleDeviceEvent(event)],
       // A villager's stop button silences everything, whatever asked for sound, until it is released.
       ['local-stop', () => event.type === 'input' && event.input === 'stop' && broadcast?.setLocalStop(event.active)],
     ] as const) {

@@ -33,6 +33,15 @@ export class FaultRecorder {
         return this.record('bus-lost', event.busId, event.reason, event.at);
       case 'bus-restored':
         return this.record('bus-restored', event.busId, 'port reopened', event.at);
+      case 'status':
+        // Power on/off follows the amplifier's relay and is the broadcast controller's business, not a fault.
+        if (event.condition === 'power') return;
+        return this.record(
+          event.condition === 'overheat' ? (event.active ? 'amplifier-overheat' : 'amplifier-overheat-cleared') : event.active ? 'amplifier-line-fault' : 'amplifier-line-fault-cleared',
+          event.deviceId,
+          event.active ? `${event.condition} reported by the amplifier` : `${event.condition} cleared`,
+          event.at,
+        );
       case 'input':
       case 'protocol-error':
         return;

@@ -41,6 +41,7 @@ export function buildHealth(sources: HealthSources, now: number): HealthPayload 
       missablePressMs: d.latching === false ? (d.pollIntervalMs ?? sources.pollIntervalMs) : null,
       pollIntervalMs: d.pollIntervalMs,
       errors: Object.fromEntries(Object.entries(d.errors).filter((e): e is [string, number] => e[1] !== undefined)),
+      ...(d.status === undefined ? {} : { status: Object.fromEntries(Object.entries(d.status).filter((e): e is [string, boolean] => e[1] !== undefined)) }),
     })),
     memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
     problems: [...sources.problems()],

@@ -39,7 +39,16 @@ export const alarmPayloadSchema = z
   .strict();
 export type AlarmPayload = z.infer<typeof alarmPayloadSchema>;
 
-export const faultKindSchema = z.enum(['device-offline', 'device-recovered', 'bus-lost', 'bus-restored']);
+export const faultKindSchema = z.enum([
+  'device-offline',
+  'device-recovered',
+  'bus-lost',
+  'bus-restored',
+  'amplifier-overheat',
+  'amplifier-overheat-cleared',
+  'amplifier-line-fault',
+  'amplifier-line-fault-cleared',
+]);
 export type FaultKind = z.infer<typeof faultKindSchema>;
 
 export const faultPayloadSchema = z
@@ -96,6 +105,8 @@ export const healthPayloadSchema = z
           missablePressMs: z.number().nullable(),
           pollIntervalMs: z.number().nullable(),
           errors: protocolErrorCounts,
+          /** Last read status of devices whose profile declares it (amplifiers): power, overheat, line-fault. */
+          status: z.record(z.string(), z.boolean()).optional(),
         })
         .strict(),
     ),

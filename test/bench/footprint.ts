@@ -30,6 +30,9 @@ export interface FootprintResult {
   buildMs: number;
   sampleS: number;
   cpuPercent: number;
+  /** The kernel's share of cpuPercent (stime). */
+  systemPercent: number;
+  threads: number;
   rssMeanMb: number;
   rssMaxMb: number;
   /** VmHWM at the end of the window: the peak since the process started. */
@@ -109,7 +112,9 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
       brokerKind: broker.kind,
       buildMs,
       sampleS: elapsedS,
-      cpuPercent: ((last - first) / ticksPerSecond / elapsedS) * 100,
+      cpuPercent: ((last.user + last.system - first.user - first.system) / ticksPerSecond / elapsedS) * 100,
+      systemPercent: ((last.system - first.system) / ticksPerSecond / elapsedS) * 100,
+      threads: last.threads,
       rssMeanMb: (mean(rss) * 1024) / MB,
       rssMaxMb: (Math.max(...rss) * 1024) / MB,
       hwmMb: (hwmKb * 1024) / MB,
@@ -224,12 +229,12 @@ function startBuiltService(configPath: string, nodeFlags: string[]): BuiltServic
   };
 }
 
-/** utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15). */
-function cpuTicks(pid: number): number {
+/** utime and stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15), and its thread count. */
+function cpuTicks(pid: number): { user: number; system: number; threads: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) is in parentheses and may hold spaces: count fields after its end.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+  return { user: Number(fields[11]), system: Number(fields[12]), threads: Number(fields[17]) };
 }
 
 function memoryKb(pid: number): { rssKb: number; hwmKb: number } {

@@ -120,9 +120,9 @@ function drainRows(r: DrainResult | undefined): Row[] {
   return [
     {
       figure: `2. Outbox drain: ${r.alarms} alarms stored during an outage, broker back with a county subscribed (autoAck, signed acks)`,
-      value: `${r.rate.toFixed(0)} alarms/s; broker up → all received ${(r.brokerUpToAllReceivedMs / 1000).toFixed(2)} s`,
-      target: target('≥ 2,000 alarms/s', r.rate >= 2000),
-      note: `Rate = ${r.alarms} / (last first delivery − link up). Broker up → link up ${ms(r.brokerUpToLinkUpMs, 0)} (reconnect backoff capped at 1 s for the bench; the default cap is 30 s). Filling the backlog: ${(r.appendMs / 1000).toFixed(1)} s, ${((r.alarms / r.appendMs) * 1000).toFixed(0)} appends/s, one fsync each. County in its own process.${r.tries > 1 ? ` Broker restarted ${r.tries} times before the county subscribed first.` : ''}`,
+      value: `${brokerUpRate(r).toFixed(0)} alarms/s (broker up → all ${r.alarms} received in ${(r.brokerUpToAllReceivedMs / 1000).toFixed(2)} s); ${r.rate.toFixed(0)}/s counted from the link coming up`,
+      target: target('≥ 2,000 alarms/s', brokerUpRate(r) >= 2000),
+      note: `Broker up → link up ${ms(r.brokerUpToLinkUpMs, 0)} (reconnect backoff capped at 1 s for the bench; the default cap is 30 s). Filling the backlog: ${(r.appendMs / 1000).toFixed(1)} s, ${((r.alarms / r.appendMs) * 1000).toFixed(0)} appends/s, one fsync each. County in its own process.${r.tries > 1 ? ` Broker restarted ${r.tries} times before the county subscribed first.` : ''}`,
     },
     {
       figure: '   Out-of-order first deliveries (seq)',
@@ -139,6 +139,10 @@ function drainRows(r: DrainResult | undefined): Row[] {
   ];
 }
 
+function brokerUpRate(r: DrainResult): number {
+  return r.alarms / (r.brokerUpToAllReceivedMs / 1000);
+}
+
 function footprintRows(r: FootprintResult | undefined): Row[] {
   if (r === undefined) return [skipped('3. RSS and idle CPU, 16 columns', 'footprint')];
   const b = r.bus;
@@ -151,9 +155,9 @@ function footprintRows(r: FootprintResult | undefined): Row[] {
     },
     {
       figure: '   Idle CPU (utime + stime from /proc/<pid>/stat)',
-      value: `${r.cpuPercent.toFixed(2)} % of one core`,
+      value: `${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % of it in the kernel)`,
       target: target('≤ 1.5 % of a core', r.cpuPercent <= 1.5),
-      note: `The bus is never idle: ${b.requests} requests in ${(b.elapsedMs / 1000).toFixed(0)} s (${((b.requests / b.elapsedMs) * 1000).toFixed(1)}/s), utilisation ${(b.utilisation * 100).toFixed(1)} %, each column read every ${ms(b.meanPollMs, 0)} (p99 ${ms(b.p99PollMs, 0)}). ${r.complaints} warnings/errors logged while sampled. Build took ${(r.buildMs / 1000).toFixed(1)} s.`,
+      note: `${r.threads} threads. The bus is never idle: ${b.requests} requests in ${(b.elapsedMs / 1000).toFixed(0)} s (${((b.requests / b.elapsedMs) * 1000).toFixed(1)}/s), utilisation ${(b.utilisation * 100).toFixed(1)} %, each column read every ${ms(b.meanPollMs, 0)} (p99 ${ms(b.p99PollMs, 0)}). ${r.complaints} warnings/errors logged while sampled. Build took ${(r.buildMs / 1000).toFixed(1)} s.`,
     },
   ];
 }

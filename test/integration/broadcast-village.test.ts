@@ -1,0 +1,126 @@
+import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
+import { alarmPayloadSchema, faultPayloadSchema, reportPayloadSchema, type ReportPayload } from '../../src/county/payloads.ts';
+import { connectCounty, type CountyClient } from '../support/county.ts';
+import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
+import { memoryLogger } from '../support/log-sink.ts';
+import { RecordingPlayer } from '../support/recording-player.ts';
+import { villageConfig } from '../support/village.ts';
+
+const brokerUrl = inject('brokerUrl');
+const protocolVersion = inject('brokerProtocolVersion');
+
+let signer: CountySigner;
+const clients: CountyClient[] = [];
+const apps: VillageEdge[] = [];
+
+beforeAll(async () => {
+  signer = await createCountySigner({ villageId: 'unused' });
+});
+// Each test's county would otherwise ack the next test's alarms (it hears every village).
+afterEach(async () => {
+  for (const app of apps.splice(0)) await app.stop();
+  for (const client of clients.splice(0)) await client.close();
+});
+
+async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function start(villageId: string, options: { autoAck: boolean; ackTimeoutMs?: number }) {
+  const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: options.autoAck, signer });
+  clients.push(county);
+  const player = new RecordingPlayer(100);
+  const config = villageConfig({
+    villageId,
+    brokerUrl,
+    protocolVersion,
+    columns: 0,
+    commandKeys: [signer.keyEntry],
+    timing: { ackTimeoutMs: options.ackTimeoutMs ?? 10_000 },
+    extraDevices: [
+      { id: 'column-1', bus: 'sim', unitId: 1, profile: 've-ac100-rtu', role: 'alarm-column', label: 'gate', zone: 'east' },
+      { id: 'relays-1', bus: 'sim', unitId: 20, profile: 've-rb8-rtu', role: 'relay-board', label: 'relays' },
+      { id: 'amp-status-1', bus: 'sim', unitId: 30, profile: 've-amp60-rtu', role: 'amplifier', label: 'amp 1' },
+    ],
+    broadcast: {
+      amplifiers: [{ id: 'amp-1', power: { device: 'relays-1', channel: 0 }, statusDevice: 'amp-status-1' }],
+      zones: [
+        { id: 'east', label: 'east', relay: { device: 'relays-1', channel: 1 }, amplifier: 'amp-1' },
+        { id: 'school', label: 'school', relay: { device: 'relays-1', channel: 2 }, amplifier: 'amp-1' },
+      ],
+      powerOnGapMs: 0,
+      warmUpMs: 50,
+      idleTailMs: 200,
+      localAlarm: { content: { kind: 'tts', text: '报警柱求助，请附近村民前往查看。' }, repeat: 20 },
+    },
+  });
+  const { logger, lines } = memoryLogger('info');
+  const app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: { player } });
+  await app.start();
+  apps.push(app);
+  await waitUntil(() => app.uplink.connected);
+  const reports = (): ReportPayload[] => [
+    ...new Map(county.messages.filter((m) => m.kind === 'report' && m.village === villageId).map((m) => reportPayloadSchema.parse(m.payload)).map((r) => [r.id, r] as const)).values(),
+  ];
+  return { app, county, player, reports, lines };
+}
+
+describe('broadcasts in a running village', () => {
+  it('raises an overheating amplifier to the county and names it in every report covering its zones', async () => {
+    const v = await start('bv-amp', { autoAck: true });
+    v.app.devices.simulated('amp-status-1')!.setStatus('overheat', true);
+    const fault = faultPayloadSchema.parse((await v.county.waitFor((m) => m.kind === 'fault' && m.village === 'bv-amp')).payload);
+    expect(fault).toMatchObject({ kind: 'amplifier-overheat', subject: 'amp-status-1' });
+    await v.county.send('bv-amp', 'broadcast', await signer.broadcast({ jti: 'bv-amp-0001', aud: 'bv-amp', zones: ['school'] }));
+    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-amp-0001' && r.event === 'finished'));
+    for (const report of v.reports().filter((r) => r.jti === 'bv-amp-0001'))
+      expect(report.faultyZones).toEqual([{ zone: 'school', amplifier: 'amp-1', fault: 'amplifier amp-1: overheat' }]);
+  });
+
+  it('sounds the local alarm in the terminal\'s zone when the county does not ack in time, and stops it on the ack', async () => {
+    const v = await start('bv-local', { autoAck: false, ackTimeoutMs: 300 });
+    v.app.devices.simulated('column-1')!.press();
+    const alarm = alarmPayloadSchema.parse((await v.county.waitFor((m) => m.kind === 'alarm' && m.village === 'bv-local')).payload);
+    await waitUntil(() => v.reports().some((r) => r.event === 'started' && r.priority === 'local-alarm'), 5000);
+    const started = v.reports().find((r) => r.event === 'started' && r.priority === 'local-alarm')!;
+    expect(started).toMatchObject({ jti: `local-alarm-${alarm.id}`, zones: ['east'], status: 'actual' });
+    expect(v.app.devices.simulated('column-1')!.indicator).toBe('not-received');
+    expect(v.player.started.at(-1)?.volume).toBe(90);
+    await v.county.ack('bv-local', alarm.id);
+    await waitUntil(() => v.reports().some((r) => r.jti === `local-alarm-${alarm.id}` && r.event === 'stopped'));
+    expect(v.reports().find((r) => r.jti === `local-alarm-${alarm.id}` && r.event === 'stopped')?.reason).toMatch(/acknowledged/);
+    await waitUntil(() => v.app.devices.simulated('column-1')!.indicator === 'received');
+  });
+
+  it('obeys the local stop input over an emergency, until it is released', async () => {
+    const v = await start('bv-stop', { autoAck: true });
+    await v.county.send('bv-stop', 'broadcast', await signer.broadcast({ jti: 'bv-stop-001', aud: 'bv-stop', priority: 'emergency', level: 1, repeat: 10 }));
+    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-stop-001' && r.event === 'started'));
+    v.app.devices.simulated('column-1')!.setInput('stop', true);
+    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-stop-001' && r.event === 'stopped'));
+    await v.county.send('bv-stop', 'broadcast', await signer.broadcast({ jti: 'bv-stop-002', aud: 'bv-stop', priority: 'emergency', level: 1 }));
+    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-stop-002' && r.event === 'stopped'));
+    expect(v.reports().filter((r) => r.jti === 'bv-stop-002').map((r) => r.event)).toEqual(['accepted', 'stopped']);
+    v.app.devices.simulated('column-1')!.setInput('stop', false);
+    await v.county.send('bv-stop', 'broadcast', await signer.broadcast({ jti: 'bv-stop-003', aud: 'bv-stop' }));
+    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-stop-003' && r.event === 'finished'));
+  });
+
+  it('drives the whole path for a test command but the loudspeakers, and reports tested', async () => {
+    const v = await start('bv-test', { autoAck: true });
+    const relaysBefore = v.app.devices.simulated('relays-1')!.commands.length;
+    await v.county.send('bv-test', 'broadcastAll', await signer.broadcast({ jti: 'bv-test-001', aud: 'all', status: 'test' }));
+    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-test-001' && r.event === 'tested'));
+    expect(v.reports().filter((r) => r.jti === 'bv-test-001').map((r) => [r.event, r.status])).toEqual([
+      ['accepted', 'test'],
+      ['tested', 'test'],
+    ]);
+    expect(v.player.started).toHaveLength(0);
+    expect(v.app.devices.simulated('relays-1')!.commands.slice(relaysBefore)).toEqual([]);
+  });
+});
