@@ -171,6 +171,9 @@ export const contentSchema = z.discriminatedUnion('kind', [
 
 /** argv templates, no shell: `{text}`, `{file}`, `{volume}` are replaced in single arguments. */
 const commandTemplate = z.array(z.string().min(1)).min(1);
+/** A template that must use `placeholder`, or it would play nothing of what it was given. */
+const templateWith = (placeholder: string) =>
+  commandTemplate.refine((argv) => argv.some((arg) => arg.includes(placeholder)), `must contain ${placeholder} in one of its arguments`);
 
 const volume = z.number().int().min(0).max(100);
 
@@ -208,12 +211,12 @@ export const broadcastSchema = z
     player: z
       .object({
         // `--`: a text starting with `-` is speech, not options.
-        tts: commandTemplate.default(['espeak-ng', '-v', 'cmn', '--', '{text}']),
+        tts: templateWith('{text}').default(['espeak-ng', '-v', 'cmn', '--', '{text}']),
         /** By file extension, e.g. `.mp3`, `.wav`. */
         // mpg123 needs an explicit output module: without one it never exits on a machine without sound (TOOLCHAIN).
-        media: z.record(z.string().regex(/^\.[a-z0-9]+$/), commandTemplate).default({ '.mp3': ['mpg123', '-q', '-o', 'alsa', '{file}'], '.wav': ['aplay', '-q', '{file}'] }),
+        media: z.record(z.string().regex(/^\.[a-z0-9]+$/), templateWith('{file}')).default({ '.mp3': ['mpg123', '-q', '-o', 'alsa', '{file}'], '.wav': ['aplay', '-q', '{file}'] }),
         /** Run before each item with `{volume}` (0–100); none by default. */
-        volume: commandTemplate.optional(),
+        volume: templateWith('{volume}').optional(),
         killTimeoutMs: z.number().int().min(100).max(30_000).default(2000),
         /** A player that runs longer than this is stopped and reported `failed`: never a hang. */
         maxRunMs: z.number().int().min(1000).default(15 * 60_000),

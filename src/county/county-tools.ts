@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { loadPrivateKey, signCommand } from './keys.ts';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics } from './topics.ts';
@@ -101,8 +102,8 @@ export async function watch(options: {
   await client.endAsync();
 }
 
-function connect(broker: BrokerOptions, clientId: string) {
-  return mqtt.connectAsync(broker.url, {
+async function connect(broker: BrokerOptions, clientId: string) {
+  const client = await mqtt.connectAsync(broker.url, {
     clientId,
     protocolVersion: broker.protocolVersion,
     clean: true,
@@ -111,4 +112,7 @@ function connect(broker: BrokerOptions, clientId: string) {
     ...(broker.username === undefined ? {} : { username: broker.username }),
     ...(broker.password === undefined ? {} : { password: broker.password }),
   });
+  // Nagle would hold an ack behind the previous one's delayed ACK: dispatch acks must not wait 40 ms.
+  if (client.stream instanceof Socket) client.stream.setNoDelay(true);
+  return client;
 }

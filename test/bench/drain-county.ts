@@ -1,8 +1,10 @@
 /**
- * The county for the drain benchmark, in a process of its own so that its 10,000 receives and acks do not
- * share the service's event loop (the real county is on another machine). Driven over IPC by drain.ts;
- * times are epochNow() (wall clock with sub-ms resolution, comparable across processes).
+ * The county side of the drain benchmark, in a process of its own so that its 10,000 receives and signed
+ * acks do not share the service's event loop (the real county is on another machine). It also owns the
+ * village's path to the broker: a loopback port where nothing listens during the outage, then a relay to
+ * the broker. Driven over IPC by drain.ts; times are epochNow(), comparable across processes.
  */
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import type { CommandKeyEntry } from '../../src/county/keys.ts';
 import { alarmPayloadSchema } from '../../src/county/payloads.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
@@ -10,40 +12,38 @@ import { createCountySigner } from '../support/county-signer.ts';
 import { epochNow } from './figures.ts';
 
 export type ToCounty =
-  | { type: 'connect'; url: string; protocolVersion: 4 | 5; village: string; expect: number }
+  | { type: 'subscribe'; url: string; protocolVersion: 4 | 5; village: string; expect: number }
+  | { type: 'open-path'; port: number; brokerPort: number }
   | { type: 'report' }
   | { type: 'close' };
 
 export type FromCounty =
   | { type: 'ready'; keyEntry: CommandKeyEntry }
-  | { type: 'subscribed'; at: number }
+  | { type: 'subscribed' }
+  | { type: 'path-open'; at: number }
   | { type: 'all-received'; at: number }
   | { type: 'failed'; reason: string }
   | { type: 'report'; firsts: Array<[seq: number, at: number, attempt: number]>; total: number; invalid: number }
   | { type: 'closed' };
 
+const HOST = '127.0.0.1';
 // Acks are signed (Ed25519 JWS), as the county signs them; the village lists this key.
 const signer = await createCountySigner({ villageId: process.argv[2] ?? 'bench-drain' });
 let county: CountyClient | undefined;
-let firsts: Array<[number, number, number]> = [];
+let path: { server: Server; sockets: Set<Socket> } | undefined;
+const firsts: Array<[number, number, number]> = [];
 let village = '';
-/** Bumped by every connect: a waiter of an earlier connection must not speak for this one. */
-let generation = 0;
 
 const send = (message: FromCounty): void => {
   process.send?.(message);
 };
 
-async function connect(message: Extract<ToCounty, { type: 'connect' }>): Promise<void> {
-  await closeCounty();
+async function subscribe(message: Extract<ToCounty, { type: 'subscribe' }>): Promise<void> {
   village = message.village;
-  firsts = [];
-  const mine = ++generation;
   const seen = new Set<string>();
   county = await connectCounty({ url: message.url, protocolVersion: message.protocolVersion, autoAck: true, signer });
-  send({ type: 'subscribed', at: epochNow() });
-  // `match` runs synchronously in the client's message handler (and over what already arrived), so each
-  // first delivery is stamped as it is received; it matches once every expected alarm has been seen.
+  // `match` runs synchronously in the client's message handler, so each first delivery is stamped as it
+  // is received; it matches once every expected alarm has been seen.
   county
     .waitFor((m) => {
       if (m.kind !== 'alarm' || m.village !== village) return false;
@@ -52,24 +52,49 @@ async function connect(message: Extract<ToCounty, { type: 'connect' }>): Promise
       seen.add(payload.id);
       firsts.push([Number(payload.seq), epochNow(), Number(payload.attempt)]);
       return seen.size >= message.expect;
-    }, 120_000)
+    }, 180_000)
     .then(
-      () => mine === generation && send({ type: 'all-received', at: firsts.at(-1)?.[1] ?? epochNow() }),
-      (error: unknown) =>
-        mine === generation && send({ type: 'failed', reason: `${seen.size} of ${message.expect} alarms received: ${String(error).split('\n')[0]}` }),
+      () => send({ type: 'all-received', at: firsts.at(-1)?.[1] ?? epochNow() }),
+      (error: unknown) => send({ type: 'failed', reason: `${seen.size} of ${message.expect} alarms received: ${String(error).split('\n')[0]}` }),
     );
+  send({ type: 'subscribed' });
 }
 
-/**
- * Bounded: right after the broker dropped it, the client's close (mqtt.js endAsync) can wait forever
- * (seen in about one of four runs that take the broker down twice).
- */
-async function closeCounty(): Promise<void> {
-  const closing = county;
-  county = undefined;
-  if (closing === undefined) return;
+/** From now on the village's port leads to the broker, byte for byte, without Nagle delays. */
+async function openPath(port: number, brokerPort: number): Promise<void> {
+  const sockets = new Set<Socket>();
+  const server = createServer((village) => {
+    const broker = tcpConnect({ host: HOST, port: brokerPort });
+    for (const [socket, other] of [
+      [village, broker],
+      [broker, village],
+    ] as const) {
+      sockets.add(socket);
+      socket.setNoDelay(true);
+      socket.pipe(other);
+      socket.on('error', () => other.destroy());
+      socket.on('close', () => {
+        sockets.delete(socket);
+        other.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, HOST, () => resolve());
+  });
+  path = { server, sockets };
+  send({ type: 'path-open', at: epochNow() });
+}
+
+async function closeAll(): Promise<void> {
+  if (path !== undefined) {
+    for (const socket of path.sockets) socket.destroy();
+    await new Promise<void>((resolve) => path?.server.close(() => resolve()));
+    path = undefined;
+  }
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([closing.close().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 1000)))]);
+  await Promise.race([county?.close().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
   clearTimeout(timer);
 }
 
@@ -79,19 +104,21 @@ function report(): void {
   send({ type: 'report', firsts, total: alarms.length, invalid });
 }
 
+const failed = (what: string) => (error: unknown) => send({ type: 'failed', reason: `${what}: ${String(error)}` });
+
 process.on('message', (message: ToCounty) => {
   switch (message.type) {
-    case 'connect':
-      connect(message).catch((error: unknown) => send({ type: 'failed', reason: `county could not connect: ${String(error)}` }));
-      return;
+    case 'subscribe':
+      return void subscribe(message).catch(failed('the county could not subscribe'));
+    case 'open-path':
+      return void openPath(message.port, message.brokerPort).catch(failed(`could not listen on the village's port ${message.port}`));
     case 'report':
       return report();
     case 'close':
-      void closeCounty().then(() => {
+      return void closeAll().then(() => {
         send({ type: 'closed' });
         process.disconnect?.();
       });
-      return;
   }
 });
 // The bench went away: so does its county.

@@ -9,8 +9,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { CommandKeyEntry } from '../../src/county/keys.ts';
 import type { AlarmPayload } from '../../src/county/payloads.ts';
 import { isoWithOffset, uuidv7 } from '../../src/platform/time.ts';
-import { startBroker, type BrokerKind } from '../support/broker.ts';
-import { waitFor } from '../support/modbus-rig.ts';
+import { freePort, startBroker, type BrokerKind } from '../support/broker.ts';
 import type { FromCounty, ToCounty } from './drain-county.ts';
 import { BenchFailure, epochNow } from './figures.ts';
 import { LogTap } from './log-tap.ts';
@@ -34,8 +33,6 @@ export interface DrainResult {
   duplicates: number;
   invalid: number;
   brokerUpToDepthZeroMs: number;
-  /** Broker restarts needed until the county subscribed before the village published. */
-  tries: number;
   /** First deliveries that were already a republish (attempt > 1); 0 unless a try above went wrong. */
   retriedFirsts: number;
 }
@@ -47,17 +44,21 @@ const LINK_TIMEOUT_MS = 10_000;
 const DRAIN_TIMEOUT_MS = 120_000;
 
 /**
- * 10,000 alarms stored while the broker is down, then the broker comes back with a county subscribed:
- * how fast, and in what order, they reach the county and are acknowledged. The service runs in this
- * process; the county runs in a child (drain-county.ts).
+ * 10,000 alarms stored while the village cannot reach its broker, then the broker becomes reachable with a
+ * county already subscribed: how fast, and in what order, they reach the county and are acknowledged.
+ *
+ * The village is configured with a loopback port where nothing listens (connection refused, exactly as a
+ * broker that is down); "broker up" is the moment that port starts relaying to the real broker. A broker
+ * restart would race: the broker drops QoS 1 publishes that nobody has subscribed to yet, and the village
+ * often reconnects before a freshly connected county has subscribed. The service runs in this process;
+ * the county (and the relay) in a child, drain-county.ts.
  */
 export async function measureDrain(options: DrainOptions): Promise<DrainResult> {
   const teardown = new Teardown();
   try {
     const broker = await startBroker();
     teardown.add('broker', () => broker.stop());
-    // The outage starts before the service does: it has never seen the broker.
-    await broker.stop();
+    const villagePort = await freePort();
 
     const dataDir = mkdtempSync(join(tmpdir(), 've-bench-drain-'));
     teardown.add('data folder', () => rmSync(dataDir, { recursive: true, force: true }));
@@ -69,7 +70,8 @@ export async function measureDrain(options: DrainOptions): Promise<DrainResult> 
     // The county comes first: it makes its signing key, which the village must list to take its acks.
     const county = await startCounty(VILLAGE);
     teardown.add('county process', () => county.close());
-    const config = drainConfig(broker.url, broker.protocolVersion, dataDir, county.keyEntry);
+    await county.subscribe({ type: 'subscribe', url: broker.url, protocolVersion: broker.protocolVersion, village: VILLAGE, expect: options.alarms });
+    const config = drainConfig(`mqtt://127.0.0.1:${villagePort}`, broker.protocolVersion, dataDir, county.keyEntry);
     const app = createVillageEdge({ config, version: 'bench', logger: tap.logger, env: {} });
     await app.start();
     teardown.add('service', () => app.stop());
@@ -80,32 +82,17 @@ export async function measureDrain(options: DrainOptions): Promise<DrainResult> 
     for (let i = 0; i < options.alarms; i++) {
       appendAlarm(app, config.village, `column-${(i % TERMINALS) + 1}`);
       if (i % 1000 === 999) {
-        options.progress(`drain: ${i + 1}/${options.alarms} alarms stored while the broker is down`);
+        options.progress(`drain: ${i + 1}/${options.alarms} alarms stored while the broker is unreachable`);
         await yieldToLoop();
       }
     }
     const appendMs = performance.now() - appendStarted;
     const backlog = app.outbox.stats().byStream.alarm;
     if (backlog !== options.alarms) throw new BenchFailure(`outbox holds ${backlog} alarms after ${options.alarms} appends`);
-    if (app.uplink.connected) throw new BenchFailure('the county link is up although the broker is down');
+    if (app.uplink.connected) throw new BenchFailure('the county link is up although its broker is unreachable');
 
-    // Until the county is subscribed, the broker drops what the village publishes (QoS 1 to nobody); if
-    // the village starts publishing first, the run would time its 5 s retry instead. Then: again.
-    let brokerUpAt = Number.NaN;
-    let tries = 0;
-    for (;;) {
-      tries++;
-      await broker.restart();
-      brokerUpAt = epochNow();
-      const subscribedAt = await county.connect({ type: 'connect', url: broker.url, protocolVersion: broker.protocolVersion, village: VILLAGE, expect: options.alarms });
-      // Delivery publishes in the tick the link says `connected`, which is when linkUpAt is stamped.
-      if (!app.uplink.connected || linkUpAt > subscribedAt) break;
-      if (tries === 5) throw new BenchFailure('five times the village reached the restarted broker before the county had subscribed');
-      options.progress(`drain: the village beat the county to the broker (county subscribed +${(subscribedAt - brokerUpAt).toFixed(1)} ms, village +${(linkUpAt - brokerUpAt).toFixed(1)} ms); again`);
-      await broker.stop();
-      await waitFor('the village to see the broker gone', () => !app.uplink.connected, LINK_TIMEOUT_MS);
-    }
-    options.progress(`drain: broker up, county subscribed; draining ${options.alarms} alarms`);
+    const brokerUpAt = await county.openPath(villagePort, broker.port);
+    options.progress(`drain: broker reachable, county subscribed; draining ${options.alarms} alarms`);
 
     const allReceivedAt = await county.allReceived(DRAIN_TIMEOUT_MS);
     await tap.until('every ack stored', () => tap.count('alarm acknowledged by county') >= options.alarms, DRAIN_TIMEOUT_MS);
@@ -137,7 +124,6 @@ export async function measureDrain(options: DrainOptions): Promise<DrainResult> 
       duplicates: report.total - report.firsts.length,
       invalid: report.invalid,
       brokerUpToDepthZeroMs: ackedAllAt - brokerUpAt,
-      tries,
       retriedFirsts: retried,
     };
   } finally {
@@ -185,8 +171,9 @@ function drainConfig(brokerUrl: string, protocolVersion: 4 | 5, dataDir: string,
 interface CountyProcess {
   /** The county's public signing key, for the village's `county.commandKeys`. */
   keyEntry: CommandKeyEntry;
-  /** Resolves once subscribed, with when (epochNow()). */
-  connect(message: Extract<ToCounty, { type: 'connect' }>): Promise<number>;
+  subscribe(message: Extract<ToCounty, { type: 'subscribe' }>): Promise<void>;
+  /** The village's port starts relaying to the broker; resolves with when (epochNow()). */
+  openPath(port: number, brokerPort: number): Promise<number>;
   /** When the last expected alarm arrived (epochNow()). */
   allReceived(timeoutMs: number): Promise<number>;
   report(): Promise<Extract<FromCounty, { type: 'report' }>>;
@@ -246,9 +233,13 @@ async function startCounty(village: string): Promise<CountyProcess> {
 
   return {
     keyEntry,
-    async connect(message) {
+    async subscribe(message) {
       tell(message);
-      return (await next('subscribed', LINK_TIMEOUT_MS)).at;
+      await next('subscribed', LINK_TIMEOUT_MS);
+    },
+    async openPath(port, brokerPort) {
+      tell({ type: 'open-path', port, brokerPort });
+      return (await next('path-open', LINK_TIMEOUT_MS)).at;
     },
     async allReceived(timeoutMs) {
       return (await next('all-received', timeoutMs)).at;

@@ -31,7 +31,7 @@ async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<vo
   }
 }
 
-async function start(villageId: string, options: { autoAck: boolean; ackTimeoutMs?: number }) {
+async function start(villageId: string, options: { autoAck: boolean; ackTimeoutMs?: number; realPlayer?: string[] }) {
   const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: options.autoAck, signer });
   clients.push(county);
   const player = new RecordingPlayer(100);
@@ -57,10 +57,11 @@ async function start(villageId: string, options: { autoAck: boolean; ackTimeoutM
       warmUpMs: 50,
       idleTailMs: 200,
       localAlarm: { content: { kind: 'tts', text: '报警柱求助，请附近村民前往查看。' }, repeat: 20 },
+      ...(options.realPlayer === undefined ? {} : { player: { tts: options.realPlayer, killTimeoutMs: 500 } }),
     },
   });
   const { logger, lines } = memoryLogger('info');
-  const app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: { player } });
+  const app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: options.realPlayer === undefined ? { player } : {} });
   await app.start();
   apps.push(app);
   await waitUntil(() => app.uplink.connected);
@@ -122,5 +123,20 @@ describe('broadcasts in a running village', () => {
     ]);
     expect(v.player.started).toHaveLength(0);
     expect(v.app.devices.simulated('relays-1')!.commands.slice(relaysBefore)).toEqual([]);
+  });
+
+  it('kills the real player process of an announcement when an emergency preempts it', async () => {
+    // The real process player; `sleep` stands in for a long programme.
+    const v = await start('bv-kill', { autoAck: true, realPlayer: ['sh', '-c', 'sleep 30', '{text}'] });
+    const pids = () => v.lines.filter((l) => l.msg === 'player started').map((l) => l['pid'] as number);
+    await v.county.send('bv-kill', 'broadcast', await signer.broadcast({ jti: 'bv-kill-ann', aud: 'bv-kill' }));
+    await waitUntil(() => pids().length === 1);
+    const first = pids()[0]!;
+    expect(() => process.kill(first, 0)).not.toThrow();
+    await v.county.send('bv-kill', 'broadcast', await signer.broadcast({ jti: 'bv-kill-emg', aud: 'bv-kill', priority: 'emergency', level: 1 }));
+    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-kill-ann' && r.event === 'preempted'));
+    await waitUntil(() => pids().length === 2, 3000);
+    expect(() => process.kill(first, 0)).toThrow();
+    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-kill-emg' && r.event === 'started'));
   });
 });

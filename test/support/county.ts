@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics, type DownKind, type UpKind } from '../../src/county/topics.ts';
 import type { CountySigner } from './county-signer.ts';
@@ -45,6 +46,8 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
     reconnectPeriod: 0,
     ...(options.tls === undefined ? {} : { ...options.tls, rejectUnauthorized: true }),
   });
+  // Nagle on loopback would hold a publish behind the previous one's delayed ACK (~40 ms, TOOLCHAIN.md).
+  if (client.stream instanceof Socket) client.stream.setNoDelay(true);
   const messages: CountyMessage[] = [];
   const waiters = new Set<(message: CountyMessage) => void>();
 
