@@ -35,7 +35,9 @@ export class Delivery {
   private pendingAcks: string[] = [];
   /** When a delivery pass last ran to completion; the systemd watchdog vouches for it. */
   lastPassAt = 0;
-  private ackFlush: NodeJS.Immediate | undefined;
+  private ackFlush: NodeJS.Timeout | undefined;
+  /** A refill after PUBACKs, coalesced: one pass for many freed slots, not one commit per PUBACK. */
+  private refill: NodeJS.Immediate | undefined;
 
   constructor(private readonly options: DeliveryOptions) {
     this.now = options.now ?? Date.now;
@@ -60,8 +62,10 @@ export class Delivery {
     this.running = false;
     clearInterval(this.timer);
     this.timer = undefined;
+    if (this.refill !== undefined) clearImmediate(this.refill);
+    this.refill = undefined;
     if (this.ackFlush !== undefined) {
-      clearImmediate(this.ackFlush);
+      clearTimeout(this.ackFlush);
       this.flushAcks();
     }
   }
@@ -91,8 +95,9 @@ export class Delivery {
   /** The county acknowledged a record (the ack's signature already checked). */
   acknowledge(id: string): void {
     this.pendingAcks.push(id);
-    // Losing a batch in a crash only means those records are sent again; the county dedupes by id.
-    this.ackFlush ??= setImmediate(() => this.flushAcks());
+    // Acks come one verified message at a time; a few ms gathers a drain's worth into one commit (one
+    // fsync). Losing a batch in a crash only means those records are sent again; the county dedupes by id.
+    this.ackFlush ??= setTimeout(() => this.flushAcks(), 5);
   }
 
   private flushAcks(): void {
@@ -134,7 +139,11 @@ export class Delivery {
           )
           .finally(() => {
             this.inFlight--;
-            this.kick();
+            // Refill once half the window is free, so each pass (and its commit) covers many records.
+            if (this.inFlight <= this.window / 2) this.refill ??= setImmediate(() => {
+              this.refill = undefined;
+              this.kick();
+            });
           });
       }
       // A stream with more waiting keeps the window to itself until it is drained, so order holds.

@@ -223,12 +223,13 @@ export class ModbusDevice implements Device {
 
   // ── writing ────────────────────────────────────────────────────────────────────────────────────
 
-  /** The writes of one purpose go out back to back, in profile order, ahead of every queued poll. */
+  /**
+   * The writes of one purpose go out in profile order, ahead of every queued poll. Each is its own job,
+   * queued together, so the bus keeps the 3.5-character silence between them as between any two frames.
+   */
   private async write(writes: readonly ModbusWrite[], purpose: string): Promise<void> {
     try {
-      await this.options.link.submit('write', async (t) => {
-        for (const w of writes) await writeOne(t, this.exchange, w);
-      });
+      await Promise.all(writes.map((w) => this.options.link.submit('write', (t) => writeOne(t, this.exchange, w))));
       this.log.debug({ purpose }, 'written');
     } catch (cause) {
       const error = asModbusError(cause);

@@ -33,7 +33,7 @@ export interface DrainResult {
   duplicates: number;
   invalid: number;
   brokerUpToDepthZeroMs: number;
-  /** First deliveries that were already a republish (attempt > 1); 0 unless a try above went wrong. */
+  /** First deliveries that were already a republish (attempt > 1): the county missed the first publish. */
   retriedFirsts: number;
 }
 

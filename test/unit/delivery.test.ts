@@ -55,7 +55,8 @@ describe('Delivery', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(uplink.published).toEqual([]);
     uplink.setConnected(true);
-    await vi.advanceTimersByTimeAsync(0);
+    // Refills after PUBACKs are coalesced on setImmediate: a few turns of the loop drain the window.
+    await vi.advanceTimersByTimeAsync(10);
     expect(uplink.published.map((p) => `${p.stream}:${p.payload['seq']}`)).toEqual([
       ...Array.from({ length: 10 }, (_, i) => `alarm:${i + 1}`),
       'fault:1', 'fault:2', 'fault:3',
