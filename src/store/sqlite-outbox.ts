@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
 import { outboxStreams, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
 
@@ -73,26 +73,13 @@ const knownStreams: ReadonlySet<string> = new Set(outboxStreams);
  */
 export function openSqliteOutbox(options: { path: string; logger?: Logger; ackedRetentionMs?: number }): SqliteOutbox {
   const path = resolve(options.path);
-  const dir = dirname(path);
   let db: Database.Database | undefined;
   try {
-    const firstCreatedDir = mkdirSync(dir, { recursive: true });
-    const isNew = !existsSync(path);
-    db = new Database(path);
-    const journalMode = db.pragma('journal_mode = WAL', { simple: true });
-    if (journalMode !== 'wal') throw new Error(`journal_mode is ${String(journalMode)}, WAL is required`);
-    db.pragma('synchronous = FULL');
     // A big transaction (rescheduleAll over a long backlog) grows the WAL; without a limit it stays that big.
-    db.pragma('journal_size_limit = 4194304');
-    const synchronous = db.pragma('synchronous', { simple: true });
-    if (synchronous !== 2) throw new Error(`synchronous is ${String(synchronous)}, FULL (2) is required`);
-    const problems = db.prepare<[], string>('PRAGMA quick_check(5)').pluck().all();
-    if (problems.join() !== 'ok') throw new Error(`integrity check failed: ${problems.join('\n').replaceAll('\n', '; ')}`);
-    const schemaVersion = migrate(db, options.logger);
-    // SQLite syncs the directory for its WAL file, not for a new main file: without this a power cut right
-    // after first start could lose the file's directory entry, and with it every record.
-    if (isNew) syncDirectoriesUpTo(dir, firstCreatedDir);
-    options.logger?.info({ path, journalMode, synchronous: 'full', schemaVersion }, 'outbox opened');
+    const opened = openDurableSqlite({ path, migrations, label: 'outbox', journalSizeLimit: 4194304, ...(options.logger ? { logger: options.logger } : {}) });
+    db = opened.db;
+    const schemaVersion = opened.schemaVersion;
+    options.logger?.info({ path, journalMode: 'wal', synchronous: 'full', schemaVersion }, 'outbox opened');
     return new SqliteOutbox(db, path, options.ackedRetentionMs ?? defaultAckedRetentionMs);
   } catch (error) {
     db?.close();
@@ -101,37 +88,6 @@ export function openSqliteOutbox(options: { path: string; logger?: Logger; acked
   }
 }
 
-function migrate(db: Database.Database, logger: Logger | undefined): number {
-  const current = Number(db.pragma('user_version', { simple: true }));
-  if (current > migrations.length) {
-    throw new Error(`schema version ${current} is newer than this build understands (${migrations.length}); refusing to touch it`);
-  }
-  for (let version = current; version < migrations.length; version++) {
-    db.transaction(() => {
-      db.exec(migrations[version] ?? '');
-      db.pragma(`user_version = ${version + 1}`);
-    }).immediate();
-    logger?.info({ from: version, to: version + 1 }, 'outbox schema migrated');
-  }
-  return migrations.length;
-}
-
-/** fsyncs `dir` and, when mkdir created a chain of directories, each of their parents too. */
-function syncDirectoriesUpTo(dir: string, firstCreated: string | undefined): void {
-  const dirs = [dir];
-  if (firstCreated !== undefined) {
-    for (let d = dir; d !== firstCreated && dirname(d) !== d; d = dirname(d)) dirs.push(dirname(d));
-    dirs.push(dirname(firstCreated));
-  }
-  for (const d of dirs) {
-    const fd = openSync(d, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
 
 function prepareStatements(db: Database.Database) {
   return {

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { ReplayGuard } from './types.ts';
 
@@ -40,23 +40,12 @@ const migrations: readonly string[] = [
  */
 export function openSqliteReplayGuard(options: { path: string; logger?: Logger }): SqliteReplayGuard {
   const path = resolve(options.path);
-  const dir = dirname(path);
   let db: Database.Database | undefined;
   try {
-    const firstCreatedDir = mkdirSync(dir, { recursive: true });
-    const isNew = !existsSync(path);
-    db = new Database(path);
-    const journalMode = db.pragma('journal_mode = WAL', { simple: true });
-    if (journalMode !== 'wal') throw new Error(`journal_mode is ${String(journalMode)}, WAL is required`);
-    db.pragma('synchronous = FULL');
-    const synchronous = db.pragma('synchronous', { simple: true });
-    if (synchronous !== 2) throw new Error(`synchronous is ${String(synchronous)}, FULL (2) is required`);
-    const problems = db.prepare<[], string>('PRAGMA quick_check(5)').pluck().all();
-    if (problems.join() !== 'ok') throw new Error(`integrity check failed: ${problems.join('\n').replaceAll('\n', '; ')}`);
-    const schemaVersion = migrate(db, options.logger);
-    // SQLite syncs the directory for its WAL, not for a new main file: without this a power cut right after
-    // the first start could lose the file's directory entry, and with it every remembered id.
-    if (isNew) syncDirectories(dir, firstCreatedDir);
+    const opened = openDurableSqlite({ path, migrations, label: 'replay guard', ...(options.logger ? { logger: options.logger } : {}) });
+    db = opened.db;
+    const schemaVersion = opened.schemaVersion;
+    const journalMode = 'wal';
     const remembered = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM seen_command').get()?.n ?? 0;
     options.logger?.info({ path, journalMode, synchronous: 'full', schemaVersion, remembered }, 'replay guard opened');
     return new SqliteReplayGuard(db, path, options.logger);
@@ -67,37 +56,6 @@ export function openSqliteReplayGuard(options: { path: string; logger?: Logger }
   }
 }
 
-function migrate(db: Database.Database, logger: Logger | undefined): number {
-  const current = Number(db.pragma('user_version', { simple: true }));
-  if (current > migrations.length) {
-    throw new Error(`schema version ${current} is newer than this build understands (${migrations.length}); refusing to touch it`);
-  }
-  for (let version = current; version < migrations.length; version++) {
-    db.transaction(() => {
-      db.exec(migrations[version] ?? '');
-      db.pragma(`user_version = ${version + 1}`);
-    }).immediate();
-    logger?.info({ from: version, to: version + 1 }, 'replay guard schema migrated');
-  }
-  return migrations.length;
-}
-
-/** fsyncs `dir` and, when mkdir created a chain of directories, each of their parents too. */
-function syncDirectories(dir: string, firstCreated: string | undefined): void {
-  const dirs = [dir];
-  if (firstCreated !== undefined) {
-    for (let d = dir; d !== firstCreated && dirname(d) !== d; d = dirname(d)) dirs.push(dirname(d));
-    dirs.push(dirname(firstCreated));
-  }
-  for (const d of dirs) {
-    const fd = openSync(d, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
 
 export class SqliteReplayGuard implements ReplayGuard {
   private readonly rememberTx: (jti: string, expiresAt: number, now: number) => boolean;
