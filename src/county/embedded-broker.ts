@@ -1,5 +1,4 @@
 import { createServer, type Socket } from 'node:net';
-import { Aedes } from 'aedes';
 import type { Logger } from '../platform/logger.ts';
 
 export interface EmbeddedBroker {
@@ -14,6 +13,8 @@ export interface EmbeddedBroker {
  */
 export async function startEmbeddedBroker(options: { host: string; port: number; logger: Logger }): Promise<EmbeddedBroker> {
   const logger = options.logger.child({ component: 'embedded-broker' });
+  // Loaded here, not at start-up: most villages use the county broker, and aedes alone adds ~12 MB of RSS.
+  const { Aedes } = await import('aedes');
   const aedes = await Aedes.createBroker();
   aedes.on('clientError', (client, error) => logger.debug({ client: client.id, err: error.message }, 'client error'));
   aedes.on('connectionError', (_client, error) => logger.debug({ err: error.message }, 'connection error'));

@@ -1,11 +1,18 @@
-import { EventEmitter } from 'node:events';
-import { SerialPort } from 'serialport';
-import { hasValidCrc } from './crc16.ts';
+import { readSync, writeSync } from 'node:fs';
+import { autoDetect, type BindingPortInterface } from '@serialport/bindings-cpp';
+import { hasValidCrc, crc16 } from './crc16.ts';
+import type { ProtocolErrorKind } from './types.ts';
 
 /**
- * Modbus RTU framing over a serial port, for modbus-serial's client (which expects a port that hands it
- * one whole reply per 'data' event). Frames are cut by the length the request implies, not by silence:
- * user-space timing of a USB adapter (1-16 ms latency) cannot see the 3.5-character gap.
+ * A Modbus RTU master over a serial port, one transaction at a time. Frames are cut by the length the
+ * request implies, not by silence: user-space timing of a USB adapter (1-16 ms latency) cannot see the
+ * 3.5-character gap. Our own rather than modbus-serial's: its raw port hands the library whatever chunk
+ * the OS returned, and its buffered port silently skips replies from another unit.
+ *
+ * Below the `serialport` stream, on the binding itself: the stream reads and writes through the libuv
+ * thread pool (a thread hop per chunk, most of the service's idle CPU on a saturated bus). Where the
+ * binding polls the descriptor (Linux, macOS), we read and write the non-blocking descriptor directly
+ * when the poller says it is readable: a few bytes each way, never a wait.
  */
 
 export interface SerialLine {
@@ -17,50 +24,65 @@ export interface SerialLine {
 }
 
 /** What the reply to a request must look like, read off the request itself. */
-export interface Expectation {
+interface Expectation {
   unit: number;
   fc: number;
   length: number;
 }
 
-export interface Leftover {
-  bytes: Buffer;
-  expecting: Expectation | null;
+/** A failed transaction: the caller prefixes the detail with the unit and the request. */
+export class RtuFault extends Error {
+  constructor(
+    readonly kind: ProtocolErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RtuFault';
+  }
 }
 
-function expectationOf(request: Buffer): Expectation | null {
-  const unit = request[0] ?? 0;
-  const fc = request[1] ?? 0;
+// Worded as modbus-serial words them: logs and alerts already quote these.
+const EXCEPTIONS = [
+  'Unknown error',
+  'Illegal function (device does not support this read/write function)',
+  'Illegal data address (register not supported by device)',
+  'Illegal data value (value cannot be written to this register)',
+  'Slave device failure (device reports internal error)',
+  'Acknowledge (requested data will be available later)',
+  'Slave device busy (retry request again later)',
+  'Negative acknowledge (slave device cannot perform programming functions)',
+  'Memory parity error (slave device detected a parity error in memory)',
+  'Unknown error',
+  'Gateway path unavailable (misconfigured gateway)',
+  'Gateway target device failed to respond (retry request again later)',
+];
+
+function replyLength(fc: number, word: number): number {
   switch (fc) {
     case 1:
     case 2:
-      return { unit, fc, length: 5 + Math.ceil(request.readUInt16BE(4) / 8) };
+      return 5 + Math.ceil(word / 8);
     case 3:
     case 4:
-      return { unit, fc, length: 5 + 2 * request.readUInt16BE(4) };
-    case 5:
-    case 6:
-    case 15:
-    case 16:
-      return { unit, fc, length: 8 };
+      return 5 + 2 * word;
     default:
-      return null;
+      return 8;
   }
 }
 
 /**
- * Finds the reply in what arrived. A reply naming another unit is believed only at the very start (a
+ * Finds the reply in `rx[0, end)`. A reply naming another unit is believed only at the very start (a
  * neighbour answering out of turn); further in, leading noise is skipped to the first header of ours
- * whose CRC holds. Returns null to wait for more bytes; a complete frame with a bad CRC is handed on
- * only when no later candidate could still complete, so the library reports the CRC error.
+ * whose CRC holds. Returns null to wait for more bytes; a complete frame with a bad CRC is returned only
+ * when no later candidate could still complete, so that it is reported as a CRC error.
  */
-function findFrame(rx: Buffer, exp: Expectation): Buffer | null {
+function findFrame(rx: Buffer, end: number, exp: Expectation): Buffer | null {
   let fallback: Buffer | null = null;
-  for (let i = 0; i + 1 < rx.length; i++) {
+  for (let i = 0; i + 1 < end; i++) {
     if (i > 0 && rx[i] !== exp.unit) continue;
-    const length = candidateLength(rx, i, exp);
+    const length = candidateLength(rx, end, i, exp);
     if (length === 'none') continue;
-    if (length === 'more' || rx.length - i < length) return null;
+    if (length === 'more' || end - i < length) return null;
     const frame = rx.subarray(i, i + length);
     if (hasValidCrc(frame)) return frame;
     fallback ??= frame;
@@ -69,72 +91,210 @@ function findFrame(rx: Buffer, exp: Expectation): Buffer | null {
 }
 
 /** The length of a reply starting at `i`, 'none' if no reply starts there, 'more' if not yet known. */
-function candidateLength(rx: Buffer, i: number, exp: Expectation): number | 'none' | 'more' {
+function candidateLength(rx: Buffer, end: number, i: number, exp: Expectation): number | 'none' | 'more' {
   const fc = rx[i + 1];
   if (fc === (exp.fc | 0x80)) return 5;
   if (fc !== exp.fc) return 'none';
   if (exp.fc > 4) return exp.length;
-  const byteCount = rx[i + 2];
-  if (byteCount === undefined) return 'more';
-  // A well-formed reply with fewer data bytes than asked is a short reply, not noise: hand it on.
-  return Math.min(exp.length, 5 + byteCount);
+  if (i + 2 >= end) return 'more';
+  // A well-formed reply with fewer data bytes than asked is a short reply, not noise: report it as such.
+  return Math.min(exp.length, 5 + (rx[i + 2] ?? 0));
 }
 
-/** A serial port that hands the library whole frames only, and keeps what arrived for diagnosis. */
-export class RtuFramedPort extends EventEmitter {
-  private readonly serial: SerialPort;
-  private rx: Buffer = Buffer.alloc(0);
-  private expecting: Expectation | null = null;
-
-  constructor(line: SerialLine) {
-    super();
-    this.serial = new SerialPort({ ...line, autoOpen: false });
-    this.serial.on('data', (chunk: Buffer) => this.receive(chunk));
-    // Before the library attaches its listener, an unheard 'error' would throw and end the process.
-    this.serial.on('error', (err: Error) => {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-    });
-    this.serial.on('close', (err: Error | null) => this.emit('close', err?.message ?? 'port closed'));
+/** Why a complete-looking frame is not the reply asked for, in the order modbus-serial checked. */
+function faultOf(frame: Buffer, exp: Expectation): RtuFault | null {
+  if (!hasValidCrc(frame)) return new RtuFault('crc', 'reply failed its CRC check');
+  const code = frame[1] ?? 0;
+  if (code === (exp.fc | 0x80)) {
+    const exception = frame[2] ?? 0;
+    return new RtuFault('exception', `Modbus exception ${exception}: ${EXCEPTIONS[exception] ?? 'Unknown error'}`);
   }
+  if (frame.length !== exp.length)
+    return new RtuFault(frame.length < exp.length ? 'short-reply' : 'garbage', `reply of ${frame.length} bytes, expected ${exp.length}`);
+  if (frame[0] !== exp.unit) return new RtuFault('wrong-unit', `the reply came from unit ${frame[0]}`);
+  return null;
+}
+
+/** A timeout, told apart by what (if anything) arrived before the silence. */
+function silence(bytes: Buffer, exp: Expectation, timeoutMs: number): RtuFault {
+  if (bytes.length === 0) return new RtuFault('timeout', `no reply within ${timeoutMs} ms`);
+  const hex = bytes.subarray(0, 24).toString('hex');
+  if (bytes[1] === exp.fc || bytes[1] === (exp.fc | 0x80)) {
+    // Long enough but never a valid frame: the reply was there, its CRC was not.
+    if (bytes[0] === exp.unit && bytes.length >= exp.length) return new RtuFault('crc', `reply failed its CRC check (${hex})`);
+    if (bytes[0] === exp.unit) return new RtuFault('short-reply', `reply cut short, ${bytes.length} of ${exp.length} bytes (${hex})`);
+    return new RtuFault('wrong-unit', `partial reply from unit ${bytes[0]} (${hex})`);
+  }
+  return new RtuFault('garbage', `${bytes.length} bytes that are no reply (${hex})`);
+}
+
+interface Pending {
+  resolve: (frame: Buffer) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** What the Linux and macOS bindings offer beyond the interface: the descriptor and its poller. */
+interface Polled {
+  fd: number | null;
+  poller: { once(event: 'readable', callback: (err: Error | null) => void): unknown };
+}
+
+function isPolled(port: BindingPortInterface): port is BindingPortInterface & Polled {
+  const candidate = port as Partial<Polled>;
+  return typeof candidate.fd === 'number' && typeof candidate.poller?.once === 'function';
+}
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'string'
+    ? (error as { code: string }).code
+    : undefined;
+}
+
+const RETRY_LATER = new Set(['EAGAIN', 'EWOULDBLOCK', 'EINTR']);
+
+/**
+ * One serial port, one outstanding request on it. The receive buffers are reused from one transaction
+ * to the next; the 8-byte request is not, as an asynchronous write may still hold it.
+ */
+export class RtuPort {
+  private port: BindingPortInterface | null = null;
+  private readonly chunk = Buffer.allocUnsafe(256);
+  private rx = Buffer.allocUnsafe(256);
+  private rxLength = 0;
+  private readonly exp: Expectation = { unit: 0, fc: 0, length: 0 };
+  private pending: Pending | null = null;
+
+  constructor(
+    private readonly line: SerialLine,
+    private readonly onLost: (reason: string) => void,
+  ) {}
 
   get isOpen(): boolean {
-    return this.serial.isOpen;
+    return this.port?.isOpen ?? false;
   }
 
-  open(callback: (err: Error | null) => void): void {
-    this.serial.open((err) => {
-      if (err) return callback(err);
-      // A reply meant for a previous owner of the port may still be queued: never read it as ours.
-      this.serial.flush(() => {
-        this.rx = Buffer.alloc(0);
-        this.expecting = null;
-        callback(null);
-      });
+  async open(): Promise<void> {
+    const { path, baudRate, parity, dataBits, stopBits } = this.line;
+    const port = await autoDetect().open({ path, baudRate, parity, dataBits, stopBits });
+    // A reply meant for a previous owner of the port may still be queued: never read it as ours.
+    await port.flush();
+    this.port = port;
+    this.rxLength = 0;
+    if (isPolled(port)) this.awaitReadable(port);
+    else void this.readLoop(port);
+  }
+
+  async close(): Promise<void> {
+    this.fail(new RtuFault('port', 'port closed'));
+    const port = this.port;
+    this.port = null;
+    if (port?.isOpen) await port.close();
+  }
+
+  /**
+   * Sends `[unit, fc, address, word]` and resolves with the reply frame, which stays valid only until
+   * the next call. Rejects with an `RtuFault`.
+   */
+  transact(unit: number, fc: number, address: number, word: number, timeoutMs: number): Promise<Buffer> {
+    if (this.pending !== null) return Promise.reject(new RtuFault('port', 'overlapping request refused'));
+    const port = this.port;
+    if (port === null || !port.isOpen) return Promise.reject(new RtuFault('port', 'Port Not Open'));
+    const request = Buffer.allocUnsafe(8);
+    request[0] = unit;
+    request[1] = fc;
+    request.writeUInt16BE(address, 2);
+    request.writeUInt16BE(word, 4);
+    request.writeUInt16LE(crc16(request, 0, 6), 6);
+    this.exp.unit = unit;
+    this.exp.fc = fc;
+    this.exp.length = replyLength(fc, word);
+    this.rxLength = 0;
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(silence(this.rx.subarray(0, this.rxLength), this.exp, timeoutMs)), timeoutMs);
+      this.pending = { resolve, reject, timer };
+      this.send(port, request);
     });
   }
 
-  close(callback: (err: Error | null) => void): void {
-    if (!this.serial.isOpen) return callback(null);
-    this.serial.close((err) => callback(err ?? null));
+  private send(port: BindingPortInterface, request: Buffer): void {
+    if (isPolled(port) && port.fd !== null) {
+      try {
+        if (writeSync(port.fd, request) === request.length) return;
+      } catch (error) {
+        if (!RETRY_LATER.has(errorCode(error) ?? '')) return this.fail(new RtuFault('port', `write failed: ${String(error)}`));
+      }
+    }
+    // The output buffer is full (or there is no descriptor to write): let the binding wait for room.
+    port.write(request).catch((error: unknown) => this.fail(new RtuFault('port', `write failed: ${String(error)}`)));
   }
 
-  write(request: Buffer): void {
-    this.rx = Buffer.alloc(0);
-    this.expecting = expectationOf(request);
-    this.serial.write(request);
+  private awaitReadable(port: BindingPortInterface & Polled): void {
+    port.poller.once('readable', (err) => {
+      if (this.port !== port) return;
+      if (err) return this.lose(err.message);
+      if (port.fd === null) return;
+      // One read per wake-up: the poll is level-triggered, and reading on to EAGAIN would throw (and
+      // build a stack trace) on every chunk.
+      try {
+        const bytes = readSync(port.fd, this.chunk, 0, this.chunk.length, null);
+        // With VMIN=1 an empty port reads EAGAIN; 0 is a hang-up, which would otherwise wake us for ever.
+        if (bytes === 0) return this.lose('the port hung up');
+        this.receive(this.chunk, bytes);
+      } catch (error) {
+        if (!RETRY_LATER.has(errorCode(error) ?? '')) return this.lose(error instanceof Error ? error.message : String(error));
+      }
+      this.awaitReadable(port);
+    });
   }
 
-  leftover(): Leftover {
-    return { bytes: this.rx, expecting: this.expecting };
+  private async readLoop(port: BindingPortInterface): Promise<void> {
+    while (this.port === port) {
+      try {
+        const { bytesRead } = await port.read(this.chunk, 0, this.chunk.length);
+        if (this.port === port) this.receive(this.chunk, bytesRead);
+      } catch (error) {
+        if (this.port === port) this.lose(error instanceof Error ? error.message : String(error));
+        return;
+      }
+    }
   }
 
-  private receive(chunk: Buffer): void {
+  /** The port went away under us (adapter unplugged): told once, after the pending request fails. */
+  private lose(reason: string): void {
+    const port = this.port;
+    this.port = null;
+    this.fail(new RtuFault('port', reason));
+    if (port?.isOpen) port.close().catch(() => undefined);
+    this.onLost(reason);
+  }
+
+  private fail(error: Error): void {
+    const pending = this.pending;
+    if (pending === null) return;
+    this.pending = null;
+    clearTimeout(pending.timer);
+    pending.reject(error);
+  }
+
+  private receive(chunk: Buffer, length: number): void {
     // Outside an exchange this is a late reply or line noise; it must not become the next reply.
-    if (this.expecting === null) return;
-    this.rx = this.rx.length === 0 ? chunk : Buffer.concat([this.rx, chunk]);
-    const frame = findFrame(this.rx, this.expecting);
+    const pending = this.pending;
+    if (pending === null) return;
+    const end = this.rxLength + length;
+    if (end > this.rx.length) {
+      const grown = Buffer.allocUnsafe(Math.max(end, 2 * this.rx.length));
+      this.rx.copy(grown, 0, 0, this.rxLength);
+      this.rx = grown;
+    }
+    chunk.copy(this.rx, this.rxLength, 0, length);
+    this.rxLength = end;
+    const frame = findFrame(this.rx, end, this.exp);
     if (frame === null) return;
-    this.expecting = null;
-    this.emit('data', Buffer.from(frame));
+    const fault = faultOf(frame, this.exp);
+    if (fault !== null) return this.fail(fault);
+    this.pending = null;
+    clearTimeout(pending.timer);
+    pending.resolve(frame);
   }
 }

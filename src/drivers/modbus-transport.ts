@@ -1,22 +1,19 @@
 import { Socket } from 'node:net';
-import ModbusSerial from 'modbus-serial';
-import { RtuFramedPort, type Leftover, type SerialLine } from './modbus-rtu-port.ts';
+import type ModbusSerial from 'modbus-serial';
+import { RtuFault, RtuPort, type SerialLine } from './modbus-rtu-port.ts';
 import type { ProtocolErrorKind } from './types.ts';
 
 export type { SerialLine };
 
 /**
- * The one adapter over `modbus-serial`: every call names its unit and timeout, and every failure comes
- * out as a `ModbusError` with one of our `ProtocolErrorKind`s. No library type leaves this file.
+ * Modbus RTU and TCP behind one interface: every call names its unit and timeout, and every failure
+ * comes out as a `ModbusError` with one of our `ProtocolErrorKind`s. No library type leaves this file.
  *
- * RTU goes through our own framing port instead of the library's: its raw port hands the library
- * whatever chunk the OS returned (a USB adapter splits replies), and its buffered port silently skips
- * replies from another unit, so a wrong-unit reply or a cut-off one would only ever show as a timeout.
+ * RTU runs on our own master (modbus-rtu-port.ts); TCP on `modbus-serial`, loaded only when a TCP bus
+ * is configured (it also loads every port type it has, ~2 MB of heap a serial-only controller never uses).
  */
 
-// With `module: NodeNext` the default import is the CommonJS module object; its `default` is the class.
-const ModbusRTU = ModbusSerial.default;
-type Client = InstanceType<typeof ModbusRTU>;
+type Client = InstanceType<(typeof ModbusSerial)['default']>;
 
 export class ModbusError extends Error {
   constructor(
@@ -55,20 +52,46 @@ export interface ModbusTransport {
   writeRegister(x: Exchange, address: number, value: number): Promise<void>;
 }
 
-/** An open port as the transport needs it, whatever carries it. */
+type BitTable = 1 | 2;
+type RegisterTable = 3 | 4;
+type WriteCode = 5 | 6;
+
+/** An open port as the transport needs it, whatever carries it; failures come out as `ModbusError`s. */
 interface Link {
-  client: Client;
   isOpen(): boolean;
   close(): Promise<void>;
-  leftover?(): Leftover;
+  readBits(x: Exchange, fc: BitTable, address: number, count: number): Promise<boolean[]>;
+  readRegisters(x: Exchange, fc: RegisterTable, address: number, count: number): Promise<number[]>;
+  /** `value` is 0 or 1 for a coil. */
+  write(x: Exchange, fc: WriteCode, address: number, value: number): Promise<void>;
 }
 
 type Connect = (lose: (reason: string) => void, signal: AbortSignal) => Promise<Link>;
 
-// Margin over the library's own timeout: if it ever fails to settle, the bus must not stall forever.
-const GUARD_MARGIN_MS = 1000;
+/** What a request does, for error messages only (built when one fails, not per request). */
+function describe(fc: number, address: number, word: number): string {
+  switch (fc) {
+    case 1:
+      return `read coils ${address}+${word}`;
+    case 2:
+      return `read discrete inputs ${address}+${word}`;
+    case 3:
+      return `read holding registers ${address}+${word}`;
+    case 4:
+      return `read input registers ${address}+${word}`;
+    case 5:
+      return `write coil ${address}=${word}`;
+    default:
+      return `write holding register ${address}=${word}`;
+  }
+}
 
-class LibraryTransport implements ModbusTransport {
+function echoMismatch(x: Exchange, fc: WriteCode, address: number, value: number, echoAddress: number, echoValue: number): ModbusError {
+  const what = fc === 5 ? 'coil' : 'register';
+  return new ModbusError('garbage', `unit ${x.unitId} ${describe(fc, address, value)}: echo says ${what} ${echoAddress}=${echoValue}`);
+}
+
+class PortTransport implements ModbusTransport {
   private link: Link | null = null;
   private generation = 0;
   private lose: ((reason: string) => void) | null = null;
@@ -122,44 +145,31 @@ class LibraryTransport implements ModbusTransport {
     if (link) await link.close().catch(() => undefined);
   }
 
-  async readCoils(x: Exchange, address: number, count: number): Promise<boolean[]> {
-    const reply = await this.exchange(x, `read coils ${address}+${count}`, (c) => c.readCoils(address, count));
-    return reply.data.slice(0, count);
+  readCoils(x: Exchange, address: number, count: number): Promise<boolean[]> {
+    return this.exchange((link) => link.readBits(x, 1, address, count));
   }
 
-  async readDiscreteInputs(x: Exchange, address: number, count: number): Promise<boolean[]> {
-    const what = `read discrete inputs ${address}+${count}`;
-    const reply = await this.exchange(x, what, (c) => c.readDiscreteInputs(address, count));
-    return reply.data.slice(0, count);
+  readDiscreteInputs(x: Exchange, address: number, count: number): Promise<boolean[]> {
+    return this.exchange((link) => link.readBits(x, 2, address, count));
   }
 
-  async readHoldingRegisters(x: Exchange, address: number, count: number): Promise<number[]> {
-    const what = `read holding registers ${address}+${count}`;
-    const reply = await this.exchange(x, what, (c) => c.readHoldingRegisters(address, count));
-    return [...reply.data];
+  readHoldingRegisters(x: Exchange, address: number, count: number): Promise<number[]> {
+    return this.exchange((link) => link.readRegisters(x, 3, address, count));
   }
 
-  async readInputRegisters(x: Exchange, address: number, count: number): Promise<number[]> {
-    const what = `read input registers ${address}+${count}`;
-    const reply = await this.exchange(x, what, (c) => c.readInputRegisters(address, count));
-    return [...reply.data];
+  readInputRegisters(x: Exchange, address: number, count: number): Promise<number[]> {
+    return this.exchange((link) => link.readRegisters(x, 4, address, count));
   }
 
-  async writeCoil(x: Exchange, address: number, on: boolean): Promise<void> {
-    const what = `write coil ${address}=${on ? 1 : 0}`;
-    const echo = await this.exchange(x, what, (c) => c.writeCoil(address, on));
-    if (echo.address !== address || echo.state !== on)
-      throw new ModbusError('garbage', `unit ${x.unitId} ${what}: echo says coil ${echo.address}=${echo.state ? 1 : 0}`);
+  writeCoil(x: Exchange, address: number, on: boolean): Promise<void> {
+    return this.exchange((link) => link.write(x, 5, address, on ? 1 : 0));
   }
 
-  async writeRegister(x: Exchange, address: number, value: number): Promise<void> {
-    const what = `write holding register ${address}=${value}`;
-    const echo = await this.exchange(x, what, (c) => c.writeRegister(address, value));
-    if (echo.address !== address || echo.value !== value)
-      throw new ModbusError('garbage', `unit ${x.unitId} ${what}: echo says register ${echo.address}=${echo.value}`);
+  writeRegister(x: Exchange, address: number, value: number): Promise<void> {
+    return this.exchange((link) => link.write(x, 6, address, value));
   }
 
-  private exchange<T>(x: Exchange, what: string, run: (client: Client) => Promise<T>): Promise<T> {
+  private exchange<T>(run: (link: Link) => Promise<T>): Promise<T> {
     const link = this.link;
     if (link === null) return Promise.reject(new ModbusError('port', `${this.endpoint} is not open`));
     if (!link.isOpen()) {
@@ -173,22 +183,121 @@ class LibraryTransport implements ModbusTransport {
       const settle = (error: ModbusError | null, value?: T): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(guard);
         this.abortPending = null;
         if (error) reject(error);
         else resolve(value as T);
       };
+      this.abortPending = (error) => settle(error);
+      run(link).then(
+        (value) => settle(null, value),
+        (error: unknown) => settle(error instanceof ModbusError ? error : new ModbusError('garbage', inspect(error).message)),
+      );
+    });
+  }
+}
+
+// ── RTU: our own master ──────────────────────────────────────────────────────────────────────────
+
+class RtuLink implements Link {
+  constructor(private readonly port: RtuPort) {}
+
+  isOpen(): boolean {
+    return this.port.isOpen;
+  }
+
+  close(): Promise<void> {
+    return this.port.close();
+  }
+
+  async readBits(x: Exchange, fc: BitTable, address: number, count: number): Promise<boolean[]> {
+    const frame = await this.transact(x, fc, address, count);
+    const bits = new Array<boolean>(count);
+    for (let i = 0; i < count; i++) bits[i] = (((frame[3 + (i >> 3)] ?? 0) >> (i & 7)) & 1) === 1;
+    return bits;
+  }
+
+  async readRegisters(x: Exchange, fc: RegisterTable, address: number, count: number): Promise<number[]> {
+    const frame = await this.transact(x, fc, address, count);
+    const registers = new Array<number>(count);
+    for (let i = 0; i < count; i++) registers[i] = frame.readUInt16BE(3 + 2 * i);
+    return registers;
+  }
+
+  async write(x: Exchange, fc: WriteCode, address: number, value: number): Promise<void> {
+    const word = fc === 5 ? (value === 1 ? 0xff00 : 0) : value;
+    const frame = await this.transact(x, fc, address, word);
+    const echoAddress = frame.readUInt16BE(2);
+    const echoWord = frame.readUInt16BE(4);
+    // A coil echo is read as modbus-serial reads it: 0xFF00 is on, anything else off.
+    const echoValue = fc === 5 ? (echoWord === 0xff00 ? 1 : 0) : echoWord;
+    if (echoAddress !== address || echoValue !== value) throw echoMismatch(x, fc, address, value, echoAddress, echoValue);
+  }
+
+  private transact(x: Exchange, fc: number, address: number, word: number): Promise<Buffer> {
+    return this.port.transact(x.unitId, fc, address, word, x.timeoutMs).catch((error: unknown) => {
+      const value = fc === 5 ? (word === 0 ? 0 : 1) : word;
+      const prefix = `unit ${x.unitId} ${describe(fc, address, value)}`;
+      if (error instanceof RtuFault) throw new ModbusError(error.kind, `${prefix}: ${error.message}`);
+      throw new ModbusError('port', `${prefix}: ${inspect(error).message}`);
+    });
+  }
+}
+
+export function createRtuTransport(line: SerialLine): ModbusTransport {
+  return new PortTransport(line.path, async (lose) => {
+    const port = new RtuPort(line, lose);
+    await port.open();
+    return new RtuLink(port);
+  });
+}
+
+// ── TCP: modbus-serial ───────────────────────────────────────────────────────────────────────────
+
+// Margin over the library's own timeout: if it ever fails to settle, the bus must not stall forever.
+const GUARD_MARGIN_MS = 1000;
+
+class LibraryLink implements Link {
+  constructor(
+    private readonly client: Client,
+    readonly isOpen: () => boolean,
+    readonly close: () => Promise<void>,
+  ) {}
+
+  async readBits(x: Exchange, fc: BitTable, address: number, count: number): Promise<boolean[]> {
+    const reply = await this.exchange(x, fc, address, count, (c) => (fc === 1 ? c.readCoils(address, count) : c.readDiscreteInputs(address, count)));
+    return reply.data.slice(0, count);
+  }
+
+  async readRegisters(x: Exchange, fc: RegisterTable, address: number, count: number): Promise<number[]> {
+    const reply = await this.exchange(x, fc, address, count, (c) =>
+      fc === 3 ? c.readHoldingRegisters(address, count) : c.readInputRegisters(address, count),
+    );
+    return [...reply.data];
+  }
+
+  async write(x: Exchange, fc: WriteCode, address: number, value: number): Promise<void> {
+    if (fc === 5) {
+      const echo = await this.exchange(x, fc, address, value, (c) => c.writeCoil(address, value === 1));
+      if (echo.address !== address || echo.state !== (value === 1)) throw echoMismatch(x, fc, address, value, echo.address, echo.state ? 1 : 0);
+    } else {
+      const echo = await this.exchange(x, fc, address, value, (c) => c.writeRegister(address, value));
+      if (echo.address !== address || echo.value !== value) throw echoMismatch(x, fc, address, value, echo.address, echo.value);
+    }
+  }
+
+  private exchange<T>(x: Exchange, fc: number, address: number, word: number, run: (client: Client) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const what = (): string => describe(fc, address, word);
       const guard = setTimeout(
-        () => settle(new ModbusError('timeout', `unit ${x.unitId} ${what}: the driver never settled`)),
+        () => reject(new ModbusError('timeout', `unit ${x.unitId} ${what()}: the driver never settled`)),
         x.timeoutMs + GUARD_MARGIN_MS,
       );
-      this.abortPending = (error) => settle(error);
       // setID and setTimeout are read synchronously by the call below; nothing can run in between.
-      link.client.setID(x.unitId);
-      link.client.setTimeout(x.timeoutMs);
-      run(link.client).then(
-        (value) => settle(null, value),
-        (error: unknown) => settle(classify(error, x, what, link.leftover?.())),
+      this.client.setID(x.unitId);
+      this.client.setTimeout(x.timeoutMs);
+      run(this.client).then(
+        (value) => (clearTimeout(guard), resolve(value)),
+        (error: unknown) => (clearTimeout(guard), reject(classify(error, x, what()))),
       );
     });
   }
@@ -210,11 +319,11 @@ function inspect(error: unknown): ErrorFacts {
   return { message, errno, modbusCode };
 }
 
-function classify(error: unknown, x: Exchange, what: string, leftover: Leftover | undefined): ModbusError {
+function classify(error: unknown, x: Exchange, what: string): ModbusError {
   const { message, errno, modbusCode } = inspect(error);
   const prefix = `unit ${x.unitId} ${what}`;
   if (modbusCode !== undefined) return new ModbusError('exception', `${prefix}: ${message}`);
-  if (errno === 'ETIMEDOUT' || message === 'Timed out') return silence(prefix, x.timeoutMs, leftover);
+  if (errno === 'ETIMEDOUT' || message === 'Timed out') return new ModbusError('timeout', `${prefix}: no reply within ${x.timeoutMs} ms`);
   if (message === 'CRC error') return new ModbusError('crc', `${prefix}: reply failed its CRC check`);
   const length = /^Data length error, expected (\d+) got (\d+)/.exec(message);
   if (length) {
@@ -228,43 +337,10 @@ function classify(error: unknown, x: Exchange, what: string, leftover: Leftover 
   return new ModbusError('garbage', `${prefix}: ${message}`);
 }
 
-/** A timeout, told apart by what (if anything) arrived before the silence. */
-function silence(prefix: string, timeoutMs: number, leftover: Leftover | undefined): ModbusError {
-  const bytes = leftover?.bytes;
-  const exp = leftover?.expecting;
-  if (bytes === undefined || bytes.length === 0 || exp == null) return new ModbusError('timeout', `${prefix}: no reply within ${timeoutMs} ms`);
-  const hex = bytes.subarray(0, 24).toString('hex');
-  if (bytes[1] === exp.fc || bytes[1] === (exp.fc | 0x80)) {
-    // Long enough but never a valid frame: the reply was there, its CRC was not.
-    if (bytes[0] === exp.unit && bytes.length >= exp.length)
-      return new ModbusError('crc', `${prefix}: reply failed its CRC check (${hex})`);
-    if (bytes[0] === exp.unit)
-      return new ModbusError('short-reply', `${prefix}: reply cut short, ${bytes.length} of ${exp.length} bytes (${hex})`);
-    return new ModbusError('wrong-unit', `${prefix}: partial reply from unit ${bytes[0]} (${hex})`);
-  }
-  return new ModbusError('garbage', `${prefix}: ${bytes.length} bytes that are no reply (${hex})`);
-}
-
-export function createRtuTransport(line: SerialLine): ModbusTransport {
-  return new LibraryTransport(line.path, async (lose) => {
-    const port = new RtuFramedPort(line);
-    const client = new ModbusRTU(port);
-    // The library re-emits port errors; an EventEmitter 'error' without a listener would crash the process.
-    client.on('error', () => undefined);
-    port.on('close', (reason: string) => lose(reason));
-    await new Promise<void>((resolve, reject) => client.open((err: unknown) => (err ? reject(err) : resolve())));
-    return {
-      client,
-      isOpen: () => port.isOpen,
-      close: () => new Promise<void>((resolve) => port.close(() => resolve())),
-      leftover: () => port.leftover(),
-    };
-  });
-}
-
 export function createTcpTransport(endpoint: TcpEndpoint, options: { connectTimeoutMs?: number } = {}): ModbusTransport {
   const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
-  return new LibraryTransport(`${endpoint.host}:${endpoint.port}`, async (lose, signal) => {
+  return new PortTransport(`${endpoint.host}:${endpoint.port}`, async (lose, signal) => {
+    const { default: library } = await import('modbus-serial');
     // Our own socket: the library's TCP port can miss a close that follows an error, and cannot bound connect().
     const socket = await connectSocket(endpoint, connectTimeoutMs, signal);
     socket.on('error', () => undefined);
@@ -272,19 +348,19 @@ export function createTcpTransport(endpoint: TcpEndpoint, options: { connectTime
     // Half-open connections (a gateway that lost power) otherwise only ever show as timeouts.
     socket.setKeepAlive(true, 10_000);
     socket.setNoDelay(true);
-    const client = new ModbusRTU();
+    const client = new library.default();
     client.on('error', () => undefined);
     await client.linkTCP(socket, { port: endpoint.port });
-    return {
+    return new LibraryLink(
       client,
-      isOpen: () => !socket.destroyed && socket.readyState === 'open',
-      close: () =>
+      () => !socket.destroyed && socket.readyState === 'open',
+      () =>
         new Promise<void>((resolve) => {
           if (socket.closed) return resolve();
           socket.once('close', () => resolve());
           socket.destroy();
         }),
-    };
+    );
   });
 }
 
