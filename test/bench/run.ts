@@ -124,7 +124,10 @@ function latencyRows(r: LatencyResult | undefined): Row[] {
       figure: '   Modbus inter-frame gap ≥ 3.5 characters',
       value: `${b.shortSilences} of ${b.requests} requests too early`,
       target: target('0', b.shortSilences === 0),
-      note: 'All are the second write of an indicator change (FC6 register, then FC5 buzzer coil, same unit): the bus keeps the gap between jobs, not between the exchanges inside one job.',
+      note:
+        b.shortSilences === 0
+          ? 'Measured at the slave between the end of each reply and the next request, writes of one indicator change included.'
+          : `By kind of the request that came too early: ${kinds(b.shortSilenceKinds) || 'n/a'}.`,
     },
     {
       figure: '   Durable before published',
