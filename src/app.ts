@@ -121,6 +121,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     logger: logger.child({ component: 'broadcast' }),
     onEvent: (event) => reports.playback(event),
     playerStopWaitMs: config.broadcast.player.killTimeoutMs + 500,
+    now,
   });
   const zoneOfTerminal = new Map(config.devices.flatMap((d) => (d.zone === undefined ? [] : [[d.id, d.zone] as const])));
   const localAlarmId = (alarmId: string) => `local-alarm-${alarmId}`;

@@ -31,9 +31,9 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'run': {
-      const configPath = optionValue(rest, '--config');
-      if (configPath === undefined) return fail(usage);
-      return run(configPath);
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } } });
+      if (values.config === undefined) return fail(usage);
+      return run(values.config);
     }
     case 'check-config': {
       const configPath = rest[0];
@@ -249,11 +249,6 @@ async function countyWatch(args: string[]): Promise<number> {
     console.error(`county watch: ${(error as Error).message}`);
     return 1;
   }
-}
-
-function optionValue(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
 }
 
 function fail(message: string): number {

@@ -117,10 +117,6 @@ export const healthPayloadSchema = z
   .strict();
 export type HealthPayload = z.infer<typeof healthPayloadSchema>;
 
-/** County → village, before signing. Kept for the contract's history; the link now takes only signed acks. */
-export const ackPayloadSchema = z.object({ id: z.string().uuid() }).strict();
-export type AckPayload = z.infer<typeof ackPayloadSchema>;
-
 /**
  * County → village commands travel as compact JWS (EdDSA / Ed25519). These are the claims inside, after
  * the signature checked out: who it is for, when it was issued and expires, and one id never to accept twice.
