@@ -6,6 +6,7 @@ import { connectCounty, type CountyClient } from '../support/county.ts';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { villageConfig } from '../support/village.ts';
+import { waitUntil as until } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -34,13 +35,6 @@ async function county(url = brokerUrl, autoAck = true): Promise<CountyClient> {
   return client;
 }
 
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('alarm relay, end to end through a real broker', () => {
   it('announces itself, relays a press, and shows the villager the county received it', async () => {

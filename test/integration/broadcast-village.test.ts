@@ -1,11 +1,12 @@
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import { alarmPayloadSchema, faultPayloadSchema, reportPayloadSchema, type ReportPayload } from '../../src/county/payloads.ts';
-import { connectCounty, type CountyClient } from '../support/county.ts';
+import { alarmPayloadSchema, faultPayloadSchema, type ReportPayload } from '../../src/county/payloads.ts';
+import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
 import { villageConfig } from '../support/village.ts';
+import { waitUntil } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -23,13 +24,6 @@ afterEach(async () => {
   for (const client of clients.splice(0)) await client.close();
 });
 
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function start(villageId: string, options: { autoAck: boolean; ackTimeoutMs?: number; realPlayer?: string[] }) {
   const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: options.autoAck, signer });
@@ -65,9 +59,7 @@ async function start(villageId: string, options: { autoAck: boolean; ackTimeoutM
   await app.start();
   apps.push(app);
   await waitUntil(() => app.uplink.connected);
-  const reports = (): ReportPayload[] => [
-    ...new Map(county.messages.filter((m) => m.kind === 'report' && m.village === villageId).map((m) => reportPayloadSchema.parse(m.payload)).map((r) => [r.id, r] as const)).values(),
-  ];
+  const reports = (): ReportPayload[] => distinctReports(county, villageId);
   return { app, county, player, reports, lines };
 }
 

@@ -10,6 +10,7 @@ import { connectCounty, type CountyClient } from '../support/county.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
 import { villageConfig } from '../support/village.ts';
+import { waitUntil as waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -21,13 +22,9 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+
+/** The waits here include child processes of the CLI, which start slowly under tsx: a longer default. */
+const waitUntil = (condition: () => boolean, timeoutMs = 10_000) => waitFor(condition, timeoutMs, 20);
 
 describe('county tooling on the command line: keygen, announce, county watch', () => {
   const keyDir = mkdtempSync(join(tmpdir(), 've-keys-'));

@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import { reportPayloadSchema, type ReportPayload } from '../../src/county/payloads.ts';
+import type { ReportPayload } from '../../src/county/payloads.ts';
 import type { DownKind } from '../../src/county/topics.ts';
-import { connectCounty, type CountyClient } from '../support/county.ts';
+import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';
 import { algNone, createCountySigner, flipSignatureByte, hs256WithPublicKey, relabelKid, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
 import { villageConfig } from '../support/village.ts';
+import { waitUntil } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -44,25 +45,10 @@ async function startVillage(villageId: string, playMs = 50): Promise<Village> {
   return {
     app,
     player,
-    // At-least-once: a report republished before its ack arrived is the same report (same id).
-    reports: () => [
-      ...new Map(
-        county.messages
-          .filter((m) => m.kind === 'report' && m.village === villageId)
-          .map((m) => reportPayloadSchema.parse(m.payload))
-          .map((r) => [r.id, r] as const),
-      ).values(),
-    ],
+    reports: () => distinctReports(county, villageId),
   };
 }
 
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 beforeAll(async () => {
   signer = await createCountySigner({ villageId: 'cmd-a' });

@@ -3,6 +3,7 @@ import { Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics, type DownKind, type UpKind } from '../../src/county/topics.ts';
 import type { CountySigner } from './county-signer.ts';
+import { reportPayloadSchema, type ReportPayload } from '../../src/county/payloads.ts';
 
 /** One message a village published, as the county received it. */
 export interface CountyMessage {
@@ -35,6 +36,20 @@ export interface CountyOptions {
   tls?: { ca: Buffer; cert: Buffer; key: Buffer };
   /** Signs acks as the county does; a village only takes acks signed by a key in its config. */
   signer?: CountySigner;
+}
+
+/**
+ * The reports a village sent, each once: delivery is at least once, so a report republished before its
+ * ack arrived is the same report (same id).
+ */
+export function distinctReports(county: CountyClient, village: string): ReportPayload[] {
+  const byId = new Map<string, ReportPayload>();
+  for (const m of county.messages) {
+    if (m.kind !== 'report' || m.village !== village) continue;
+    const report = reportPayloadSchema.parse(m.payload);
+    byId.set(report.id, report);
+  }
+  return [...byId.values()];
 }
 
 export async function connectCounty(options: CountyOptions): Promise<CountyClient> {
