@@ -89,3 +89,68 @@ describe('config', () => {
     expect(result.ok ? [] : result.errors).toEqual([]);
   });
 });
+
+describe('config: broadcast section and county command keys', () => {
+  const withBroadcast = (broadcast: unknown, devices: unknown[] = [], county: Record<string, unknown> = {}) => ({
+    ...minimal,
+    county: { ...minimal.county, ...county },
+    buses: [{ id: 'sim', kind: 'simulated' }],
+    devices: [
+      { id: 'relays', bus: 'sim', unitId: 10, profile: 've-rb8-rtu', role: 'relay-board', label: 'relays' },
+      { id: 'col', bus: 'sim', unitId: 1, profile: 've-ac100-rtu', role: 'alarm-column', label: 'column' },
+      ...devices,
+    ],
+    broadcast,
+  });
+
+  it('names every dangling reference between zones, amplifiers, relay boards and terminals', () => {
+    const errors = errorsOf({
+      ...withBroadcast(
+        {
+          amplifiers: [{ id: 'amp', power: { device: 'col', channel: 0 }, statusDevice: 'ghost' }],
+          zones: [
+            { id: 'east', label: 'east', relay: { device: 'nope', channel: 1 }, amplifier: 'amp' },
+            { id: 'west', label: 'west', relay: { device: 'relays', channel: 2 }, amplifier: 'no-amp' },
+          ],
+        },
+        [{ id: 'col2', bus: 'sim', unitId: 2, profile: 've-ac100-rtu', role: 'alarm-column', label: 'c2', zone: 'north' }],
+      ),
+    });
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        'broadcast.amplifiers[0].power.device: device "col" is a alarm-column, not a relay-board',
+        'broadcast.amplifiers[0].statusDevice: no device with id "ghost"',
+        'broadcast.zones[0].relay.device: no device with id "nope"',
+        'broadcast.zones[1].amplifier: no amplifier with id "no-amp"',
+        'devices[2].zone: no broadcast zone with id "north"',
+      ]),
+    );
+  });
+
+  it('refuses player templates without their placeholder, and speech with control characters', () => {
+    const errors = errorsOf(
+      withBroadcast({
+        player: { tts: ['espeak-ng', 'hello'], media: { '.wav': ['aplay'] }, volume: ['amixer', 'sset', 'Master'] },
+        localAlarm: { content: { kind: 'tts', text: 'a\u0000b' } },
+      }),
+    );
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        'broadcast.player.tts: must contain {text} in one of its arguments',
+        'broadcast.player.media..wav: must contain {file} in one of its arguments',
+        'broadcast.player.volume: must contain {volume} in one of its arguments',
+        'broadcast.localAlarm.content.text: no control characters',
+      ]),
+    );
+  });
+
+  it('refuses a small-order (forgeable) command key and duplicate kids', () => {
+    // The Ed25519 identity point: with it as the key, one fixed signature verifies every message.
+    const identity = Buffer.concat([Buffer.from([1]), Buffer.alloc(31)]).toString('base64url');
+    const good = '0kxTg9WDkJnrZtOy93BCCv8wYqEBGmOI9Q71870xbqU'; // the demo county key
+    const errors = errorsOf(withBroadcast({}, [], { commandKeys: [{ kid: 'a', x: identity }, { kid: 'b', x: good }, { kid: 'b', x: good }] }));
+    expect(errors.some((e) => e.startsWith('county.commandKeys[0].x: '))).toBe(true);
+    expect(errors).toContain('county.commandKeys[2].kid: duplicate kid "b"');
+    expect(errors.filter((e) => e.startsWith('county.commandKeys[1]'))).toEqual([]);
+  });
+});
