@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ed25519PublicKeyProblem } from '../platform/ed25519-public-key.ts';
 
 /** Ids that end up in MQTT topics and log lines: no wildcards, separators or spaces. */

@@ -1,6 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { compactVerify, errors } from 'jose';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { describeIssues, InvalidInputError } from '../platform/schema-errors.ts';
 import type { ReplayGuard } from '../store/types.ts';
 import { ed25519PublicKeyProblem } from '../platform/ed25519-public-key.ts';

@@ -1,7 +1,7 @@
 import { closeSync, constants, fchmodSync, fsyncSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CompactSign, exportJWK, generateKeyPair, importJWK, type CryptoKey } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeIssues, InvalidInputError } from '../platform/schema-errors.ts';
 
 /**

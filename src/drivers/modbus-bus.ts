@@ -138,10 +138,13 @@ class ModbusBusCore implements ModbusBus, BusLink {
     if (this.active !== null || this.state !== 'up' || this.gapTimer !== undefined) return;
     const wait = this.quietUntil - performance.now();
     if (wait > 0) {
+      // Timers count whole milliseconds from the start of the current event-loop turn, so a timer of
+      // `wait` ms often fires a fraction early and needs a second wake-up of 1 ms. One more millisecond
+      // of silence costs less than that wake-up; the check above still guards the gap if it comes early.
       this.gapTimer = setTimeout(() => {
         this.gapTimer = undefined;
         this.pump();
-      }, wait);
+      }, Math.ceil(wait) + 1);
       return;
     }
     const job = this.queues.write.shift() ?? this.queues.poll.shift();

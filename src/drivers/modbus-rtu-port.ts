@@ -1,4 +1,5 @@
 import { readSync, writeSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { autoDetect, type BindingPortInterface } from '@serialport/bindings-cpp';
 import { hasValidCrc, crc16 } from './crc16.ts';
 import type { ProtocolErrorKind } from './types.ts';
@@ -131,18 +132,28 @@ function silence(bytes: Buffer, exp: Expectation, timeoutMs: number): RtuFault {
 interface Pending {
   resolve: (frame: Buffer) => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() by which the reply must be complete. */
+  deadline: number;
+  timeoutMs: number;
 }
 
-/** What the Linux and macOS bindings offer beyond the interface: the descriptor and its poller. */
+/**
+ * What the Linux and macOS bindings offer beyond the interface: the descriptor and its poller, which
+ * stops watching after each event and emits 'readable' (with an error when cancelled or failed).
+ */
 interface Polled {
   fd: number | null;
-  poller: { once(event: 'readable', callback: (err: Error | null) => void): unknown };
+  poller: {
+    on(event: 'readable', listener: (err: Error | null) => void): unknown;
+    poll(events: number): void;
+  };
 }
+
+const UV_READABLE = 1;
 
 function isPolled(port: BindingPortInterface): port is BindingPortInterface & Polled {
   const candidate = port as Partial<Polled>;
-  return typeof candidate.fd === 'number' && typeof candidate.poller?.once === 'function';
+  return typeof candidate.fd === 'number' && typeof candidate.poller?.on === 'function' && typeof candidate.poller.poll === 'function';
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -164,6 +175,12 @@ export class RtuPort {
   private rxLength = 0;
   private readonly exp: Expectation = { unit: 0, fc: 0, length: 0 };
   private pending: Pending | null = null;
+  /**
+   * One timer for the port rather than one per request: a request takes ~15 ms and almost never times
+   * out, so the timer is moved on only when it fires before the current request's deadline.
+   */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private deadlineTimerAt = 0;
 
   constructor(
     private readonly line: SerialLine,
@@ -181,12 +198,14 @@ export class RtuPort {
     await port.flush();
     this.port = port;
     this.rxLength = 0;
-    if (isPolled(port)) this.awaitReadable(port);
+    if (isPolled(port)) this.watchReadable(port);
     else void this.readLoop(port);
   }
 
   async close(): Promise<void> {
     this.fail(new RtuFault('port', 'port closed'));
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
     const port = this.port;
     this.port = null;
     if (port?.isOpen) await port.close();
@@ -211,10 +230,26 @@ export class RtuPort {
     this.exp.length = replyLength(fc, word);
     this.rxLength = 0;
     return new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(silence(this.rx.subarray(0, this.rxLength), this.exp, timeoutMs)), timeoutMs);
-      this.pending = { resolve, reject, timer };
+      const deadline = performance.now() + timeoutMs;
+      this.pending = { resolve, reject, deadline, timeoutMs };
+      // A timer that fires before this deadline will look again then; one that fires after it is too late.
+      if (this.deadlineTimer === undefined || this.deadlineTimerAt > deadline) this.armDeadline(deadline);
       this.send(port, request);
     });
+  }
+
+  private armDeadline(at: number): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimerAt = at;
+    this.deadlineTimer = setTimeout(() => this.onDeadlineTimer(), Math.max(1, at - performance.now()));
+  }
+
+  private onDeadlineTimer(): void {
+    this.deadlineTimer = undefined;
+    const pending = this.pending;
+    if (pending === null) return;
+    if (performance.now() < pending.deadline) return this.armDeadline(pending.deadline);
+    this.fail(silence(this.rx.subarray(0, this.rxLength), this.exp, pending.timeoutMs));
   }
 
   private send(port: BindingPortInterface, request: Buffer): void {
@@ -229,8 +264,9 @@ export class RtuPort {
     port.write(request).catch((error: unknown) => this.fail(new RtuFault('port', `write failed: ${String(error)}`)));
   }
 
-  private awaitReadable(port: BindingPortInterface & Polled): void {
-    port.poller.once('readable', (err) => {
+  /** One listener for the life of the port (not `once` per chunk), re-armed after every event. */
+  private watchReadable(port: BindingPortInterface & Polled): void {
+    port.poller.on('readable', (err) => {
       if (this.port !== port) return;
       if (err) return this.lose(err.message);
       if (port.fd === null) return;
@@ -244,8 +280,9 @@ export class RtuPort {
       } catch (error) {
         if (!RETRY_LATER.has(errorCode(error) ?? '')) return this.lose(error instanceof Error ? error.message : String(error));
       }
-      this.awaitReadable(port);
+      if (this.port === port) port.poller.poll(UV_READABLE);
     });
+    port.poller.poll(UV_READABLE);
   }
 
   private async readLoop(port: BindingPortInterface): Promise<void> {
@@ -273,7 +310,6 @@ export class RtuPort {
     const pending = this.pending;
     if (pending === null) return;
     this.pending = null;
-    clearTimeout(pending.timer);
     pending.reject(error);
   }
 
@@ -294,7 +330,6 @@ export class RtuPort {
     const fault = faultOf(frame, this.exp);
     if (fault !== null) return this.fail(fault);
     this.pending = null;
-    clearTimeout(pending.timer);
     pending.resolve(frame);
   }
 }

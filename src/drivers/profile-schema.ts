@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * A device profile describes one hardware model as data (files in `devices/`), so that a new model is a

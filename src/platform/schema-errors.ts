@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 /** One line per problem, each starting with the path of the bad field: `devices[2].unitId: ...`. */
 export function describeIssues(error: z.ZodError, root = ''): string[] {

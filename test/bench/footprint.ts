@@ -20,8 +20,10 @@ export interface FootprintOptions {
   sampleS: number;
   /** Run the service under `node --cpu-prof` and summarise where its CPU time went (inflates the figures). */
   cpuProfile: boolean;
-  /** Extra node flags for the service, e.g. `--max-semi-space-size=1`, to try a fix without touching src. */
+  /** Node flags for the service: the systemd unit's (productionNodeFlags), or others to try a fix. */
   nodeFlags: string[];
+  /** Measure dist/ as it is (e.g. a variant copied there by hand) instead of running `npm run build`. */
+  skipBuild?: boolean;
   progress: (text: string) => void;
 }
 
@@ -37,11 +39,16 @@ export interface FootprintResult {
   rssMaxMb: number;
   /** VmHWM at the end of the window: the peak since the process started. */
   hwmMb: number;
+  /** At the end of the window: pages mapped from files (the node binary, libraries) and anonymous ones. */
+  rssFileMb: number;
+  rssAnonMb: number;
   bus: BusFigures;
   /** Warnings and errors the service logged while sampled (protocol errors, offline devices, ...). */
   complaints: number;
   /** Top functions by self time, when profiled. */
   profile: string[] | undefined;
+  /** CPU % of one core per thread name (main thread, V8 workers, libuv pool, ...), busiest first. */
+  threadCpu: Array<{ name: string; percent: number }>;
 }
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -59,7 +66,7 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
   try {
     options.progress('footprint: npm run build');
     const buildStarted = performance.now();
-    await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repoRoot }).catch((error: { stdout?: string; stderr?: string }) => {
+    if (options.skipBuild !== true) await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repoRoot }).catch((error: { stdout?: string; stderr?: string }) => {
       throw new BenchFailure(`npm run build failed: ${`${error.stdout ?? ''}${error.stderr ?? ''}`.trim().slice(0, 2000)}`);
     });
     const buildMs = performance.now() - buildStarted;
@@ -91,6 +98,7 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
     const complaintsBefore = service.complaints.length;
     bus.start();
     const first = cpuTicks(service.pid);
+    const firstThreads = threadTicks(service.pid);
     const startedAt = performance.now();
     const fromUs = Number(process.hrtime.bigint() / 1000n);
     const rss: number[] = [];
@@ -100,9 +108,10 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
       if (service.exited) throw new BenchFailure(`the service exited during sampling: ${service.lastLines()}`);
     }
     const last = cpuTicks(service.pid);
+    const lastThreads = threadTicks(service.pid);
     const toUs = Number(process.hrtime.bigint() / 1000n);
     const elapsedS = (performance.now() - startedAt) / 1000;
-    const { hwmKb } = memoryKb(service.pid);
+    const { hwmKb, rssFileKb, rssAnonKb } = memoryKb(service.pid);
     const busFigures = bus.stop();
     const complaints = service.complaints.slice(complaintsBefore);
 
@@ -118,9 +127,12 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
       rssMeanMb: (mean(rss) * 1024) / MB,
       rssMaxMb: (Math.max(...rss) * 1024) / MB,
       hwmMb: (hwmKb * 1024) / MB,
+      rssFileMb: (rssFileKb * 1024) / MB,
+      rssAnonMb: (rssAnonKb * 1024) / MB,
       bus: busFigures,
       complaints: complaints.length,
       profile: options.cpuProfile ? summariseProfile(profileDir, { fromUs, toUs }) : undefined,
+      threadCpu: threadShares(firstThreads, lastThreads, ticksPerSecond, elapsedS),
     };
   } finally {
     const problems = await teardown.run();
@@ -237,10 +249,55 @@ function cpuTicks(pid: number): { user: number; system: number; threads: number 
   return { user: Number(fields[11]), system: Number(fields[12]), threads: Number(fields[17]) };
 }
 
-function memoryKb(pid: number): { rssKb: number; hwmKb: number } {
+/** utime + stime per thread (/proc/<pid>/task/<tid>/stat), keyed by tid, with the thread's name. */
+function threadTicks(pid: number): Map<string, { name: string; ticks: number }> {
+  const threads = new Map<string, { name: string; ticks: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      threads.set(tid, { name: tid === String(pid) ? `${name} (main)` : name, ticks: Number(fields[11]) + Number(fields[12]) });
+    } catch {
+      // The thread ended between listing and reading.
+    }
+  }
+  return threads;
+}
+
+/** CPU % of a core per thread name over the window; threads that came and went count from zero. */
+function threadShares(
+  first: Map<string, { name: string; ticks: number }>,
+  last: Map<string, { name: string; ticks: number }>,
+  ticksPerSecond: number,
+  elapsedS: number,
+): Array<{ name: string; percent: number }> {
+  const byName = new Map<string, number>();
+  for (const [tid, { name, ticks }] of last) byName.set(name, (byName.get(name) ?? 0) + ticks - (first.get(tid)?.ticks ?? 0));
+  return [...byName.entries()]
+    .map(([name, ticks]) => ({ name, percent: (ticks / ticksPerSecond / elapsedS) * 100 }))
+    .filter((t) => t.percent > 0)
+    .sort((a, b) => b.percent - a.percent);
+}
+
+function memoryKb(pid: number): { rssKb: number; hwmKb: number; rssFileKb: number; rssAnonKb: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rssKb: field('VmRSS'), hwmKb: field('VmHWM') };
+  return { rssKb: field('VmRSS'), hwmKb: field('VmHWM'), rssFileKb: field('RssFile'), rssAnonKb: field('RssAnon') };
+}
+
+/**
+ * The node flags production runs with: those between `node` and the script on the unit's ExecStart line,
+ * so the bench measures what the Pi runs and the unit stays the one place they are set.
+ */
+export function productionNodeFlags(): string[] {
+  const unit = readFileSync(join(repoRoot, 'systemd/village-edge.service'), 'utf8');
+  const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1];
+  if (execStart === undefined) throw new BenchFailure('systemd/village-edge.service has no ExecStart line');
+  const words = execStart.trim().split(/\s+/);
+  const script = words.findIndex((w) => w.endsWith('/dist/main.js'));
+  if (script < 1) throw new BenchFailure(`cannot find node and dist/main.js in ExecStart=${execStart}`);
+  return words.slice(1, script);
 }
 
 /** USER_HZ, the unit of /proc/<pid>/stat times. */
