@@ -3,6 +3,20 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../platform/logger.ts';
 
+/** A durable SQLite file cannot be opened, is corrupt, or is newer than this build; the message names the path. */
+export class DurableStorageError extends Error {
+  constructor(
+    /** "outbox", "replay guard": which store, as the message says it. */
+    label: string,
+    readonly path: string,
+    problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${label} database ${path}: ${problem}`, options);
+    this.name = 'DurableStorageError';
+  }
+}
+
 /**
  * Opens (creating if missing) a SQLite file for records that must survive a power cut: WAL with
  * synchronous=FULL, read back and refused if either did not take, so every commit is fsync'd before the

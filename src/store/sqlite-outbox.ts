@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { resolve } from 'node:path';
-import { openDurableSqlite } from './durable-sqlite.ts';
+import { DurableStorageError, openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
 import { outboxStreams, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
 
@@ -15,14 +15,10 @@ const defaultAckedRetentionMs = 7 * 24 * 3600_000;
 const pruneIntervalMs = 3600_000;
 const pruneBatch = 1000;
 
-/** The database file cannot be opened, is corrupt, or is newer than this build; the message names the path. */
-export class OutboxStorageError extends Error {
-  constructor(
-    readonly path: string,
-    problem: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`outbox database ${path}: ${problem}`, options);
+/** The outbox file cannot be opened, is corrupt, or is newer than this build. */
+export class OutboxStorageError extends DurableStorageError {
+  constructor(path: string, problem: string, options?: { cause?: unknown }) {
+    super('outbox', path, problem, options);
     this.name = 'OutboxStorageError';
   }
 }

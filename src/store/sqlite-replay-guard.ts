@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { resolve } from 'node:path';
-import { openDurableSqlite } from './durable-sqlite.ts';
+import { DurableStorageError, openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { ReplayGuard } from './types.ts';
 
@@ -16,14 +16,10 @@ import type { ReplayGuard } from './types.ts';
 const pruneIntervalMs = 3600_000;
 const pruneBatch = 1000;
 
-/** The database cannot be opened, is corrupt, or is newer than this build; the message names the path. */
-export class ReplayGuardStorageError extends Error {
-  constructor(
-    readonly path: string,
-    problem: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`replay guard database ${path}: ${problem}`, options);
+/** The replay guard file cannot be opened, is corrupt, or is newer than this build. */
+export class ReplayGuardStorageError extends DurableStorageError {
+  constructor(path: string, problem: string, options?: { cause?: unknown }) {
+    super('replay guard', path, problem, options);
     this.name = 'ReplayGuardStorageError';
   }
 }

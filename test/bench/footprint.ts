@@ -12,6 +12,7 @@ import { ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
 import { openPtyPair } from '../support/pty.ts';
 import { watchBus, type BusFigures } from './bus-monitor.ts';
 import { BenchFailure, mean } from './figures.ts';
+import { BENCH_BAUD, rtuColumnsConfig } from './rtu-village.ts';
 import { Teardown } from './teardown.ts';
 
 export interface FootprintOptions {
@@ -53,8 +54,7 @@ export interface FootprintResult {
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const VILLAGE = 'bench-footprint';
-const BUS = 'rs485-1';
-const BAUD = 9600;
+const BAUD = BENCH_BAUD;
 const MB = 1024 * 1024;
 
 /**
@@ -84,7 +84,7 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
     const dir = mkdtempSync(join(tmpdir(), 've-bench-footprint-'));
     teardown.add('temp folder', () => rmSync(dir, { recursive: true, force: true }));
     const configPath = join(dir, 'config.json');
-    writeFileSync(configPath, JSON.stringify(footprintConfig(options.terminals, broker.url, broker.protocolVersion, join(dir, 'data'), pair.controllerPath), null, 2));
+    writeFileSync(configPath, JSON.stringify(rtuColumnsConfig({ villageId: VILLAGE, terminals: options.terminals, brokerUrl: broker.url, protocolVersion: broker.protocolVersion, dataDir: join(dir, 'data'), path: pair.controllerPath }), null, 2));
 
     const profileDir = join(dir, 'profile');
     const service = startBuiltService(configPath, [...options.nodeFlags, ...(options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])]);
@@ -140,25 +140,6 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
   }
 }
 
-function footprintConfig(terminals: number, brokerUrl: string, protocolVersion: 4 | 5, dataDir: string, path: string) {
-  return {
-    version: 1,
-    village: { id: VILLAGE, name: 'Bench village', location: { lat: 25.04, lon: 102.71 } },
-    county: { url: brokerUrl, protocolVersion, clientId: `ve-${VILLAGE}` },
-    dataDir,
-    buses: [{ id: BUS, kind: 'modbus-rtu', path, baudRate: BAUD }],
-    devices: Array.from({ length: terminals }, (_, i) => ({
-      id: `column-${i + 1}`,
-      bus: BUS,
-      unitId: i + 1,
-      profile: 've-ac100-rtu',
-      role: 'alarm-column',
-      label: `column ${i + 1}`,
-    })),
-    timing: { pollIntervalMs: 100 },
-    log: { level: 'info' },
-  };
-}
 
 interface BuiltService {
   readonly pid: number;

@@ -17,6 +17,7 @@ import { openPtyPair } from '../support/pty.ts';
 import { watchBus, type BusFigures } from './bus-monitor.ts';
 import { BenchFailure, percentile } from './figures.ts';
 import { LogTap } from './log-tap.ts';
+import { BENCH_BAUD, rtuColumnsConfig } from './rtu-village.ts';
 import { Teardown } from './teardown.ts';
 
 export interface LatencyOptions {
@@ -66,8 +67,7 @@ export interface LatencyBreakdown {
 }
 
 const VILLAGE = 'bench-latency';
-const BUS = 'rs485-1';
-const BAUD = 9600;
+const BAUD = BENCH_BAUD;
 const ARRIVAL_TIMEOUT_MS = 10_000;
 
 /**
@@ -247,23 +247,7 @@ async function awaitArrival(county: CountyClient, device: string, received: Set<
 }
 
 function latencyConfig(o: { terminals: number; brokerUrl: string; protocolVersion: 4 | 5; dataDir: string; path: string; commandKey: CommandKeyEntry }) {
-  const result = parseConfig({
-    version: 1,
-    village: { id: VILLAGE, name: 'Bench village', location: { lat: 25.04, lon: 102.71 } },
-    county: { url: o.brokerUrl, protocolVersion: o.protocolVersion, clientId: `ve-${VILLAGE}`, commandKeys: [o.commandKey] },
-    dataDir: o.dataDir,
-    buses: [{ id: BUS, kind: 'modbus-rtu', path: o.path, baudRate: BAUD }],
-    devices: Array.from({ length: o.terminals }, (_, i) => ({
-      id: `column-${i + 1}`,
-      bus: BUS,
-      unitId: i + 1,
-      profile: 've-ac100-rtu',
-      role: 'alarm-column',
-      label: `column ${i + 1}`,
-    })),
-    timing: { pollIntervalMs: 100 },
-    log: { level: 'info' },
-  });
+  const result = parseConfig(rtuColumnsConfig({ villageId: VILLAGE, ...o, commandKeys: [o.commandKey] }));
   if (!result.ok) throw new BenchFailure(`bench config invalid: ${result.errors.join('; ')}`);
   return result.config;
 }
