@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
 import { startBroker, type BrokerKind } from './support/broker.ts';
 
@@ -11,8 +12,13 @@ declare module 'vitest' {
   }
 }
 
-/** One broker for the whole run: started here so a crashed test worker cannot leak it (TOOLCHAIN.md). */
+/**
+ * One broker for the whole run: started here so a crashed test worker cannot leak it (TOOLCHAIN.md).
+ * dist/ is built here too, once, before any test runs: the tests that run the bundle production runs
+ * (support/service-process.ts `fromBuild`) must not see another file's build replace it under them.
+ */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: new URL('../', import.meta.url).pathname, stdio: 'inherit', timeout: 120_000 });
   const broker = await startBroker();
   project.provide('brokerUrl', broker.url);
   project.provide('brokerKind', broker.kind);

@@ -21,7 +21,7 @@ export interface FootprintOptions {
   sampleS: number;
   /** Run the service under `node --cpu-prof` and summarise where its CPU time went (inflates the figures). */
   cpuProfile: boolean;
-  /** Node flags for the service: the systemd unit's (productionNodeFlags), or others to try a fix. */
+  /** Node flags for the service: the systemd unit's (see productionNodeFlags), or others to try a fix. */
   nodeFlags: string[];
   /** Measure dist/ as it is (e.g. a variant copied there by hand) instead of running `npm run build`. */
   skipBuild?: boolean;
@@ -267,19 +267,6 @@ function memoryKb(pid: number): { rssKb: number; hwmKb: number; rssFileKb: numbe
   return { rssKb: field('VmRSS'), hwmKb: field('VmHWM'), rssFileKb: field('RssFile'), rssAnonKb: field('RssAnon') };
 }
 
-/**
- * The node flags production runs with: those between `node` and the script on the unit's ExecStart line,
- * so the bench measures what the Pi runs and the unit stays the one place they are set.
- */
-export function productionNodeFlags(): string[] {
-  const unit = readFileSync(join(repoRoot, 'systemd/village-edge.service'), 'utf8');
-  const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1];
-  if (execStart === undefined) throw new BenchFailure('systemd/village-edge.service has no ExecStart line');
-  const words = execStart.trim().split(/\s+/);
-  const script = words.findIndex((w) => w.endsWith('/dist/main.js'));
-  if (script < 1) throw new BenchFailure(`cannot find node and dist/main.js in ExecStart=${execStart}`);
-  return words.slice(1, script);
-}
 
 /** USER_HZ, the unit of /proc/<pid>/stat times. */
 function clockTicks(): number {

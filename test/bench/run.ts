@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { BenchFailure, ms, renderTable, target, type Row } from './figures.ts';
 import { measureDrain, type DrainResult } from './drain.ts';
-import { measureFootprint, productionNodeFlags, type FootprintResult } from './footprint.ts';
+import { measureFootprint, type FootprintResult } from './footprint.ts';
+import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { measureCommandLatency, measureCountyWide, type CommandLatencyResult, type CountyWideResult } from './commands.ts';
 

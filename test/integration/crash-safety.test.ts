@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker } from '../support/broker.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
-import { startService, writeConfig, type LogRecord } from '../support/service-process.ts';
+import { fromBuild, startService, writeConfig, type LogRecord } from '../support/service-process.ts';
+import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 
 const cycles = 20;
@@ -38,6 +39,8 @@ describe('crash safety', () => {
       log: { level: 'info' },
     });
 
+    // The bundle production runs (built by the global setup), with the systemd unit's node flags.
+    const production = fromBuild(productionNodeFlags());
     const stored = new Set<string>();
     const onLog = (line: LogRecord) => {
       if (line.msg === 'alarm raised and stored' && typeof line['alarmId'] === 'string') stored.add(line['alarmId']);
@@ -69,7 +72,7 @@ describe('crash safety', () => {
           brokerUp = wantUp;
         }
         if (!brokerUp) downCycles++;
-        const service = startService(configPath, onLog);
+        const service = startService(configPath, onLog, production);
         await service.waitForLog((l) => l.msg === 'village-edge started');
         const presses = 1 + Math.floor(rand() * 3);
         for (let p = 0; p < presses; p++) {
@@ -85,7 +88,7 @@ describe('crash safety', () => {
         await broker.restart();
         await listen();
       }
-      const final = startService(configPath, onLog);
+      const final = startService(configPath, onLog, production);
       const deadline = Date.now() + 30_000;
       while ([...stored].some((id) => !received.has(id)) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 100));

@@ -26,11 +26,25 @@ export function writeConfig(dir: string, config: unknown): string {
   return path;
 }
 
-export function startService(configPath: string, onLog?: (line: LogRecord) => void): ServiceProcess {
-  // node --import tsx, not npx: killing npx's PID would leave the real service running (TOOLCHAIN.md).
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main.ts'), 'run', '--config', configPath], {
+/** How to start the service: node's arguments before `run --config FILE`, and extra environment. */
+export interface ServiceLaunch {
+  nodeArgs: string[];
+  env?: Record<string, string>;
+}
+
+// node --import tsx, not npx: killing npx's PID would leave the real service running (TOOLCHAIN.md).
+export const fromSource: ServiceLaunch = { nodeArgs: ['--import', 'tsx', join(repoRoot, 'src/main.ts')] };
+
+/** The built bundle, as production runs it (`npm run build` must have run). */
+export function fromBuild(nodeFlags: string[], env?: Record<string, string>): ServiceLaunch {
+  return { nodeArgs: [...nodeFlags, join(repoRoot, 'dist/main.js')], ...(env === undefined ? {} : { env }) };
+}
+
+export function startService(configPath: string, onLog?: (line: LogRecord) => void, launch: ServiceLaunch = fromSource): ServiceProcess {
+  const child = spawn(process.execPath, [...launch.nodeArgs, 'run', '--config', configPath], {
     cwd: repoRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...launch.env },
   });
   const logs: LogRecord[] = [];
   const waiters = new Set<(line: LogRecord) => void>();
