@@ -9,6 +9,7 @@ import { connectCounty } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 import { fromBuild, startService, writeConfig } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
+import { villageConfigJson } from '../support/village.ts';
 import { waitUntil } from '../support/wait.ts';
 
 /**
@@ -55,15 +56,10 @@ describe('the built service (dist/main.js)', () => {
     const socket = unix.createSocket('unix_dgram', (msg) => notes.push(msg.toString()));
     socket.bind(notifyPath);
     const county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true, signer });
-    const configPath = writeConfig(dir, {
-      version: 1,
-      village: { id: 'built-village', name: 'Built', location: { lat: 25, lon: 102 } },
-      county: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: 've-built-village', commandKeys: [signer.keyEntry] },
-      dataDir: join(dir, 'data'),
-      buses: [{ id: 'sim', kind: 'simulated' }],
-      devices: [{ id: 'column-1', bus: 'sim', unitId: 1, profile: 've-ac100-rtu', role: 'alarm-column', label: 'column 1' }],
-      log: { level: 'info' },
-    });
+    const configPath = writeConfig(
+      dir,
+      villageConfigJson({ villageId: 'built-village', brokerUrl: broker.url, protocolVersion: broker.protocolVersion, commandKeys: [signer.keyEntry], columns: 1, dataDir: join(dir, 'data') }),
+    );
     const service = startService(configPath, undefined, fromBuild(productionNodeFlags(), { NOTIFY_SOCKET: notifyPath, WATCHDOG_USEC: '2000000' }));
     try {
       await service.waitForLog((l) => l.msg === 'village-edge started', 20_000);

@@ -6,6 +6,7 @@ import { startBroker } from '../support/broker.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { fromBuild, startService, writeConfig, type LogRecord } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
+import { villageConfigJson } from '../support/village.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 
 const cycles = 20;
@@ -28,16 +29,18 @@ describe('crash safety', () => {
     const broker = await startBroker();
     const signer = await createCountySigner({ villageId: 'crash-village' });
     const dir = mkdtempSync(join(tmpdir(), 've-crash-'));
-    const configPath = writeConfig(dir, {
-      version: 1,
-      village: { id: 'crash-village', name: 'Crash', location: { lat: 25, lon: 102 } },
-      county: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: 've-crash-village', commandKeys: [signer.keyEntry] },
-      dataDir: join(dir, 'data'),
-      buses: [{ id: 'sim', kind: 'simulated' }],
-      devices: Array.from({ length: terminals }, (_, i) => ({ id: `t${i}`, bus: 'sim', unitId: (i % 247) + 1, profile: 've-ac100-rtu', role: 'alarm-column', label: `terminal ${i}` })),
-      timing: { retry: { initialMs: 200, maxMs: 1000 }, ackTimeoutMs: 5000 },
-      log: { level: 'info' },
-    });
+    const configPath = writeConfig(
+      dir,
+      villageConfigJson({
+        villageId: 'crash-village',
+        brokerUrl: broker.url,
+        protocolVersion: broker.protocolVersion,
+        commandKeys: [signer.keyEntry],
+        columns: terminals,
+        dataDir: join(dir, 'data'),
+        timing: { retry: { initialMs: 200, maxMs: 1000 }, ackTimeoutMs: 5000 },
+      }),
+    );
 
     // The bundle production runs (built by the global setup), with the systemd unit's node flags.
     const production = fromBuild(productionNodeFlags());
@@ -76,7 +79,7 @@ describe('crash safety', () => {
         await service.waitForLog((l) => l.msg === 'village-edge started');
         const presses = 1 + Math.floor(rand() * 3);
         for (let p = 0; p < presses; p++) {
-          service.send(`press t${next++}`);
+          service.send(`press column-${++next}`);
           await new Promise((r) => setTimeout(r, rand() * 30));
         }
         // Killed anywhere from before the first press is read to well after delivery.

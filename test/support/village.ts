@@ -4,11 +4,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 
-/**
- * A valid village config for tests: `columns` simulated alarm columns on a simulated bus, a fresh data
- * folder, and the given broker. `patch` overrides top-level sections after defaults are filled.
- */
-export function villageConfig(options: {
+export interface VillageOptions {
   villageId: string;
   brokerUrl: string;
   protocolVersion: 4 | 5;
@@ -19,9 +15,15 @@ export function villageConfig(options: {
   /** Public keys of the county signers whose commands this village accepts. */
   commandKeys?: Array<{ kid: string; x: string }>;
   broadcast?: Record<string, unknown>;
-}): Config {
+}
+
+/**
+ * A village config file's contents for tests: `columns` simulated alarm columns on a simulated bus, a fresh
+ * data folder, and the given broker. For a child process, write it with writeConfig (service-process.ts).
+ */
+export function villageConfigJson(options: VillageOptions) {
   const columns = options.columns ?? 2;
-  const json = {
+  return {
     version: 1,
     village: { id: options.villageId, name: `Village ${options.villageId}`, location: { lat: 25.04, lon: 102.71 } },
     county: { url: options.brokerUrl, protocolVersion: options.protocolVersion, clientId: `ve-${options.villageId}`, commandKeys: options.commandKeys ?? [] },
@@ -31,7 +33,7 @@ export function villageConfig(options: {
       ...Array.from({ length: columns }, (_, i) => ({
         id: `column-${i + 1}`,
         bus: 'sim',
-        unitId: i + 1,
+        unitId: (i % 247) + 1,
         profile: 've-ac100-rtu',
         role: 'alarm-column',
         label: `column ${i + 1}`,
@@ -42,7 +44,11 @@ export function villageConfig(options: {
     timing: { ackTimeoutMs: 10_000, retry: { initialMs: 500, maxMs: 2000 }, ...options.timing },
     log: { level: 'info' },
   };
-  const result = parseConfig(json);
+}
+
+/** villageConfigJson, parsed: the Config an in-process village is built from. */
+export function villageConfig(options: VillageOptions): Config {
+  const result = parseConfig(villageConfigJson(options));
   if (!result.ok) throw new Error(`test config invalid:\n${result.errors.join('\n')}`);
   return result.config;
 }
