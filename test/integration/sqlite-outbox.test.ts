@@ -1,9 +1,7 @@
 import Database from 'better-sqlite3';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -11,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OutboxStorageError, openSqliteOutbox } from '../../src/store/sqlite-outbox.ts';
 import { outboxStreams, type OutboxRecord, type OutboxStream } from '../../src/store/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';
+import { expectStorageError as expectDurableStorageError, printedUntilKilled } from '../support/durable-store.ts';
 import { describeOutboxContract } from '../support/outbox-contract.ts';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const childScript = fileURLToPath(new URL('../support/outbox-append-child.ts', import.meta.url));
 const t0 = 1_700_000_000_000;
 const day = 24 * 3600_000;
@@ -99,19 +97,8 @@ describe('SQLite outbox', () => {
   });
 
   describe('refuses a database it cannot trust, naming the path', () => {
-    const expectStorageError = (path: string, problem: RegExp) => {
-      let error: unknown;
-      try {
-        openSqliteOutbox({ path }).close();
-      } catch (caught) {
-        error = caught;
-      }
-      expect(error).toBeInstanceOf(OutboxStorageError);
-      expect((error as OutboxStorageError).path).toBe(path);
-      expect((error as Error).message).toContain(path);
-      expect((error as Error).message).toMatch(problem);
-      console.log(`  error shown: ${(error as Error).message}`);
-    };
+    const expectStorageError = (path: string, problem: RegExp) =>
+      expectDurableStorageError((p) => openSqliteOutbox({ path: p }), OutboxStorageError, 'outbox', path, problem);
 
     it('a file that is not a database', () => {
       const path = freshPath('garbage');
@@ -233,7 +220,7 @@ describe('SQLite outbox', () => {
     const runs = 6;
     const printedCounts: number[] = [];
     for (let run = 0; run < runs; run++) {
-      const printed = await appendUntilKilled(path, `run${run}`, 20 + Math.random() * 400);
+      const printed = await printedUntilKilled(childScript, [path, `run${run}`], 20 + Math.random() * 400);
       printedCounts.push(printed.length);
       const outbox = openSqliteOutbox({ path });
       try {
@@ -261,27 +248,6 @@ function allUnacked(outbox: ReturnType<typeof openSqliteOutbox>, stream: OutboxS
   return outbox.due(stream, Number.MAX_SAFE_INTEGER, 1_000_000);
 }
 
-/** Starts the appending child, kills it `afterMs` after it is ready, and returns the ids it printed. */
-async function appendUntilKilled(path: string, prefix: string, afterMs: number): Promise<string[]> {
-  const child = spawn(process.execPath, ['--import', 'tsx', childScript, path, prefix], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const deadline = Date.now() + 15_000;
-  while (!out.startsWith('ready\n')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`child did not start: ${err}`);
-    await sleep(5);
-  }
-  await sleep(afterMs);
-  child.kill('SIGKILL');
-  await closed;
-  expect(child.signalCode).toBe('SIGKILL');
-  // Only complete lines count: a torn last line was never fully printed.
-  const lines = out.split('\n');
-  return lines.slice(1, -1);
-}
 
 /** V8's gc() without --expose-gc on the command line (vitest starts the worker, not us). */
 function exposeGc(): () => void {

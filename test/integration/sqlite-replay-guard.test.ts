@@ -1,17 +1,15 @@
 import Database from 'better-sqlite3';
-import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteReplayGuard, ReplayGuardStorageError } from '../../src/store/sqlite-replay-guard.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { memoryReplayGuard } from '../support/memory-replay-guard.ts';
+import { expectStorageError as expectDurableStorageError, printedUntilKilled } from '../support/durable-store.ts';
 import { describeReplayGuardContract } from '../support/replay-guard-contract.ts';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const childScript = fileURLToPath(new URL('../support/replay-guard-child.ts', import.meta.url));
 const t0 = 1_800_000_000_000;
 const hour = 3600_000;
@@ -113,7 +111,7 @@ describe('SQLite replay guard', () => {
     const path = freshPath('crash');
     const printedCounts: number[] = [];
     for (let run = 0; run < 4; run++) {
-      const printed = await rememberUntilKilled(path, `run${run}`, 20 + Math.random() * 300);
+      const printed = await printedUntilKilled(childScript, [path, `run${run}`], 20 + Math.random() * 300);
       printedCounts.push(printed.length);
       const guard = openSqliteReplayGuard({ path });
       try {
@@ -129,19 +127,8 @@ describe('SQLite replay guard', () => {
   });
 
   describe('a damaged or foreign file is reported, naming the path', () => {
-    const expectStorageError = (path: string, problem: RegExp) => {
-      let error: unknown;
-      try {
-        openSqliteReplayGuard({ path }).close();
-      } catch (caught) {
-        error = caught;
-      }
-      expect(error).toBeInstanceOf(ReplayGuardStorageError);
-      expect((error as ReplayGuardStorageError).path).toBe(path);
-      expect((error as Error).message).toMatch(new RegExp(`^replay guard database ${path.replaceAll('.', '\\.')}: `));
-      expect((error as Error).message).toMatch(problem);
-      console.log(`  error shown: ${(error as Error).message}`);
-    };
+    const expectStorageError = (path: string, problem: RegExp) =>
+      expectDurableStorageError((p) => openSqliteReplayGuard({ path: p }), ReplayGuardStorageError, 'replay guard', path, problem);
 
     it('a file that is not a database', () => {
       const path = freshPath('garbage');
@@ -184,23 +171,3 @@ describe('SQLite replay guard', () => {
   });
 });
 
-/** Starts the remembering child, kills it `afterMs` after it is ready, and returns the jtis it printed. */
-async function rememberUntilKilled(path: string, prefix: string, afterMs: number): Promise<string[]> {
-  const child = spawn(process.execPath, ['--import', 'tsx', childScript, path, prefix], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const deadline = Date.now() + 15_000;
-  while (!out.startsWith('ready\n')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`child did not start: ${err}`);
-    await sleep(5);
-  }
-  await sleep(afterMs);
-  child.kill('SIGKILL');
-  await closed;
-  expect(child.signalCode).toBe('SIGKILL');
-  // Only complete lines count: a torn last line was never fully printed.
-  return out.split('\n').slice(1, -1);
-}
