@@ -208,12 +208,38 @@ export interface RtuSlaveOptions {
   splitReplies?: { bytes: number; gapMs: number };
 }
 
+/** The units a slave answers for, and who is told of every request: the same over RS-485 and TCP. */
+export class SlaveUnits {
+  private readonly units = new Map<number, SlaveUnit>();
+  private readonly requestListeners = new Set<(request: RequestRecord) => void>();
+
+  /** The unit with this id, created (all tables zero) on first use. Ids never asked for do not answer. */
+  unit(id: number, size?: number): SlaveUnit {
+    let unit = this.units.get(id);
+    if (unit === undefined) {
+      unit = new SlaveUnit(id, size);
+      this.units.set(id, unit);
+    }
+    return unit;
+  }
+
+  onRequest(listener: (request: RequestRecord) => void): () => void {
+    this.requestListeners.add(listener);
+    return () => this.requestListeners.delete(listener);
+  }
+
+  /** Tells the listeners of a request; returns the unit it is for, if that unit answers at all. */
+  received(request: RequestRecord): SlaveUnit | undefined {
+    for (const listener of this.requestListeners) listener(request);
+    return this.units.get(request.unit);
+  }
+}
+
 /** Every unit on one simulated RS-485 line, answering on the device end of a PTY pair. */
 export class ModbusRtuSlave {
   /** `overlaps`: requests that arrived while another exchange was still on the wire. */
   readonly stats = { requests: 0, overlaps: 0, badRequests: 0 };
-  private readonly units = new Map<number, SlaveUnit>();
-  private readonly requestListeners = new Set<(request: RequestRecord) => void>();
+  private readonly units = new SlaveUnits();
   private readonly replyListeners = new Set<(unit: number, reply: Buffer) => void>();
   private readonly byteMs: number;
   private readonly split: { bytes: number; gapMs: number } | undefined;
@@ -241,17 +267,11 @@ export class ModbusRtuSlave {
 
   /** The unit with this id, created (all tables zero) on first use. Ids never asked for do not answer. */
   unit(id: number, size?: number): SlaveUnit {
-    let unit = this.units.get(id);
-    if (unit === undefined) {
-      unit = new SlaveUnit(id, size);
-      this.units.set(id, unit);
-    }
-    return unit;
+    return this.units.unit(id, size);
   }
 
   onRequest(listener: (request: RequestRecord) => void): () => void {
-    this.requestListeners.add(listener);
-    return () => this.requestListeners.delete(listener);
+    return this.units.onRequest(listener);
   }
 
   /** Called right after a reply went onto the line (bytes written from it follow the reply in order). */
@@ -297,8 +317,7 @@ export class ModbusRtuSlave {
     this.stats.requests++;
     if (at < this.busyUntil || this.pendingReplies > 0) this.stats.overlaps++;
     const request = { unit: unitId, fc, address: frame.readUInt16BE(2), at };
-    for (const listener of this.requestListeners) listener(request);
-    const unit = this.units.get(unitId);
+    const unit = this.units.received(request);
     const requestWireMs = frame.length * this.byteMs;
     const reply = unit === undefined ? null : this.reply(unit, frame);
     if (reply === null) {

@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { SlaveUnit, type RequestRecord } from './modbus-rtu-slave.ts';
+import { SlaveUnits, type RequestRecord, type SlaveUnit } from './modbus-rtu-slave.ts';
 import { performance } from 'node:perf_hooks';
 
 /**
@@ -9,9 +9,8 @@ import { performance } from 'node:perf_hooks';
  */
 export class ModbusTcpSlave {
   readonly stats = { requests: 0, connections: 0 };
-  private readonly units = new Map<number, SlaveUnit>();
+  private readonly units = new SlaveUnits();
   private readonly sockets = new Set<Socket>();
-  private readonly requestListeners = new Set<(request: RequestRecord) => void>();
 
   private constructor(
     private readonly server: Server,
@@ -33,17 +32,11 @@ export class ModbusTcpSlave {
   }
 
   unit(id: number, size?: number): SlaveUnit {
-    let unit = this.units.get(id);
-    if (unit === undefined) {
-      unit = new SlaveUnit(id, size);
-      this.units.set(id, unit);
-    }
-    return unit;
+    return this.units.unit(id, size);
   }
 
   onRequest(listener: (request: RequestRecord) => void): () => void {
-    this.requestListeners.add(listener);
-    return () => this.requestListeners.delete(listener);
+    return this.units.onRequest(listener);
   }
 
   /** Resets every open connection, as a rebooting gateway does; the server keeps listening. */
@@ -82,8 +75,7 @@ export class ModbusTcpSlave {
     const pdu = frame.subarray(7);
     this.stats.requests++;
     const request = { unit: unitId, fc: pdu[0] ?? 0, address: pdu.length >= 3 ? pdu.readUInt16BE(1) : 0, at: performance.now() };
-    for (const listener of this.requestListeners) listener(request);
-    const unit = this.units.get(unitId);
+    const unit = this.units.received(request);
     if (unit === undefined) return null;
     unit.requests++;
     const fault = unit.takeFault();
