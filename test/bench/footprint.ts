@@ -6,13 +6,11 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startBroker, type BrokerKind } from '../support/broker.ts';
+import type { BrokerKind } from '../support/broker.ts';
 import { waitFor } from '../support/modbus-rig.ts';
-import { ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
-import { openPtyPair } from '../support/pty.ts';
-import { watchBus, type BusFigures } from './bus-monitor.ts';
+import type { BusFigures } from './bus-monitor.ts';
 import { BenchFailure, mean } from './figures.ts';
-import { BENCH_BAUD, rtuColumnsConfig } from './rtu-village.ts';
+import { openRtuRig, rtuColumnsConfig } from './rtu-village.ts';
 import { Teardown } from './teardown.ts';
 
 export interface FootprintOptions {
@@ -54,7 +52,6 @@ export interface FootprintResult {
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const VILLAGE = 'bench-footprint';
-const BAUD = BENCH_BAUD;
 const MB = 1024 * 1024;
 
 /**
@@ -71,15 +68,7 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
     });
     const buildMs = performance.now() - buildStarted;
 
-    const broker = await startBroker();
-    teardown.add('broker', () => broker.stop());
-    const pair = await openPtyPair();
-    teardown.add('PTY pair', () => pair.close());
-    const slave = await ModbusRtuSlave.open({ path: pair.devicePath, wireBaud: BAUD });
-    teardown.add('RTU slave', () => slave.close());
-    for (let unit = 1; unit <= options.terminals; unit++) slave.unit(unit).set('discrete-inputs', 1, true); // doors shut
-    const bus = watchBus(slave, { baud: BAUD });
-    teardown.add('bus monitor', () => bus.close());
+    const { broker, pair, slave, bus } = await openRtuRig(options.terminals, teardown);
 
     const dir = mkdtempSync(join(tmpdir(), 've-bench-footprint-'));
     teardown.add('temp folder', () => rmSync(dir, { recursive: true, force: true }));

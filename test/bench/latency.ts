@@ -8,16 +8,15 @@ import { createVillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { CommandKeyEntry } from '../../src/county/keys.ts';
 import { alarmPayloadSchema, type AlarmPayload } from '../../src/county/payloads.ts';
-import { startBroker, type BrokerKind } from '../support/broker.ts';
+import type { BrokerKind } from '../support/broker.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 import { waitFor } from '../support/modbus-rig.ts';
-import { latchedButton, ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
-import { openPtyPair } from '../support/pty.ts';
-import { watchBus, type BusFigures } from './bus-monitor.ts';
+import { latchedButton } from '../support/modbus-rtu-slave.ts';
+import type { BusFigures } from './bus-monitor.ts';
 import { BenchFailure, percentile } from './figures.ts';
 import { LogTap } from './log-tap.ts';
-import { BENCH_BAUD, rtuColumnsConfig } from './rtu-village.ts';
+import { openRtuRig, rtuColumnsConfig } from './rtu-village.ts';
 import { Teardown } from './teardown.ts';
 
 export interface LatencyOptions {
@@ -67,7 +66,6 @@ export interface LatencyBreakdown {
 }
 
 const VILLAGE = 'bench-latency';
-const BAUD = BENCH_BAUD;
 const ARRIVAL_TIMEOUT_MS = 10_000;
 
 /**
@@ -78,19 +76,8 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
   const teardown = new Teardown();
   const abort = new AbortController();
   try {
-    const broker = await startBroker();
-    teardown.add('broker', () => broker.stop());
-    const pair = await openPtyPair();
-    teardown.add('PTY pair', () => pair.close());
-    const slave = await ModbusRtuSlave.open({ path: pair.devicePath, wireBaud: BAUD });
-    teardown.add('RTU slave', () => slave.close());
-    const buttons = Array.from({ length: options.terminals }, (_, i) => {
-      const unit = slave.unit(i + 1);
-      unit.set('discrete-inputs', 1, true); // tamper loop closed: the door is shut
-      return latchedButton(unit, 0, 0);
-    });
-    const bus = watchBus(slave, { baud: BAUD });
-    teardown.add('bus monitor', () => bus.close());
+    const { broker, pair, slave, bus } = await openRtuRig(options.terminals, teardown);
+    const buttons = Array.from({ length: options.terminals }, (_, i) => latchedButton(slave.unit(i + 1), 0, 0));
 
     const dataDir = mkdtempSync(join(tmpdir(), 've-bench-latency-'));
     teardown.add('data folder', () => rmSync(dataDir, { recursive: true, force: true }));

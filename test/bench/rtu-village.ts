@@ -1,7 +1,12 @@
 import type { CommandKeyEntry } from '../../src/county/keys.ts';
+import { startBroker, type TestBroker } from '../support/broker.ts';
+import { ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
+import { openPtyPair, type PtyPair } from '../support/pty.ts';
+import { watchBus } from './bus-monitor.ts';
+import type { Teardown } from './teardown.ts';
 
-export const BENCH_BUS = 'rs485-1';
-export const BENCH_BAUD = 9600;
+const BENCH_BUS = 'rs485-1';
+const BENCH_BAUD = 9600;
 
 /**
  * The config of a bench village: `terminals` latched alarm columns (units 1..n) on one 9600-baud Modbus
@@ -40,4 +45,23 @@ export function rtuColumnsConfig(o: {
     timing: { pollIntervalMs: 100 },
     log: { level: 'info' },
   };
+}
+
+/**
+ * What a bench village runs against: a real broker, a PTY pair with the RTU slave (9600-baud wire time)
+ * on its device end, units 1..terminals with their tamper loops closed, and a monitor on the line. Each
+ * part is handed to `teardown` as it comes up.
+ */
+export async function openRtuRig(terminals: number, teardown: Teardown) {
+  const broker: TestBroker = await startBroker();
+  teardown.add('broker', () => broker.stop());
+  const pair: PtyPair = await openPtyPair();
+  teardown.add('PTY pair', () => pair.close());
+  const slave = await ModbusRtuSlave.open({ path: pair.devicePath, wireBaud: BENCH_BAUD });
+  teardown.add('RTU slave', () => slave.close());
+  // Tamper loop closed: the column's door is shut.
+  for (let unit = 1; unit <= terminals; unit++) slave.unit(unit).set('discrete-inputs', 1, true);
+  const bus = watchBus(slave, { baud: BENCH_BAUD });
+  teardown.add('bus monitor', () => bus.close());
+  return { broker, pair, slave, bus };
 }
