@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { createRequire } from 'node:module';
 import { readConfigFile } from './config/load.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { createVillageEdge, shippedProfilesDir, type VillageEdge } from './app.ts';
@@ -122,6 +122,8 @@ function attachSimulatorControls(app: VillageEdge, logger: Logger): { close(): v
   const simulated = app.devices.devices().filter((d) => app.devices.simulated(d.id) !== undefined);
   if (simulated.length === 0) return undefined;
   logger.info({ devices: simulated.map((d) => d.id) }, 'simulated devices: type "press <device>" and Enter to press a button');
+  // Loaded here, not at the top: a village in production has no simulated devices, and readline costs RSS.
+  const { createInterface } = createRequire(import.meta.url)('node:readline') as typeof import('node:readline');
   const lines = createInterface({ input: process.stdin, terminal: false });
   lines.on('line', (line) => {
     const [verb, id = simulated[0]?.id ?? '', arg] = line.trim().split(/\s+/);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Socket } from 'node:net';
-import mqtt from 'mqtt';
+import { wholeMqttJs } from './broker-socket.ts';
 import { loadPrivateKey, signCommand } from './keys.ts';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics } from './topics.ts';
 import { broadcastCommandSchema, stopCommandSchema } from './payloads.ts';
@@ -103,7 +103,7 @@ export async function watch(options: {
 }
 
 async function connect(broker: BrokerOptions, clientId: string) {
-  const client = await mqtt.connectAsync(broker.url, {
+  const client = await wholeMqttJs().connectAsync(broker.url, {
     clientId,
     protocolVersion: broker.protocolVersion,
     clean: true,

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import mqttClientModule from 'mqtt/lib/client';
 import type { CountyConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
 import { InvalidInputError } from '../platform/schema-errors.ts';
 import type { JsonObject, OutboxStream } from '../store/types.ts';
+import { isSocketUrl, socketBuilder, wholeMqttJs, type TlsMaterial } from './broker-socket.ts';
 import type { HealthPayload, StatePayload } from './payloads.ts';
 import { commandKindOf, topicKindOfStream, topicSpecs, villageTopics, type TopicSpec, type VillageTopics } from './topics.ts';
 import type { Uplink, UplinkEvents } from './types.ts';
@@ -89,7 +91,12 @@ class MqttLink implements Uplink {
 
   start(): void {
     if (this.client !== undefined || this.stopped) throw new Error('county link: start() may be called once, before stop()');
-    const client = mqtt.connect(this.options.config.url, this.clientOptions());
+    const url = new URL(this.options.config.url);
+    const tls = this.options.config.tls === undefined ? undefined : this.tlsMaterial(url, this.options.config.tls);
+    const options = this.clientOptions(url);
+    const client = isSocketUrl(url)
+      ? new mqttClientModule.default(socketBuilder(url, tls), options)
+      : wholeMqttJs().connect(url.href, { ...options, ...tls, rejectUnauthorized: true });
     this.client = client;
     // mqtt.js builds a fresh socket for every (re)connect and then writes CONNECT: the one moment to reach it.
     client.on('packetsend', (packet) => {
@@ -101,7 +108,6 @@ class MqttLink implements Uplink {
     client.on('error', (error) => this.onError(error));
     client.on('disconnect', (packet) => this.onError(new Error(`broker sent DISCONNECT, reason code ${packet.reasonCode ?? 0}`)));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    const url = new URL(this.options.config.url);
     // Host only: a url may carry `user:password@`, which must not end up in the journal.
     this.log.info({ broker: `${url.protocol}//${url.host}`, clientId: client.options.clientId }, 'county link starting');
     client.connect();
@@ -169,16 +175,19 @@ class MqttLink implements Uplink {
     });
   }
 
-  private clientOptions(): IClientOptions {
+  private clientOptions(url: URL): IClientOptions {
     const { config, villageId } = this.options;
+    // Credentials in the url (`mqtt://user:secret@host`) count when the config names none.
+    const username = config.username ?? (url.username === '' ? undefined : decodeURIComponent(url.username));
+    const password = config.password ?? (url.password === '' ? undefined : decodeURIComponent(url.password));
     return {
       manualConnect: true,
       clientId: config.clientId ?? `village-edge-${villageId}`,
       clean: false,
       protocolVersion: config.protocolVersion,
       keepalive: config.keepaliveSeconds,
-      username: config.username,
-      password: config.password,
+      username,
+      password,
       connectTimeout: CONNECT_TIMEOUT_MS,
       reconnectPeriod: this.reconnectDelay(0),
       // A refused CONNECT (bad credentials, server busy) may be fixed on the county side: keep trying.
@@ -191,13 +200,12 @@ class MqttLink implements Uplink {
       writeCache: false,
       will: { topic: this.topics.topic('state'), payload: Buffer.from(this.stateBody(false)), qos: 1, retain: true },
       ...(config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS } } : {}),
-      ...(config.tls === undefined ? {} : this.tlsOptions(config.tls)),
     };
   }
 
   /** Read once at start: a missing file is a configuration error, reported with the field that names it. */
-  private tlsOptions(tls: NonNullable<CountyConfig['tls']>): IClientOptions {
-    const scheme = new URL(this.options.config.url).protocol;
+  private tlsMaterial(url: URL, tls: NonNullable<CountyConfig['tls']>): TlsMaterial {
+    const scheme = url.protocol;
     if (!['mqtts:', 'ssl:', 'wss:'].includes(scheme))
       throw new InvalidInputError('county.tls', [`is set, but county.url uses ${scheme}// which does not use TLS (use mqtts://)`]);
     const read = (field: 'ca' | 'cert' | 'key', path: string): Buffer => {
@@ -212,7 +220,6 @@ class MqttLink implements Uplink {
       ca: read('ca', tls.ca),
       ...(tls.cert === undefined ? {} : { cert: read('cert', tls.cert) }),
       ...(tls.key === undefined ? {} : { key: read('key', tls.key) }),
-      rejectUnauthorized: true,
     };
   }
 
