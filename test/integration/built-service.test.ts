@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,13 @@ describe('the built service (dist/main.js)', () => {
     const output = `${bad.stdout}${bad.stderr}`;
     expect(output).toMatch(/village\.id/);
     expect(output).toMatch(/county\.url/);
+  });
+
+  it('carries the MQTT client but not the transports an mqtt:// or mqtts:// link never runs', () => {
+    const source = readFileSync(bundle, 'utf8');
+    expect(source).toContain('node_modules/mqtt/build/lib/client.js');
+    // mqtt.connect's WebSocket and SOCKS transports load http, https, zlib and dns: ~3 MB of a Pi's RSS.
+    for (const unused of ['node_modules/mqtt/build/lib/connect/', 'node_modules/ws/', 'node_modules/socks/']) expect(source).not.toContain(unused);
   });
 
   it('starts under systemd notify, relays a press to the county and stops cleanly on SIGTERM', async () => {
