@@ -58,6 +58,8 @@ export class ModbusDevice implements Device {
   private readonly inputSlots: PointSlot<InputName>[];
   private readonly statusSlots: PointSlot<StatusCondition>[];
   private readonly exchange: Exchange;
+  /** One read job per poll block, built once: polling runs ~50 times a second and should allocate little. */
+  private readonly blockReads: Array<(transport: ModbusTransport) => Promise<BlockValues>>;
   private readonly log: Logger;
   private running = false;
   /** Bumped by start(): a poll of an earlier start() must not keep its own loop going. */
@@ -79,6 +81,7 @@ export class ModbusDevice implements Device {
     this.inputSlots = pointSlots(options.profile, options.profile.inputs);
     this.statusSlots = pointSlots(options.profile, options.profile.status ?? {});
     this.exchange = { unitId: options.config.unitId, timeoutMs: options.timing.requestTimeoutMs };
+    this.blockReads = options.profile.poll.map((block) => (t: ModbusTransport) => readBlock(t, this.exchange, block));
     this.log = options.logger.child({ device: options.config.id });
   }
 
@@ -156,10 +159,9 @@ export class ModbusDevice implements Device {
   private async poll(loop: number): Promise<void> {
     const startedAt = performance.now();
     try {
-      const values: BlockValues[] = [];
+      const values = new Array<BlockValues>(this.blockReads.length);
       // One request per block, so a write waits for at most one poll request, never a whole device.
-      for (const block of this.options.profile.poll)
-        values.push(await this.options.link.submit('poll', (t) => readBlock(t, this.exchange, block)));
+      for (let i = 0; i < this.blockReads.length; i++) values[i] = await this.options.link.submit('poll', this.blockReads[i]!);
       this.onAnswer(values);
     } catch (error) {
       this.onFailure(asModbusError(error));
@@ -191,13 +193,20 @@ export class ModbusDevice implements Device {
       this.log.info({ offlineForMs }, 'device recovered');
       this.options.emit({ type: 'recovered', deviceId: this.id, at: this.options.now(), offlineForMs });
     }
-    for (const [input, active] of changes(this.inputSlots, values, this.knownInputs)) {
-      this.log.info({ input, active }, 'input');
-      this.options.emit({ type: 'input', deviceId: this.id, input, active, at: this.options.now() });
+    // Index loops, no iterators or result arrays: this runs on every poll, and mostly nothing changed.
+    for (let i = 0; i < this.inputSlots.length; i++) {
+      const slot = this.inputSlots[i]!;
+      const active = changed(slot, values, this.knownInputs);
+      if (active === null) continue;
+      this.log.info({ input: slot.name, active }, 'input');
+      this.options.emit({ type: 'input', deviceId: this.id, input: slot.name, active, at: this.options.now() });
     }
-    for (const [condition, active] of changes(this.statusSlots, values, this.knownStatus)) {
-      this.log.info({ condition, active }, 'status');
-      this.options.emit({ type: 'status', deviceId: this.id, condition, active, at: this.options.now() });
+    for (let i = 0; i < this.statusSlots.length; i++) {
+      const slot = this.statusSlots[i]!;
+      const active = changed(slot, values, this.knownStatus);
+      if (active === null) continue;
+      this.log.info({ condition: slot.name, active }, 'status');
+      this.options.emit({ type: 'status', deviceId: this.id, condition: slot.name, active, at: this.options.now() });
     }
   }
 
@@ -262,18 +271,16 @@ function pointSlots<Name extends string>(profile: ModbusProfile, points: Partial
 }
 
 /**
- * What to report from one poll, remembering each value in `known`. The first reading after start is
- * reported only when active: "not pressed", "no overheat" is no news (and "power off" is the idle state).
+ * The slot's new value if this poll is news, else null; remembers the value in `known`. The first reading
+ * after start is news only when active: "not pressed", "no overheat" is no news (and "power off" is the
+ * idle state).
  */
-function changes<Name extends string>(slots: readonly PointSlot<Name>[], values: BlockValues[], known: Map<Name, boolean>): Array<[Name, boolean]> {
-  const out: Array<[Name, boolean]> = [];
-  for (const slot of slots) {
-    const active = isActive(slot, values);
-    const before = known.get(slot.name);
-    known.set(slot.name, active);
-    if (before === undefined ? active : before !== active) out.push([slot.name, active]);
-  }
-  return out;
+function changed<Name extends string>(slot: PointSlot<Name>, values: BlockValues[], known: Map<Name, boolean>): boolean | null {
+  const active = isActive(slot, values);
+  const before = known.get(slot.name);
+  if (before === active) return null;
+  known.set(slot.name, active);
+  return before === undefined && !active ? null : active;
 }
 
 function isActive(slot: PointSlot<string>, values: BlockValues[]): boolean {

@@ -165,11 +165,12 @@ function errorCode(error: unknown): string | undefined {
 const RETRY_LATER = new Set(['EAGAIN', 'EWOULDBLOCK', 'EINTR']);
 
 /**
- * One serial port, one outstanding request on it. The receive buffers are reused from one transaction
- * to the next; the 8-byte request is not, as an asynchronous write may still hold it.
+ * One serial port, one outstanding request on it. The request and receive buffers are reused from one
+ * transaction to the next (a write the OS cannot take at once gets a copy of its own).
  */
 export class RtuPort {
   private port: BindingPortInterface | null = null;
+  private readonly request = Buffer.allocUnsafe(8);
   private readonly chunk = Buffer.allocUnsafe(256);
   private rx = Buffer.allocUnsafe(256);
   private rxLength = 0;
@@ -219,7 +220,7 @@ export class RtuPort {
     if (this.pending !== null) return Promise.reject(new RtuFault('port', 'overlapping request refused'));
     const port = this.port;
     if (port === null || !port.isOpen) return Promise.reject(new RtuFault('port', 'Port Not Open'));
-    const request = Buffer.allocUnsafe(8);
+    const request = this.request;
     request[0] = unit;
     request[1] = fc;
     request.writeUInt16BE(address, 2);
@@ -253,15 +254,18 @@ export class RtuPort {
   }
 
   private send(port: BindingPortInterface, request: Buffer): void {
+    let written = 0;
     if (isPolled(port) && port.fd !== null) {
       try {
-        if (writeSync(port.fd, request) === request.length) return;
+        written = writeSync(port.fd, request);
+        if (written === request.length) return;
       } catch (error) {
         if (!RETRY_LATER.has(errorCode(error) ?? '')) return this.fail(new RtuFault('port', `write failed: ${String(error)}`));
       }
     }
-    // The output buffer is full (or there is no descriptor to write): let the binding wait for room.
-    port.write(request).catch((error: unknown) => this.fail(new RtuFault('port', `write failed: ${String(error)}`)));
+    // The output buffer is full (or there is no descriptor to write): let the binding wait for room to
+    // write the rest, from a copy, as the next transaction reuses the request buffer.
+    port.write(Buffer.from(request.subarray(written))).catch((error: unknown) => this.fail(new RtuFault('port', `write failed: ${String(error)}`)));
   }
 
   /** One listener for the life of the port (not `once` per chunk), re-armed after every event. */
