@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { Socket } from 'node:net';
+import { createServer, Socket, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
@@ -302,5 +302,32 @@ describe('county link on the embedded aedes broker (MQTT 3.1.1)', () => {
     const [ack] = await acked;
     expect(ack.command).toBe('ack');
     await desk.waitFor(stateOf(village, true));
+  });
+});
+
+describe('county link credentials', () => {
+  it('sends the credentials of the url when the config names none, and the config’s when it does', async () => {
+    const { Aedes } = await import('aedes');
+    const seen: Array<{ username: string | undefined; password: string | undefined }> = [];
+    const aedes = await Aedes.createBroker({
+      authenticate: (_client, username, password, done) => {
+        seen.push({ username, password: password?.toString('utf8') });
+        done(null, true);
+      },
+    });
+    const server = createServer((socket) => aedes.handle(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const { port } = server.address() as AddressInfo;
+
+    // Percent-encoded in the url, as a url must carry `@` and `:`.
+    await started(link({ url: `mqtt://vil%40lage:s%3Acret@127.0.0.1:${port}`, protocolVersion: 4 }));
+    expect(seen.at(-1)).toEqual({ username: 'vil@lage', password: 's:cret' });
+
+    await started(link({ url: `mqtt://other:wrong@127.0.0.1:${port}`, protocolVersion: 4, county: { username: 'village-7', password: 'right' } }));
+    expect(seen.at(-1)).toEqual({ username: 'village-7', password: 'right' });
   });
 });
