@@ -10,6 +10,7 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { BenchFailure, ms, renderTable, target, type Row } from './figures.ts';
 import { measureDrain, type DrainResult } from './drain.ts';
 import { measureFootprint, type FootprintResult } from './footprint.ts';
+import type { BusFigures } from './bus-monitor.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { measureCommandLatency, measureCountyWide, type CommandLatencyResult, type CountyWideResult } from './commands.ts';
@@ -197,15 +198,18 @@ function footprintRows(r: FootprintResult | undefined): Row[] {
       figure: '   Idle CPU (utime + stime from /proc/<pid>/stat)',
       value: `${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % of it in the kernel); ${cpuPerRequestUs(r).toFixed(0)} µs per request`,
       target: target('≤ 1.5 % of a core', r.cpuPercent <= 1.5),
-      note: `Kernel time here is mostly the 2 wake-ups per transaction, dear in a VM, and varies between runs of the same code (0.5–2.5 % in six runs on 2026-11-29; this VM reports no steal time to tell a busy host apart). ${r.threads} threads; by thread: ${r.threadCpu.map((t) => `${t.name} ${t.percent.toFixed(2)} %`).join(', ')}. The bus is never idle: ${b.requests} requests in ${(b.elapsedMs / 1000).toFixed(0)} s (${((b.requests / b.elapsedMs) * 1000).toFixed(1)}/s), utilisation ${(b.utilisation * 100).toFixed(1)} %, each column read every ${ms(b.meanPollMs, 0)} (p99 ${ms(b.p99PollMs, 0)}). ${r.complaints} warnings/errors logged while sampled. Build took ${(r.buildMs / 1000).toFixed(1)} s.`,
+      note: `Kernel time here is mostly the 2 wake-ups per transaction, dear in a VM, and varies between runs of the same code (0.5–2.5 % in six runs on 2026-11-29; this VM reports no steal time to tell a busy host apart). ${r.threads} threads; by thread: ${r.threadCpu.map((t) => `${t.name} ${t.percent.toFixed(2)} %`).join(', ')}. The bus is never idle: ${b.requests} requests in ${(b.elapsedMs / 1000).toFixed(0)} s (${requestsPerS(b).toFixed(1)}/s), utilisation ${(b.utilisation * 100).toFixed(1)} %, each column read every ${ms(b.meanPollMs, 0)} (p99 ${ms(b.p99PollMs, 0)}). ${r.complaints} warnings/errors logged while sampled. Build took ${(r.buildMs / 1000).toFixed(1)} s.`,
     },
   ];
 }
 
+function requestsPerS(b: BusFigures): number {
+  return (b.requests / b.elapsedMs) * 1000;
+}
+
 /** CPU time per Modbus request: what the bus load costs, comparable between set-ups with different loads. */
 function cpuPerRequestUs(r: FootprintResult): number {
-  const requestsPerS = (r.bus.requests / r.bus.elapsedMs) * 1000;
-  return ((r.cpuPercent / 100) * 1e6) / requestsPerS;
+  return ((r.cpuPercent / 100) * 1e6) / requestsPerS(r.bus);
 }
 
 function footprintOneRow(r: FootprintResult | undefined): Row[] {
@@ -216,7 +220,7 @@ function footprintOneRow(r: FootprintResult | undefined): Row[] {
       figure: '   Same, 1 column at 100 ms (the reference\'s set-up)',
       value: `VmRSS mean ${r.rssMeanMb.toFixed(1)} MB, VmHWM ${r.hwmMb.toFixed(1)} MB; CPU ${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % in the kernel); ${cpuPerRequestUs(r).toFixed(0)} µs per request`,
       target: '— (reference: ~100 MB, 2.8 %)',
-      note: `${b.requests} requests in ${(b.elapsedMs / 1000).toFixed(0)} s (${((b.requests / b.elapsedMs) * 1000).toFixed(1)}/s), the column read every ${ms(b.meanPollMs, 0)} (p99 ${ms(b.p99PollMs, 0)}). Same flags, settling and sampling as above.`,
+      note: `${b.requests} requests in ${(b.elapsedMs / 1000).toFixed(0)} s (${requestsPerS(b).toFixed(1)}/s), the column read every ${ms(b.meanPollMs, 0)} (p99 ${ms(b.p99PollMs, 0)}). Same flags, settling and sampling as above.`,
     },
   ];
 }
