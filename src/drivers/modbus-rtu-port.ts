@@ -221,11 +221,16 @@ export class RtuPort {
     const port = this.port;
     if (port === null || !port.isOpen) return Promise.reject(new RtuFault('port', 'Port Not Open'));
     const request = this.request;
+    // Byte by byte rather than writeUInt16BE: Node's range checks allocate on every call when not optimised.
     request[0] = unit;
     request[1] = fc;
-    request.writeUInt16BE(address, 2);
-    request.writeUInt16BE(word, 4);
-    request.writeUInt16LE(crc16(request, 0, 6), 6);
+    request[2] = address >> 8;
+    request[3] = address & 0xff;
+    request[4] = word >> 8;
+    request[5] = word & 0xff;
+    const crc = crc16(request, 0, 6);
+    request[6] = crc & 0xff;
+    request[7] = crc >> 8;
     this.exp.unit = unit;
     this.exp.fc = fc;
     this.exp.length = replyLength(fc, word);

@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { waitFor } from '../support/modbus-rig.ts';
 import type { BusFigures } from './bus-monitor.ts';
 import { BenchFailure, mean } from './figures.ts';
 import { openRtuRig, rtuColumnsConfig } from './rtu-village.ts';
+import { memoryKb, sampleProcess } from './proc-stats.ts';
 import { Teardown } from './teardown.ts';
 
 export interface FootprintOptions {
@@ -36,6 +37,8 @@ export interface FootprintResult {
   threads: number;
   rssMeanMb: number;
   rssMaxMb: number;
+  /** Mean VmRSS of the window's last 10 s minus its first 10 s, per minute: promoted garbage shows here. */
+  rssGrowthMbPerMin: number;
   /** VmHWM at the end of the window: the peak since the process started. */
   hwmMb: number;
   /** At the end of the window: pages mapped from files (the node binary, libraries) and anonymous ones. */
@@ -83,23 +86,13 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
     options.progress(`footprint: service up (pid ${service.pid}); settling ${options.settleS} s, then sampling ${options.sampleS} s`);
     await sleep(options.settleS * 1000);
 
-    const ticksPerSecond = clockTicks();
     const complaintsBefore = service.complaints.length;
     bus.start();
-    const first = cpuTicks(service.pid);
-    const firstThreads = threadTicks(service.pid);
-    const startedAt = performance.now();
     const fromUs = Number(process.hrtime.bigint() / 1000n);
-    const rss: number[] = [];
-    while (performance.now() - startedAt < options.sampleS * 1000) {
-      await sleep(1000);
-      rss.push(memoryKb(service.pid).rssKb);
+    const sample = await sampleProcess(service.pid, options.sampleS, () => {
       if (service.exited) throw new BenchFailure(`the service exited during sampling: ${service.lastLines()}`);
-    }
-    const last = cpuTicks(service.pid);
-    const lastThreads = threadTicks(service.pid);
+    });
     const toUs = Number(process.hrtime.bigint() / 1000n);
-    const elapsedS = (performance.now() - startedAt) / 1000;
     const { hwmKb, rssFileKb, rssAnonKb } = memoryKb(service.pid);
     const busFigures = bus.stop();
     const complaints = service.complaints.slice(complaintsBefore);
@@ -109,19 +102,20 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
     return {
       brokerKind: broker.kind,
       buildMs,
-      sampleS: elapsedS,
-      cpuPercent: ((last.user + last.system - first.user - first.system) / ticksPerSecond / elapsedS) * 100,
-      systemPercent: ((last.system - first.system) / ticksPerSecond / elapsedS) * 100,
-      threads: last.threads,
-      rssMeanMb: (mean(rss) * 1024) / MB,
-      rssMaxMb: (Math.max(...rss) * 1024) / MB,
+      sampleS: sample.elapsedS,
+      cpuPercent: sample.cpuPercent,
+      systemPercent: sample.systemPercent,
+      threads: sample.threads,
+      rssMeanMb: (mean(sample.rssKb) * 1024) / MB,
+      rssMaxMb: (Math.max(...sample.rssKb) * 1024) / MB,
+      rssGrowthMbPerMin: growthPerMinute(sample.rssKb, sample.elapsedS) / 1024,
       hwmMb: (hwmKb * 1024) / MB,
       rssFileMb: (rssFileKb * 1024) / MB,
       rssAnonMb: (rssAnonKb * 1024) / MB,
       bus: busFigures,
       complaints: complaints.length,
       profile: options.cpuProfile ? summariseProfile(profileDir, { fromUs, toUs }) : undefined,
-      threadCpu: threadShares(firstThreads, lastThreads, ticksPerSecond, elapsedS),
+      threadCpu: sample.threadCpu,
     };
   } finally {
     const problems = await teardown.run();
@@ -129,6 +123,14 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
   }
 }
 
+
+/** How fast a once-a-second series rises: its last 10 s against its first 10 s, per minute. */
+function growthPerMinute(series: number[], elapsedS: number): number {
+  const n = Math.min(10, Math.floor(series.length / 3));
+  if (n === 0) return 0;
+  const spanS = elapsedS - n;
+  return ((mean(series.slice(-n)) - mean(series.slice(0, n))) / spanS) * 60;
+}
 
 interface BuiltService {
   readonly pid: number;
@@ -209,61 +211,6 @@ function startBuiltService(configPath: string, nodeFlags: string[]): BuiltServic
       return exitCode;
     },
   };
-}
-
-/** utime and stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15), and its thread count. */
-function cpuTicks(pid: number): { user: number; system: number; threads: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) is in parentheses and may hold spaces: count fields after its end.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]), system: Number(fields[12]), threads: Number(fields[17]) };
-}
-
-/** utime + stime per thread (/proc/<pid>/task/<tid>/stat), keyed by tid, with the thread's name. */
-function threadTicks(pid: number): Map<string, { name: string; ticks: number }> {
-  const threads = new Map<string, { name: string; ticks: number }>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      threads.set(tid, { name: tid === String(pid) ? `${name} (main)` : name, ticks: Number(fields[11]) + Number(fields[12]) });
-    } catch {
-      // The thread ended between listing and reading.
-    }
-  }
-  return threads;
-}
-
-/** CPU % of a core per thread name over the window; threads that came and went count from zero. */
-function threadShares(
-  first: Map<string, { name: string; ticks: number }>,
-  last: Map<string, { name: string; ticks: number }>,
-  ticksPerSecond: number,
-  elapsedS: number,
-): Array<{ name: string; percent: number }> {
-  const byName = new Map<string, number>();
-  for (const [tid, { name, ticks }] of last) byName.set(name, (byName.get(name) ?? 0) + ticks - (first.get(tid)?.ticks ?? 0));
-  return [...byName.entries()]
-    .map(([name, ticks]) => ({ name, percent: (ticks / ticksPerSecond / elapsedS) * 100 }))
-    .filter((t) => t.percent > 0)
-    .sort((a, b) => b.percent - a.percent);
-}
-
-function memoryKb(pid: number): { rssKb: number; hwmKb: number; rssFileKb: number; rssAnonKb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rssKb: field('VmRSS'), hwmKb: field('VmHWM'), rssFileKb: field('RssFile'), rssAnonKb: field('RssAnon') };
-}
-
-
-/** USER_HZ, the unit of /proc/<pid>/stat times. */
-function clockTicks(): number {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
 }
 
 /**

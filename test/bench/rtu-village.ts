@@ -48,13 +48,20 @@ export function rtuColumnsConfig(o: {
 }
 
 /**
- * What a bench village runs against: a real broker, a PTY pair with the RTU slave (9600-baud wire time)
- * on its device end, units 1..terminals with their tamper loops closed, and a monitor on the line. Each
- * part is handed to `teardown` as it comes up.
+ * What a bench village runs against: a real broker and the RS-485 line of `openRtuLine`. Each part is
+ * handed to `teardown` as it comes up.
  */
 export async function openRtuRig(terminals: number, teardown: Teardown) {
   const broker: TestBroker = await startBroker();
   teardown.add('broker', () => broker.stop());
+  return { broker, ...(await openRtuLine(terminals, teardown)) };
+}
+
+/**
+ * A PTY pair with the RTU slave (9600-baud wire time) on its device end, units 1..terminals with their
+ * tamper loops closed, and a monitor on the line.
+ */
+export async function openRtuLine(terminals: number, teardown: Teardown) {
   const pair: PtyPair = await openPtyPair();
   teardown.add('PTY pair', () => pair.close());
   const slave = await ModbusRtuSlave.open({ path: pair.devicePath, wireBaud: BENCH_BAUD });
@@ -63,5 +70,5 @@ export async function openRtuRig(terminals: number, teardown: Teardown) {
   for (let unit = 1; unit <= terminals; unit++) slave.unit(unit).set('discrete-inputs', 1, true);
   const bus = watchBus(slave, { baud: BENCH_BAUD });
   teardown.add('bus monitor', () => bus.close());
-  return { broker, pair, slave, bus };
+  return { pair, slave, bus };
 }
