@@ -49,7 +49,6 @@ export function memoryKb(pid: number): { rssKb: number; hwmKb: number; rssFileKb
   return { rssKb: field('VmRSS'), hwmKb: field('VmHWM'), rssFileKb: field('RssFile'), rssAnonKb: field('RssAnon') };
 }
 
-
 /** USER_HZ, the unit of /proc/<pid>/stat times. */
 function clockTicks(): number {
   try {

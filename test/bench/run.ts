@@ -238,13 +238,7 @@ function floorRows(twoWakeUps: FloorResult | undefined, oneWakeUp: FloorResult |
     r === undefined
       ? 'not run'
       : `${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % in the kernel), ${cpuPerRequestUs(r).toFixed(0)} µs per request at ${requestsPerS(r.bus).toFixed(1)} requests/s; VmRSS ${r.rssMeanMb.toFixed(1)} MB`;
-  const aboveUs = twoWakeUps === undefined || service === undefined ? undefined : cpuPerRequestUs(service) - cpuPerRequestUs(twoWakeUps);
-  const above =
-    aboveUs === undefined || twoWakeUps === undefined || service === undefined
-      ? ''
-      : aboveUs >= 0
-        ? ` The service spends ${aboveUs.toFixed(0)} µs per request above this floor (${(service.cpuPercent - twoWakeUps.cpuPercent).toFixed(2)} % of a core): its queue, devices, edge checks, health and county link.`
-        : ` This run the floor cost ${(-aboveUs).toFixed(0)} µs per request more than the service itself: the two differ by less than this machine's run-to-run spread.`;
+  const above = twoWakeUps === undefined || service === undefined ? '' : serviceAboveFloor(service, twoWakeUps);
   return [
     {
       figure: '   Floor: a bare Node.js RTU master keeping the same 16-unit bus busy (test/bench/floor-master.ts), as the service does: wake on the reply, wake after the gap',
@@ -259,6 +253,14 @@ function floorRows(twoWakeUps: FloorResult | undefined, oneWakeUp: FloorResult |
       note: 'What a design that trusts every slave to answer within its wire time would save; a slave that answers late would get the next request on top of its reply.',
     },
   ];
+}
+
+/** What the service costs beyond the floor, or that this run could not tell the two apart. */
+function serviceAboveFloor(service: FootprintResult, floor: FloorResult): string {
+  const aboveUs = cpuPerRequestUs(service) - cpuPerRequestUs(floor);
+  return aboveUs >= 0
+    ? ` The service spends ${aboveUs.toFixed(0)} µs per request above this floor (${(service.cpuPercent - floor.cpuPercent).toFixed(2)} % of a core): its queue, devices, edge checks, health and county link.`
+    : ` This run the floor cost ${(-aboveUs).toFixed(0)} µs per request more than the service itself: the two differ by less than this machine's run-to-run spread.`;
 }
 
 function commandRows(r: CommandLatencyResult | undefined): Row[] {
