@@ -177,11 +177,13 @@ export class RtuPort {
   private readonly exp: Expectation = { unit: 0, fc: 0, length: 0 };
   private pending: Pending | null = null;
   /**
-   * One timer for the port rather than one per request: a request takes ~15 ms and almost never times
-   * out, so the timer is moved on only when it fires before the current request's deadline.
+   * Armed with each request, cleared the moment it settles: a request takes ~15 ms and almost never times
+   * out, so the timer should never fire. (One timer for the port, moved on only when it fired, woke the
+   * whole service for nothing once per timeout, ~3 times a second.)
    */
   private deadlineTimer: NodeJS.Timeout | undefined;
-  private deadlineTimerAt = 0;
+  /** Made once, not per request: a closure per request is kept alive by the timer list for its timeout. */
+  private readonly onDeadline = (): void => this.onDeadlineTimer();
 
   constructor(
     private readonly line: SerialLine,
@@ -204,9 +206,8 @@ export class RtuPort {
   }
 
   async close(): Promise<void> {
+    // Settles the pending request, which clears its deadline timer: no timer outlives a request.
     this.fail(new RtuFault('port', 'port closed'));
-    clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = undefined;
     const port = this.port;
     this.port = null;
     if (port?.isOpen) await port.close();
@@ -238,24 +239,28 @@ export class RtuPort {
     return new Promise<Buffer>((resolve, reject) => {
       const deadline = performance.now() + timeoutMs;
       this.pending = { resolve, reject, deadline, timeoutMs };
-      // A timer that fires before this deadline will look again then; one that fires after it is too late.
-      if (this.deadlineTimer === undefined || this.deadlineTimerAt > deadline) this.armDeadline(deadline);
+      this.deadlineTimer = setTimeout(this.onDeadline, timeoutMs);
       this.send(port, request);
     });
-  }
-
-  private armDeadline(at: number): void {
-    clearTimeout(this.deadlineTimer);
-    this.deadlineTimerAt = at;
-    this.deadlineTimer = setTimeout(() => this.onDeadlineTimer(), Math.max(1, at - performance.now()));
   }
 
   private onDeadlineTimer(): void {
     this.deadlineTimer = undefined;
     const pending = this.pending;
     if (pending === null) return;
-    if (performance.now() < pending.deadline) return this.armDeadline(pending.deadline);
+    // Timers count from the start of the event-loop turn, so this one may fire a fraction early.
+    const left = pending.deadline - performance.now();
+    if (left > 0) {
+      this.deadlineTimer = setTimeout(this.onDeadline, Math.ceil(left));
+      return;
+    }
     this.fail(silence(this.rx.subarray(0, this.rxLength), this.exp, pending.timeoutMs));
+  }
+
+  /** The request settled: its deadline must not wake the service. */
+  private settled(): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
   }
 
   private send(port: BindingPortInterface, request: Buffer): void {
@@ -319,6 +324,7 @@ export class RtuPort {
     const pending = this.pending;
     if (pending === null) return;
     this.pending = null;
+    this.settled();
     pending.reject(error);
   }
 
@@ -339,6 +345,7 @@ export class RtuPort {
     const fault = faultOf(frame, this.exp);
     if (fault !== null) return this.fail(fault);
     this.pending = null;
+    this.settled();
     pending.resolve(frame);
   }
 }

@@ -26,6 +26,8 @@ export interface FloorResult {
   cpuPercent: number;
   systemPercent: number;
   rssMeanMb: number;
+  /** Times per second the master's main thread slept and was woken. */
+  wakeUpsPerS: number;
   bus: BusFigures;
 }
 
@@ -82,6 +84,7 @@ export async function measureFloor(options: FloorOptions): Promise<FloorResult> 
       cpuPercent: sample.cpuPercent,
       systemPercent: sample.systemPercent,
       rssMeanMb: mean(sample.rssKb) / 1024,
+      wakeUpsPerS: sample.wakeUpsPerS,
       bus: figures,
     };
   } finally {

@@ -51,6 +51,8 @@ export interface FootprintResult {
   profile: string[] | undefined;
   /** CPU % of one core per thread name (main thread, V8 workers, libuv pool, ...), busiest first. */
   threadCpu: Array<{ name: string; percent: number }>;
+  /** Times per second the main thread slept and was woken. */
+  wakeUpsPerS: number;
 }
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -116,6 +118,7 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
       complaints: complaints.length,
       profile: options.cpuProfile ? summariseProfile(profileDir, { fromUs, toUs }) : undefined,
       threadCpu: sample.threadCpu,
+      wakeUpsPerS: sample.wakeUpsPerS,
     };
   } finally {
     const problems = await teardown.run();

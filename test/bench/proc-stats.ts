@@ -49,6 +49,15 @@ export function memoryKb(pid: number): { rssKb: number; hwmKb: number; rssFileKb
   return { rssKb: field('VmRSS'), hwmKb: field('VmHWM'), rssFileKb: field('RssFile'), rssAnonKb: field('RssAnon') };
 }
 
+/**
+ * How often the main thread went to sleep and was woken (voluntary context switches, from
+ * /proc/<pid>/task/<pid>/status): a count, so unlike CPU time it does not vary with the machine's load.
+ */
+function mainThreadWakeUps(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? Number.NaN);
+}
+
 /** USER_HZ, the unit of /proc/<pid>/stat times. */
 function clockTicks(): number {
   try {
@@ -69,6 +78,8 @@ export interface ProcessSample {
   rssKb: number[];
   /** CPU % of one core per thread name, busiest first. */
   threadCpu: Array<{ name: string; percent: number }>;
+  /** Times per second the main thread slept and was woken (timer, I/O or lock). */
+  wakeUpsPerS: number;
 }
 
 /**
@@ -79,6 +90,7 @@ export async function sampleProcess(pid: number, seconds: number, check: () => v
   const ticksPerSecond = clockTicks();
   const first = cpuTicks(pid);
   const firstThreads = threadTicks(pid);
+  const firstWakeUps = mainThreadWakeUps(pid);
   const startedAt = performance.now();
   const rssKb: number[] = [];
   while (performance.now() - startedAt < seconds * 1000) {
@@ -88,6 +100,7 @@ export async function sampleProcess(pid: number, seconds: number, check: () => v
   }
   const last = cpuTicks(pid);
   const lastThreads = threadTicks(pid);
+  const lastWakeUps = mainThreadWakeUps(pid);
   const elapsedS = (performance.now() - startedAt) / 1000;
   return {
     elapsedS,
@@ -96,5 +109,6 @@ export async function sampleProcess(pid: number, seconds: number, check: () => v
     threads: last.threads,
     rssKb,
     threadCpu: threadShares(firstThreads, lastThreads, ticksPerSecond, elapsedS),
+    wakeUpsPerS: (lastWakeUps - firstWakeUps) / elapsedS,
   };
 }

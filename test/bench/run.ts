@@ -203,7 +203,7 @@ function footprintRows(r: FootprintResult | undefined): Row[] {
     },
     {
       figure: '   Idle CPU (utime + stime from /proc/<pid>/stat)',
-      value: `${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % of it in the kernel); ${cpuPerRequestUs(r).toFixed(0)} µs per request`,
+      value: `${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % of it in the kernel); ${cpuPerRequestUs(r).toFixed(0)} µs per request; ${wakeUps(r)}`,
       target: target('≤ 1.5 % of a core', r.cpuPercent <= 1.5),
       note: `Read it against the floor below: most of it is the 2 wake-ups per request that any Node.js process pays on this bus. The total varies between runs of the same code (2.9–5.0 % on 2026-11-29; this VM reports no steal time to tell a busy host apart); the kernel's share is tick-sampled (250 Hz) and only rough, the total is the scheduler's own run time. ${r.threads} threads; by thread: ${r.threadCpu.map((t) => `${t.name} ${t.percent.toFixed(2)} %`).join(', ')}. The bus is never idle: ${b.requests} requests in ${(b.elapsedMs / 1000).toFixed(0)} s (${requestsPerS(b).toFixed(1)}/s), utilisation ${(b.utilisation * 100).toFixed(1)} %, each column read every ${ms(b.meanPollMs, 0)} (p99 ${ms(b.p99PollMs, 0)}). ${r.complaints} warnings/errors logged while sampled. Build took ${(r.buildMs / 1000).toFixed(1)} s.`,
     },
@@ -219,13 +219,21 @@ function cpuPerRequestUs(r: { cpuPercent: number; bus: BusFigures }): number {
   return ((r.cpuPercent / 100) * 1e6) / requestsPerS(r.bus);
 }
 
+/**
+ * The main thread's wake-ups, per second and per request: a count, steady where this VM's CPU figures
+ * swing, and what most of the idle CPU is paid for.
+ */
+function wakeUps(r: { wakeUpsPerS: number; bus: BusFigures }): string {
+  return `main thread woken ${r.wakeUpsPerS.toFixed(1)}/s (${(r.wakeUpsPerS / requestsPerS(r.bus)).toFixed(2)} per request)`;
+}
+
 function footprintOneRow(r: FootprintResult | undefined): Row[] {
   if (r === undefined) return [];
   const b = r.bus;
   return [
     {
       figure: '   Same, 1 column at 100 ms (the reference\'s set-up)',
-      value: `VmRSS mean ${r.rssMeanMb.toFixed(1)} MB, VmHWM ${r.hwmMb.toFixed(1)} MB, growth ${r.rssGrowthMbPerMin.toFixed(2)} MB/min; CPU ${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % in the kernel); ${cpuPerRequestUs(r).toFixed(0)} µs per request`,
+      value: `VmRSS mean ${r.rssMeanMb.toFixed(1)} MB, VmHWM ${r.hwmMb.toFixed(1)} MB, growth ${r.rssGrowthMbPerMin.toFixed(2)} MB/min; CPU ${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % in the kernel); ${cpuPerRequestUs(r).toFixed(0)} µs per request; ${wakeUps(r)}`,
       target: '— (reference: ~100 MB, 2.8 %)',
       note: `${b.requests} requests in ${(b.elapsedMs / 1000).toFixed(0)} s (${requestsPerS(b).toFixed(1)}/s), the column read every ${ms(b.meanPollMs, 0)} (p99 ${ms(b.p99PollMs, 0)}). Same flags, settling and sampling as above.`,
     },
@@ -237,7 +245,7 @@ function floorRows(twoWakeUps: FloorResult | undefined, oneWakeUp: FloorResult |
   const figures = (r: FloorResult | undefined): string =>
     r === undefined
       ? 'not run'
-      : `${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % in the kernel), ${cpuPerRequestUs(r).toFixed(0)} µs per request at ${requestsPerS(r.bus).toFixed(1)} requests/s; VmRSS ${r.rssMeanMb.toFixed(1)} MB`;
+      : `${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % in the kernel), ${cpuPerRequestUs(r).toFixed(0)} µs per request at ${requestsPerS(r.bus).toFixed(1)} requests/s; ${wakeUps(r)}; VmRSS ${r.rssMeanMb.toFixed(1)} MB`;
   const above = twoWakeUps === undefined || service === undefined ? '' : serviceAboveFloor(service, twoWakeUps);
   return [
     {

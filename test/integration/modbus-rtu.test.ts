@@ -352,3 +352,71 @@ describe('one request at a time, writes first', () => {
     expect(r.device('col-1').health().pollIntervalMs).toBeGreaterThan(60);
   });
 });
+
+describe('the 3.5-character gap between frames', () => {
+  // 3.5 characters of 10 bits at 9600 baud. The slave stamps a reply when it writes it and a request when
+  // it reads it, so a measured silence is never shorter than the one on the line.
+  const frameGapMs = (3.5 * 10 * 1000) / 9600;
+  let r: Rig;
+
+  /** The shortest silence between a reply and the next request while `during` runs, and how many there were. */
+  async function silences(during: () => Promise<void>): Promise<{ min: number; count: number }> {
+    let lastReplyAt: number | null = null;
+    let min = Infinity;
+    let count = 0;
+    const offReply = r.slave.onReply(() => (lastReplyAt = performance.now()));
+    const offRequest = r.slave.onRequest((request) => {
+      if (lastReplyAt !== null) (min = Math.min(min, request.at - lastReplyAt)), count++;
+      lastReplyAt = null;
+    });
+    try {
+      await during();
+    } finally {
+      offReply();
+      offRequest();
+    }
+    return { min, count };
+  }
+
+  beforeAll(async () => {
+    r = await rig({
+      devices: [{ id: 'col-1', unitId: 1 }, { id: 'col-2', unitId: 2 }],
+      timing: fastTiming({ pollIntervalMs: 200, requestTimeoutMs: 1000 }),
+      slave: { wireBaud: 9600 },
+    });
+    for (const unit of [1, 2]) r.slave.unit(unit).set('discrete-inputs', 1, true);
+    r.bus.start();
+    await waitFor('first polls', () => r.bus.devices.every((d) => d.health().online));
+  });
+  afterAll(() => r.close());
+
+  it('keeps it before a write asked for just after a reply, when the bus had nothing queued', async () => {
+    // With time to spare between polls the bus sets no timer after a reply (it would wake the service for
+    // nothing); a request that comes during the gap must still wait it out.
+    let writes = 0;
+    const { min, count } = await silences(async () => {
+      const off = r.slave.onReply((unit, reply) => {
+        if (reply[1] !== 2) return;
+        const delayMs = [0.5, 1.5, 2.5, 3][writes % 4]!;
+        writes++;
+        setTimeout(() => void r.device(unit === 1 ? 'col-1' : 'col-2').setIndicator(writes % 2 ? 'sent' : 'received'), delayMs);
+      });
+      await sleep(1500);
+      off();
+      await sleep(100);
+    });
+    expect(writes).toBeGreaterThan(5);
+    expect(count).toBeGreaterThan(10);
+    expect(min).toBeGreaterThanOrEqual(frameGapMs);
+    expect(r.events.filter((e) => e.type === 'protocol-error')).toEqual([]);
+  });
+
+  it('keeps it on a saturated bus', async () => {
+    const { min, count } = await silences(async () => {
+      // Two columns asked for every 5 ms cannot be served that often at 9600 baud: the queue never runs dry.
+      for (let i = 0; i < 15; i++) await Promise.all([r.device('col-1').setIndicator('sent'), r.device('col-2').setIndicator('received')]);
+    });
+    expect(count).toBeGreaterThan(40);
+    expect(min).toBeGreaterThanOrEqual(frameGapMs);
+  });
+});
