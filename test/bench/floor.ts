@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import type { BusFigures } from './bus-monitor.ts';
 import { BenchFailure, mean } from './figures.ts';
@@ -10,7 +11,8 @@ import { sampleProcess } from './proc-stats.ts';
 import { openRtuLine } from './rtu-village.ts';
 import { Teardown } from './teardown.ts';
 
-export type FloorMode = 'reply-then-gap' | 'one-timer';
+/** floor-master.ts's two modes, and floor-master.c: the first one's loop without Node.js. */
+export type FloorMode = 'reply-then-gap' | 'one-timer' | 'reply-then-gap-in-c';
 
 export interface FloorOptions {
   terminals: number;
@@ -36,27 +38,16 @@ const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const bundleDir = join(repoRoot, 'node_modules/.cache/village-edge-bench');
 
 /**
- * The CPU that keeping the same bus busy costs a Node.js process that does nothing else (floor-master.ts,
- * with the unit's node flags): what the service's idle CPU is to be read against on a given machine.
+ * The CPU that keeping the same bus busy costs a process that does nothing else (floor-master.ts with the
+ * unit's node flags, or floor-master.c): what the service's idle CPU is to be read against on a given machine.
  */
 export async function measureFloor(options: FloorOptions): Promise<FloorResult> {
   const teardown = new Teardown();
   try {
     mkdirSync(bundleDir, { recursive: true });
-    const script = join(bundleDir, 'floor-master.mjs');
-    await build({
-      entryPoints: [join(repoRoot, 'test/bench/floor-master.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'esm',
-      outfile: script,
-      external: ['@serialport/bindings-cpp'],
-      banner: { js: "import { createRequire as bundleRequire } from 'node:module'; const require = bundleRequire(import.meta.url);" },
-      logLevel: 'warning',
-    });
+    const master = options.mode === 'reply-then-gap-in-c' ? await compiledMaster() : await bundledMaster(options);
     const { pair, bus } = await openRtuLine(options.terminals, teardown);
-    const child = spawn(process.execPath, [...options.nodeFlags, script, pair.controllerPath, String(options.terminals), options.mode], {
+    const child = spawn(master.command, [...master.args, pair.controllerPath, String(options.terminals), ...master.modeArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -91,4 +82,38 @@ export async function measureFloor(options: FloorOptions): Promise<FloorResult> 
     const problems = await teardown.run();
     for (const problem of problems) console.error(`floor: ${problem}`);
   }
+}
+
+interface MasterCommand {
+  command: string;
+  /** Before the port path and unit count. */
+  args: string[];
+  /** After them. */
+  modeArgs: string[];
+}
+
+/** floor-master.ts bundled (so it starts as the built service does), run with the unit's node flags. */
+async function bundledMaster(options: FloorOptions): Promise<MasterCommand> {
+  const script = join(bundleDir, 'floor-master.mjs');
+  await build({
+    entryPoints: [join(repoRoot, 'test/bench/floor-master.ts')],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    outfile: script,
+    external: ['@serialport/bindings-cpp'],
+    banner: { js: "import { createRequire as bundleRequire } from 'node:module'; const require = bundleRequire(import.meta.url);" },
+    logLevel: 'warning',
+  });
+  return { command: process.execPath, args: [...options.nodeFlags, script], modeArgs: [options.mode] };
+}
+
+/** floor-master.c built with the machine's C compiler; a machine without one skips this row. */
+async function compiledMaster(): Promise<MasterCommand> {
+  const binary = join(bundleDir, 'floor-master-c');
+  await promisify(execFile)('cc', ['-O2', '-o', binary, join(repoRoot, 'test/bench/floor-master.c')]).catch((error: { message?: string; stderr?: string }) => {
+    throw new BenchFailure(`cc could not build test/bench/floor-master.c: ${(error.stderr ?? error.message ?? '').trim().slice(0, 500)}`);
+  });
+  return { command: binary, args: [], modeArgs: [] };
 }

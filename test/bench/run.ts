@@ -61,6 +61,8 @@ const footprintOne = await part('footprint', () => measureFootprint({ terminals:
 const floorOptions = { terminals: 16, settleS: Math.min(settleS, 20), sampleS, nodeFlags, progress };
 const floorTwoWakeUps = await part('floor', () => measureFloor({ ...floorOptions, mode: 'reply-then-gap' }));
 const floorOneWakeUp = await part('floor', () => measureFloor({ ...floorOptions, mode: 'one-timer' }));
+// The same two wake-ups in C: what is left of the floor without Node.js, i.e. the machine's own part.
+const floorInC = await part('floor', () => measureFloor({ ...floorOptions, mode: 'reply-then-gap-in-c' }));
 const commands = await part('commands', () => measureCommandLatency({ commands: Number(env['BENCH_COMMANDS'] ?? 200), progress }));
 // On tmpfs the 150 villages' fsyncs (serialised on this one thread, unlike 150 Pis) leave the fan-out path
 // itself; on disk shows what co-hosting them costs. Both are reported.
@@ -76,7 +78,7 @@ console.log(
     ...drainRows(drain),
     ...footprintRows(footprint),
     ...footprintOneRow(footprintOne),
-    ...floorRows(floorTwoWakeUps, floorOneWakeUp, footprint),
+    ...floorRows(floorTwoWakeUps, floorOneWakeUp, floorInC, footprint),
     reference(),
     ...commandRows(commands),
     ...(countyTmpfs === undefined && countyDisk === undefined
@@ -240,8 +242,13 @@ function footprintOneRow(r: FootprintResult | undefined): Row[] {
   ];
 }
 
-function floorRows(twoWakeUps: FloorResult | undefined, oneWakeUp: FloorResult | undefined, service: FootprintResult | undefined): Row[] {
-  if (twoWakeUps === undefined && oneWakeUp === undefined) return [skipped('   Floor: a bare Node.js RTU master on the same bus', 'floor')];
+function floorRows(
+  twoWakeUps: FloorResult | undefined,
+  oneWakeUp: FloorResult | undefined,
+  inC: FloorResult | undefined,
+  service: FootprintResult | undefined,
+): Row[] {
+  if (twoWakeUps === undefined && oneWakeUp === undefined && inC === undefined) return [skipped('   Floor: a bare Node.js RTU master on the same bus', 'floor')];
   const figures = (r: FloorResult | undefined): string =>
     r === undefined
       ? 'not run'
@@ -259,6 +266,12 @@ function floorRows(twoWakeUps: FloorResult | undefined, oneWakeUp: FloorResult |
       value: figures(oneWakeUp),
       target: '— (not used: the gap is guessed, not seen)',
       note: 'What a design that trusts every slave to answer within its wire time would save; a slave that answers late would get the next request on top of its reply.',
+    },
+    {
+      figure: '   Floor in C: the two wake-ups per request of the first floor, without Node.js (test/bench/floor-master.c)',
+      value: figures(inC),
+      target: '— (what this machine charges any program that sees the gap)',
+      note: 'poll() for the reply, poll() for the 5 ms gap, write: no JavaScript, no libuv. The CPU here is the kernel\'s PTY and wake-up work and the far end\'s wake-ups, which a hypervisor makes dear; compare it with the target before reading the rows above.',
     },
   ];
 }
