@@ -8,6 +8,7 @@ import type { TimingConfig } from '../../src/config/schema.ts';
 import { withCrc } from '../../src/drivers/crc16.ts';
 import type { ModbusProfile } from '../../src/drivers/profile-schema.ts';
 import type { DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
+import { watchBus, type BusFigures } from '../bench/bus-monitor.ts';
 import { inputEvents, modbusProfile, rtuRig, testTiming as fastTiming, waitFor, type RtuRig as Rig } from '../support/modbus-rig.ts';
 import { latchedButton, ModbusRtuSlave, type RequestRecord, type RtuSlaveOptions, type SlaveFault } from '../support/modbus-rtu-slave.ts';
 import { openPtyPair, type PtyPair } from '../support/pty.ts';
@@ -354,28 +355,21 @@ describe('one request at a time, writes first', () => {
 });
 
 describe('the 3.5-character gap between frames', () => {
-  // 3.5 characters of 10 bits at 9600 baud. The slave stamps a reply when it writes it and a request when
-  // it reads it, so a measured silence is never shorter than the one on the line.
-  const frameGapMs = (3.5 * 10 * 1000) / 9600;
   let r: Rig;
 
-  /** The shortest silence between a reply and the next request while `during` runs, and how many there were. */
-  async function silences(during: () => Promise<void>): Promise<{ min: number; count: number }> {
-    let lastReplyAt: number | null = null;
-    let min = Infinity;
-    let count = 0;
-    const offReply = r.slave.onReply(() => (lastReplyAt = performance.now()));
-    const offRequest = r.slave.onRequest((request) => {
-      if (lastReplyAt !== null) (min = Math.min(min, request.at - lastReplyAt)), count++;
-      lastReplyAt = null;
-    });
+  /**
+   * What the slave saw of the line while `during` ran (the bench's monitor). It stamps a reply when it writes
+   * it and a request when it reads it, so a measured silence is never shorter than the one on the line.
+   */
+  async function lineWhile(during: () => Promise<void>): Promise<BusFigures> {
+    const monitor = watchBus(r.slave, { baud: 9600 });
+    monitor.start();
     try {
       await during();
+      return monitor.stop();
     } finally {
-      offReply();
-      offRequest();
+      monitor.close();
     }
-    return { min, count };
   }
 
   beforeAll(async () => {
@@ -394,7 +388,7 @@ describe('the 3.5-character gap between frames', () => {
     // With time to spare between polls the bus sets no timer after a reply (it would wake the service for
     // nothing); a request that comes during the gap must still wait it out.
     let writes = 0;
-    const { min, count } = await silences(async () => {
+    const line = await lineWhile(async () => {
       const off = r.slave.onReply((unit, reply) => {
         if (reply[1] !== 2) return;
         const delayMs = [0.5, 1.5, 2.5, 3][writes % 4]!;
@@ -406,17 +400,17 @@ describe('the 3.5-character gap between frames', () => {
       await sleep(100);
     });
     expect(writes).toBeGreaterThan(5);
-    expect(count).toBeGreaterThan(10);
-    expect(min).toBeGreaterThanOrEqual(frameGapMs);
+    expect(line.requests).toBeGreaterThan(11);
+    expect(line.shortSilences, `shortest silence ${line.minSilenceMs.toFixed(2)} ms`).toBe(0);
     expect(r.events.filter((e) => e.type === 'protocol-error')).toEqual([]);
   });
 
   it('keeps it on a saturated bus', async () => {
-    const { min, count } = await silences(async () => {
+    const line = await lineWhile(async () => {
       // Two columns asked for every 5 ms cannot be served that often at 9600 baud: the queue never runs dry.
       for (let i = 0; i < 15; i++) await Promise.all([r.device('col-1').setIndicator('sent'), r.device('col-2').setIndicator('received')]);
     });
-    expect(count).toBeGreaterThan(40);
-    expect(min).toBeGreaterThanOrEqual(frameGapMs);
+    expect(line.requests).toBeGreaterThan(41);
+    expect(line.shortSilences, `shortest silence ${line.minSilenceMs.toFixed(2)} ms`).toBe(0);
   });
 });
