@@ -130,8 +130,9 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
 /**
  * How fast the lows of a once-a-second RSS series rise: the lowest sample of its last third against the
  * lowest of its first third, per minute. Idle RSS saws up ~0.8 MB between major GCs (every 25-55 s here:
- * promoted garbage) and drops back; comparing the window's ends measured where in a tooth they fell (-0.67 to
- * +0.76 MB/min over 60 s windows of one 16-minute run that stayed within 56.5-57.5 MB), while the lows are what the GC keeps, and a leak lifts them.
+ * promoted garbage) and drops back. Comparing the window's ends measured where in a tooth they fell (-0.67
+ * to +0.76 MB/min over 60 s windows of one 16-minute run that stayed within 56.5-57.5 MB); the lows are
+ * what the GC keeps, and a leak lifts them.
  */
 function lowsGrowthPerMinute(series: number[], elapsedS: number): number {
   const third = Math.floor(series.length / 3);
