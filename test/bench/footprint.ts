@@ -126,7 +126,6 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
   }
 }
 
-
 /**
  * How fast the lows of a once-a-second RSS series rise: the lowest sample of its last third against the
  * lowest of its first third, per minute. Idle RSS saws up ~0.8 MB between major GCs (every 25-55 s here:
