@@ -48,6 +48,11 @@ export class FaultRecorder {
     }
   }
 
+  /** A fault the village meets outside the device events (storage, audio, clock): same durable path. */
+  raise(kind: FaultKind, subject: string, detail: string, at: number = this.now()): void {
+    this.record(kind, subject, detail, at);
+  }
+
   private record(kind: FaultKind, subject: string, detail: string, at: number): void {
     const id = uuidv7(at);
     const record = this.options.outbox.append({

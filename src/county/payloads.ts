@@ -48,6 +48,12 @@ export const faultKindSchema = z.enum([
   'amplifier-overheat-cleared',
   'amplifier-line-fault',
   'amplifier-line-fault-cleared',
+  /** The data directory cannot be written (full, read-only) or the outbox was lost or replaced. */
+  'storage',
+  'storage-recovered',
+  /** The sound output cannot be opened or a player pipeline failed on it. */
+  'audio',
+  'audio-recovered',
 ]);
 export type FaultKind = z.infer<typeof faultKindSchema>;
 
