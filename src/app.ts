@@ -8,7 +8,8 @@ import type { Uplink } from './county/types.ts';
 import type { Now } from './platform/time.ts';
 import { loadProfiles } from './drivers/profiles.ts';
 import { createDeviceHub, type DeviceHub } from './drivers/device-hub.ts';
-import { openSqliteOutbox } from './store/sqlite-outbox.ts';
+import { ResilientOutbox, type StorageNotice } from './store/resilient-outbox.ts';
+import { ResilientReplayGuard } from './store/resilient-replay-guard.ts';
 import { AlarmService } from './alarm/alarm-service.ts';
 import { FaultRecorder } from './alarm/fault-recorder.ts';
 import { createMqttLink } from './county/mqtt-link.ts';
@@ -24,8 +25,8 @@ import type { Player } from './broadcast/types.ts';
 import type { AlarmPayload, BroadcastCommand } from './county/payloads.ts';
 import { createCommandGate } from './county/command-gate.ts';
 import type { InboundCommand } from './county/types.ts';
-import { openSqliteReplayGuard } from './store/sqlite-replay-guard.ts';
 import type { ReplayGuard } from './store/types.ts';
+import { errorText } from './store/storage-files.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
 export const shippedProfilesDir = fileURLToPath(new URL('../devices/', import.meta.url));
@@ -62,8 +63,20 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   const profileSet = loadProfiles(config.profilesDir ?? shippedProfilesDir);
   problems.push(...profileSet.errors);
 
-  const outbox = options.adapters?.outbox ?? openSqliteOutbox({ path: join(config.dataDir, 'outbox.sqlite'), logger: logger.child({ component: 'store' }) });
-  const replay = options.adapters?.replay ?? openSqliteReplayGuard({ path: join(config.dataDir, 'commands.sqlite'), logger: logger.child({ component: 'store' }) });
+  // A card that fills up or turns read-only is a fault for the county, never a lost press (the fault itself
+  // travels the outbox, from memory if need be). Set before start(), when the stores first open.
+  let faults: FaultRecorder | undefined;
+  const onStorageNotice = (notice: StorageNotice) =>
+    faults?.raise(notice.kind === 'problem' ? 'storage' : 'storage-recovered', 'data-directory', notice.detail);
+  const storeLogger = logger.child({ component: 'store' });
+  const storage = options.adapters?.outbox
+    ? undefined
+    : new ResilientOutbox({ dataDir: config.dataDir, reserveBytes: config.storage.reserveBytes, retryMs: config.storage.retryMs, logger: storeLogger, onNotice: onStorageNotice, now });
+  const outbox: Outbox = options.adapters?.outbox ?? storage!;
+  const replayStore = options.adapters?.replay
+    ? undefined
+    : new ResilientReplayGuard({ path: join(config.dataDir, 'commands.sqlite'), logger: storeLogger, onNotice: onStorageNotice, now, retryMs: config.storage.retryMs });
+  const replay: ReplayGuard = options.adapters?.replay ?? replayStore!;
   const gate = createCommandGate({
     villageId: config.village.id,
     keys: config.county.commandKeys,
@@ -78,7 +91,6 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
 
   // Events can only arrive after start(); these are assigned before then.
   let alarms: AlarmService | undefined;
-  let faults: FaultRecorder | undefined;
   let broadcast: BroadcastController | undefined;
   const amplifierFaults = new AmplifierFaults(config.broadcast.amplifiers, (amplifier, fault) => broadcast?.setAmplifierFault(amplifier, fault));
   const sink = (event: DeviceEvent) => {
@@ -206,7 +218,11 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       pollIntervalMs: config.timing.pollIntervalMs,
       devices: () => hub.health(),
       outbox: () => outbox.stats(),
-      problems: () => problems,
+      problems: () => {
+        const problem = storage?.health().problem;
+        return problem === null || problem === undefined ? problems : [...problems, `storage: ${problem}`];
+      },
+      ...(storage === undefined ? {} : { storage: () => storage.health() }),
     },
     uplink,
     intervalMs: config.timing.healthIntervalMs,
@@ -224,12 +240,18 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     problems,
     async start() {
       for (const problem of problems) logger.error({ problem }, 'configuration problem; the rest of the service runs');
+      // First: every other part reads and writes through them. Neither throws: a bad card runs from memory.
+      storage?.start();
+      replayStore?.start();
       if (config.county.embeddedBroker) {
         const url = new URL(config.county.url);
         try {
           embeddedBroker = await startEmbeddedBroker({ host: url.hostname, port: Number(url.port || 1883), logger });
         } catch (error) {
-          logger.error({ err: error }, 'embedded broker did not start; the link keeps retrying');
+          // Whatever listens there (another broker, a stale copy of this service) is not the broker we meant.
+          const problem = `county.url: the embedded broker cannot listen on ${url.host} (${errorText(error)}); the link connects to whatever listens there`;
+          problems.push(problem);
+          logger.error({ problem }, 'embedded broker did not start');
         }
       }
       alarms?.start();

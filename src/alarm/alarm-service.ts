@@ -112,22 +112,53 @@ export class AlarmService {
   }
 
   private raise(state: TerminalState, type: AlarmType, input: InputName, at: number): void {
-    const { outbox, logger, village } = this.options;
+    const { outbox, logger } = this.options;
     const terminal = state.terminal;
-    const subject = subjectOf(terminal.id, type);
-    const open = outbox.latestUnacked('alarm', subject);
+    const open = outbox.latestUnacked('alarm', subjectOf(terminal.id, type));
     if (open !== undefined) {
-      const alarm = open.payload as unknown as AlarmPayload;
-      outbox.updatePayload(open.id, { ...alarm, presses: alarm.presses + 1 });
-      logger.info({ alarmId: alarm.id, terminal: terminal.id, type, presses: alarm.presses + 1 }, 'press counted on open alarm');
-      this.resetLatch(terminal.id, input);
+      this.countPress(state, open, input, at);
       return;
     }
+    const record = this.store(state, type, at, { presses: 1 });
+    // Only now, with the alarm committed, may anything say it exists.
+    // `durable: false`: the card takes no writes, so it lives in memory until it does (and goes out all the same).
+    logger.warn({ alarmId: record.id, seq: record.seq, terminal: terminal.id, type, ...(record.payload['durable'] === false ? { durable: false } : {}) }, 'alarm raised and stored');
+    this.options.onStored(record);
+    this.resetLatch(terminal.id, input);
+    if (type !== 'tamper') {
+      this.showIndicator(state, 'sent');
+      this.armAckTimer(state, record.payload as unknown as AlarmPayload, this.options.timing.ackTimeoutMs);
+    }
+  }
+
+  /**
+   * Another press while the terminal's alarm waits for the county. Counted on the alarm while it has not
+   * been published; once a copy is on its way the county may ack that copy and never read a later count,
+   * so the new count travels as a follow-up alarm (`followUpOf`), which later presses count on in turn.
+   */
+  private countPress(state: TerminalState, open: OutboxRecord, input: InputName, at: number): void {
+    const { outbox, logger } = this.options;
+    const alarm = open.payload as unknown as AlarmPayload;
+    const presses = alarm.presses + 1;
+    if (open.attempts === 0) {
+      outbox.updatePayload(open.id, { ...alarm, presses });
+      logger.info({ alarmId: alarm.id, terminal: alarm.terminal, type: alarm.type, presses }, 'press counted on open alarm');
+    } else {
+      const record = this.store(state, alarm.type, at, { presses, followUpOf: alarm.followUpOf ?? alarm.id });
+      logger.warn({ alarmId: record.id, seq: record.seq, followUpOf: alarm.followUpOf ?? alarm.id, terminal: alarm.terminal, type: alarm.type, presses }, 'press counted in a follow-up alarm');
+      this.options.onStored(record);
+    }
+    this.resetLatch(state.terminal.id, input);
+  }
+
+  private store(state: TerminalState, type: AlarmType, at: number, count: { presses: number; followUpOf?: string }): OutboxRecord {
+    const { village } = this.options;
+    const terminal = state.terminal;
     const id = uuidv7(at);
-    const record = outbox.append({
+    return this.options.outbox.append({
       stream: 'alarm',
       id,
-      subject,
+      subject: subjectOf(terminal.id, type),
       now: this.now(),
       build: (seq): AlarmPayload => ({
         id,
@@ -144,17 +175,9 @@ export class AlarmService {
           ...(village.location.address === undefined ? {} : { address: village.location.address }),
         },
         attempt: 1,
-        presses: 1,
+        ...count,
       }),
     });
-    // Only now, with the alarm committed, may anything say it exists.
-    logger.warn({ alarmId: id, seq: record.seq, terminal: terminal.id, type }, 'alarm raised and stored');
-    this.options.onStored(record);
-    this.resetLatch(terminal.id, input);
-    if (type !== 'tamper') {
-      this.showIndicator(state, 'sent');
-      this.armAckTimer(state, record.payload as unknown as AlarmPayload, this.options.timing.ackTimeoutMs);
-    }
   }
 
   private restoreOpenAlarm(state: TerminalState): void {

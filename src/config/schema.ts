@@ -255,6 +255,18 @@ export const configSchema = z
       .strict(),
     county: countySchema,
     dataDir: z.string().min(1),
+    storage: z
+      .object({
+        /**
+         * Bytes of the data directory held for the outbox (a file it deletes when the card is full), so alarms
+         * are still stored durably after journald or media filled the card; 0 for none.
+         */
+        reserveBytes: z.number().int().min(0).max(1 << 30).default(8 * 1024 * 1024),
+        /** While the card takes no writes, how often it is tried again. */
+        retryMs: z.number().int().min(100).max(600_000).default(5000),
+      })
+      .strict()
+      .default({ reserveBytes: 8 * 1024 * 1024, retryMs: 5000 }),
     /** Folder of device profile files; relative to the config file. Defaults to the shipped `devices/`. */
     profilesDir: z.string().min(1).optional(),
     buses: z.array(busSchema).default([]),

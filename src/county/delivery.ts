@@ -38,6 +38,8 @@ export class Delivery {
   private ackFlush: NodeJS.Timeout | undefined;
   /** A refill after PUBACKs, coalesced: one pass for many freed slots, not one commit per PUBACK. */
   private refill: NodeJS.Immediate | undefined;
+  /** Next attempts the outbox could not record, kept here so a failing store is not republished in a loop. */
+  private readonly unrecorded = new Map<string, number>();
 
   constructor(private readonly options: DeliveryOptions) {
     this.now = options.now ?? Date.now;
@@ -104,6 +106,7 @@ export class Delivery {
     this.ackFlush = undefined;
     const ids = this.pendingAcks;
     this.pendingAcks = [];
+    for (const id of ids) this.unrecorded.delete(id);
     let acked: OutboxRecord[];
     try {
       acked = this.options.outbox.ackMany(ids, this.now());
@@ -122,12 +125,18 @@ export class Delivery {
       const room = this.window - this.inFlight;
       if (room <= 0) return;
       const now = this.now();
-      const due = outbox.due(stream, now, room);
+      const due = outbox.due(stream, now, room).filter((r) => (this.unrecorded.get(r.id) ?? 0) <= now);
       if (due.length === 0) continue;
       // Scheduled before they leave, in one commit: if we die mid-publish they are simply due again later.
-      outbox.recordAttempts(
-        due.map((r) => ({ id: r.id, attempts: r.attempts + 1, nextAttemptAt: now + backoffDelay(r.attempts + 1, retry.initialMs, retry.maxMs) })),
-      );
+      // Bookkeeping that cannot be written must not hold back a record that is stored: it goes out anyway.
+      const updates = due.map((r) => ({ id: r.id, attempts: r.attempts + 1, nextAttemptAt: now + backoffDelay(r.attempts + 1, retry.initialMs, retry.maxMs) }));
+      try {
+        outbox.recordAttempts(updates);
+        for (const update of updates) this.unrecorded.delete(update.id);
+      } catch (error) {
+        logger.error({ err: error, stream, records: due.length }, 'attempts not recorded; publishing anyway');
+        for (const update of updates) this.unrecorded.set(update.id, update.nextAttemptAt);
+      }
       for (const record of due) {
         const attempt = record.attempts + 1;
         this.inFlight++;

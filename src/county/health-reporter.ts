@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { DeviceHealth } from '../drivers/types.ts';
 import type { OutboxStats } from '../store/types.ts';
+import type { StorageHealth } from '../store/resilient-outbox.ts';
 import type { HealthPayload } from './payloads.ts';
 import type { Uplink } from './types.ts';
 import { isoWithOffset, type Now } from '../platform/time.ts';
@@ -14,6 +15,8 @@ export interface HealthSources {
   outbox: () => OutboxStats;
   memory?: () => { rss: number; heapUsed: number };
   problems: () => readonly string[];
+  /** The data directory's state, where the outbox can tell it. */
+  storage?: () => StorageHealth;
 }
 
 export function buildHealth(sources: HealthSources, now: number): HealthPayload {
@@ -44,6 +47,7 @@ export function buildHealth(sources: HealthSources, now: number): HealthPayload 
       ...(d.status === undefined ? {} : { status: Object.fromEntries(Object.entries(d.status).filter((e): e is [string, boolean] => e[1] !== undefined)) }),
     })),
     memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+    ...(sources.storage === undefined ? {} : { storage: sources.storage() }),
     problems: [...sources.problems()],
   };
 }

@@ -33,8 +33,12 @@ export const alarmPayloadSchema = z
     location: locationSchema,
     /** 1 on the first publish, +1 on each republish. */
     attempt: z.number().int().min(1),
-    /** Presses counted on this alarm while it was waiting for the county's ack. */
+    /** Presses counted on this alarm while it was waiting for the county's ack (in a follow-up: since the first). */
     presses: z.number().int().min(1),
+    /** A follow-up: more presses of that alarm's terminal came after a copy of it had gone out. */
+    followUpOf: z.string().uuid().optional(),
+    /** Present (and false) only while the record lives in the village's memory, not yet on its card. */
+    durable: z.literal(false).optional(),
   })
   .strict();
 export type AlarmPayload = z.infer<typeof alarmPayloadSchema>;
@@ -68,6 +72,8 @@ export const faultPayloadSchema = z
     detail: z.string(),
     raisedAt: isoWithOffset,
     attempt: z.number().int().min(1),
+    /** Present (and false) only while the record lives in the village's memory, not yet on its card. */
+    durable: z.literal(false).optional(),
   })
   .strict();
 export type FaultPayload = z.infer<typeof faultPayloadSchema>;
@@ -117,6 +123,19 @@ export const healthPayloadSchema = z
         .strict(),
     ),
     memory: z.object({ rssBytes: z.number().int(), heapUsedBytes: z.number().int() }).strict(),
+    /**
+     * The data directory: `ok`; `reserve` (full, running on the outbox's reserve); `memory` (takes no
+     * writes: records live in memory until it does, and a restart would lose them).
+     */
+    storage: z
+      .object({
+        state: z.enum(['ok', 'reserve', 'memory']),
+        problem: z.string().nullable(),
+        memoryOnly: z.number().int().min(0),
+        freeBytes: z.number().int().min(0).nullable(),
+      })
+      .strict()
+      .optional(),
     /** Start-up configuration problems (devices refused, profiles rejected); the county should know. */
     problems: z.array(z.string()),
   })
@@ -192,6 +211,8 @@ export const reportPayloadSchema = z
     faultyZones: z.array(z.object({ zone: z.string(), amplifier: z.string(), fault: z.string() }).strict()),
     at: isoWithOffset,
     attempt: z.number().int().min(1),
+    /** Present (and false) only while the record lives in the village's memory, not yet on its card. */
+    durable: z.literal(false).optional(),
   })
   .strict();
 export type ReportPayload = z.infer<typeof reportPayloadSchema>;

@@ -33,7 +33,7 @@ export function openDurableSqlite(options: {
   logger?: Logger;
   /** Cap on the WAL file after a big transaction (bytes). */
   journalSizeLimit?: number;
-}): { db: Database.Database; schemaVersion: number } {
+}): { db: Database.Database; schemaVersion: number; createdSchema: boolean } {
   const dir = dirname(options.path);
   const firstCreatedDir = mkdirSync(dir, { recursive: true });
   const isNew = !existsSync(options.path);
@@ -47,11 +47,12 @@ export function openDurableSqlite(options: {
     if (synchronous !== 2) throw new Error(`synchronous is ${String(synchronous)}, FULL (2) is required`);
     const problems = db.prepare<[], string>('PRAGMA quick_check(5)').pluck().all();
     if (problems.join() !== 'ok') throw new Error(`integrity check failed: ${problems.join('\n').replaceAll('\n', '; ')}`);
+    const createdSchema = Number(db.pragma('user_version', { simple: true })) === 0;
     const schemaVersion = migrate(db, options.migrations, options.label, options.logger);
     // SQLite syncs the directory for its WAL file, not for a new main file: without this a power cut right
     // after the first start could lose the file's directory entry, and with it everything in it.
     if (isNew) syncDirectoriesUpTo(dir, firstCreatedDir);
-    return { db, schemaVersion };
+    return { db, schemaVersion, createdSchema };
   } catch (error) {
     db.close();
     throw error;

@@ -47,6 +47,13 @@ const migrations: readonly string[] = [
    CREATE INDEX outbox_acked ON outbox_record (acked_at) WHERE acked_at IS NOT NULL;`,
 ];
 
+export interface AbsorbInput {
+  records: readonly OutboxRecord[];
+  seqFloors: Partial<Record<OutboxStream, number>>;
+  payloads: ReadonlyArray<{ id: string; payload: JsonObject }>;
+  acks: ReadonlyArray<{ id: string; at: number }>;
+}
+
 interface RecordRow {
   id: string;
   stream: string;
@@ -74,9 +81,9 @@ export function openSqliteOutbox(options: { path: string; logger?: Logger; acked
     // A big transaction (rescheduleAll over a long backlog) grows the WAL; without a limit it stays that big.
     const opened = openDurableSqlite({ path, migrations, label: 'outbox', journalSizeLimit: 4194304, ...(options.logger ? { logger: options.logger } : {}) });
     db = opened.db;
-    const schemaVersion = opened.schemaVersion;
-    options.logger?.info({ path, journalMode: 'wal', synchronous: 'full', schemaVersion }, 'outbox opened');
-    return new SqliteOutbox(db, path, options.ackedRetentionMs ?? defaultAckedRetentionMs);
+    const { schemaVersion, createdSchema } = opened;
+    options.logger?.info({ path, journalMode: 'wal', synchronous: 'full', schemaVersion, created: createdSchema }, 'outbox opened');
+    return new SqliteOutbox(db, path, options.ackedRetentionMs ?? defaultAckedRetentionMs, createdSchema);
   } catch (error) {
     db?.close();
     if (error instanceof OutboxStorageError) throw error;
@@ -120,6 +127,14 @@ function prepareStatements(db: Database.Database) {
       `SELECT stream, count(*) AS depth, min(created_at) AS oldest FROM outbox_record
        WHERE acked_at IS NULL GROUP BY stream`,
     ),
+    lastSeqs: db.prepare<[], { stream: string; last_seq: number }>('SELECT stream, last_seq FROM outbox_seq'),
+    raiseSeq: db.prepare<[string, number]>(
+      `INSERT INTO outbox_seq (stream, last_seq) VALUES (?, ?)
+       ON CONFLICT (stream) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`,
+    ),
+    insertWhole: db.prepare<[string, string, number, string, string, number, number, number, number | null]>(
+      `INSERT INTO outbox_record (${columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
     prune: db.prepare<[number, number]>(
       `DELETE FROM outbox_record WHERE id IN
          (SELECT id FROM outbox_record WHERE acked_at IS NOT NULL AND acked_at < ? LIMIT ?)`,
@@ -132,12 +147,15 @@ export class SqliteOutbox implements Outbox {
   private readonly appendTx;
   private readonly recordAttemptsTx;
   private readonly ackManyTx;
+  private readonly absorbTx;
   private nextPruneAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly db: Database.Database,
     readonly path: string,
     private readonly ackedRetentionMs: number,
+    /** The file had no schema when opened: new, empty (0 bytes), or just replaced. */
+    readonly createdSchema = false,
   ) {
     this.statements = prepareStatements(db);
     // IMMEDIATE takes the write lock up front, so the seq read-increment-insert can never interleave.
@@ -174,6 +192,35 @@ export class SqliteOutbox implements Outbox {
       }
       return acked;
     });
+    this.absorbTx = db.transaction((input: AbsorbInput) => {
+      for (const r of input.records) {
+        this.statements.insertWhole.run(r.id, r.stream, r.seq, r.subject, toJson(r.payload, r.id), r.attempts, r.createdAt, r.nextAttemptAt, r.ackedAt);
+        this.statements.raiseSeq.run(r.stream, r.seq);
+      }
+      for (const [stream, seq] of Object.entries(input.seqFloors)) this.statements.raiseSeq.run(stream, seq);
+      for (const { id, payload } of input.payloads) this.statements.updatePayload.run(toJson(payload, id), id);
+      for (const { id, at } of input.acks) this.statements.ack.get(at, id);
+    });
+  }
+
+  /** The last seq handed out per stream (0 for a stream that has none yet). */
+  lastSeqs(): Record<OutboxStream, number> {
+    const seqs: Record<OutboxStream, number> = { alarm: 0, fault: 0, report: 0 };
+    for (const row of this.statements.lastSeqs.all()) if (isStream(row.stream)) seqs[row.stream] = row.last_seq;
+    return seqs;
+  }
+
+  /** Seqs up to these were handed out elsewhere (a lost outbox, records kept in memory): never hand them out again. */
+  raiseSeqFloors(floors: Partial<Record<OutboxStream, number>>): void {
+    this.absorbTx.immediate({ records: [], seqFloors: floors, payloads: [], acks: [] });
+  }
+
+  /**
+   * Takes back, in one transaction, what was kept in memory while the file could not be written: records
+   * with the seq they were published with, later payloads and acks of records it already held.
+   */
+  absorb(input: AbsorbInput): void {
+    this.absorbTx.immediate(input);
   }
 
   append(input: Parameters<Outbox['append']>[0]): OutboxRecord {

@@ -7,6 +7,7 @@ import { startBroker, type TestBroker } from '../support/broker.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { villageConfig } from '../support/village.ts';
 import { waitUntil as until } from '../support/wait.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -165,6 +166,52 @@ describe('alarm relay, end to end through a real broker', () => {
       ['rejected', 'oversized', null],
       ['rejected', 'bad-signature', null],
     ]);
+  });
+
+  it('says so in health when the embedded broker cannot take its port, instead of quietly using whatever listens there', async () => {
+    const dispatch = await county();
+    const { logger } = memoryLogger('info');
+    const config = villageConfig({ villageId: 'e2e-port', brokerUrl, protocolVersion: 4, columns: 1, timing: { healthIntervalMs: 1000 }, commandKeys: [signer.keyEntry] });
+    // The shared test broker already listens on the url's port.
+    const app = createVillageEdge({ config: { ...config, county: { ...config.county, embeddedBroker: true } }, version: '0.0.0-test', logger });
+    await app.start();
+    cleanups.push(() => app.stop());
+    const health = healthPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'health' && m.village === 'e2e-port')).payload);
+    expect(health.problems).toEqual([expect.stringMatching(/^county\.url: the embedded broker cannot listen on 127\.0\.0\.1:\d+ \(.*EADDRINUSE/)]);
+  });
+
+  it('tells the county every press: presses after a copy went out travel in follow-ups, through a stalled link', async () => {
+    const broker: TestBroker = await startBroker();
+    cleanups.push(() => broker.stop());
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: broker.port });
+    cleanups.push(() => proxy.close());
+    // A county that handles each id once and ignores later copies, as the contract tells it to.
+    const dispatch = await county(broker.url);
+    const { app, column } = await village('e2e-i', proxy.url, { debounceMs: 0 });
+    await until(() => app.uplink.connected);
+    // Publishes still reach the broker; PUBACKs and the county's acks do not come back.
+    proxy.freeze();
+    const resets = () => column(1).commands.filter((c) => c === 'reset button').length;
+    for (let n = 1; n <= 50; n++) {
+      column(1).press();
+      await until(() => resets() === n);
+    }
+    proxy.thaw();
+    proxy.cutAll();
+    const firstCopies = () => {
+      const byId = new Map<string, { presses: number; chain: string }>();
+      for (const m of dispatch.messages) {
+        if (m.kind !== 'alarm' || m.village !== 'e2e-i') continue;
+        const alarm = alarmPayloadSchema.parse(m.payload);
+        if (!byId.has(alarm.id)) byId.set(alarm.id, { presses: alarm.presses, chain: alarm.followUpOf ?? alarm.id });
+      }
+      return [...byId.values()];
+    };
+    await until(() => firstCopies().some((c) => c.presses === 50), 20_000);
+    const chains = new Set(firstCopies().map((c) => c.chain));
+    expect(chains.size).toBe(1);
+    await until(() => app.outbox.stats().depth === 0, 20_000);
+    console.log(`  50 presses through a stalled link: ${firstCopies().length} records (the alarm and its follow-ups), highest count 50`);
   });
 
   it('says offline itself on a clean stop', async () => {

@@ -7,6 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OutboxStorageError, openSqliteOutbox } from '../../src/store/sqlite-outbox.ts';
+import { ResilientOutbox } from '../../src/store/resilient-outbox.ts';
 import { outboxStreams, type OutboxRecord, type OutboxStream } from '../../src/store/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { expectStorageError as expectDurableStorageError, printedUntilKilled } from '../support/durable-store.ts';
@@ -29,6 +30,12 @@ describe('SQLite outbox', () => {
   });
 
   describeOutboxContract('SQLite', () => openSqliteOutbox({ path: freshPath('contract') }));
+  // The outbox the service uses: SQLite underneath while the card takes writes, so the same promises hold.
+  describeOutboxContract('resilient (SQLite underneath)', () => {
+    const outbox = new ResilientOutbox({ dataDir: join(dir, `resilient-${++files}`), reserveBytes: 0, logger: memoryLogger('info').logger, onNotice: () => {} });
+    outbox.start();
+    return outbox;
+  });
 
   it('creates a missing data directory, and runs in WAL with synchronous=FULL on its own connection', () => {
     const path = join(dir, 'not', 'yet', 'there', 'outbox.db');

@@ -15,6 +15,7 @@ export interface VillageOptions {
   /** Public keys of the county signers whose commands this village accepts. */
   commandKeys?: Array<{ kid: string; x: string }>;
   broadcast?: Record<string, unknown>;
+  storage?: { reserveBytes?: number; retryMs?: number };
 }
 
 /**
@@ -41,6 +42,7 @@ export function villageConfigJson(options: VillageOptions) {
       ...(options.extraDevices ?? []),
     ],
     ...(options.broadcast === undefined ? {} : { broadcast: options.broadcast }),
+    ...(options.storage === undefined ? {} : { storage: options.storage }),
     timing: { ackTimeoutMs: 10_000, retry: { initialMs: 500, maxMs: 2000 }, ...options.timing },
     log: { level: 'info' },
   };

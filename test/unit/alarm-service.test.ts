@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AlarmService, type Terminal } from '../../src/alarm/alarm-service.ts';
 import { alarmPayloadSchema, type AlarmPayload } from '../../src/county/payloads.ts';
 import type { OutboxRecord } from '../../src/store/types.ts';
-import { createMemoryOutbox } from '../support/memory-outbox.ts';
+import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { simulatedPort } from '../support/simulated-port.ts';
 
@@ -51,6 +51,32 @@ describe('AlarmService', () => {
     }
     expect(stored).toHaveLength(1);
     expect((outbox.get(stored[0]!.id)!.payload as AlarmPayload).presses).toBe(5);
+  });
+
+  it('counts presses after a copy went out in follow-up alarms, so the county can never ack away a count', async () => {
+    const { sim, outbox, stored } = setup();
+    const press = async () => {
+      sim.device('c1').press();
+      await vi.advanceTimersByTimeAsync(500);
+    };
+    await press();
+    await press();
+    expect(stored).toHaveLength(1);
+    // Delivery publishes it (the attempt is recorded before the publish): from now on a count travels anew.
+    outbox.recordAttempt(stored[0]!.id, 1, Date.now() + 5000);
+    await press();
+    await press();
+    expect(stored).toHaveLength(2);
+    const original = alarmPayloadSchema.parse(outbox.get(stored[0]!.id)!.payload);
+    const followUp = alarmPayloadSchema.parse(outbox.get(stored[1]!.id)!.payload);
+    expect(original.presses).toBe(2);
+    expect(followUp).toMatchObject({ followUpOf: original.id, presses: 4, terminal: 'c1', type: 'button', seq: 2 });
+    // The follow-up published too: the next press is a second follow-up of the same alarm.
+    outbox.recordAttempt(stored[1]!.id, 1, Date.now() + 5000);
+    await press();
+    expect(alarmPayloadSchema.parse(stored[2]!.payload)).toMatchObject({ followUpOf: original.id, presses: 5 });
+    // The lamp and the ack timer belong to the alarm, not to each follow-up.
+    expect(sim.device('c1').commands.filter((c) => c.startsWith('indicator'))).toEqual(['indicator sent']);
   });
 
   it('ignores a bounce inside the debounce time', async () => {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { Delivery } from '../../src/county/delivery.ts';
 import type { Uplink, UplinkEvents } from '../../src/county/types.ts';
 import type { JsonObject, Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
-import { createMemoryOutbox } from '../support/memory-outbox.ts';
+import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 
 /** An uplink whose broker answers PUBACK at once while "connected". Pure-logic fake. */

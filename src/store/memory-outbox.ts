@@ -1,12 +1,13 @@
-import { outboxStreams, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from '../../src/store/types.ts';
+import { outboxStreams, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
 
 /** A record as held here: the payload kept as JSON text, exactly as SQLite keeps it. */
 type StoredRecord = Omit<OutboxRecord, 'payload'> & { payload: string };
 
 /**
- * The outbox in memory, for unit tests of domain logic. It passes the same contract suite as the SQLite
- * outbox: payloads round-trip through JSON and every record handed out is a copy, so a test cannot pass
- * here by relying on shared objects and then fail against the real store.
+ * The outbox in memory: where records live while the data directory cannot be written (the resilient
+ * outbox falls back to it), and the store of unit tests of domain logic. It passes the same contract suite
+ * as the SQLite outbox: payloads round-trip through JSON and every record handed out is a copy, so a test
+ * cannot pass here by relying on shared objects and then fail against the real store.
  */
 export class MemoryOutbox implements Outbox {
   private readonly records = new Map<string, StoredRecord>();
@@ -111,6 +112,28 @@ export class MemoryOutbox implements Outbox {
 
   close(): void {
     this.closed = true;
+  }
+
+  /** Takes in a record stored elsewhere (the durable outbox), keeping its seq and attempts. */
+  adopt(record: OutboxRecord): void {
+    this.checkOpen();
+    if (this.records.has(record.id)) throw new Error(`outbox: record ${record.id} already exists`);
+    this.records.set(record.id, { ...record, payload: toJson(record.payload, record.id) });
+    this.raiseSeqFloor(record.stream, record.seq);
+  }
+
+  /** The next seq of `stream` will be above `seq`: seqs handed out elsewhere are never handed out again. */
+  raiseSeqFloor(stream: OutboxStream, seq: number): void {
+    if (seq > (this.lastSeq.get(stream) ?? 0)) this.lastSeq.set(stream, seq);
+  }
+
+  lastSeqOf(stream: OutboxStream): number {
+    return this.lastSeq.get(stream) ?? 0;
+  }
+
+  /** Every record held, acked or not, oldest seq first per stream. */
+  all(): OutboxRecord[] {
+    return [...this.records.values()].sort((a, b) => a.seq - b.seq).map(toRecord);
   }
 
   private open(id: string, action: string): StoredRecord {
