@@ -17,6 +17,7 @@ import { startEmbeddedBroker } from './county/embedded-broker.ts';
 import { Delivery } from './county/delivery.ts';
 import { HealthReporter } from './county/health-reporter.ts';
 import { createSdNotifier, type SdNotifier } from './platform/sd-notify.ts';
+import { TrustedClock } from './platform/trusted-clock.ts';
 import { BroadcastController } from './broadcast/controller.ts';
 import { createProcessPlayer } from './broadcast/process-player.ts';
 import { ReportRecorder } from './broadcast/report-recorder.ts';
@@ -55,12 +56,15 @@ export interface VillageEdge {
 /** The whole service for one village, built from its config. The only place that constructs the pieces. */
 export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   const { config, logger, version } = options;
-  const now = options.adapters?.now ?? Date.now;
+  // One notion of time for everything: the system clock once it is trusted, never earlier than the newest
+  // verified county command (a Pi without a battery clock may boot years behind).
+  const clock = new TrustedClock({ policy: config.clock.systemClock, synchronizedFlag: config.clock.synchronizedFlag, systemNow: options.adapters?.now ?? Date.now });
+  const now = () => clock.now();
   const env = options.env ?? process.env;
   const startedAt = now();
   const problems: string[] = [];
 
-  const profileSet = loadProfiles(config.profilesDir ?? shippedProfilesDir);
+  const profileSet = loadProfiles([shippedProfilesDir, ...(config.profilesDir === undefined ? [] : [config.profilesDir])]);
   problems.push(...profileSet.errors);
 
   // A card that fills up or turns read-only is a fault for the county, never a lost press (the fault itself
@@ -154,6 +158,11 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     onStored,
     onAckOverdue,
     now,
+    clock,
+  });
+  clock.onCorrected((state) => {
+    logger.warn({ clock: state }, 'time is trusted now');
+    alarms?.clockCorrected();
   });
   faults = new FaultRecorder({ villageId: config.village.id, outbox, logger: logger.child({ component: 'fault' }), onStored, now });
   delivery = new Delivery({
@@ -193,6 +202,8 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
           return;
         }
         const { command } = result;
+        // Signed by the county: time is at least its issue time from now on.
+        clock.observe(command.claims.iat);
         switch (command.kind) {
           case 'ack':
             return delivery?.acknowledge(command.claims.id);
@@ -223,6 +234,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
         return problem === null || problem === undefined ? problems : [...problems, `storage: ${problem}`];
       },
       ...(storage === undefined ? {} : { storage: () => storage.health() }),
+      clock: () => clock.state(),
     },
     uplink,
     intervalMs: config.timing.healthIntervalMs,
@@ -231,6 +243,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   });
 
   let embeddedBroker: { close(): Promise<void> } | undefined;
+  let clockCheck: NodeJS.Timeout | undefined;
   let notifier: SdNotifier | undefined;
 
   return {
@@ -240,6 +253,14 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     problems,
     async start() {
       for (const problem of problems) logger.error({ problem }, 'configuration problem; the rest of the service runs');
+      // Until the system clock is synchronised, look for the flag now and then; relaying never waits for it.
+      clock.refresh();
+      if (!clock.state().trusted && config.clock.systemClock === 'timesyncd') {
+        clockCheck = setInterval(() => {
+          if (clock.refresh()) clearInterval(clockCheck);
+        }, 5000);
+        clockCheck.unref?.();
+      }
       // First: every other part reads and writes through them. Neither throws: a bad card runs from memory.
       storage?.start();
       replayStore?.start();
@@ -273,6 +294,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     },
     async stop() {
       notifier?.stopping();
+      clearInterval(clockCheck);
       health.stop();
       await broadcast?.stop();
       reports.stop();

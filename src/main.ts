@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { readConfigFile } from './config/load.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { createVillageEdge, shippedProfilesDir, type VillageEdge } from './app.ts';
-import { loadProfiles } from './drivers/profiles.ts';
+import { loadProfiles, sortProfileProblems } from './drivers/profiles.ts';
 import { createDeviceHub } from './drivers/device-hub.ts';
 import { inputNames, type InputName } from './drivers/profile-schema.ts';
 import { parseArgs } from 'node:util';
@@ -64,7 +64,7 @@ function checkConfig(path: string): number {
     return 1;
   }
   const { config } = result;
-  const profiles = loadProfiles(config.profilesDir ?? shippedProfilesDir);
+  const profiles = loadProfiles([shippedProfilesDir, ...(config.profilesDir === undefined ? [] : [config.profilesDir])]);
   // Building the hub opens nothing (constructors only assign), so it is a safe dry run of the wiring.
   const { problems } = createDeviceHub({
     buses: config.buses,
@@ -74,13 +74,18 @@ function checkConfig(path: string): number {
     sink: () => {},
     logger: createLogger({ level: 'silent' }),
   });
-  const errors = [...profiles.errors, ...problems];
+  // Only what would stop the service (or a configured device) fails the check: this is the unit's
+  // ExecStartPre, and a broken file no device uses must not keep the village off the air.
+  const sorted = sortProfileProblems(profiles, new Set(config.devices.map((d) => d.profile)));
+  const errors = [...sorted.errors, ...problems];
   for (const error of errors) console.error(error);
+  for (const warning of sorted.warnings) console.error(`warning: ${warning}`);
   if (errors.length > 0) {
     console.error(`${path}: ${errors.length} error(s)`);
     return 1;
   }
-  console.log(`${path}: ok (village ${config.village.id}, ${config.buses.length} bus(es), ${config.devices.length} device(s))`);
+  const warned = sorted.warnings.length === 0 ? '' : `, ${sorted.warnings.length} warning(s)`;
+  console.log(`${path}: ok (village ${config.village.id}, ${config.buses.length} bus(es), ${config.devices.length} device(s)${warned})`);
   return 0;
 }
 

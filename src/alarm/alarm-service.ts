@@ -3,6 +3,7 @@ import type { DeviceEvent, DevicePort, IndicatorState, InputName } from '../driv
 import type { Outbox, OutboxRecord } from '../store/types.ts';
 import type { AlarmPayload, AlarmType } from '../county/payloads.ts';
 import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
+import type { Clock } from '../platform/trusted-clock.ts';
 
 export interface Terminal {
   /** Device id of the alarm column. */
@@ -24,6 +25,8 @@ export interface AlarmServiceOptions {
   /** Called when an alarm's ack timeout passes without an ack (local autonomy hooks in here). */
   onAckOverdue?: (alarm: AlarmPayload) => void;
   now?: Now;
+  /** Whether time can be believed; alarms raised while it cannot say so, and get their time corrected later. */
+  clock?: Pick<Clock, 'state' | 'monotonic'>;
 }
 
 interface TerminalState {
@@ -44,6 +47,8 @@ interface TerminalState {
 export class AlarmService {
   private readonly terminals = new Map<string, TerminalState>();
   private readonly now: Now;
+  /** Alarms raised while time was not trusted, with the monotonic time of the press, to correct `raisedAt` later. */
+  private readonly untrustedRaises = new Map<string, number>();
   private running = false;
 
   constructor(private readonly options: AlarmServiceOptions) {
@@ -151,10 +156,32 @@ export class AlarmService {
     this.resetLatch(state.terminal.id, input);
   }
 
+  /**
+   * Time became trusted (or was corrected): alarms raised before, still waiting for the county, get the
+   * `raisedAt` the monotonic clock says they had, and lose `clockTrusted: false`.
+   */
+  clockCorrected(): void {
+    const { clock, outbox, logger } = this.options;
+    if (clock === undefined) return;
+    const now = this.now();
+    const monoNow = clock.monotonic();
+    for (const [id, monoAt] of this.untrustedRaises) {
+      this.untrustedRaises.delete(id);
+      const record = outbox.get(id);
+      if (record === undefined || record.ackedAt !== null) continue;
+      const { clockTrusted: _untrusted, ...alarm } = record.payload as unknown as AlarmPayload;
+      const raisedAt = isoWithOffset(now - (monoNow - monoAt));
+      outbox.updatePayload(id, { ...alarm, raisedAt });
+      logger.warn({ alarmId: id, was: alarm.raisedAt, raisedAt }, 'alarm time corrected: the clock is trusted now');
+    }
+  }
+
   private store(state: TerminalState, type: AlarmType, at: number, count: { presses: number; followUpOf?: string }): OutboxRecord {
-    const { village } = this.options;
+    const { village, clock } = this.options;
     const terminal = state.terminal;
     const id = uuidv7(at);
+    const untrusted = clock !== undefined && !clock.state().trusted;
+    if (untrusted) this.untrustedRaises.set(id, clock.monotonic() - (this.now() - at));
     return this.options.outbox.append({
       stream: 'alarm',
       id,
@@ -176,6 +203,7 @@ export class AlarmService {
         },
         attempt: 1,
         ...count,
+        ...(untrusted ? { clockTrusted: false as const } : {}),
       }),
     });
   }

@@ -267,8 +267,20 @@ export const configSchema = z
       })
       .strict()
       .default({ reserveBytes: 8 * 1024 * 1024, retryMs: 5000 }),
-    /** Folder of device profile files; relative to the config file. Defaults to the shipped `devices/`. */
+    /** Folder of the installer's own device profiles, read after the shipped `devices/` (adds and replaces models); relative to the config file. */
     profilesDir: z.string().min(1).optional(),
+    clock: z
+      .object({
+        /**
+         * When the system clock may be believed: `timesyncd` once systemd-timesyncd has synchronised it (its
+         * flag file exists), `trusted` always (a Pi with a battery clock, chrony), `untrusted` never. Until
+         * then time is never earlier than the newest verified county command's `iat`.
+         */
+        systemClock: z.enum(['timesyncd', 'trusted', 'untrusted']).default('timesyncd'),
+        synchronizedFlag: z.string().min(1).default('/run/systemd/timesync/synchronized'),
+      })
+      .strict()
+      .default({ systemClock: 'timesyncd', synchronizedFlag: '/run/systemd/timesync/synchronized' }),
     buses: z.array(busSchema).default([]),
     devices: z.array(deviceSchema).default([]),
     timing: timingSchema.default(() => timingSchema.parse({})),

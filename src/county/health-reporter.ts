@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { DeviceHealth } from '../drivers/types.ts';
 import type { OutboxStats } from '../store/types.ts';
 import type { StorageHealth } from '../store/resilient-outbox.ts';
+import type { ClockState } from '../platform/trusted-clock.ts';
 import type { HealthPayload } from './payloads.ts';
 import type { Uplink } from './types.ts';
 import { isoWithOffset, type Now } from '../platform/time.ts';
@@ -17,6 +18,7 @@ export interface HealthSources {
   problems: () => readonly string[];
   /** The data directory's state, where the outbox can tell it. */
   storage?: () => StorageHealth;
+  clock?: () => ClockState;
 }
 
 export function buildHealth(sources: HealthSources, now: number): HealthPayload {
@@ -47,6 +49,7 @@ export function buildHealth(sources: HealthSources, now: number): HealthPayload 
       ...(d.status === undefined ? {} : { status: Object.fromEntries(Object.entries(d.status).filter((e): e is [string, boolean] => e[1] !== undefined)) }),
     })),
     memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+    ...(sources.clock === undefined ? {} : { clock: sources.clock() }),
     ...(sources.storage === undefined ? {} : { storage: sources.storage() }),
     problems: [...sources.problems()],
   };

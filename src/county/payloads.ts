@@ -37,6 +37,8 @@ export const alarmPayloadSchema = z
     presses: z.number().int().min(1),
     /** A follow-up: more presses of that alarm's terminal came after a copy of it had gone out. */
     followUpOf: z.string().uuid().optional(),
+    /** Present (and false) while `raisedAt` comes from a clock that is not trusted (no NTP, no county time yet). */
+    clockTrusted: z.literal(false).optional(),
     /** Present (and false) only while the record lives in the village's memory, not yet on its card. */
     durable: z.literal(false).optional(),
   })
@@ -123,6 +125,11 @@ export const healthPayloadSchema = z
         .strict(),
     ),
     memory: z.object({ rssBytes: z.number().int(), heapUsedBytes: z.number().int() }).strict(),
+    /** Whether the village's time can be believed, and what vouches for it. */
+    clock: z
+      .object({ trusted: z.boolean(), source: z.enum(['system', 'county', 'none']), correctionMs: z.number().min(0) })
+      .strict()
+      .optional(),
     /**
      * The data directory: `ok`; `reserve` (full, running on the outbox's reserve); `memory` (takes no
      * writes: records live in memory until it does, and a restart would lose them).

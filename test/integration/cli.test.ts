@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -51,6 +51,34 @@ describe('village-edge command line', () => {
     expect(second.stderr).toContain('devices[1] (c2): profile "ve-ac200-line" speaks line, bus "rtu" is modbus-rtu');
     expect(second.stderr).toContain('devices[2] (r1): role relay-board needs relays; profile "ve-ac100-rtu" has none');
     expect(second.stderr).toContain('3 error(s)');
+  });
+
+  it('check-config fails only on a broken profile a device uses; others in profilesDir are warnings', () => {
+    const dir = mkdtempSync(join(tmpdir(), 've-cli-'));
+    mkdirSync(join(dir, 'profiles'));
+    // A half-written model file dropped into the folder, and notes that are no profile at all.
+    writeFileSync(join(dir, 'profiles', 've-ac300-line.json'), '{ "schema": 1, "model": "ve-ac3');
+    writeFileSync(join(dir, 'profiles', 'README.txt'), 'notes');
+    const config = (profile: string) => ({
+      version: 1,
+      village: { id: 'v1', name: 'x', location: { lat: 25, lon: 102 } },
+      county: { url: 'mqtt://127.0.0.1:1883' },
+      dataDir: './data',
+      profilesDir: './profiles',
+      buses: [{ id: 'sim', kind: 'simulated' }],
+      devices: [{ id: 'c1', bus: 'sim', unitId: 1, profile, role: 'alarm-column', label: 'a' }],
+    });
+    const path = join(dir, 'config.json');
+    writeFileSync(path, JSON.stringify(config('ve-ac100-rtu')));
+    const unused = cli('check-config', path);
+    expect(unused.code).toBe(0);
+    expect(unused.stderr).toMatch(/^warning: ve-ac300-line\.json: not valid JSON/m);
+    expect(unused.stdout).toContain('1 warning(s)');
+
+    writeFileSync(path, JSON.stringify(config('ve-ac300-line')));
+    const used = cli('check-config', path);
+    expect(used.code).toBe(1);
+    expect(used.stderr).toMatch(/^ve-ac300-line\.json: not valid JSON/m);
   });
 
   it('names a missing file and prints usage for a wrong command', () => {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AlarmService, type Terminal } from '../../src/alarm/alarm-service.ts';
+import { AlarmService, type AlarmServiceOptions, type Terminal } from '../../src/alarm/alarm-service.ts';
 import { alarmPayloadSchema, type AlarmPayload } from '../../src/county/payloads.ts';
 import type { OutboxRecord } from '../../src/store/types.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
@@ -9,12 +9,15 @@ import { simulatedPort } from '../support/simulated-port.ts';
 const timing = { debounceMs: 30, ackTimeoutMs: 10_000, indicatorHoldMs: 60_000 };
 const village = { id: 'v1', name: 'Village One', location: { lat: 25.04, lon: 102.71 } };
 
-function setup(terminals: Terminal[] = [{ id: 'c1', label: 'gate', testMode: false }], outbox = createMemoryOutbox()) {
+function setup(terminals: Terminal[] = [{ id: 'c1', label: 'gate', testMode: false }], outbox = createMemoryOutbox(), clock?: AlarmServiceOptions['clock'], now?: () => number) {
   const { logger, lines } = memoryLogger();
   const sim = simulatedPort(terminals.map((t) => t.id), logger);
   const stored: OutboxRecord[] = [];
   const overdue: AlarmPayload[] = [];
-  const service = new AlarmService({ village, terminals, devices: sim.port, outbox, timing, logger, onStored: (r) => stored.push(r), onAckOverdue: (a) => overdue.push(a) });
+  const service = new AlarmService({
+    village, terminals, devices: sim.port, outbox, timing, logger, onStored: (r) => stored.push(r), onAckOverdue: (a) => overdue.push(a),
+    ...(clock === undefined ? {} : { clock }), ...(now === undefined ? {} : { now }),
+  });
   sim.listen((e) => service.handleDeviceEvent(e));
   service.start();
   return { service, sim, outbox, stored, overdue, lines };
@@ -77,6 +80,31 @@ describe('AlarmService', () => {
     expect(alarmPayloadSchema.parse(stored[2]!.payload)).toMatchObject({ followUpOf: original.id, presses: 5 });
     // The lamp and the ack timer belong to the alarm, not to each follow-up.
     expect(sim.device('c1').commands.filter((c) => c.startsWith('indicator'))).toEqual(['indicator sent']);
+  });
+
+  it('says an alarm was raised on an untrusted clock, and corrects its time when the clock is trusted', async () => {
+    let trusted = false;
+    let offsetMs = 0;
+    const clock = { state: () => ({ trusted, source: trusted ? ('county' as const) : ('none' as const), correctionMs: offsetMs }), monotonic: () => performance.now() };
+    // The app's `now` is trusted time: the wall clock plus whatever the county's time corrected it by.
+    const { sim, outbox, stored, service } = setup(undefined, undefined, clock, () => Date.now() + offsetMs);
+    sim.device('c1').press();
+    await vi.advanceTimersByTimeAsync(2000);
+    const raised = alarmPayloadSchema.parse(outbox.get(stored[0]!.id)!.payload);
+    expect(raised.clockTrusted).toBe(false);
+    // A verified county command shows the clock was 10 minutes behind.
+    trusted = true;
+    offsetMs = 10 * 60_000;
+    service.clockCorrected();
+    const corrected = alarmPayloadSchema.parse(outbox.get(stored[0]!.id)!.payload);
+    expect(corrected.clockTrusted).toBeUndefined();
+    const shiftMs = Date.parse(corrected.raisedAt) - Date.parse(raised.raisedAt);
+    expect(Math.abs(shiftMs - offsetMs)).toBeLessThan(50);
+    // Raised on a trusted clock: no flag.
+    service.acknowledged(outbox.ack(stored[0]!.id, Date.now())!);
+    sim.device('c1').press();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(alarmPayloadSchema.parse(stored[1]!.payload).clockTrusted).toBeUndefined();
   });
 
   it('ignores a bounce inside the debounce time', async () => {

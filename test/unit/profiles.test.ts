@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadProfiles } from '../../src/drivers/profiles.ts';
+import { loadProfiles, sortProfileProblems } from '../../src/drivers/profiles.ts';
 
 function dirWith(files: Record<string, unknown>): string {
   const dir = mkdtempSync(join(tmpdir(), 've-profiles-'));
@@ -42,7 +42,7 @@ describe('device profile loader', () => {
       'unknown-field.json': { ...good, model: 'unknown-field', colour: 'red' },
       'bad-line.json': { schema: 1, model: 'bad-line', protocol: 'line', line: { talker: 've', checksum: 'crc32', events: {} } },
     });
-    const { profiles, errors } = loadProfiles(dir);
+    const { profiles, errors } = loadProfiles([dir]);
     expect([...profiles.keys()]).toEqual(['ve-ac100-rtu']);
     const text = errors.join('\n');
     expect(text).toMatch(/^broken-json\.json: not valid JSON/m);
@@ -56,7 +56,26 @@ describe('device profile loader', () => {
     expect(text).toContain('bad-line.json: line.events: at least one event');
   });
 
+  it('adds the installer\'s folder to the shipped one, reads only <model>.json files, and lets a later folder replace a model', () => {
+    const shipped = dirWith({ 've-ac100-rtu.json': good, 'other.json': { ...good, model: 'other' } });
+    const extra = dirWith({
+      'other.json': { ...good, model: 'other', description: 'the site variant' },
+      'site-column.json': { ...good, model: 'site-column' },
+      '.site-column.json.swp': 'not json at all',
+      'site-column.json~': 'not json at all',
+      'README.md': '# notes',
+      'half-written.json': '{ "schema": 1, "model": "half-wr',
+    });
+    const set = loadProfiles([shipped, extra]);
+    expect([...set.profiles.keys()].sort()).toEqual(['other', 'site-column', 've-ac100-rtu']);
+    expect(set.profiles.get('other')?.description).toBe('the site variant');
+    expect(set.errors).toEqual([expect.stringMatching(/^half-written\.json: not valid JSON/)]);
+    // Unused, so only a warning; a device that used it would make it an error.
+    expect(sortProfileProblems(set, new Set(['ve-ac100-rtu']))).toEqual({ errors: [], warnings: set.errors });
+    expect(sortProfileProblems(set, new Set(['half-written'])).errors).toEqual(set.errors);
+  });
+
   it('says so when the folder cannot be read', () => {
-    expect(loadProfiles('/nonexistent/profiles').errors[0]).toMatch(/^profilesDir: cannot read \/nonexistent\/profiles/);
+    expect(loadProfiles(['/nonexistent/profiles']).errors[0]).toMatch(/^profilesDir: cannot read \/nonexistent\/profiles/);
   });
 });
