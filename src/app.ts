@@ -157,6 +157,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     logger: logger.child({ component: 'alarm' }),
     onStored,
     onAckOverdue,
+    sendEarly: (record) => delivery?.sendEarly(record) ?? record,
     now,
     clock,
   });

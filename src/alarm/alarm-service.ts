@@ -22,6 +22,11 @@ export interface AlarmServiceOptions {
   logger: Logger;
   /** Called after each alarm is durably stored, so delivery can start at once. */
   onStored: (record: OutboxRecord) => void;
+  /**
+   * Offered each new alarm after its seq is taken and before it is committed, so that the publish and the
+   * fsync run at once; returns the record with the attempt it made (or as given, when it sent nothing).
+   */
+  sendEarly?: (record: OutboxRecord) => OutboxRecord;
   /** Called when an alarm's ack timeout passes without an ack (local autonomy hooks in here). */
   onAckOverdue?: (alarm: AlarmPayload) => void;
   now?: Now;
@@ -182,7 +187,7 @@ export class AlarmService {
     const id = uuidv7(at);
     const untrusted = clock !== undefined && !clock.state().trusted;
     if (untrusted) this.untrustedRaises.set(id, clock.monotonic() - (this.now() - at));
-    return this.options.outbox.append({
+    const prepared = this.options.outbox.prepare({
       stream: 'alarm',
       id,
       subject: subjectOf(terminal.id, type),
@@ -206,6 +211,8 @@ export class AlarmService {
         ...(untrusted ? { clockTrusted: false as const } : {}),
       }),
     });
+    // On its way to the county while the card flushes; only the commit makes it exist for the villager.
+    return this.options.outbox.commit(this.options.sendEarly?.(prepared) ?? prepared);
   }
 
   private restoreOpenAlarm(state: TerminalState): void {

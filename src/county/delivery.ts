@@ -94,6 +94,21 @@ export class Delivery {
     }
   }
 
+  /**
+   * A record about to be committed: published now, so that the county has it while the card flushes,
+   * when the link is up, the window has room and nothing older of its stream waits (seq order holds).
+   * Returns it with this first attempt recorded, to be committed so; as given when nothing was sent.
+   */
+  sendEarly(record: OutboxRecord): OutboxRecord {
+    const { outbox, uplink, retry } = this.options;
+    if (!this.running || !uplink.connected || this.inFlight >= this.window) return record;
+    const now = this.now();
+    if (outbox.due(record.stream, now, 1).length > 0) return record;
+    const sent = { ...record, attempts: 1, nextAttemptAt: now + backoffDelay(1, retry.initialMs, retry.maxMs) };
+    this.publish(sent);
+    return sent;
+  }
+
   /** The county acknowledged a record (the ack's signature already checked). */
   acknowledge(id: string): void {
     this.pendingAcks.push(id);
@@ -118,6 +133,27 @@ export class Delivery {
     for (const record of acked) this.options.onAcked(record);
   }
 
+  /** One copy of `record`, as its attempt number `record.attempts` says. */
+  private publish(record: OutboxRecord): void {
+    const { uplink, logger } = this.options;
+    const { stream, attempts: attempt } = record;
+    this.inFlight++;
+    uplink
+      .publishRecord(stream, { ...record.payload, attempt })
+      .then(
+        () => logger.debug({ stream, id: record.id, seq: record.seq, attempt }, 'published'),
+        (error: unknown) => logger.info({ stream, id: record.id, seq: record.seq, attempt, err: error }, 'publish failed; will retry'),
+      )
+      .finally(() => {
+        this.inFlight--;
+        // Refill once half the window is free, so each pass (and its commit) covers many records.
+        if (this.inFlight <= this.window / 2) this.refill ??= setImmediate(() => {
+          this.refill = undefined;
+          this.kick();
+        });
+      });
+  }
+
   private pump(): void {
     const { outbox, uplink, retry, logger } = this.options;
     for (const stream of streamOrder) {
@@ -137,24 +173,7 @@ export class Delivery {
         logger.error({ err: error, stream, records: due.length }, 'attempts not recorded; publishing anyway');
         for (const update of updates) this.unrecorded.set(update.id, update.nextAttemptAt);
       }
-      for (const record of due) {
-        const attempt = record.attempts + 1;
-        this.inFlight++;
-        uplink
-          .publishRecord(stream, { ...record.payload, attempt })
-          .then(
-            () => logger.debug({ stream, id: record.id, seq: record.seq, attempt }, 'published'),
-            (error: unknown) => logger.info({ stream, id: record.id, seq: record.seq, attempt, err: error }, 'publish failed; will retry'),
-          )
-          .finally(() => {
-            this.inFlight--;
-            // Refill once half the window is free, so each pass (and its commit) covers many records.
-            if (this.inFlight <= this.window / 2) this.refill ??= setImmediate(() => {
-              this.refill = undefined;
-              this.kick();
-            });
-          });
-      }
+      for (const record of due) this.publish({ ...record, attempts: record.attempts + 1 });
       // A stream with more waiting keeps the window to itself until it is drained, so order holds.
       if (due.length === room) return;
     }

@@ -1,4 +1,4 @@
-import { outboxStreams, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
+import { outboxStreams, type AppendInput, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
 
 /** A record as held here: the payload kept as JSON text, exactly as SQLite keeps it. */
 type StoredRecord = Omit<OutboxRecord, 'payload'> & { payload: string };
@@ -14,26 +14,27 @@ export class MemoryOutbox implements Outbox {
   private readonly lastSeq = new Map<OutboxStream, number>();
   private closed = false;
 
-  append(input: Parameters<Outbox['append']>[0]): OutboxRecord {
+  append(input: AppendInput): OutboxRecord {
+    return this.commit(this.prepare(input));
+  }
+
+  prepare(input: AppendInput): OutboxRecord {
     this.checkOpen();
     if (!(outboxStreams as readonly string[]).includes(input.stream)) throw new Error(`outbox: unknown stream ${String(input.stream)}`);
     if (this.records.has(input.id)) throw new Error(`outbox: record ${input.id} already exists`);
     const seq = (this.lastSeq.get(input.stream) ?? 0) + 1;
-    // Built before anything is stored, so a throwing build leaves no record and consumes no seq.
+    // Built before the seq is taken, so a throwing build leaves no record and consumes no seq.
     const payload = toJson(input.build(seq), input.id);
     this.lastSeq.set(input.stream, seq);
-    const stored: StoredRecord = {
-      id: input.id,
-      stream: input.stream,
-      seq,
-      subject: input.subject,
-      payload,
-      attempts: 0,
-      createdAt: input.now,
-      nextAttemptAt: input.now,
-      ackedAt: null,
-    };
-    this.records.set(input.id, stored);
+    return toRecord({ id: input.id, stream: input.stream, seq, subject: input.subject, payload, attempts: 0, createdAt: input.now, nextAttemptAt: input.now, ackedAt: null });
+  }
+
+  commit(record: OutboxRecord): OutboxRecord {
+    this.checkOpen();
+    if (this.records.has(record.id)) throw new Error(`outbox: record ${record.id} already exists`);
+    const stored: StoredRecord = { ...record, payload: toJson(record.payload, record.id) };
+    this.records.set(record.id, stored);
+    this.raiseSeqFloor(record.stream, record.seq);
     return toRecord(stored);
   }
 
@@ -112,14 +113,6 @@ export class MemoryOutbox implements Outbox {
 
   close(): void {
     this.closed = true;
-  }
-
-  /** Takes in a record stored elsewhere (the durable outbox), keeping its seq and attempts. */
-  adopt(record: OutboxRecord): void {
-    this.checkOpen();
-    if (this.records.has(record.id)) throw new Error(`outbox: record ${record.id} already exists`);
-    this.records.set(record.id, { ...record, payload: toJson(record.payload, record.id) });
-    this.raiseSeqFloor(record.stream, record.seq);
   }
 
   /** The next seq of `stream` will be above `seq`: seqs handed out elsewhere are never handed out again. */

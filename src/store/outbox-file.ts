@@ -34,9 +34,10 @@ export function openOutboxFile(options: { path: string; marker: OutboxMarker; lo
     outbox = openSqliteOutbox({ path, ...(options.logger ? { logger: options.logger } : {}) });
   }
 
+  // Always above the marker: a record published before its commit and lost in a crash had a seq up to it.
+  if (read.kind === 'ok') outbox.raiseSeqFloors(read.marker.reservedSeq);
   if (outbox.createdSchema && read.kind === 'ok') {
     const { reservedSeq, unackedAtUpdate, updatedAt, installId } = read.marker;
-    outbox.raiseSeqFloors(reservedSeq);
     notices.push(
       `outbox ${path} was ${before}, but install ${installId} had stored records in it (seq up to alarm ${reservedSeq.alarm}, ` +
         `fault ${reservedSeq.fault}, report ${reservedSeq.report}): ${unackedAtUpdate} were unacknowledged at ${updatedAt}, and any raised ` +

@@ -7,7 +7,7 @@ import { OutboxMarker } from './outbox-marker.ts';
 import type { SqliteOutbox } from './sqlite-outbox.ts';
 import { StorageReserve } from './storage-reserve.ts';
 import { errorText, freeBytes, isStorageFailure, probeWritable } from './storage-files.ts';
-import { outboxStreams, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
+import { outboxStreams, type AppendInput, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
 
 /**
  * `ok`: every record is committed to the card. `reserve`: the card is full and the outbox lives on its
@@ -91,18 +91,45 @@ export class ResilientOutbox implements Outbox {
     return { state: this.state, problem: this.problem, memoryOnly: this.memoryOnly.size, freeBytes: freeBytes(this.options.dataDir) };
   }
 
-  append(input: Parameters<Outbox['append']>[0]): OutboxRecord {
+  append(input: AppendInput): OutboxRecord {
+    return this.commit(this.prepare(input));
+  }
+
+  /**
+   * Seq and payload, nothing written. The seq is covered by the marker before it is handed out (one
+   * fsync per block of seqs), so a record published before its commit and lost in a crash never has its
+   * seq handed out again: each start continues above the marker.
+   */
+  prepare(input: AppendInput): OutboxRecord {
+    const record = this.use(
+      (d) => d.prepare(input),
+      (m) => m.prepare({ ...input, build: (seq) => ({ ...input.build(seq), durable: false }) }),
+      'preparing a record',
+    );
+    this.lastSeq[record.stream] = Math.max(this.lastSeq[record.stream], record.seq);
+    if (this.memory === undefined && this.marker.exceeds(record.stream, record.seq)) {
+      try {
+        this.marker.reserve(this.lastSeq, this.durable?.stats().depth ?? 0, this.now());
+      } catch (error) {
+        // The commit that follows will show whether the card still takes writes.
+        this.options.logger.warn({ err: errorText(error) }, 'outbox marker not written');
+      }
+    }
+    return record;
+  }
+
+  commit(record: OutboxRecord): OutboxRecord {
     if (this.closed) throw new Error('outbox: closed');
     if (this.memory === undefined && this.durable !== undefined) {
       const durable = this.durable;
       try {
-        return this.appended(durable.append(input));
+        return durable.commit(record);
       } catch (error) {
         if (!isStorageFailure(error)) throw error;
         if (this.reserve.release()) {
           this.setProblem('reserve', `the data directory is full (${errorText(error)}): the outbox reserve was released and alarms are stored on it`);
           try {
-            return this.appended(durable.append(input));
+            return durable.commit(record);
           } catch (again) {
             if (!isStorageFailure(again)) throw again;
             this.enterMemory(`storing a record failed even after the reserve was released: ${errorText(again)}`);
@@ -110,11 +137,10 @@ export class ResilientOutbox implements Outbox {
         } else this.enterMemory(`storing a record failed: ${errorText(error)}`);
       }
     }
-    const memory = this.memoryStore();
-    const record = memory.append({ ...input, build: (seq) => ({ ...input.build(seq), durable: false }) });
-    this.memoryOnly.add(record.id);
-    this.lastSeq[record.stream] = record.seq;
-    return record;
+    const stored = this.memoryStore().commit({ ...record, payload: { ...record.payload, durable: false } });
+    this.memoryOnly.add(stored.id);
+    this.lastSeq[stored.stream] = Math.max(this.lastSeq[stored.stream], stored.seq);
+    return stored;
   }
 
   updatePayload(id: string, payload: JsonObject): void {
@@ -201,19 +227,6 @@ export class ResilientOutbox implements Outbox {
     return this.memory ?? this.enterMemory('the outbox is not open');
   }
 
-  private appended(record: OutboxRecord): OutboxRecord {
-    this.lastSeq[record.stream] = record.seq;
-    if (this.marker.exceeds(record.stream, record.seq)) {
-      try {
-        this.marker.reserve(this.lastSeq, this.durable?.stats().depth ?? 0, this.now());
-      } catch (error) {
-        // The record itself is committed; the next write will show whether the card still takes writes.
-        this.options.logger.warn({ err: errorText(error) }, 'outbox marker not written');
-      }
-    }
-    return record;
-  }
-
   private openDurable(): OpenedOutbox {
     const opened = this.options.open?.() ?? openOutboxFile({ path: join(this.options.dataDir, 'outbox.sqlite'), marker: this.marker, logger: this.options.logger, now: this.now() });
     for (const detail of opened.notices) {
@@ -237,7 +250,7 @@ export class ResilientOutbox implements Outbox {
     let unread = '';
     if (seed && this.durable !== undefined) {
       try {
-        for (const stream of outboxStreams) for (const record of this.durable.due(stream, Number.MAX_SAFE_INTEGER, seedLimit)) memory.adopt(record);
+        for (const stream of outboxStreams) for (const record of this.durable.due(stream, Number.MAX_SAFE_INTEGER, seedLimit)) memory.commit(record);
       } catch (error) {
         unread = `; records already on the card cannot be read (${errorText(error)}) and wait there`;
       }

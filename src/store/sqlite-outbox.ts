@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { resolve } from 'node:path';
 import { DurableStorageError, openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
-import { outboxStreams, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
+import { outboxStreams, type AppendInput, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
 
 /**
  * Retention of acked rows: they are kept 7 days (so an operator can still see what went out and when), then
@@ -94,13 +94,6 @@ export function openSqliteOutbox(options: { path: string; logger?: Logger; acked
 
 function prepareStatements(db: Database.Database) {
   return {
-    nextSeq: db.prepare<[string], { seq: number }>(
-      `INSERT INTO outbox_seq (stream, last_seq) VALUES (?, 1)
-       ON CONFLICT (stream) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq AS seq`,
-    ),
-    insert: db.prepare<[string, string, number, string, string, number, number]>(
-      `INSERT INTO outbox_record (${columns}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, NULL)`,
-    ),
     get: db.prepare<[string], RecordRow>(`SELECT ${columns} FROM outbox_record WHERE id = ?`),
     // INDEXED BY: never let the planner fall back to a scan and sort of the whole backlog.
     due: db.prepare<[string, number, number], RecordRow>(
@@ -128,6 +121,7 @@ function prepareStatements(db: Database.Database) {
        WHERE acked_at IS NULL GROUP BY stream`,
     ),
     lastSeqs: db.prepare<[], { stream: string; last_seq: number }>('SELECT stream, last_seq FROM outbox_seq'),
+    lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM outbox_seq WHERE stream = ?'),
     raiseSeq: db.prepare<[string, number]>(
       `INSERT INTO outbox_seq (stream, last_seq) VALUES (?, ?)
        ON CONFLICT (stream) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`,
@@ -144,7 +138,9 @@ function prepareStatements(db: Database.Database) {
 
 export class SqliteOutbox implements Outbox {
   private readonly statements: ReturnType<typeof prepareStatements>;
-  private readonly appendTx;
+  private readonly commitTx;
+  /** Seqs handed out by prepare() in this process, committed or not: never handed out again. */
+  private readonly handedOut: Record<OutboxStream, number> = { alarm: 0, fault: 0, report: 0 };
   private readonly recordAttemptsTx;
   private readonly ackManyTx;
   private readonly absorbTx;
@@ -158,24 +154,11 @@ export class SqliteOutbox implements Outbox {
     readonly createdSchema = false,
   ) {
     this.statements = prepareStatements(db);
-    // IMMEDIATE takes the write lock up front, so the seq read-increment-insert can never interleave.
-    this.appendTx = db.transaction((input: Parameters<Outbox['append']>[0]): OutboxRecord => {
-      if (this.statements.get.get(input.id)) throw new Error(`outbox: record ${input.id} already exists`);
-      const seq = this.statements.nextSeq.get(input.stream)?.seq;
-      if (seq === undefined) throw new Error('outbox: the seq counter returned nothing');
-      const payload = toJson(input.build(seq), input.id);
-      this.statements.insert.run(input.id, input.stream, seq, input.subject, payload, input.now, input.now);
-      return this.toRecord({
-        id: input.id,
-        stream: input.stream,
-        seq,
-        subject: input.subject,
-        payload,
-        attempts: 0,
-        created_at: input.now,
-        next_attempt_at: input.now,
-        acked_at: null,
-      });
+    // One transaction, one fsync: the record as prepared (seq, payload, attempts) and the counter above it.
+    this.commitTx = db.transaction((record: OutboxRecord, payload: string): void => {
+      if (this.statements.get.get(record.id)) throw new Error(`outbox: record ${record.id} already exists`);
+      this.statements.insertWhole.run(record.id, record.stream, record.seq, record.subject, payload, record.attempts, record.createdAt, record.nextAttemptAt, record.ackedAt);
+      this.statements.raiseSeq.run(record.stream, record.seq);
     });
     this.recordAttemptsTx = db.transaction((updates: readonly AttemptUpdate[]) => {
       for (const update of updates) this.recordOne(update.id, update.attempts, update.nextAttemptAt);
@@ -223,9 +206,26 @@ export class SqliteOutbox implements Outbox {
     this.absorbTx.immediate(input);
   }
 
-  append(input: Parameters<Outbox['append']>[0]): OutboxRecord {
+  append(input: AppendInput): OutboxRecord {
+    return this.commit(this.prepare(input));
+  }
+
+  prepare(input: AppendInput): OutboxRecord {
     if (!knownStreams.has(input.stream)) throw new Error(`outbox: unknown stream ${String(input.stream)}`);
-    return this.appendTx.immediate(input);
+    if (this.statements.get.get(input.id)) throw new Error(`outbox: record ${input.id} already exists`);
+    const counter = this.statements.lastSeq.get(input.stream)?.last_seq ?? 0;
+    const seq = Math.max(counter, this.handedOut[input.stream]) + 1;
+    // Built before the seq is taken, so a throwing build consumes none.
+    const payload = JSON.parse(toJson(input.build(seq), input.id)) as JsonObject;
+    this.handedOut[input.stream] = seq;
+    return { id: input.id, stream: input.stream, seq, subject: input.subject, payload, attempts: 0, createdAt: input.now, nextAttemptAt: input.now, ackedAt: null };
+  }
+
+  commit(record: OutboxRecord): OutboxRecord {
+    if (!knownStreams.has(record.stream)) throw new Error(`outbox: unknown stream ${String(record.stream)}`);
+    const payload = toJson(record.payload, record.id);
+    this.commitTx.immediate(record, payload);
+    return { ...record, payload: JSON.parse(payload) as JsonObject };
   }
 
   updatePayload(id: string, payload: JsonObject): void {

@@ -37,14 +37,25 @@ export interface OutboxStats {
  * The durable outbox. Every write has been committed and fsync'd when the call returns, so nothing may
  * claim a record exists (indicator, log line, MQTT) before `append` returned.
  */
+export interface AppendInput {
+  stream: OutboxStream;
+  id: string;
+  subject: string;
+  now: number;
+  build: (seq: number) => JsonObject;
+}
+
 export interface Outbox {
-  append(input: {
-    stream: OutboxStream;
-    id: string;
-    subject: string;
-    now: number;
-    build: (seq: number) => JsonObject;
-  }): OutboxRecord;
+  /** `commit(prepare(input))`. */
+  append(input: AppendInput): OutboxRecord;
+  /**
+   * The first half of an append: the record with its seq and payload, nothing written. Its seq is never
+   * handed out again, committed or not. Nothing may say the record exists before `commit` returned, but
+   * delivery may publish it meanwhile (publish and commit concurrently; the county dedupes by id).
+   */
+  prepare(input: AppendInput): OutboxRecord;
+  /** The second half: stores a prepared record as given (attempts and next attempt included), durably. */
+  commit(record: OutboxRecord): OutboxRecord;
   /** Replace the payload of an unacked record (e.g. count another press on an open alarm); throws if acked or unknown. */
   updatePayload(id: string, payload: JsonObject): void;
   /** Unacked records of a stream whose next attempt is due, oldest seq first. */

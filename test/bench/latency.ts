@@ -38,8 +38,10 @@ export interface LatencyResult {
   max: number;
   bus: BusFigures;
   breakdown: LatencyBreakdown;
-  /** Alarms whose "alarm raised and stored" line was written before the county received them. */
+  /** Alarms whose "alarm raised and stored" line was written before the county received them (publish and commit run at once: not required). */
   storedBeforeReceive: number;
+  /** Alarms committed (logged stored) before the slave saw the column told `sent`: required of every one. */
+  storedBeforeSent: number;
   /** Alarms whose row a second, read-only SQLite connection saw at the moment the county received them. */
   committedAtReceive: number;
   duplicates: number;
@@ -78,6 +80,13 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
   try {
     const { broker, pair, slave, bus } = await openRtuRig(options.terminals, teardown);
     const buttons = Array.from({ length: options.terminals }, (_, i) => latchedButton(slave.unit(i + 1), 0, 0));
+    // When each column was told `sent` (holding register 0 = 1 in ve-ac100-rtu), as the slave saw the write.
+    const sentWrites = new Map<number, number[]>();
+    for (let unit = 1; unit <= options.terminals; unit++) {
+      slave.unit(unit).onWrite((w) => {
+        if (w.table === 'holding-registers' && w.address === 0 && w.value === 1) sentWrites.set(unit, [...(sentWrites.get(unit) ?? []), performance.now()]);
+      });
+    }
 
     const dataDir = mkdtempSync(join(tmpdir(), 've-bench-latency-'));
     teardown.add('data folder', () => rmSync(dataDir, { recursive: true, force: true }));
@@ -197,6 +206,10 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
       bus: busFigures,
       storedBeforeReceive: arrivals.filter((a) => (stored.get(a.alarm.id) ?? Infinity) < a.receivedAt).length,
       committedAtReceive: arrivals.filter((a) => a.committed).length,
+      storedBeforeSent: arrivals.filter((a) => {
+        const sentAt = sentWrites.get(a.unit)?.find((at) => at > a.flippedAt);
+        return sentAt !== undefined && (stored.get(a.alarm.id) ?? Infinity) < sentAt;
+      }).length,
       duplicates: alarms.length - firsts.size,
       overlaps: slave.stats.overlaps - overlapsBefore,
       badRequests: slave.stats.badRequests - badBefore,

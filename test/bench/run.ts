@@ -3,7 +3,7 @@
 // county-wide announcement to 150 villages; progress on stderr, one markdown table on stdout.
 // Read "target" as (met)/(**missed**): slow figures are reported, never fatal. Exit 1 only when something
 // is broken (an alarm lost or out of order, a payload off its schema, a process that died): see FAILED.
-// Knobs: BENCH_ONLY=latency,drain,footprint,floor,commands,countywide BENCH_COMMANDS=200 BENCH_PRESSES=300 BENCH_DRAIN=10000 BENCH_SETTLE_S=60 BENCH_SAMPLE_S=60 BENCH_SEED=1 BENCH_CPU_PROF=1
+// Knobs: BENCH_ONLY=latency,durable,drain,footprint,floor,commands,countywide BENCH_DURABLE_PRESSES=60 BENCH_COMMANDS=200 BENCH_PRESSES=300 BENCH_DRAIN=10000 BENCH_SETTLE_S=60 BENCH_SAMPLE_S=60 BENCH_SEED=1 BENCH_CPU_PROF=1
 // BENCH_NODE_FLAGS='...' (default: the flags of ExecStart in systemd/village-edge.service) BENCH_NO_BUILD=1 (measure dist/ as it is)
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
@@ -14,10 +14,11 @@ import { measureFootprint, type FootprintResult } from './footprint.ts';
 import type { BusFigures } from './bus-monitor.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
+import { measureDurableLatency, type DurableLatencyResult } from './durable-latency.ts';
 import { measureCommandLatency, measureCountyWide, type CommandLatencyResult, type CountyWideResult } from './commands.ts';
 
 const env = process.env;
-const only = new Set((env['BENCH_ONLY'] ?? 'latency,drain,footprint,floor,commands,countywide').split(',').map((s) => s.trim()));
+const only = new Set((env['BENCH_ONLY'] ?? 'latency,durable,drain,footprint,floor,commands,countywide').split(',').map((s) => s.trim()));
 const presses = Number(env['BENCH_PRESSES'] ?? 300);
 const drainAlarms = Number(env['BENCH_DRAIN'] ?? 10_000);
 const sampleS = Number(env['BENCH_SAMPLE_S'] ?? 60);
@@ -51,6 +52,7 @@ async function part<T>(name: string, run: () => Promise<T>): Promise<T | undefin
 
 const started = performance.now();
 const latency = await part('latency', () => measureLatency({ presses, terminals: 8, holdMs: 300, gapMs: [1000, 4000], seed, progress }));
+const durable = await part('durable', () => measureDurableLatency({ presses: Number(env['BENCH_DURABLE_PRESSES'] ?? 60), delaysMs: [0, 30], progress }));
 const drain = await part('drain', () => measureDrain({ alarms: drainAlarms, progress }));
 // Reported in the table, and broken all the same: the order is the contract, and so is the payload.
 if (drain !== undefined && drain.outOfOrder > 0) failures.push(`drain: ${drain.outOfOrder} alarms reached the county out of seq order (first deliveries)`);
@@ -80,6 +82,7 @@ console.log('');
 console.log(
   renderTable([
     ...latencyRows(latency),
+    ...durableRows(durable),
     ...drainRows(drain),
     ...footprintRows(footprint),
     ...footprintOneRow(footprintOne),
@@ -156,12 +159,26 @@ function latencyRows(r: LatencyResult | undefined): Row[] {
           : `By kind of the request that came too early: ${kinds(b.shortSilenceKinds) || 'n/a'}.`,
     },
     {
-      figure: '   Durable before published',
-      value: `${r.storedBeforeReceive} of ${r.presses} logged "alarm raised and stored" before the county had them; ${r.committedAtReceive} of ${r.presses} rows visible to a second read-only SQLite connection at receive`,
-      target: target(`${r.presses} of ${r.presses}`, r.storedBeforeReceive === r.presses && r.committedAtReceive === r.presses),
-      note: 'Measured, nothing in src instrumented. Guaranteed by construction too: AlarmService logs and kicks delivery only after outbox.append returned (an IMMEDIATE transaction, WAL, synchronous=FULL checked at open), and Delivery publishes only rows read back by outbox.due(). The fsync itself is not observable from here.',
+      figure: '   Durable before the villager is told',
+      value: `${r.storedBeforeSent} of ${r.presses} committed before the column was told \`sent\`; ${r.presses - r.storedBeforeReceive} of ${r.presses} reached the county before their commit returned`,
+      target: target(`${r.presses} of ${r.presses} committed before \`sent\``, r.storedBeforeSent === r.presses),
+      note: 'Publish and commit run at once (issue 11.18): delivery publishes a new alarm after its seq is taken and before the fsync, so a slow card does not delay the county; the column shows `sent` only after the commit. Here the county runs in the same process, so it reads its socket only after the fsync has let the event loop go: see row 1b for a separate service on a slow card. Measured at the slave (the `sent` register write) and in the log; nothing in src instrumented.',
     },
   ];
+}
+
+function durableRows(results: DurableLatencyResult[] | undefined): Row[] {
+  if (results === undefined) return [skipped('1b. poll sample → county on a slow SD card', 'durable')];
+  const fast = results.find((r) => r.fsyncDelayMs === 0);
+  return results.map((r) => ({
+    figure: `1b. Poll sample → county, 1 column, built service on a card whose fsync takes +${r.fsyncDelayMs} ms (LD_PRELOAD test/bench/slow-fsync.c)`,
+    value: `p50 ${ms(r.sampleToCounty.p50)}, p99 ${ms(r.sampleToCounty.p99)} (n = ${r.presses}); sample → committed p50 ${ms(r.sampleToStored.p50)}, p99 ${ms(r.sampleToStored.p99)}`,
+    target:
+      fast === undefined || r === fast
+        ? '—'
+        : target(`no worse than with a fast card (+0 ms: p50 ${ms(fast.sampleToCounty.p50)}, p99 ${ms(fast.sampleToCounty.p99)}) + 2 ms`, r.sampleToCounty.p50 <= fast.sampleToCounty.p50 + 2 && r.sampleToCounty.p99 <= fast.sampleToCounty.p99 + 2),
+    note: `${r.receivedBeforeStored} of ${r.presses} reached the county before their commit returned. The issue's black-box trial measured Node-RED (no store at all) at p50 9.4 ms on this set-up and the service at 13.5 ms before publish and commit ran at once; Node-RED is not run here, so the fast card is the like-for-like floor.`,
+  }));
 }
 
 function drainRows(r: DrainResult | undefined): Row[] {

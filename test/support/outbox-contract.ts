@@ -75,6 +75,27 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
       });
     });
 
+    describe('prepare and commit', () => {
+      it('prepare takes a seq and builds the payload, storing nothing; commit stores the record as given', () => {
+        const prepared = outbox.prepare({ stream: 'alarm', id: 'a1', subject: 'T1', now: t0, build: (seq) => ({ seq, at: new Date(t0) }) });
+        expect(prepared).toMatchObject({ id: 'a1', seq: 1, attempts: 0, payload: { seq: 1, at: new Date(t0).toISOString() } });
+        expect(outbox.get('a1')).toBeUndefined();
+        expect(outbox.stats().depth).toBe(0);
+        // Published before the commit: the attempt is stored with it, in the same write.
+        const stored = outbox.commit({ ...prepared, attempts: 1, nextAttemptAt: t0 + 5000 });
+        expect(stored).toEqual({ ...prepared, attempts: 1, nextAttemptAt: t0 + 5000 });
+        expect(outbox.get('a1')).toEqual(stored);
+        expect(outbox.due('alarm', t0 + 4999, 10)).toEqual([]);
+      });
+
+      it('never hands out a prepared seq again, even when that record is never committed', () => {
+        outbox.prepare({ stream: 'alarm', id: 'lost', subject: 's', now: t0, build: () => ({}) });
+        const next = add('alarm', 'a2');
+        expect(next.seq).toBe(2);
+        expect(() => outbox.commit(next)).toThrow(/a2/);
+      });
+    });
+
     describe('get', () => {
       it('returns undefined for an unknown id, and copies that do not alias the store', () => {
         expect(outbox.get('nope')).toBeUndefined();
