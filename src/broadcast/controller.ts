@@ -8,7 +8,9 @@
  *   positive integer, or `expiresAt` already passed. `reason` says which.
  * - `accepted`, then one of:
  *   - `started` when the first sound begins (chime or content), after zones are switched and amplifiers
- *     powered and warm; then `finished` | `failed` | `preempted` | `stopped`.
+ *     powered and warm, and only once the player says its process really started (media checked, process
+ *     spawned); then `finished` | `failed` | `preempted` | `stopped`. An item whose every run fails before
+ *     starting goes from `accepted` (or `queued`) straight to `failed`.
  *   - `queued` when something of equal or higher priority plays; later as above, or `stopped` with
  *     `expired while queued` once its `expiresAt` passes in the queue (one expiring while it plays plays on).
  * - Preemption: only a strictly higher priority preempts, at once. The preempted item is reported
@@ -303,7 +305,11 @@ export class BroadcastController {
       return { outcome: 'failed', reason: `player did not start: ${errorText(error)}` };
     }
     active.run = run;
-    if (!active.started) {
+    // `started` only once a process really plays: a media file refused or a player that cannot start is
+    // `failed` (or, for a chime, a note) without the county ever being told that sound went out.
+    const began = await active.token.wait(run.started);
+    if (began.kind === 'cancelled' || active.token.cancelled) return 'cancelled';
+    if (began.kind === 'settled' && began.value && !active.started) {
       active.started = true;
       this.emit('started', active.item);
     }

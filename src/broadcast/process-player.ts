@@ -52,12 +52,19 @@ export function createProcessPlayer(options: ProcessPlayerOptions): Player {
 
 function startRun(job: PlayJob, context: RunContext): PlayerRun {
   const stopping = new AbortController();
-  const done = play(job, context, stopping.signal).catch((error: unknown): PlayOutcome => {
+  let markStarted: (started: boolean) => void = () => undefined;
+  const started = new Promise<boolean>((resolve) => {
+    markStarted = resolve;
+  });
+  const done = play(job, context, stopping.signal, () => markStarted(true)).catch((error: unknown): PlayOutcome => {
     // Only a bug gets here; the controller must still get an outcome rather than a rejection.
     context.log.error({ err: error }, 'player run failed unexpectedly');
     return { outcome: 'failed', reason: `player error: ${error instanceof Error ? error.message : String(error)}` };
   });
+  // A run that ended without ever starting its process never made a sound (the first call wins).
+  void done.then(() => markStarted(false));
   return {
+    started,
     done,
     stop: () => {
       stopping.abort();
@@ -66,7 +73,7 @@ function startRun(job: PlayJob, context: RunContext): PlayerRun {
   };
 }
 
-async function play(job: PlayJob, context: RunContext, stopSignal: AbortSignal): Promise<PlayOutcome> {
+async function play(job: PlayJob, context: RunContext, stopSignal: AbortSignal, onPlaying: () => void): Promise<PlayOutcome> {
   const { log, templates } = context;
   const startedAt = Date.now();
   const facts: Record<string, unknown> = { content: job.content.kind };
@@ -90,6 +97,7 @@ async function play(job: PlayJob, context: RunContext, stopSignal: AbortSignal):
     facts['pid'] = pid;
     facts['command'] = command;
     log.info(facts, 'player started');
+    onPlaying();
   });
   if (run.end.startError !== undefined) return end({ outcome: 'failed', reason: startFailure(command, run.end.startError) });
   if (run.overran) return end({ outcome: 'failed', reason: `player ran over maxRunMs (${templates.maxRunMs} ms)${abandonedNote(run.end)}` });

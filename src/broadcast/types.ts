@@ -71,6 +71,11 @@ export interface PlayJob {
 export type PlayOutcome = { outcome: 'finished' } | { outcome: 'stopped' } | { outcome: 'failed'; reason: string };
 
 export interface PlayerRun {
+  /**
+   * True once the process that makes the sound has been started (media found and checked, every process
+   * of its pipeline spawned); false when the run ended before that, and `done` then says why. Never rejects.
+   */
+  readonly started: Promise<boolean>;
   /** Settles when the process has exited (never rejects). */
   readonly done: Promise<PlayOutcome>;
   /** SIGTERM, then SIGKILL after the kill timeout; resolves when the process is gone. */

@@ -163,7 +163,12 @@ export const contentSchema = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('media'),
-      file: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'a path inside the media library, no ".." or leading "/"'),
+      file: z
+        .string()
+        .max(255)
+        .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'a path inside the media library: letters, digits, ".", "-", "_" and "/" between names, no leading "/"')
+        // "." is a legal character, so the regex alone lets "../x" and "a/./b" through.
+        .refine((file) => file.split('/').every((name) => name !== '.' && name !== '..'), 'no "." or ".." path segment: the file must stay inside the media library'),
       sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
     })
     .strict(),

@@ -131,7 +131,7 @@ export async function measureCountyWide(options: {
       const player: Player = {
         start: () => {
           startedAt.push(performance.now());
-          return { done: new Promise((resolve) => setTimeout(() => resolve({ outcome: 'finished' }), 50)), stop: async () => {} };
+          return { started: Promise.resolve(true), done: new Promise((resolve) => setTimeout(() => resolve({ outcome: 'finished' }), 50)), stop: async () => {} };
         },
       };
       const app = createVillageEdge({ config, version: 'bench', logger, adapters: { player } });

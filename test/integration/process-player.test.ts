@@ -146,7 +146,9 @@ describe('process player: real players to null sinks', () => {
 
   withTools('espeak-ng', 'aplay')('plays a wav with aplay, given the absolute path', async () => {
     const { player: p, runs } = player();
-    expect(await p.start(media('notice.wav')).done).toEqual({ outcome: 'finished' });
+    const run = p.start(media('notice.wav'));
+    expect(await run.started).toBe(true);
+    expect(await run.done).toEqual({ outcome: 'finished' });
     expect(runs).toEqual([['aplay', '-q', '-D', 'null', join(library, 'notice.wav')]]);
   });
 
@@ -183,7 +185,10 @@ describe('process player: media checks before anything starts', () => {
   // A volume template too: not even the volume command may run for a refused item.
   const refused = async (job: { content: Content; volume: number }, reason: string): Promise<void> => {
     const { player: p, runs, lines } = player({ volume: ['sh', '-c', 'exit 0', '{volume}'] });
-    expect(await p.start(job).done).toEqual({ outcome: 'failed', reason });
+    const run = p.start(job);
+    expect(await run.done).toEqual({ outcome: 'failed', reason });
+    // Nothing started, so the controller never reports `started` for it.
+    expect(await run.started).toBe(false);
     expect(runs).toEqual([]);
     expect(lines.find((l) => l.msg === 'player ended')).toMatchObject({ outcome: 'failed', reason });
   };
@@ -214,7 +219,9 @@ describe('process player: media checks before anything starts', () => {
 describe('process player: failures are reported, never thrown or hung', () => {
   it('names a command that is not installed', async () => {
     const { player: p } = player({ tts: ['no-such-player-xyz', '{text}'] });
-    expect(await p.start(say()).done).toEqual({ outcome: 'failed', reason: 'command not found: no-such-player-xyz (is it installed?)' });
+    const run = p.start(say());
+    expect(await run.done).toEqual({ outcome: 'failed', reason: 'command not found: no-such-player-xyz (is it installed?)' });
+    expect(await run.started).toBe(false);
   });
 
   it('reports a non-zero exit with its code and last stderr line', async () => {

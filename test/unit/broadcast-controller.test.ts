@@ -195,6 +195,24 @@ describe('BroadcastController', () => {
     expect(last('a1', 'finished').reason).toBe('chime failed: chime device busy');
   });
 
+  it('reports started only once a run really started: a refused media file goes from accepted to failed', async () => {
+    const { controller, player, story, last } = await setup();
+    player.refuseNext = 'sha256 mismatch for siren.wav';
+    controller.submit(request('m1', 'emergency', { level: 1, content: { kind: 'media', file: 'siren.wav', sha256: 'a'.repeat(64) } }));
+    await advance(coldStartMs);
+    expect(story('m1')).toEqual(['m1 accepted', 'm1 failed']);
+    expect(last('m1', 'failed').reason).toBe('play 1 of 1: sha256 mismatch for siren.wav');
+    // A refused chime holds nothing back: `started` comes with the content's run.
+    player.refuseNext = 'media file not found: chime.wav';
+    controller.submit(request('a1', 'announcement', { chime: true }));
+    await flush();
+    expect(story('a1')).toEqual(['a1 accepted', 'a1 started']);
+    player.last.finish();
+    await flush();
+    expect(player.played()).toEqual(['siren.wav', 'chime', 'a1']);
+    expect(last('a1', 'finished').reason).toBe('chime failed: media file not found: chime.wav');
+  });
+
   it('runs a test through every check but touches no relay and starts no player', async () => {
     const { controller, player, rig, story, last } = await setup();
     controller.setAmplifierFault('ampA', 'overheat');
