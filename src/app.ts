@@ -18,9 +18,10 @@ import { HealthReporter } from './county/health-reporter.ts';
 import { createSdNotifier, type SdNotifier } from './platform/sd-notify.ts';
 import { BroadcastController } from './broadcast/controller.ts';
 import { createProcessPlayer } from './broadcast/process-player.ts';
+import { createProcessOutput } from './broadcast/process-output.ts';
 import { ReportRecorder } from './broadcast/report-recorder.ts';
 import { AmplifierFaults } from './broadcast/amplifier-faults.ts';
-import type { Player } from './broadcast/types.ts';
+import type { AudioOutput, AudioState, Player } from './broadcast/types.ts';
 import type { AlarmPayload, BroadcastCommand } from './county/payloads.ts';
 import { createCommandGate } from './county/command-gate.ts';
 import type { InboundCommand } from './county/types.ts';
@@ -38,7 +39,7 @@ export interface VillageEdgeOptions {
   logger: Logger;
   env?: NodeJS.ProcessEnv;
   /** Any I/O edge can be swapped for another real one (tests); each has a production default. */
-  adapters?: { outbox?: Outbox; uplink?: Uplink; player?: Player; replay?: ReplayGuard; now?: Now };
+  adapters?: { outbox?: Outbox; uplink?: Uplink; player?: Player; audioOutput?: AudioOutput; replay?: ReplayGuard; now?: Now };
 }
 
 export interface VillageEdge {
@@ -112,8 +113,15 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   let delivery: Delivery | undefined;
   const onStored = (_record: OutboxRecord) => delivery?.kick();
   const reports = new ReportRecorder({ villageId: config.village.id, outbox, logger: logger.child({ component: 'report' }), onStored, now });
+  const { output } = config.broadcast;
   const player =
-    options.adapters?.player ?? createProcessPlayer({ templates: config.broadcast.player, library: config.broadcast.library, logger });
+    options.adapters?.player ?? createProcessPlayer({ templates: config.broadcast.player, library: config.broadcast.library, device: output.device, logger });
+  const audioOutput = options.adapters?.audioOutput ?? createProcessOutput({ output, killTimeoutMs: config.broadcast.player.killTimeoutMs, logger });
+  /** Sound that cannot go out is a fault to the county, not only a line in the log. */
+  const onAudioChange = (state: AudioState) => {
+    if (state.ok) faults?.raise('audio-recovered', state.device, `the sound output "${state.device}" opens again`);
+    else faults?.raise('audio', state.device, `the sound output "${state.device}" cannot be opened: ${state.reason ?? 'unknown reason'}`);
+  };
   broadcast = new BroadcastController({
     config: config.broadcast,
     devices: hub,
@@ -121,6 +129,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     logger: logger.child({ component: 'broadcast' }),
     onEvent: (event) => reports.playback(event),
     playerStopWaitMs: config.broadcast.player.killTimeoutMs + 500,
+    output: { port: audioOutput, checkIntervalMs: output.checkIntervalMs, onChange: onAudioChange },
     now,
   });
   const zoneOfTerminal = new Map(config.devices.flatMap((d) => (d.zone === undefined ? [] : [[d.id, d.zone] as const])));
@@ -207,6 +216,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       devices: () => hub.health(),
       outbox: () => outbox.stats(),
       problems: () => problems,
+      audio: () => broadcast?.audioState() ?? { device: output.device, ok: null, checkedAt: null },
     },
     uplink,
     intervalMs: config.timing.healthIntervalMs,

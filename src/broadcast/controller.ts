@@ -41,8 +41,9 @@ import type { Now } from '../platform/time.ts';
 import { Cancellation } from './cancellation.ts';
 import { EventOutlet } from './event-outlet.ts';
 import { comparePlayOrder, preempts } from './priority.ts';
+import { OutputWatch } from './output-watch.ts';
 import { SoundPath } from './sound-path.ts';
-import type { Content, PlayRequest, PlaybackEvent, PlaybackEventKind, PlayOutcome, Player, PlayerRun, ZoneFault } from './types.ts';
+import type { AudioOutput, AudioState, Content, PlayRequest, PlaybackEvent, PlaybackEventKind, PlayOutcome, Player, PlayerRun, ZoneFault } from './types.ts';
 
 export type BroadcastSettings = Pick<
   BroadcastConfig,
@@ -65,6 +66,11 @@ export interface BroadcastControllerOptions {
   playerStopWaitMs?: number;
   /** Bound on one relay write; drivers have their own timeouts, this only guards against one that hangs. */
   relayTimeoutMs?: number;
+  /**
+   * The sound output, checked at start, before each item, after a player failure and every
+   * `checkIntervalMs` while idle; `onChange` hears when it starts or stops opening. None: never checked.
+   */
+  output?: { port: AudioOutput; checkIntervalMs: number; onChange: (state: AudioState) => void };
 }
 
 interface Item {
@@ -91,6 +97,7 @@ const maxTimerMs = 2 ** 31 - 1;
 export class BroadcastController {
   private readonly now: Now;
   private readonly soundPath: SoundPath;
+  private readonly outputWatch: OutputWatch | undefined;
   private readonly queue: Item[] = [];
   private readonly ampFaults = new Map<string, string>();
   private readonly events: EventOutlet<PlaybackEvent>;
@@ -106,6 +113,11 @@ export class BroadcastController {
     this.now = options.now ?? Date.now;
     const { config, devices, logger } = options;
     this.soundPath = new SoundPath({ ...config, relayTimeoutMs: options.relayTimeoutMs ?? 2000, devices, logger, now: this.now });
+    const output = options.output;
+    this.outputWatch =
+      output === undefined
+        ? undefined
+        : new OutputWatch({ output: output.port, intervalMs: output.checkIntervalMs, busy: () => this.current !== undefined, onChange: output.onChange, logger, now: this.now });
     this.events = new EventOutlet(options.onEvent, (error, event) =>
       logger.error({ err: error, requestId: event.requestId, event: event.event }, 'playback event sink threw'),
     );
@@ -116,6 +128,7 @@ export class BroadcastController {
     this.running = true;
     this.lifetime = new Cancellation();
     this.soundPath.start();
+    this.outputWatch?.start();
   }
 
   /** Stops what plays and waits, reports each `stopped`, switches everything off and clears every timer. */
@@ -124,8 +137,14 @@ export class BroadcastController {
     this.running = false;
     this.stopEverything('service stopping');
     await this.stopping;
+    this.outputWatch?.stop();
     await this.soundPath.stop();
     this.lifetime.cancel();
+  }
+
+  /** The sound output as last checked; undefined when this controller has none to check. */
+  audioState(): AudioState | undefined {
+    return this.outputWatch?.current();
   }
 
   submit(request: PlayRequest): void {
@@ -215,6 +234,8 @@ export class BroadcastController {
 
   private dryRun(item: Item): void {
     item.relayFaults = this.soundPath.check(item.zones);
+    const audio = this.outputWatch?.current();
+    if (audio?.ok === false) item.notes.push(`audio output ${audio.device}: ${audio.reason ?? 'failing'}`);
     if (this.localStop) item.notes.push('local stop active');
     this.emit('tested', item, 'test: nothing switched or played');
   }
@@ -265,8 +286,16 @@ export class BroadcastController {
     const { request } = item;
     await token.wait(this.stopping);
     if (token.cancelled) return;
+    // Opened while the relays switch and the amplifiers warm up, so the check costs an emergency no time.
+    const output = this.outputWatch?.check();
     item.relayFaults = await this.soundPath.prepare(item.zones, token);
     if (token.cancelled) return;
+    if (output !== undefined) {
+      const checked = await token.wait(output);
+      if (checked.kind === 'cancelled' || token.cancelled) return;
+      // A player would exit 0 into a missing card (espeak-ng does): nothing may be reported played then.
+      if (checked.kind === 'settled' && !checked.value.ok) return this.end(active, 'failed', `audio output ${this.outputWatch?.device ?? ''}: ${checked.value.reason}`);
+    }
     const { opening, closing, drill } = this.chimesFor(request);
     if (opening !== undefined) {
       const outcome = await this.runOnce(active, opening);
@@ -316,6 +345,8 @@ export class BroadcastController {
     const waited = await active.token.wait(run.done);
     if (waited.kind === 'cancelled' || active.token.cancelled) return 'cancelled';
     active.run = undefined;
+    // A run that failed after it started may have met a device that just died: find out now, not at the next tick.
+    if (began.kind === 'settled' && began.value && !(waited.kind === 'settled' && waited.value.outcome === 'finished')) void this.outputWatch?.check();
     if (waited.kind === 'settled') {
       // The controller alone stops runs; a run that says it was stopped was ended by something else.
       return waited.value.outcome === 'stopped' ? { outcome: 'failed', reason: 'player stopped without being asked' } : waited.value;

@@ -86,3 +86,21 @@ export interface PlayerRun {
 export interface Player {
   start(job: PlayJob): PlayerRun;
 }
+
+export type OutputCheck = { ok: true } | { ok: false; reason: string };
+
+/** The sound output the players play through (an ALSA device), as a port: a check opens it. */
+export interface AudioOutput {
+  readonly device: string;
+  /** Opens the device and closes it again; bounded in time, never rejects. */
+  check(): Promise<OutputCheck>;
+}
+
+/** The output as last checked: `ok` is null before the first check. */
+export interface AudioState {
+  device: string;
+  ok: boolean | null;
+  reason?: string;
+  /** Epoch ms of the last check, or null. */
+  checkedAt: number | null;
+}

@@ -14,6 +14,8 @@ export interface HealthSources {
   outbox: () => OutboxStats;
   memory?: () => { rss: number; heapUsed: number };
   problems: () => readonly string[];
+  /** The sound output as last checked. */
+  audio: () => { device: string; ok: boolean | null; reason?: string; checkedAt: number | null };
 }
 
 export function buildHealth(sources: HealthSources, now: number): HealthPayload {
@@ -45,6 +47,16 @@ export function buildHealth(sources: HealthSources, now: number): HealthPayload 
     })),
     memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
     problems: [...sources.problems()],
+    audio: audioHealth(sources.audio()),
+  };
+}
+
+function audioHealth(audio: ReturnType<HealthSources['audio']>): HealthPayload['audio'] {
+  return {
+    device: audio.device,
+    ok: audio.ok,
+    ...(audio.reason === undefined ? {} : { reason: audio.reason }),
+    checkedAt: audio.checkedAt === null ? null : isoWithOffset(audio.checkedAt),
   };
 }
 

@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import type { ReportPayload } from '../../src/county/payloads.ts';
+import { faultPayloadSchema, healthPayloadSchema, type FaultPayload, type HealthPayload, type ReportPayload } from '../../src/county/payloads.ts';
 import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
@@ -29,7 +29,16 @@ beforeAll(async () => {
   library = join(dir, 'media');
   mkdirSync(library);
   expect(spawnSync('espeak-ng', ['-v', 'cmn', '-w', join(library, 'flood.wav'), '山洪预警']).status).toBe(0);
+  // ALSA reads $XDG_CONFIG_HOME/alsa/asoundrc in every process it starts: a device of our own, `ve_sound`,
+  // that a test can make fail (a card that is not there) and come back, for the players this file spawns.
+  process.env['XDG_CONFIG_HOME'] = join(dir, 'xdg');
+  mkdirSync(join(dir, 'xdg', 'alsa'), { recursive: true });
+  setVeSound('works');
 });
+
+function setVeSound(state: 'works' | 'gone'): void {
+  writeFileSync(join(dir, 'xdg', 'alsa', 'asoundrc'), state === 'works' ? 'pcm.ve_sound { type null }\n' : 'pcm.ve_sound { type hw card 7 }\n');
+}
 afterEach(async () => {
   for (const app of apps.splice(0)) await app.stop();
   for (const client of clients.splice(0)) await client.close();
@@ -38,7 +47,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-async function start(villageId: string, broadcast: Record<string, unknown> = {}) {
+async function start(villageId: string, broadcast: Record<string, unknown> = {}, timing: Record<string, unknown> = {}) {
   const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: true, signer });
   clients.push(county);
   const config = villageConfig({
@@ -47,6 +56,7 @@ async function start(villageId: string, broadcast: Record<string, unknown> = {})
     protocolVersion,
     columns: 0,
     commandKeys: [signer.keyEntry],
+    timing,
     extraDevices: [{ id: 'relays-1', bus: 'sim', unitId: 20, profile: 've-rb8-rtu', role: 'relay-board', label: 'relays' }],
     broadcast: {
       amplifiers: [{ id: 'amp-1', power: { device: 'relays-1', channel: 0 } }],
@@ -55,7 +65,7 @@ async function start(villageId: string, broadcast: Record<string, unknown> = {})
       warmUpMs: 0,
       idleTailMs: 200,
       library,
-      player: { media: { '.wav': ['aplay', '-q', '-D', 'null', '{file}'] }, killTimeoutMs: 500 },
+      player: { media: { '.wav': ['aplay', '-q', '-D', '{device}', '{file}'] }, killTimeoutMs: 500 },
       ...broadcast,
     },
   });
@@ -66,8 +76,55 @@ async function start(villageId: string, broadcast: Record<string, unknown> = {})
   await waitUntil(() => app.uplink.connected);
   const reports = (jti?: string): ReportPayload[] => distinctReports(county, villageId).filter((r) => jti === undefined || r.jti === jti);
   const ended = (jti: string) => waitUntil(() => reports(jti).some((r) => ['finished', 'failed', 'rejected'].includes(r.event)), 10_000);
-  return { app, county, reports, ended, lines };
+  const faults = (kind?: string): FaultPayload[] =>
+    county.messages.filter((m) => m.kind === 'fault' && m.village === villageId).map((m) => faultPayloadSchema.parse(m.payload)).filter((f) => kind === undefined || f.kind === kind);
+  const health = async (match: (h: HealthPayload) => boolean): Promise<HealthPayload> =>
+    healthPayloadSchema.parse((await county.waitFor((m) => m.kind === 'health' && m.village === villageId && match(healthPayloadSchema.parse(m.payload)), 10_000)).payload);
+  const speak = async (jti: string): Promise<ReportPayload[]> => {
+    await county.send(villageId, 'broadcast', await signer.broadcast({ jti, aud: villageId, priority: 'emergency', level: 1, content: { kind: 'tts', text: '山洪预警：请沿河村民立即向高处转移。' } }));
+    await ended(jti);
+    return reports(jti);
+  };
+  return { app, county, reports, ended, lines, faults, health, speak };
 }
+
+describe('a broadcast reports finished only when sound went out', () => {
+  it('with no sound card ("default" does not open): an audio fault at start, health says so, and an emergency fails with the reason', async () => {
+    const v = await start('bs-nocard', { output: { device: 'default' } }, { healthIntervalMs: 1000 });
+    await waitUntil(() => v.faults('audio').length > 0, 10_000);
+    expect(v.faults('audio')[0]).toMatchObject({ subject: 'default', detail: expect.stringMatching(/^the sound output "default" cannot be opened: aplay exited with code 1: .*audio open error/) });
+    const reports = await v.speak('bs-nocard-1');
+    expect(reports.map((r) => r.event)).toEqual(['accepted', 'failed']);
+    expect(reports[1]?.reason).toMatch(/^audio output default: aplay exited with code 1: aplay: main:\d+: audio open error/);
+    expect(v.lines.filter((l) => l.msg === 'player started')).toEqual([]);
+    const health = await v.health((h) => h.audio.ok === false);
+    expect(health.audio).toMatchObject({ device: 'default', ok: false, reason: expect.stringMatching(/audio open error/), checkedAt: expect.any(String) });
+    // One fault for the state, not one per item.
+    expect(v.faults('audio')).toHaveLength(1);
+  });
+
+  it('a device that fails while idle is found by the periodic check, fails the next item, and its recovery is reported', async () => {
+    setVeSound('works');
+    const v = await start('bs-flaky', { output: { device: 've_sound', checkIntervalMs: 1000 } }, { healthIntervalMs: 1000 });
+    // The shipped tts pipeline (espeak-ng --stdout | aplay -D ve_sound), for real.
+    expect((await v.speak('bs-flaky-1')).map((r) => r.event)).toEqual(['accepted', 'started', 'finished']);
+    expect((await v.health((h) => h.audio.ok === true)).audio).toMatchObject({ device: 've_sound', ok: true });
+    expect(v.faults()).toEqual([]);
+
+    setVeSound('gone');
+    const lostAt = Date.now();
+    await waitUntil(() => v.faults('audio').length === 1, 10_000);
+    console.info(`audio fault raised ${Date.now() - lostAt} ms after the device went away (checkIntervalMs 1000)`);
+    const failed = await v.speak('bs-flaky-2');
+    expect(failed.map((r) => r.event)).toEqual(['accepted', 'failed']);
+    expect(failed[1]?.reason).toMatch(/^audio output ve_sound: aplay exited with code 1: /);
+
+    setVeSound('works');
+    await waitUntil(() => v.faults('audio-recovered').length === 1, 10_000);
+    expect(v.faults('audio-recovered')[0]).toMatchObject({ subject: 've_sound', detail: 'the sound output "ve_sound" opens again' });
+    expect((await v.speak('bs-flaky-3')).map((r) => r.event)).toEqual(['accepted', 'started', 'finished']);
+  });
+});
 
 describe('a broadcast reports started only when sound really started', () => {
   it('plays a media file whose sha256 matches; refuses a mismatch and a missing file without ever reporting started', async () => {
