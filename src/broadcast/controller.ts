@@ -208,6 +208,7 @@ export class BroadcastController {
     const known = zones.filter((z) => this.soundPath.amplifierOf(z) !== undefined);
     const unknown = zones.filter((z) => !known.includes(z));
     const notes = unknown.length === 0 ? [] : [`unknown zones: ${unknown.join(', ')}`];
+    if (request.resumedFrom !== undefined) notes.unshift(`resumed after a restart (first accepted ${new Date(request.resumedFrom).toISOString()})`);
     const { chime, drillChime } = this.options.config;
     if (request.status === 'exercise' && drillChime === undefined) {
       this.options.logger.warn({ requestId: request.id }, 'exercise without a configured drill chime');

@@ -36,6 +36,8 @@ export interface PlayRequest {
   /** Epoch ms after which it must not start (a county command's `exp`). */
   expiresAt?: number;
   origin: 'county' | 'local' | 'schedule';
+  /** Epoch ms it was first accepted, when it is taken up again after a restart cut it off; every report says so. */
+  resumedFrom?: number;
 }
 
 export const playbackEvents = ['accepted', 'rejected', 'queued', 'started', 'preempted', 'stopped', 'finished', 'failed', 'tested'] as const;
