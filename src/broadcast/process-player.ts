@@ -133,13 +133,13 @@ function pipelineFailure(ends: readonly { command: string; end: ProcessEnd }[]):
 async function prepare(content: Content, context: RunContext, stopSignal: AbortSignal): Promise<Prepared> {
   switch (content.kind) {
     case 'tts': {
-      const engine = fill('player.tts', context.templates.tts, '{text}', content.text);
+      // `{device}` first: text that says "{device}" must stay text.
+      const engine = fill('player.tts', withDevice(context.templates.tts, context.device), '{text}', content.text);
       if (!engine.ok) return engine;
       const output = context.templates.ttsOutput;
       // The engine writes WAV to stdout and the output command plays it: when the device cannot be opened,
       // the output command fails, and so does the run (espeak-ng alone exits 0 without a sound card).
-      const argvs = output === null ? engine.argvs : [...engine.argvs, [...output]];
-      return { ok: true, argvs: argvs.map((argv) => withDevice(argv, context.device)) };
+      return output === null ? engine : { ok: true, argvs: [...engine.argvs, withDevice(output, context.device)] };
     }
     case 'media':
       return prepareMedia(content, context, stopSignal);
@@ -164,8 +164,7 @@ async function prepareMedia(content: Extract<Content, { kind: 'media' }>, contex
   }
   if (actual !== expected) return { ok: false, reason: `sha256 mismatch for ${file}: expected ${expected}, got ${actual}` };
 
-  const filled = fill(`player.media["${extension}"]`, template, '{file}', located.path);
-  return filled.ok ? { ok: true, argvs: filled.argvs.map((argv) => withDevice(argv, context.device)) } : filled;
+  return fill(`player.media["${extension}"]`, withDevice(template, context.device), '{file}', located.path);
 }
 
 /** `{device}` where a template names it; templates without it play wherever their command plays. */
@@ -230,12 +229,12 @@ function fill(name: string, template: readonly string[], placeholder: string, va
  */
 async function setVolume(template: readonly string[], volume: number, context: RunContext, stopSignal: AbortSignal): Promise<void> {
   const level = String(Math.min(100, Math.max(0, Math.round(volume))));
-  const filled = fill('player.volume', template, '{volume}', level);
+  const filled = fill('player.volume', withDevice(template, context.device), '{volume}', level);
   if (!filled.ok) {
     context.log.warn({ volume: level, reason: filled.reason }, 'volume not set; playing anyway');
     return;
   }
-  const argvs = filled.argvs.map((argv) => withDevice(argv, context.device));
+  const argvs = filled.argvs;
   const command = argvs[0]?.[0] ?? '';
   const run = await runBounded(argvs, context.volumeTimeoutMs, context, stopSignal, () => undefined);
   if (stopSignal.aborted) return;

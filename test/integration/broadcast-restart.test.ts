@@ -73,7 +73,7 @@ describe('a broadcast cut off by kill -9', () => {
       await county.send(villageId, 'broadcast', emergency);
       await county.send(villageId, 'broadcast', await signer.broadcast({ jti: 'br-announcement-1', aud: villageId, exp: nowS + 600 }));
       // Expires while the village is down: not played again, however serious.
-      const shortExp = nowS + 3;
+      const shortExp = nowS + 5;
       await county.send(villageId, 'broadcast', await signer.broadcast({ jti: 'br-emergency-short', aud: villageId, priority: 'emergency', level: 2, exp: shortExp }));
       await waitUntil(() => events('br-emergency-1').includes('started') && events('br-announcement-1').includes('queued') && events('br-emergency-short').includes('queued'), 10_000);
       const player = await service.waitForLog((l) => l.msg === 'player started');

@@ -134,7 +134,7 @@ describe('process player: real players to null sinks', () => {
 
   withTools('espeak-ng')('passes the text as one argument: quotes, ;, $(...), backticks, $& and newlines stay text', async () => {
     const out = join(dir, 'argv.json');
-    const text = `他说"快走" 'now'; touch ${dir}/pwned1 $(touch ${dir}/pwned2) \`touch ${dir}/pwned3\` $HOME $& $' \n第二行 {file} -v en`;
+    const text = `他说"快走" 'now'; touch ${dir}/pwned1 $(touch ${dir}/pwned2) \`touch ${dir}/pwned3\` $HOME $& $' \n第二行 {file} {device} -v en`;
     const record = [process.execPath, '-e', 'require("node:fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))', out, '--say={text}', '{text}'];
     const recorded = player({ tts: record });
     expect(await recorded.player.start(say(text)).done).toEqual({ outcome: 'finished' });

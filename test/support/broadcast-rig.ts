@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { vi } from 'vitest';
-import { BroadcastController, type BroadcastSettings } from '../../src/broadcast/controller.ts';
+import { BroadcastController, type BroadcastControllerOptions, type BroadcastSettings } from '../../src/broadcast/controller.ts';
 import { deviceProfileSchema } from '../../src/drivers/profile-schema.ts';
 import { createSimulatedBus, type SimulatedDevice } from '../../src/drivers/simulated-bus.ts';
 import type { Device, DevicePort } from '../../src/drivers/types.ts';
@@ -181,7 +181,7 @@ export function request(id: string, priority: Priority, more: Partial<PlayReques
 }
 
 /** A started controller on three simulated relay boards and a fake player, with its writes forgotten. */
-export async function setup(config: Partial<BroadcastSettings> = {}, sink?: (e: PlaybackEvent) => void) {
+export async function setup(config: Partial<BroadcastSettings> = {}, sink?: (e: PlaybackEvent) => void, more: Pick<BroadcastControllerOptions, 'output'> = {}) {
   const { logger, lines } = memoryLogger();
   const rig = relayRig(['rb1', 'rb2', 'rb3'], logger);
   const player = new FakePlayer();
@@ -195,6 +195,7 @@ export async function setup(config: Partial<BroadcastSettings> = {}, sink?: (e: 
       events.push(e);
       sink?.(e);
     },
+    ...more,
   });
   controller.start();
   await flush();
