@@ -80,7 +80,8 @@ describe('a broadcast cut off by kill -9', () => {
       orphans.push(player['pid'] as number);
 
       await service.kill9();
-      // Power cut or kill -9: the process is gone, the player it started lingers in its own group (killed here).
+      // The player it started lingers in its own process group; under systemd (KillMode=control-group, the
+      // default) the unit's cgroup is killed before the restart, so it is killed here the same way.
       for (const pid of orphans.splice(0)) killGroup(pid);
       await waitUntil(() => Date.now() > shortExp * 1000, 10_000);
 
