@@ -125,28 +125,32 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     else faults?.raise('audio', state.device, `the sound output "${state.device}" cannot be opened: ${state.reason ?? 'unknown reason'}`);
   };
   let journal = options.adapters?.journal;
+  let journalOpenError: unknown;
   if (journal === undefined) {
     try {
       journal = openSqliteBroadcastJournal({ path: join(config.dataDir, 'broadcasts.sqlite'), logger: logger.child({ component: 'store' }) });
     } catch (error) {
-      // Broadcasts still play; only a restart in the middle of one would go unreported.
-      problems.push(`broadcast journal: ${(error as Error).message}`);
+      // Broadcasts still play; only a restart in the middle of one would go unreported (a fault at start says so).
+      journalOpenError = error;
+      problems.push((error as Error).message);
     }
   }
   let journalFaultRaised = false;
+  /** Once per life: the county learns the journal is broken; every failed write is in the log. */
+  const onJournalFailure = (error: unknown) => {
+    if (journalFaultRaised) return;
+    journalFaultRaised = true;
+    try {
+      faults?.raise('storage', 'broadcasts.sqlite', `broadcast journal: ${(error as Error).message}; broadcasts play, but one cut off by a restart would not be resumed`);
+    } catch (raiseError) {
+      logger.error({ err: raiseError }, 'storage fault could not be stored');
+    }
+  };
   const durable = new DurableBroadcasts({
     journal,
     submit: (request) => broadcast?.submit(request),
     report: (event) => reports.playback(event),
-    onStorageFailure: (error) => {
-      if (journalFaultRaised) return;
-      journalFaultRaised = true;
-      try {
-        faults?.raise('storage', 'broadcasts.sqlite', `broadcast journal: ${(error as Error).message}; broadcasts play, but one cut off by a restart would not be resumed`);
-      } catch (raiseError) {
-        logger.error({ err: raiseError }, 'storage fault could not be stored');
-      }
-    },
+    onStorageFailure: onJournalFailure,
     logger: logger.child({ component: 'broadcast' }),
     now,
   });
@@ -287,6 +291,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       broadcast?.start();
       // What a kill -9 or a power cut left unfinished: emergencies play again, the rest is reported failed.
       durable.resume();
+      if (journalOpenError !== undefined) onJournalFailure(journalOpenError);
       health.start();
       // The watchdog vouches for delivery's once-a-second pass (and so the event loop) still turning.
       notifier = createSdNotifier({ env, alive: () => now() - (delivery?.lastPassAt ?? 0) < 5000, logger });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createVillageEdge } from '../../src/app.ts';
@@ -131,6 +131,28 @@ function killGroup(pid: number): void {
 }
 
 describe('a broadcast journal that fails', () => {
+  it('one that cannot be opened at start: a problem and a storage fault, and broadcasts still play', async () => {
+    const id = 'br-journal-bad';
+    const dataDir = join(dir, id, 'data');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, 'broadcasts.sqlite'), 'not a database, whatever the card wrote here'.repeat(40));
+    const json = config(undefined, id);
+    const parsed = villageConfig({ villageId: id, brokerUrl, protocolVersion, columns: 0, commandKeys: [signer.keyEntry], dataDir, extraDevices: json.devices, broadcast: json.broadcast });
+    const app = createVillageEdge({ config: parsed, version: '0.0.0-test', logger: memoryLogger('info').logger });
+    await app.start();
+    try {
+      expect(app.problems).toEqual([expect.stringMatching(/^broadcast journal database .*broadcasts\.sqlite: /)]);
+      await waitUntil(() => app.uplink.connected);
+      await county.send(id, 'broadcast', await signer.broadcast({ jti: 'br-journal-bad-1', aud: id, priority: 'emergency', level: 1 }));
+      await waitUntil(() => events('br-journal-bad-1', id).includes('finished'), 10_000);
+      expect(events('br-journal-bad-1', id)).toEqual(['accepted', 'started', 'finished']);
+      const fault = faultPayloadSchema.parse((await county.waitFor((m) => m.kind === 'fault' && m.village === id)).payload);
+      expect(fault).toMatchObject({ kind: 'storage', subject: 'broadcasts.sqlite' });
+    } finally {
+      await app.stop();
+    }
+  });
+
   it('never holds a broadcast back: it plays, and one storage fault goes to the county', async () => {
     const id = 'br-journal-fail';
     const journal = openSqliteBroadcastJournal({ path: join(dir, id, 'broadcasts.sqlite') });
