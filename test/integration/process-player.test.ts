@@ -207,6 +207,15 @@ describe('process player: the tts pipeline fails when the output does', () => {
     expect(await wav.start(media('notice.wav')).done).toEqual({ outcome: 'failed', reason: expect.stringMatching(/^aplay exited with code 1: .*audio open error/) });
   });
 
+  withTools('espeak-ng', 'mpg123')('the shipped mp3 template (mpg123 -o alsa -a {device}) plays on a device that opens and fails on one that does not', async () => {
+    const mp3 = { media: { '.mp3': ['mpg123', '-q', '-o', 'alsa', '-a', '{device}', '{file}'] } };
+    const { logger } = memoryLogger();
+    const good = createProcessPlayer({ templates: templates(mp3), library, device: 'null', logger });
+    expect(await good.start(media('notice.mp3')).done).toEqual({ outcome: 'finished' });
+    const bad = createProcessPlayer({ templates: templates(mp3), library, device: 'default', logger });
+    expect(await bad.start(media('notice.mp3')).done).toEqual({ outcome: 'failed', reason: expect.stringMatching(/^mpg123 exited with code 255: /) });
+  });
+
   it('names the engine when it fails, and stops both processes on stop()', async () => {
     const failing = player({ tts: ['sh', '-c', 'echo "no voice cmn" >&2; exit 2', 'sh', '{text}'], ttsOutput: ['sh', '-c', 'cat > /dev/null', 'sh', '{device}'] });
     expect(await failing.player.start(say()).done).toEqual({ outcome: 'failed', reason: 'sh exited with code 2: no voice cmn' });
