@@ -20,13 +20,16 @@ import { createSdNotifier, type SdNotifier } from './platform/sd-notify.ts';
 import { TrustedClock } from './platform/trusted-clock.ts';
 import { BroadcastController } from './broadcast/controller.ts';
 import { createProcessPlayer } from './broadcast/process-player.ts';
+import { createProcessOutput } from './broadcast/process-output.ts';
 import { ReportRecorder } from './broadcast/report-recorder.ts';
 import { AmplifierFaults } from './broadcast/amplifier-faults.ts';
-import type { Player } from './broadcast/types.ts';
+import { DurableBroadcasts } from './broadcast/durable-broadcasts.ts';
+import { openSqliteBroadcastJournal } from './store/sqlite-broadcast-journal.ts';
+import type { AudioOutput, AudioState, Player } from './broadcast/types.ts';
 import type { AlarmPayload, BroadcastCommand } from './county/payloads.ts';
 import { createCommandGate } from './county/command-gate.ts';
 import type { InboundCommand } from './county/types.ts';
-import type { ReplayGuard } from './store/types.ts';
+import type { BroadcastJournal, ReplayGuard } from './store/types.ts';
 import { errorText } from './store/storage-files.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
@@ -40,7 +43,7 @@ export interface VillageEdgeOptions {
   logger: Logger;
   env?: NodeJS.ProcessEnv;
   /** Any I/O edge can be swapped for another real one (tests); each has a production default. */
-  adapters?: { outbox?: Outbox; uplink?: Uplink; player?: Player; replay?: ReplayGuard; now?: Now };
+  adapters?: { outbox?: Outbox; uplink?: Uplink; player?: Player; audioOutput?: AudioOutput; replay?: ReplayGuard; journal?: BroadcastJournal; now?: Now };
 }
 
 export interface VillageEdge {
@@ -128,15 +131,57 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   let delivery: Delivery | undefined;
   const onStored = (_record: OutboxRecord) => delivery?.kick();
   const reports = new ReportRecorder({ villageId: config.village.id, outbox, logger: logger.child({ component: 'report' }), onStored, now });
+  const { output } = config.broadcast;
   const player =
-    options.adapters?.player ?? createProcessPlayer({ templates: config.broadcast.player, library: config.broadcast.library, logger });
+    options.adapters?.player ?? createProcessPlayer({ templates: config.broadcast.player, library: config.broadcast.library, device: output.device, logger });
+  const audioOutput = options.adapters?.audioOutput ?? createProcessOutput({ output, killTimeoutMs: config.broadcast.player.killTimeoutMs, logger });
+  /** Sound that cannot go out is a fault to the county, not only a line in the log. */
+  const onAudioChange = (state: AudioState) => {
+    if (state.ok) faults?.raise('audio-recovered', state.device, `the sound output "${state.device}" opens again`);
+    else faults?.raise('audio', state.device, `the sound output "${state.device}" cannot be opened: ${state.reason ?? 'unknown reason'}`);
+  };
+  let journal = options.adapters?.journal;
+  let journalOpenError: unknown;
+  if (journal === undefined) {
+    try {
+      journal = openSqliteBroadcastJournal({ path: join(config.dataDir, 'broadcasts.sqlite'), logger: logger.child({ component: 'store' }) });
+    } catch (error) {
+      // Broadcasts still play; only a restart in the middle of one would go unreported (a fault at start says so).
+      journalOpenError = error;
+      problems.push((error as Error).message);
+    }
+  }
+  let journalFaultRaised = false;
+  /** Once per life: the county learns the journal is broken; every failed write is in the log. */
+  const onJournalFailure = (error: unknown) => {
+    if (journalFaultRaised) return;
+    journalFaultRaised = true;
+    try {
+      faults?.raise('storage', 'broadcasts.sqlite', `broadcast journal: ${(error as Error).message}; broadcasts play, but one cut off by a restart would not be resumed`);
+    } catch (raiseError) {
+      logger.error({ err: raiseError }, 'storage fault could not be stored');
+    }
+  };
+  const durable = new DurableBroadcasts({
+    journal,
+    submit: (request) => broadcast?.submit(request),
+    report: (event) => reports.playback(event),
+    onStorageFailure: onJournalFailure,
+    logger: logger.child({ component: 'broadcast' }),
+    now,
+  });
   broadcast = new BroadcastController({
     config: config.broadcast,
     devices: hub,
     player,
     logger: logger.child({ component: 'broadcast' }),
-    onEvent: (event) => reports.playback(event),
+    // Reported first, forgotten after: a crash in between plays an emergency twice rather than never reporting its end.
+    onEvent: (event) => {
+      reports.playback(event);
+      durable.observe(event);
+    },
     playerStopWaitMs: config.broadcast.player.killTimeoutMs + 500,
+    output: { port: audioOutput, checkIntervalMs: output.checkIntervalMs, onChange: onAudioChange },
     now,
   });
   const zoneOfTerminal = new Map(config.devices.flatMap((d) => (d.zone === undefined ? [] : [[d.id, d.zone] as const])));
@@ -210,7 +255,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
             return delivery?.acknowledge(command.claims.id);
           case 'broadcast':
             logger.info({ jti: command.claims.jti, priority: command.claims.priority, status: command.claims.status }, 'county broadcast accepted by the gate');
-            return broadcast?.submit(toPlayRequest(command.claims));
+            return durable.submit(toPlayRequest(command.claims));
           case 'stop': {
             const target = command.claims.target;
             broadcast?.stopPlayback(target === 'all' ? 'all' : { requestId: target.jti }, `stopped by the county (${command.claims.jti})`);
@@ -236,6 +281,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       },
       ...(storage === undefined ? {} : { storage: () => storage.health() }),
       clock: () => clock.state(),
+      audio: () => broadcast?.audioState() ?? { device: output.device, ok: null, checkedAt: null },
     },
     uplink,
     intervalMs: config.timing.healthIntervalMs,
@@ -287,6 +333,9 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       }
       hub.start();
       broadcast?.start();
+      // What a kill -9 or a power cut left unfinished: emergencies play again, the rest is reported failed.
+      durable.resume();
+      if (journalOpenError !== undefined) onJournalFailure(journalOpenError);
       health.start();
       // The watchdog vouches for delivery's once-a-second pass (and so the event loop) still turning.
       notifier = createSdNotifier({ env, alive: () => now() - (delivery?.lastPassAt ?? 0) < 5000, logger });
@@ -306,6 +355,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       await embeddedBroker?.close();
       outbox.close();
       replay.close();
+      journal?.close();
       notifier?.stop();
       logger.info('village-edge stopped');
     },

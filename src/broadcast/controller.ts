@@ -8,7 +8,9 @@
  *   positive integer, or `expiresAt` already passed. `reason` says which.
  * - `accepted`, then one of:
  *   - `started` when the first sound begins (chime or content), after zones are switched and amplifiers
- *     powered and warm; then `finished` | `failed` | `preempted` | `stopped`.
+ *     powered and warm, and only once the player says its process really started (media checked, process
+ *     spawned); then `finished` | `failed` | `preempted` | `stopped`. An item whose every run fails before
+ *     starting goes from `accepted` (or `queued`) straight to `failed`.
  *   - `queued` when something of equal or higher priority plays; later as above, or `stopped` with
  *     `expired while queued` once its `expiresAt` passes in the queue (one expiring while it plays plays on).
  * - Preemption: only a strictly higher priority preempts, at once. The preempted item is reported
@@ -39,8 +41,9 @@ import type { Now } from '../platform/time.ts';
 import { Cancellation } from './cancellation.ts';
 import { EventOutlet } from './event-outlet.ts';
 import { comparePlayOrder, preempts } from './priority.ts';
+import { OutputWatch } from './output-watch.ts';
 import { SoundPath } from './sound-path.ts';
-import type { Content, PlayRequest, PlaybackEvent, PlaybackEventKind, PlayOutcome, Player, PlayerRun, ZoneFault } from './types.ts';
+import type { AudioOutput, AudioState, Content, PlayRequest, PlaybackEvent, PlaybackEventKind, PlayOutcome, Player, PlayerRun, ZoneFault } from './types.ts';
 
 export type BroadcastSettings = Pick<
   BroadcastConfig,
@@ -63,6 +66,11 @@ export interface BroadcastControllerOptions {
   playerStopWaitMs?: number;
   /** Bound on one relay write; drivers have their own timeouts, this only guards against one that hangs. */
   relayTimeoutMs?: number;
+  /**
+   * The sound output, checked at start, before each item, after a player failure and every
+   * `checkIntervalMs` while idle; `onChange` hears when it starts or stops opening. None: never checked.
+   */
+  output?: { port: AudioOutput; checkIntervalMs: number; onChange: (state: AudioState) => void };
 }
 
 interface Item {
@@ -89,6 +97,7 @@ const maxTimerMs = 2 ** 31 - 1;
 export class BroadcastController {
   private readonly now: Now;
   private readonly soundPath: SoundPath;
+  private readonly outputWatch: OutputWatch | undefined;
   private readonly queue: Item[] = [];
   private readonly ampFaults = new Map<string, string>();
   private readonly events: EventOutlet<PlaybackEvent>;
@@ -104,6 +113,11 @@ export class BroadcastController {
     this.now = options.now ?? Date.now;
     const { config, devices, logger } = options;
     this.soundPath = new SoundPath({ ...config, relayTimeoutMs: options.relayTimeoutMs ?? 2000, devices, logger, now: this.now });
+    const output = options.output;
+    this.outputWatch =
+      output === undefined
+        ? undefined
+        : new OutputWatch({ output: output.port, intervalMs: output.checkIntervalMs, busy: () => this.current !== undefined, onChange: output.onChange, logger, now: this.now });
     this.events = new EventOutlet(options.onEvent, (error, event) =>
       logger.error({ err: error, requestId: event.requestId, event: event.event }, 'playback event sink threw'),
     );
@@ -114,6 +128,7 @@ export class BroadcastController {
     this.running = true;
     this.lifetime = new Cancellation();
     this.soundPath.start();
+    this.outputWatch?.start();
   }
 
   /** Stops what plays and waits, reports each `stopped`, switches everything off and clears every timer. */
@@ -122,8 +137,14 @@ export class BroadcastController {
     this.running = false;
     this.stopEverything('service stopping');
     await this.stopping;
+    this.outputWatch?.stop();
     await this.soundPath.stop();
     this.lifetime.cancel();
+  }
+
+  /** The sound output as last checked; undefined when this controller has none to check. */
+  audioState(): AudioState | undefined {
+    return this.outputWatch?.current();
   }
 
   submit(request: PlayRequest): void {
@@ -187,6 +208,7 @@ export class BroadcastController {
     const known = zones.filter((z) => this.soundPath.amplifierOf(z) !== undefined);
     const unknown = zones.filter((z) => !known.includes(z));
     const notes = unknown.length === 0 ? [] : [`unknown zones: ${unknown.join(', ')}`];
+    if (request.resumedFrom !== undefined) notes.unshift(`resumed after a restart (first accepted ${new Date(request.resumedFrom).toISOString()})`);
     const { chime, drillChime } = this.options.config;
     if (request.status === 'exercise' && drillChime === undefined) {
       this.options.logger.warn({ requestId: request.id }, 'exercise without a configured drill chime');
@@ -213,6 +235,8 @@ export class BroadcastController {
 
   private dryRun(item: Item): void {
     item.relayFaults = this.soundPath.check(item.zones);
+    const audio = this.outputWatch?.current();
+    if (audio?.ok === false) item.notes.push(`audio output ${audio.device}: ${audio.reason ?? 'failing'}`);
     if (this.localStop) item.notes.push('local stop active');
     this.emit('tested', item, 'test: nothing switched or played');
   }
@@ -263,8 +287,16 @@ export class BroadcastController {
     const { request } = item;
     await token.wait(this.stopping);
     if (token.cancelled) return;
+    // Opened while the relays switch and the amplifiers warm up, so the check costs an emergency no time.
+    const output = this.outputWatch?.check();
     item.relayFaults = await this.soundPath.prepare(item.zones, token);
     if (token.cancelled) return;
+    if (output !== undefined) {
+      const checked = await token.wait(output);
+      if (checked.kind === 'cancelled' || token.cancelled) return;
+      // A player would exit 0 into a missing card (espeak-ng does): nothing may be reported played then.
+      if (checked.kind === 'settled' && !checked.value.ok) return this.end(active, 'failed', `audio output ${this.outputWatch?.device ?? ''}: ${checked.value.reason}`);
+    }
     const { opening, closing, drill } = this.chimesFor(request);
     if (opening !== undefined) {
       const outcome = await this.runOnce(active, opening);
@@ -303,13 +335,19 @@ export class BroadcastController {
       return { outcome: 'failed', reason: `player did not start: ${errorText(error)}` };
     }
     active.run = run;
-    if (!active.started) {
+    // `started` only once a process really plays: a media file refused or a player that cannot start is
+    // `failed` (or, for a chime, a note) without the county ever being told that sound went out.
+    const began = await active.token.wait(run.started);
+    if (began.kind === 'cancelled' || active.token.cancelled) return 'cancelled';
+    if (began.kind === 'settled' && began.value && !active.started) {
       active.started = true;
       this.emit('started', active.item);
     }
     const waited = await active.token.wait(run.done);
     if (waited.kind === 'cancelled' || active.token.cancelled) return 'cancelled';
     active.run = undefined;
+    // A run that failed after it started may have met a device that just died: find out now, not at the next tick.
+    if (began.kind === 'settled' && began.value && !(waited.kind === 'settled' && waited.value.outcome === 'finished')) void this.outputWatch?.check();
     if (waited.kind === 'settled') {
       // The controller alone stops runs; a run that says it was stopped was ended by something else.
       return waited.value.outcome === 'stopped' ? { outcome: 'failed', reason: 'player stopped without being asked' } : waited.value;

@@ -1,4 +1,5 @@
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import type { Readable } from 'node:stream';
 
 /**
  * One external command run as the leader of its own process group, so that stopping it also stops whatever
@@ -28,6 +29,14 @@ export interface GroupProcess {
   readonly ended: Promise<ProcessEnd>;
   /** SIGTERM to the group, SIGKILL after `killTimeoutMs`; idempotent; settles with `ended`. */
   terminate(): Promise<ProcessEnd>;
+  /** Its stdout, when launched with `stdout: 'pipe'` (to feed the next process of a pipeline). */
+  readonly stdout: Readable | undefined;
+}
+
+/** How a process of a pipeline is connected: stdin from the previous one's stdout, stdout to the next one. */
+export interface GroupStdio {
+  stdin?: Readable;
+  stdout?: 'pipe';
 }
 
 /** After the leader exits, how long its stderr may stay open (held by an escaped descendant) before we stop reading. */
@@ -36,17 +45,18 @@ const stdioGraceMs = 250;
 const stderrTailBytes = 4096;
 const maxReasonLineChars = 200;
 
-export function launchGroup(spawn: SpawnProcess, argv: readonly string[], killTimeoutMs: number): GroupProcess {
+export function launchGroup(spawn: SpawnProcess, argv: readonly string[], killTimeoutMs: number, stdio: GroupStdio = {}): GroupProcess {
   const [command = '', ...args] = argv;
   let child: ChildProcess;
   try {
     // No shell: every template element is one argument, whatever announcement text it now contains.
-    // stdout is ignored so a player that writes audio there can never block on a full pipe.
-    child = spawn(command, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    // stdout is ignored (unless it feeds the next process) so a player that writes audio there can never
+    // block on a full pipe.
+    child = spawn(command, args, { detached: true, stdio: [stdio.stdin ?? 'ignore', stdio.stdout ?? 'ignore', 'pipe'] });
   } catch (error) {
     // Synchronous refusals, e.g. an argument with a NUL byte, which no argv can carry.
     const end = notStarted(asErrno(error));
-    return { pid: undefined, ended: Promise.resolve(end), terminate: () => Promise.resolve(end) };
+    return { pid: undefined, ended: Promise.resolve(end), terminate: () => Promise.resolve(end), stdout: undefined };
   }
 
   const pid = child.pid;
@@ -108,7 +118,7 @@ export function launchGroup(spawn: SpawnProcess, argv: readonly string[], killTi
     return terminating;
   };
 
-  return { pid, ended, terminate };
+  return { pid, ended, terminate, stdout: child.stdout ?? undefined };
 }
 
 function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {

@@ -36,6 +36,8 @@ export interface PlayRequest {
   /** Epoch ms after which it must not start (a county command's `exp`). */
   expiresAt?: number;
   origin: 'county' | 'local' | 'schedule';
+  /** Epoch ms it was first accepted, when it is taken up again after a restart cut it off; every report says so. */
+  resumedFrom?: number;
 }
 
 export const playbackEvents = ['accepted', 'rejected', 'queued', 'started', 'preempted', 'stopped', 'finished', 'failed', 'tested'] as const;
@@ -71,6 +73,11 @@ export interface PlayJob {
 export type PlayOutcome = { outcome: 'finished' } | { outcome: 'stopped' } | { outcome: 'failed'; reason: string };
 
 export interface PlayerRun {
+  /**
+   * True once the process that makes the sound has been started (media found and checked, every process
+   * of its pipeline spawned); false when the run ended before that, and `done` then says why. Never rejects.
+   */
+  readonly started: Promise<boolean>;
   /** Settles when the process has exited (never rejects). */
   readonly done: Promise<PlayOutcome>;
   /** SIGTERM, then SIGKILL after the kill timeout; resolves when the process is gone. */
@@ -80,4 +87,22 @@ export interface PlayerRun {
 /** Plays one job through an external process; the controller sequences chimes, repeats and priorities. */
 export interface Player {
   start(job: PlayJob): PlayerRun;
+}
+
+export type OutputCheck = { ok: true } | { ok: false; reason: string };
+
+/** The sound output the players play through (an ALSA device), as a port: a check opens it. */
+export interface AudioOutput {
+  readonly device: string;
+  /** Opens the device and closes it again; bounded in time, never rejects. */
+  check(): Promise<OutputCheck>;
+}
+
+/** The output as last checked: `ok` is null before the first check. */
+export interface AudioState {
+  device: string;
+  ok: boolean | null;
+  reason?: string;
+  /** Epoch ms of the last check, or null. */
+  checkedAt: number | null;
 }

@@ -163,7 +163,12 @@ export const contentSchema = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('media'),
-      file: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'a path inside the media library, no ".." or leading "/"'),
+      file: z
+        .string()
+        .max(255)
+        .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'a path inside the media library: letters, digits, ".", "-", "_" and "/" between names, no leading "/"')
+        // "." is a legal character, so the regex alone lets "../x" and "a/./b" through.
+        .refine((file) => file.split('/').every((name) => name !== '.' && name !== '..'), 'no "." or ".." path segment: the file must stay inside the media library'),
       sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
     })
     .strict(),
@@ -176,6 +181,36 @@ const templateWith = (placeholder: string) =>
   commandTemplate.refine((argv) => argv.some((arg) => arg.includes(placeholder)), `must contain ${placeholder} in one of its arguments`);
 
 const volume = z.number().int().min(0).max(100);
+
+/** ALSA's PCM names: `default`, `hw:0,0`, `plughw:CARD=Device,DEV=0`, `null`; one argument, no spaces. */
+const alsaDevice = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:,=@-]+$/, 'an ALSA PCM name such as "default", "hw:0,0" or "plughw:CARD=Device,DEV=0"');
+
+const defaultOutputCheck = ['aplay', '-q', '-D', '{device}', '-t', 'raw', '-f', 'S16_LE', '-r', '8000', '-c', '1', '-s', '1', '/dev/zero'];
+
+/**
+ * The sound output every player plays through. It is checked by opening it before each item and every
+ * `checkIntervalMs` while nothing plays: a card that is missing or fails is an `audio` fault and a `failed`
+ * item, never a `finished` one that nobody heard.
+ */
+export const outputSchema = z
+  .object({
+    /** Put in for `{device}` in the player and check templates. */
+    device: alsaDevice.default('default'),
+    /** Opens the device and writes one silent sample; exit 0 means it opened. */
+    check: templateWith('{device}').default(defaultOutputCheck),
+    checkIntervalMs: z.number().int().min(1000).max(86_400_000).default(300_000),
+    /** A check that has not answered by then counts as failed (a wedged USB card hangs in open). */
+    checkTimeoutMs: z.number().int().min(100).max(30_000).default(3000),
+  })
+  .strict();
+
+const defaultPlayer = {
+  // `--`: a text starting with `-` is speech, not options. WAV on stdout, played by `ttsOutput`.
+  tts: ['espeak-ng', '-v', 'cmn', '--stdout', '--', '{text}'],
+  ttsOutput: ['aplay', '-q', '-D', '{device}'],
+  // mpg123 needs an explicit output module: without one it never exits on a machine without sound (TOOLCHAIN).
+  media: { '.mp3': ['mpg123', '-q', '-o', 'alsa', '-a', '{device}', '{file}'], '.wav': ['aplay', '-q', '-D', '{device}', '{file}'] },
+};
 
 export const broadcastSchema = z
   .object({
@@ -208,13 +243,17 @@ export const broadcastSchema = z
     drillChime: contentSchema.optional(),
     /** Folder of media files; relative to the config file. */
     library: z.string().min(1).default('media'),
+    output: outputSchema.default(() => outputSchema.parse({})),
     player: z
       .object({
-        // `--`: a text starting with `-` is speech, not options.
-        tts: templateWith('{text}').default(['espeak-ng', '-v', 'cmn', '--', '{text}']),
+        tts: templateWith('{text}').default(defaultPlayer.tts),
+        /**
+         * Plays what `tts` writes on its stdout (a pipe between the two, no shell), so a run fails when the
+         * device does. `null`: the tts command plays by itself (and its exit code is all there is to judge).
+         */
+        ttsOutput: commandTemplate.nullable().default(defaultPlayer.ttsOutput),
         /** By file extension, e.g. `.mp3`, `.wav`. */
-        // mpg123 needs an explicit output module: without one it never exits on a machine without sound (TOOLCHAIN).
-        media: z.record(z.string().regex(/^\.[a-z0-9]+$/), templateWith('{file}')).default({ '.mp3': ['mpg123', '-q', '-o', 'alsa', '{file}'], '.wav': ['aplay', '-q', '{file}'] }),
+        media: z.record(z.string().regex(/^\.[a-z0-9]+$/), templateWith('{file}')).default(defaultPlayer.media),
         /** Run before each item with `{volume}` (0–100); none by default. */
         volume: templateWith('{volume}').optional(),
         killTimeoutMs: z.number().int().min(100).max(30_000).default(2000),
@@ -223,8 +262,7 @@ export const broadcastSchema = z
       })
       .strict()
       .default(() => ({
-        tts: ['espeak-ng', '-v', 'cmn', '--', '{text}'],
-        media: { '.mp3': ['mpg123', '-q', '-o', 'alsa', '{file}'], '.wav': ['aplay', '-q', '{file}'] },
+        ...defaultPlayer,
         killTimeoutMs: 2000,
         maxRunMs: 15 * 60_000,
       })),

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Outbox, OutboxRecord, OutboxStream } from '../store/types.ts';
-import type { Uplink } from './types.ts';
+import type { PublishOptions, Uplink } from './types.ts';
 import { backoffDelay, type Now } from '../platform/time.ts';
 
 export interface DeliveryOptions {
@@ -105,7 +105,7 @@ export class Delivery {
     const now = this.now();
     if (outbox.due(record.stream, now, 1).length > 0) return record;
     const sent = { ...record, attempts: 1, nextAttemptAt: now + backoffDelay(1, retry.initialMs, retry.maxMs) };
-    this.publish(sent);
+    this.publish(sent, { flush: true });
     return sent;
   }
 
@@ -134,12 +134,12 @@ export class Delivery {
   }
 
   /** One copy of `record`, as its attempt number `record.attempts` says. */
-  private publish(record: OutboxRecord): void {
+  private publish(record: OutboxRecord, options?: PublishOptions): void {
     const { uplink, logger } = this.options;
     const { stream, attempts: attempt } = record;
     this.inFlight++;
     uplink
-      .publishRecord(stream, { ...record.payload, attempt })
+      .publishRecord(stream, { ...record.payload, attempt }, options)
       .then(
         () => logger.debug({ stream, id: record.id, seq: record.seq, attempt }, 'published'),
         (error: unknown) => logger.info({ stream, id: record.id, seq: record.seq, attempt, err: error }, 'publish failed; will retry'),

@@ -19,6 +19,8 @@ export interface HealthSources {
   /** The data directory's state, where the outbox can tell it. */
   storage?: () => StorageHealth;
   clock?: () => ClockState;
+  /** The sound output as last checked. */
+  audio: () => { device: string; ok: boolean | null; reason?: string; checkedAt: number | null };
 }
 
 export function buildHealth(sources: HealthSources, now: number): HealthPayload {
@@ -52,6 +54,16 @@ export function buildHealth(sources: HealthSources, now: number): HealthPayload 
     ...(sources.clock === undefined ? {} : { clock: sources.clock() }),
     ...(sources.storage === undefined ? {} : { storage: sources.storage() }),
     problems: [...sources.problems()],
+    audio: audioHealth(sources.audio()),
+  };
+}
+
+function audioHealth(audio: ReturnType<HealthSources['audio']>): HealthPayload['audio'] {
+  return {
+    device: audio.device,
+    ok: audio.ok,
+    ...(audio.reason === undefined ? {} : { reason: audio.reason }),
+    checkedAt: audio.checkedAt === null ? null : isoWithOffset(audio.checkedAt),
   };
 }
 

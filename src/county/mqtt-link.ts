@@ -10,7 +10,7 @@ import type { JsonObject, OutboxStream } from '../store/types.ts';
 import { isSocketUrl, socketBuilder, wholeMqttJs, type TlsMaterial } from './broker-socket.ts';
 import type { HealthPayload, StatePayload } from './payloads.ts';
 import { commandKindOf, topicKindOfStream, topicSpecs, villageTopics, type TopicSpec, type VillageTopics } from './topics.ts';
-import type { Uplink, UplinkEvents } from './types.ts';
+import type { PublishOptions, Uplink, UplinkEvents } from './types.ts';
 
 export interface Backoff {
   initialMs: number;
@@ -143,9 +143,14 @@ class MqttLink implements Uplink {
     this.listeners = { connected: [], disconnected: [], command: [] };
   }
 
-  publishRecord(stream: OutboxStream, payload: JsonObject): Promise<void> {
+  publishRecord(stream: OutboxStream, payload: JsonObject, options: PublishOptions = {}): Promise<void> {
     const kind = topicKindOfStream(stream);
-    return this.publish(this.topics.topic(kind), topicSpecs[kind], JSON.stringify(payload));
+    const sent = this.publish(this.topics.topic(kind), topicSpecs[kind], JSON.stringify(payload));
+    // mqtt-packet corks the socket and uncorks it on the next tick, to batch a drain's packets into one
+    // write; a caller about to block the loop (an fsync) wants this one on the wire now.
+    const socket = this.client?.stream;
+    if (options.flush === true && socket !== undefined && socket.writableCorked > 0) socket.uncork();
+    return sent;
   }
 
   publishHealth(payload: HealthPayload): Promise<void> {

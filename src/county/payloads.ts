@@ -145,6 +145,10 @@ export const healthPayloadSchema = z
       .optional(),
     /** Start-up configuration problems (devices refused, profiles rejected); the county should know. */
     problems: z.array(z.string()),
+    /** The sound output as last checked: `ok` null before the first check, `reason` when it failed. */
+    audio: z
+      .object({ device: z.string(), ok: z.boolean().nullable(), reason: z.string().optional(), checkedAt: isoWithOffset.nullable() })
+      .strict(),
   })
   .strict();
 export type HealthPayload = z.infer<typeof healthPayloadSchema>;

@@ -18,6 +18,14 @@ export interface UplinkEvents {
   command: (message: InboundCommand) => void;
 }
 
+export interface PublishOptions {
+  /**
+   * Hand the bytes to the socket before returning, instead of on the next tick with whatever else is
+   * published in this one: for a publish followed by a synchronous fsync, which would hold them back.
+   */
+  flush?: boolean;
+}
+
 /** The county link as the rest of the service sees it; the MQTT implementation lives in mqtt-link.ts. */
 export interface Uplink {
   readonly connected: boolean;
@@ -28,7 +36,7 @@ export interface Uplink {
    * QoS 1; resolves when the broker has the message (PUBACK). Rejects (LinkDownError) at once while the
    * link is down, when it drops before the PUBACK, or when no PUBACK comes within 1.5 × keepalive.
    */
-  publishRecord(stream: OutboxStream, payload: JsonObject): Promise<void>;
+  publishRecord(stream: OutboxStream, payload: JsonObject, options?: PublishOptions): Promise<void>;
   publishHealth(payload: HealthPayload): Promise<void>;
   on<E extends keyof UplinkEvents>(event: E, listener: UplinkEvents[E]): void;
 }

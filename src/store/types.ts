@@ -91,3 +91,28 @@ export interface ReplayGuard {
   prune(now: number): number;
   close(): void;
 }
+
+/** A broadcast command that was accepted and had not ended when it was last written. */
+export interface UnfinishedBroadcast {
+  id: string;
+  /** What was accepted, as the caller wrote it (a play request). */
+  request: JsonObject;
+  /** Epoch ms of the first acceptance. */
+  acceptedAt: number;
+  /** How many times it was taken up again after a restart. */
+  resumes: number;
+}
+
+/**
+ * Accepted broadcast commands, kept durably until they end, so one cut off by a kill -9 or a power cut is
+ * played again or reported after the restart instead of vanishing.
+ */
+export interface BroadcastJournal {
+  /** Keeps `request` under `id`, committed and fsync'd before it returns; again for a kept id counts a resume. */
+  open(id: string, request: JsonObject, now: number): void;
+  /** Forgets it: the item ended (finished, failed, stopped, …). No-op for an unknown id. */
+  end(id: string): void;
+  /** Everything kept and not ended, oldest first. */
+  unfinished(): UnfinishedBroadcast[];
+  close(): void;
+}

@@ -52,7 +52,7 @@ export async function measureCommandLatency(options: { commands: number; progres
   const dataDir = mkdtempSync(join(tmpdir(), 've-bench-cmd-'));
   const logger = createLogger({ level: 'silent' });
   const config = villageConfig({ villageId: 'bench-cmd', brokerUrl: broker.url, protocolVersion: broker.protocolVersion, columns: 0, commandKeys: [signer.keyEntry], extraDevices: [relayBoard], broadcast: layout, dataDir });
-  const player = new TimedPlayer(createProcessPlayer({ templates: { ...config.broadcast.player, tts: ['true', '{text}'] }, library: config.broadcast.library, logger }));
+  const player = new TimedPlayer(createProcessPlayer({ templates: { ...config.broadcast.player, tts: ['true', '{text}'], ttsOutput: null }, library: config.broadcast.library, device: config.broadcast.output.device, logger }));
   const app = createVillageEdge({ config, version: 'bench', logger, adapters: { player } });
   const county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true, signer });
   try {
@@ -131,7 +131,7 @@ export async function measureCountyWide(options: {
       const player: Player = {
         start: () => {
           startedAt.push(performance.now());
-          return { done: new Promise((resolve) => setTimeout(() => resolve({ outcome: 'finished' }), 50)), stop: async () => {} };
+          return { started: Promise.resolve(true), done: new Promise((resolve) => setTimeout(() => resolve({ outcome: 'finished' }), 50)), stop: async () => {} };
         },
       };
       const app = createVillageEdge({ config, version: 'bench', logger, adapters: { player } });

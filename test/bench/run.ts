@@ -175,9 +175,12 @@ function durableRows(results: DurableLatencyResult[] | undefined): Row[] {
     value: `p50 ${ms(r.sampleToCounty.p50)}, p99 ${ms(r.sampleToCounty.p99)} (n = ${r.presses}); sample → committed p50 ${ms(r.sampleToStored.p50)}, p99 ${ms(r.sampleToStored.p99)}`,
     target:
       fast === undefined || r === fast
-        ? '—'
-        : target(`no worse than with a fast card (+0 ms: p50 ${ms(fast.sampleToCounty.p50)}, p99 ${ms(fast.sampleToCounty.p99)}) + 2 ms`, r.sampleToCounty.p50 <= fast.sampleToCounty.p50 + 2 && r.sampleToCounty.p99 <= fast.sampleToCounty.p99 + 2),
-    note: `${r.receivedBeforeStored} of ${r.presses} reached the county before their commit returned. The issue's black-box trial measured Node-RED (no store at all) at p50 9.4 ms on this set-up and the service at 13.5 ms before publish and commit ran at once; Node-RED is not run here, so the fast card is the like-for-like floor.`,
+        ? target(`${r.presses} of ${r.presses} at the county before their commit`, r.receivedBeforeStored === r.presses)
+        : target(
+            `${r.presses} of ${r.presses} at the county before their commit; p50 within 2 ms of the fast card's (${ms(fast.sampleToCounty.p50)})`,
+            r.receivedBeforeStored === r.presses && r.sampleToCounty.p50 <= fast.sampleToCounty.p50 + 2,
+          ),
+    note: `${r.receivedBeforeStored} of ${r.presses} reached the county before their commit returned; p99 against the fast card's ${fast === undefined ? 'n/a' : ms(fast.sampleToCounty.p99)} (one 9600-baud poll is ~15 ms of wire time, so p99 moves in such steps). The issue's black-box trial measured Node-RED (no store at all) at p50 9.4 ms on this set-up and the service at 13.5 ms before publish and commit ran at once; Node-RED is not run here, so the fast card is the like-for-like floor.`,
   }));
 }
 

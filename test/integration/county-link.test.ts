@@ -88,6 +88,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
       version: '0.0.0-test',
       uptimeSeconds: 12,
       outbox: { depth: 0, oldestUnackedAgeSeconds: null, alarm: 0, fault: 0, report: 0 },
+      audio: { device: 'null', ok: true, checkedAt: new Date().toISOString() },
       devices: [],
       memory: { rssBytes: 1, heapUsedBytes: 1 },
       problems: [],

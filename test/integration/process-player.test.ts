@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createProcessPlayer, type ProcessPlayerOptions } from '../../src/broadcast/process-player.ts';
+import { createProcessOutput } from '../../src/broadcast/process-output.ts';
 import type { Content } from '../../src/broadcast/types.ts';
 import type { BroadcastConfig } from '../../src/config/schema.ts';
 import { memoryLogger } from '../support/log-sink.ts';
@@ -22,6 +23,7 @@ const killTimeoutMs = 300;
 function templates(overrides: Partial<BroadcastConfig['player']> = {}): BroadcastConfig['player'] {
   return {
     tts: espeak,
+    ttsOutput: null,
     media: { '.wav': ['aplay', '-q', '-D', 'null', '{file}'], '.mp3': ['mpg123', '-q', '-o', 'dummy', '{file}'] },
     killTimeoutMs,
     maxRunMs: 10_000,
@@ -44,7 +46,7 @@ function recordingSpawn(): { spawn: (command: string, args: readonly string[], o
 function player(overrides: Partial<BroadcastConfig['player']> = {}, extra: Partial<ProcessPlayerOptions> = {}) {
   const { logger, lines } = memoryLogger();
   const recorder = recordingSpawn();
-  const instance = createProcessPlayer({ templates: templates(overrides), library, logger, spawn: recorder.spawn, ...extra });
+  const instance = createProcessPlayer({ templates: templates(overrides), library, device: 'null', logger, spawn: recorder.spawn, ...extra });
   return { player: instance, lines, runs: recorder.runs };
 }
 
@@ -132,7 +134,7 @@ describe('process player: real players to null sinks', () => {
 
   withTools('espeak-ng')('passes the text as one argument: quotes, ;, $(...), backticks, $& and newlines stay text', async () => {
     const out = join(dir, 'argv.json');
-    const text = `他说"快走" 'now'; touch ${dir}/pwned1 $(touch ${dir}/pwned2) \`touch ${dir}/pwned3\` $HOME $& $' \n第二行 {file} -v en`;
+    const text = `他说"快走" 'now'; touch ${dir}/pwned1 $(touch ${dir}/pwned2) \`touch ${dir}/pwned3\` $HOME $& $' \n第二行 {file} {device} -v en`;
     const record = [process.execPath, '-e', 'require("node:fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))', out, '--say={text}', '{text}'];
     const recorded = player({ tts: record });
     expect(await recorded.player.start(say(text)).done).toEqual({ outcome: 'finished' });
@@ -146,7 +148,9 @@ describe('process player: real players to null sinks', () => {
 
   withTools('espeak-ng', 'aplay')('plays a wav with aplay, given the absolute path', async () => {
     const { player: p, runs } = player();
-    expect(await p.start(media('notice.wav')).done).toEqual({ outcome: 'finished' });
+    const run = p.start(media('notice.wav'));
+    expect(await run.started).toBe(true);
+    expect(await run.done).toEqual({ outcome: 'finished' });
     expect(runs).toEqual([['aplay', '-q', '-D', 'null', join(library, 'notice.wav')]]);
   });
 
@@ -179,11 +183,89 @@ describe('process player: real players to null sinks', () => {
   });
 });
 
+describe('process player: the tts pipeline fails when the output does', () => {
+  // The shipped default: espeak-ng writes WAV to stdout, aplay plays it on {device} (two processes, no shell).
+  const pipeline = { tts: ['espeak-ng', '-v', 'cmn', '--stdout', '--', '{text}'], ttsOutput: ['aplay', '-q', '-D', '{device}'] };
+
+  withTools('espeak-ng', 'aplay')('plays through a device that opens (ALSA null)', async () => {
+    const { player: p, runs, lines } = player(pipeline);
+    const run = p.start(say('各位村民请注意'));
+    expect(await run.started).toBe(true);
+    expect(await run.done).toEqual({ outcome: 'finished' });
+    expect(runs).toEqual([pipeline.tts.map((a) => (a === '{text}' ? '各位村民请注意' : a)), ['aplay', '-q', '-D', 'null']]);
+    expect(lines.find((l) => l.msg === 'player started')).toMatchObject({ command: 'espeak-ng | aplay', pids: [expect.any(Number), expect.any(Number)] });
+  });
+
+  withTools('espeak-ng', 'aplay')('fails with the output\'s reason on a device that does not open (no sound card: "default")', async () => {
+    // espeak-ng alone exits 0 here and would have been reported finished.
+    expect(spawnSync('espeak-ng', ['-v', 'cmn', '紧急通知']).status).toBe(0);
+    const { logger } = memoryLogger();
+    const p = createProcessPlayer({ templates: templates(pipeline), library, device: 'default', logger });
+    expect(await p.start(say()).done).toEqual({ outcome: 'failed', reason: expect.stringMatching(/^aplay exited with code 1: aplay: main:\d+: audio open error/) });
+    // And a media file on the same device.
+    const wav = createProcessPlayer({ templates: templates({ media: { '.wav': ['aplay', '-q', '-D', '{device}', '{file}'] } }), library, device: 'default', logger });
+    expect(await wav.start(media('notice.wav')).done).toEqual({ outcome: 'failed', reason: expect.stringMatching(/^aplay exited with code 1: .*audio open error/) });
+  });
+
+  withTools('espeak-ng', 'mpg123')('the shipped mp3 template (mpg123 -o alsa -a {device}) plays on a device that opens and fails on one that does not', async () => {
+    const mp3 = { media: { '.mp3': ['mpg123', '-q', '-o', 'alsa', '-a', '{device}', '{file}'] } };
+    const { logger } = memoryLogger();
+    const good = createProcessPlayer({ templates: templates(mp3), library, device: 'null', logger });
+    expect(await good.start(media('notice.mp3')).done).toEqual({ outcome: 'finished' });
+    const bad = createProcessPlayer({ templates: templates(mp3), library, device: 'default', logger });
+    expect(await bad.start(media('notice.mp3')).done).toEqual({ outcome: 'failed', reason: expect.stringMatching(/^mpg123 exited with code 255: /) });
+  });
+
+  it('names the engine when it fails, and stops both processes on stop()', async () => {
+    const failing = player({ tts: ['sh', '-c', 'echo "no voice cmn" >&2; exit 2', 'sh', '{text}'], ttsOutput: ['sh', '-c', 'cat > /dev/null', 'sh', '{device}'] });
+    expect(await failing.player.start(say()).done).toEqual({ outcome: 'failed', reason: 'sh exited with code 2: no voice cmn' });
+    const { player: p, lines } = player({ tts: ['sh', '-c', 'exec sleep 30', 'sh', '{text}'], ttsOutput: ['sh', '-c', 'exec sleep 30', 'sh', '{device}'] });
+    const run = p.start(say());
+    expect(await run.started).toBe(true);
+    const pids = lines.find((l) => l.msg === 'player started')?.['pids'] as number[];
+    await run.stop();
+    expect(await run.done).toEqual({ outcome: 'stopped' });
+    for (const pid of pids) expect(await gone(pid)).toBe(true);
+  });
+
+  it('starts nothing of a pipeline whose output command is not installed, and says which', async () => {
+    const { player: p, lines } = player({ tts: ['sh', '-c', 'exec sleep 30', 'sh', '{text}'], ttsOutput: ['no-such-aplay-xyz'] });
+    const run = p.start(say());
+    expect(await run.started).toBe(false);
+    expect(await run.done).toEqual({ outcome: 'failed', reason: 'command not found: no-such-aplay-xyz (is it installed?)' });
+    expect(lines.find((l) => l.msg === 'player started')).toBeUndefined();
+  });
+});
+
+describe('audio output check: opens the configured device', () => {
+  const output = (device: string, overrides: Partial<BroadcastConfig['output']> = {}) =>
+    createProcessOutput({ output: { device, check: ['aplay', '-q', '-D', '{device}', '-t', 'raw', '-f', 'S16_LE', '-r', '8000', '-c', '1', '-s', '1', '/dev/zero'], checkIntervalMs: 60_000, checkTimeoutMs: 2000, ...overrides }, killTimeoutMs, logger: memoryLogger().logger });
+
+  withTools('aplay')('ok for a device that opens, failed with ALSA\'s reason for one that does not', async () => {
+    let asked = performance.now();
+    expect(await output('null').check()).toEqual({ ok: true });
+    const okMs = performance.now() - asked;
+    asked = performance.now();
+    expect(await output('default').check()).toEqual({ ok: false, reason: expect.stringMatching(/^aplay exited with code 1: aplay: main:\d+: audio open error/) });
+    console.info(`audio output check: ${okMs.toFixed(1)} ms (null), ${(performance.now() - asked).toFixed(1)} ms (default, no card)`);
+  });
+
+  it('fails a check that hangs, after checkTimeoutMs, and one whose command is missing', async () => {
+    const asked = Date.now();
+    expect(await output('x', { check: ['sh', '-c', 'exec sleep 30', 'sh', '{device}'], checkTimeoutMs: 300 }).check()).toEqual({ ok: false, reason: 'sh did not open the device within 300 ms' });
+    expect(Date.now() - asked).toBeLessThan(300 + killTimeoutMs + 500);
+    expect(await output('x', { check: ['no-such-check-xyz', '{device}'] }).check()).toEqual({ ok: false, reason: 'check command not found: no-such-check-xyz (is it installed?)' });
+  });
+});
+
 describe('process player: media checks before anything starts', () => {
   // A volume template too: not even the volume command may run for a refused item.
   const refused = async (job: { content: Content; volume: number }, reason: string): Promise<void> => {
     const { player: p, runs, lines } = player({ volume: ['sh', '-c', 'exit 0', '{volume}'] });
-    expect(await p.start(job).done).toEqual({ outcome: 'failed', reason });
+    const run = p.start(job);
+    expect(await run.done).toEqual({ outcome: 'failed', reason });
+    // Nothing started, so the controller never reports `started` for it.
+    expect(await run.started).toBe(false);
     expect(runs).toEqual([]);
     expect(lines.find((l) => l.msg === 'player ended')).toMatchObject({ outcome: 'failed', reason });
   };
@@ -214,7 +296,9 @@ describe('process player: media checks before anything starts', () => {
 describe('process player: failures are reported, never thrown or hung', () => {
   it('names a command that is not installed', async () => {
     const { player: p } = player({ tts: ['no-such-player-xyz', '{text}'] });
-    expect(await p.start(say()).done).toEqual({ outcome: 'failed', reason: 'command not found: no-such-player-xyz (is it installed?)' });
+    const run = p.start(say());
+    expect(await run.done).toEqual({ outcome: 'failed', reason: 'command not found: no-such-player-xyz (is it installed?)' });
+    expect(await run.started).toBe(false);
   });
 
   it('reports a non-zero exit with its code and last stderr line', async () => {
@@ -287,7 +371,7 @@ describe('process player: stop and the maxRunMs guard kill the real process', ()
       return Object.assign(new EventEmitter(), { pid: child.pid, stderr: child.stderr }) as unknown as ChildProcess;
     };
     const { logger } = memoryLogger();
-    const p = createProcessPlayer({ templates: templates({ tts: ['sleep', '30', '{text}'] }), library, logger, spawn: deaf });
+    const p = createProcessPlayer({ templates: templates({ tts: ['sleep', '30', '{text}'] }), library, device: 'null', logger, spawn: deaf });
     const run = p.start(say());
     await sleep(50);
     const asked = Date.now();

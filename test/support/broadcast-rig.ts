@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { vi } from 'vitest';
-import { BroadcastController, type BroadcastSettings } from '../../src/broadcast/controller.ts';
+import { BroadcastController, type BroadcastControllerOptions, type BroadcastSettings } from '../../src/broadcast/controller.ts';
 import { deviceProfileSchema } from '../../src/drivers/profile-schema.ts';
 import { createSimulatedBus, type SimulatedDevice } from '../../src/drivers/simulated-bus.ts';
 import type { Device, DevicePort } from '../../src/drivers/types.ts';
@@ -86,6 +86,8 @@ export function relayRig(ids: readonly string[], logger: Logger) {
 /** One run of the fake player: the test decides when and how it ends. */
 export class FakeRun implements PlayerRun {
   readonly done: Promise<PlayOutcome>;
+  /** True at once, as a player whose process spawned; false for a run refused before starting (`refused`). */
+  readonly started: Promise<boolean>;
   stopCalls = 0;
   /** Its process ignores SIGTERM and the kill never completes: `stop()` never settles. */
   stopHangs = false;
@@ -94,10 +96,14 @@ export class FakeRun implements PlayerRun {
   constructor(
     readonly job: PlayJob,
     readonly startedAt: number,
+    /** The run ends `failed` with this reason before any process starts, as a media file refused. */
+    refused?: string,
   ) {
     this.done = new Promise((resolve) => {
       this.settle = resolve;
     });
+    this.started = Promise.resolve(refused === undefined);
+    if (refused !== undefined) this.fail(refused);
   }
 
   finish(): void {
@@ -125,6 +131,8 @@ export class FakePlayer implements Player {
   readonly runs: FakeRun[] = [];
   /** The next `start` throws, as a player that cannot even spawn. */
   throwOnStart: string | undefined;
+  /** The next run is refused before starting, with this reason (a sha256 mismatch, a missing file). */
+  refuseNext: string | undefined;
 
   start(job: PlayJob): PlayerRun {
     if (this.throwOnStart !== undefined) {
@@ -132,7 +140,8 @@ export class FakePlayer implements Player {
       this.throwOnStart = undefined;
       throw new Error(message);
     }
-    const run = new FakeRun(job, Date.now());
+    const run = new FakeRun(job, Date.now(), this.refuseNext);
+    this.refuseNext = undefined;
     this.runs.push(run);
     return run;
   }
@@ -172,7 +181,7 @@ export function request(id: string, priority: Priority, more: Partial<PlayReques
 }
 
 /** A started controller on three simulated relay boards and a fake player, with its writes forgotten. */
-export async function setup(config: Partial<BroadcastSettings> = {}, sink?: (e: PlaybackEvent) => void) {
+export async function setup(config: Partial<BroadcastSettings> = {}, sink?: (e: PlaybackEvent) => void, more: Pick<BroadcastControllerOptions, 'output'> = {}) {
   const { logger, lines } = memoryLogger();
   const rig = relayRig(['rb1', 'rb2', 'rb3'], logger);
   const player = new FakePlayer();
@@ -186,6 +195,7 @@ export async function setup(config: Partial<BroadcastSettings> = {}, sink?: (e: 
       events.push(e);
       sink?.(e);
     },
+    ...more,
   });
   controller.start();
   await flush();

@@ -23,6 +23,7 @@ export class RecordingPlayer implements Player {
     this.running.add(finish);
     const timer = setTimeout(() => finish({ outcome: 'finished' }), this.durationMs);
     return {
+      started: Promise.resolve(true),
       done,
       stop: async () => {
         finish({ outcome: 'stopped' });

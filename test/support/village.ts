@@ -41,7 +41,8 @@ export function villageConfigJson(options: VillageOptions) {
       })),
       ...(options.extraDevices ?? []),
     ],
-    ...(options.broadcast === undefined ? {} : { broadcast: options.broadcast }),
+    // No sound card on test machines: ALSA's null device opens (and discards), `default` does not.
+    broadcast: { output: { device: 'null' }, ...options.broadcast },
     ...(options.storage === undefined ? {} : { storage: options.storage }),
     timing: { ackTimeoutMs: 10_000, retry: { initialMs: 500, maxMs: 2000 }, ...options.timing },
     log: { level: 'info' },

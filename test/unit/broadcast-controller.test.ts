@@ -1,5 +1,20 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { advance, coldStartMs, flush, request, setup } from '../support/broadcast-rig.ts';
+import type { AudioOutput, AudioState, OutputCheck } from '../../src/broadcast/types.ts';
+
+/** An output whose checks the test answers one by one. */
+class FakeOutput implements AudioOutput {
+  readonly device = 'hw:0';
+  readonly pending: ((result: OutputCheck) => void)[] = [];
+  checks = 0;
+  check(): Promise<OutputCheck> {
+    this.checks++;
+    return new Promise((resolve) => this.pending.push(resolve));
+  }
+  answer(result: OutputCheck): void {
+    for (const resolve of this.pending.splice(0)) resolve(result);
+  }
+}
 
 // Which request plays when, and what is reported; relay order and timing are in broadcast-sound-path.test.ts.
 describe('BroadcastController', () => {
@@ -193,6 +208,71 @@ describe('BroadcastController', () => {
     await flush();
     expect(player.played()).toEqual(['chime', 'a1', 'a1', 'a1']);
     expect(last('a1', 'finished').reason).toBe('chime failed: chime device busy');
+  });
+
+  it('reports started only once a run really started: a refused media file goes from accepted to failed', async () => {
+    const { controller, player, story, last } = await setup();
+    player.refuseNext = 'sha256 mismatch for siren.wav';
+    controller.submit(request('m1', 'emergency', { level: 1, content: { kind: 'media', file: 'siren.wav', sha256: 'a'.repeat(64) } }));
+    await advance(coldStartMs);
+    expect(story('m1')).toEqual(['m1 accepted', 'm1 failed']);
+    expect(last('m1', 'failed').reason).toBe('play 1 of 1: sha256 mismatch for siren.wav');
+    // A refused chime holds nothing back: `started` comes with the content's run.
+    player.refuseNext = 'media file not found: chime.wav';
+    controller.submit(request('a1', 'announcement', { chime: true }));
+    await flush();
+    expect(story('a1')).toEqual(['a1 accepted', 'a1 started']);
+    player.last.finish();
+    await flush();
+    expect(player.played()).toEqual(['siren.wav', 'chime', 'a1']);
+    expect(last('a1', 'finished').reason).toBe('chime failed: media file not found: chime.wav');
+  });
+
+  it('checks the output at start, before each item (during the warm-up) and every interval while idle, never while playing', async () => {
+    const output = new FakeOutput();
+    const changes: AudioState[] = [];
+    const { controller, player, story, last } = await setup({}, undefined, { output: { port: output, checkIntervalMs: 60_000, onChange: (s) => changes.push(s) } });
+    expect(output.checks).toBe(1);
+    output.answer({ ok: true });
+    await flush();
+    expect(controller.audioState()).toEqual({ device: 'hw:0', ok: true, checkedAt: Date.now() });
+    expect(changes).toEqual([]);
+
+    controller.submit(request('e1', 'emergency', { level: 1 }));
+    await flush();
+    expect(output.checks).toBe(2);
+    // The check runs during the warm-up and does not lengthen it: sound at 1500 ms, as without one.
+    await advance(1000);
+    output.answer({ ok: true });
+    await advance(coldStartMs - 1001);
+    expect(story('e1')).toEqual(['e1 accepted']);
+    await advance(1);
+    expect(story('e1')).toEqual(['e1 accepted', 'e1 started']);
+    await advance(60_000);
+    expect(output.checks).toBe(2);
+    player.last.finish();
+    await advance(60_000);
+    expect(output.checks).toBe(3);
+
+    output.answer({ ok: false, reason: 'aplay exited with code 1: audio open error' });
+    await flush();
+    expect(changes).toEqual([{ device: 'hw:0', ok: false, reason: 'aplay exited with code 1: audio open error', checkedAt: Date.now() }]);
+    controller.submit(request('e2', 'emergency', { level: 1 }));
+    await flush();
+    output.answer({ ok: false, reason: 'aplay exited with code 1: audio open error' });
+    await advance(coldStartMs);
+    expect(story('e2')).toEqual(['e2 accepted', 'e2 failed']);
+    expect(last('e2', 'failed').reason).toBe('audio output hw:0: aplay exited with code 1: audio open error');
+    expect(player.played()).toEqual(['e1']);
+    // A test says what a real broadcast would meet.
+    controller.submit(request('t1', 'emergency', { level: 1, status: 'test' }));
+    await flush();
+    expect(last('t1', 'tested').reason).toBe('test: nothing switched or played; audio output hw:0: aplay exited with code 1: audio open error');
+    expect(changes).toHaveLength(1);
+    await advance(60_000);
+    output.answer({ ok: true });
+    await flush();
+    expect(changes.map((c) => c.ok)).toEqual([false, true]);
   });
 
   it('runs a test through every check but touches no relay and starts no player', async () => {

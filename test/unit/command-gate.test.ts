@@ -169,6 +169,12 @@ describe('command gate: one test per rejection reason', () => {
     expectRejected(await verify(g, await a.ack({ cmd: 'reboot', jti: 'cmd-00000001' }), 'ack'), 'invalid-body', 'cmd: "reboot" is not one of ack, broadcast, stop', 'cmd-00000001');
     expectRejected(await verify(g, await a.ack({ extra: 1, jti: 'cmd-00000002' }), 'ack'), 'invalid-body', /extra/, 'cmd-00000002');
     expectRejected(await verify(g, await a.ack({ exp: nowS + 10, iat: nowS + 10, jti: 'cmd-00000003' }), 'ack'), 'invalid-body', 'exp: 1800000010 is not after iat 1800000010', 'cmd-00000003');
+    // A media path that would leave the library is refused at the gate, before any player sees it.
+    const sha256 = 'e'.repeat(64);
+    for (const file of ['../etc/shadow.wav', 'alarm/../../x.mp3', 'alarm/./flood.mp3', '/etc/x.wav', '..']) {
+      const escape = a.claims('broadcast', { content: { kind: 'media', file, sha256 } });
+      expectRejected(await verify(g, await a.sign(escape)), 'invalid-body', /^content\.file: /, String(escape['jti']));
+    }
     // No usable jti in the claims: nothing to report.
     expectRejected(await verify(g, await a.ack({ jti: undefined }), 'ack'), 'invalid-body', 'jti:', null);
     expectRejected(await verify(g, await a.ack({ jti: 'bad jti with spaces' }), 'ack'), 'invalid-body', 'jti:', null);

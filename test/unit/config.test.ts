@@ -144,6 +144,38 @@ describe('config: broadcast section and county command keys', () => {
     );
   });
 
+  it('defaults the sound output to ALSA "default", checked every 5 min, with tts piped into aplay on it', () => {
+    const result = parseConfig(minimal);
+    if (!result.ok) throw new Error(result.errors.join('\n'));
+    const { output, player } = result.config.broadcast;
+    expect(output).toEqual({
+      device: 'default',
+      check: ['aplay', '-q', '-D', '{device}', '-t', 'raw', '-f', 'S16_LE', '-r', '8000', '-c', '1', '-s', '1', '/dev/zero'],
+      checkIntervalMs: 300_000,
+      checkTimeoutMs: 3000,
+    });
+    expect(player.tts).toEqual(['espeak-ng', '-v', 'cmn', '--stdout', '--', '{text}']);
+    expect(player.ttsOutput).toEqual(['aplay', '-q', '-D', '{device}']);
+    expect(player.media).toEqual({ '.mp3': ['mpg123', '-q', '-o', 'alsa', '-a', '{device}', '{file}'], '.wav': ['aplay', '-q', '-D', '{device}', '{file}'] });
+  });
+
+  it('refuses an output device that is no ALSA name, a check without {device}, and media paths that leave the library', () => {
+    const errors = errorsOf(
+      withBroadcast({
+        output: { device: 'my card', check: ['aplay', '/dev/zero'], checkIntervalMs: 10 },
+        chime: { kind: 'media', file: 'chimes/../../etc/x.wav', sha256: 'e'.repeat(64) },
+      }),
+    );
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        'broadcast.output.device: an ALSA PCM name such as "default", "hw:0,0" or "plughw:CARD=Device,DEV=0"',
+        'broadcast.output.check: must contain {device} in one of its arguments',
+        expect.stringMatching(/^broadcast\.output\.checkIntervalMs: /),
+        'broadcast.chime.file: no "." or ".." path segment: the file must stay inside the media library',
+      ]),
+    );
+  });
+
   it('refuses a small-order (forgeable) command key and duplicate kids', () => {
     // The Ed25519 identity point: with it as the key, one fixed signature verifies every message.
     const identity = Buffer.concat([Buffer.from([1]), Buffer.alloc(31)]).toString('base64url');
