@@ -6,7 +6,7 @@ import { openOutboxFile, type OpenedOutbox } from './outbox-file.ts';
 import { OutboxMarker } from './outbox-marker.ts';
 import type { SqliteOutbox } from './sqlite-outbox.ts';
 import { StorageReserve } from './storage-reserve.ts';
-import { errorText, freeBytes, isStorageFailure, probeWritable } from './storage-files.ts';
+import { errorText, freeBytes, isStorageFailure, notifyLater, probeWritable, type StorageNotice } from './storage-files.ts';
 import { outboxStreams, type AppendInput, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
 
 /**
@@ -26,8 +26,7 @@ export interface StorageHealth {
   freeBytes: number | null;
 }
 
-/** Becomes a `storage` / `storage-recovered` fault to the county. */
-export type StorageNotice = { kind: 'problem' | 'recovered'; detail: string };
+export type { StorageNotice } from './storage-files.ts';
 
 export interface ResilientOutboxOptions {
   dataDir: string;
@@ -335,15 +334,8 @@ export class ResilientOutbox implements Outbox {
     this.notify({ kind: 'problem', detail: problem });
   }
 
-  /** Later, not now: the listener stores a fault, i.e. calls back into this outbox, maybe in the middle of an append. */
   private notify(notice: StorageNotice): void {
-    queueMicrotask(() => {
-      try {
-        this.options.onNotice(notice);
-      } catch (error) {
-        this.options.logger.error({ err: errorText(error), notice }, 'storage notice listener failed');
-      }
-    });
+    notifyLater(this.options.onNotice, notice, this.options.logger);
   }
 
   private closeDurable(): void {

@@ -1,7 +1,6 @@
 import type { Logger } from '../platform/logger.ts';
 import { openSqliteReplayGuard, type SqliteReplayGuard } from './sqlite-replay-guard.ts';
-import { errorText, isCorruption, isStorageFailure, moveAside, probeWritable } from './storage-files.ts';
-import type { StorageNotice } from './resilient-outbox.ts';
+import { errorText, isCorruption, isStorageFailure, moveAside, notifyLater, probeWritable, type StorageNotice } from './storage-files.ts';
 import type { ReplayGuard } from './types.ts';
 import { dirname } from 'node:path';
 
@@ -130,12 +129,6 @@ export class ResilientReplayGuard implements ReplayGuard {
   }
 
   private notify(notice: StorageNotice): void {
-    queueMicrotask(() => {
-      try {
-        this.options.onNotice(notice);
-      } catch (error) {
-        this.options.logger.error({ err: errorText(error), notice }, 'storage notice listener failed');
-      }
-    });
+    notifyLater(this.options.onNotice, notice, this.options.logger);
   }
 }

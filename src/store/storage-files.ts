@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DurableStorageError } from './durable-sqlite.ts';
+import type { Logger } from '../platform/logger.ts';
 
 /**
  * The small file-system steps the stores take when the SD card misbehaves: telling a storage failure from
@@ -106,4 +107,21 @@ export function moveAside(path: string, reason: string, at: number): string {
   rmSync(`${path}-shm`, { force: true });
   syncDirectory(dirname(path));
   return aside;
+}
+
+/** Becomes a `storage` / `storage-recovered` fault to the county. */
+export type StorageNotice = { kind: 'problem' | 'recovered'; detail: string };
+
+/**
+ * Later, not now: the listener stores a fault, i.e. calls back into the store that noticed, maybe in the
+ * middle of one of its writes. A listener that throws is logged, never passed up into the store.
+ */
+export function notifyLater(listener: (notice: StorageNotice) => void, notice: StorageNotice, logger: Logger): void {
+  queueMicrotask(() => {
+    try {
+      listener(notice);
+    } catch (error) {
+      logger.error({ err: errorText(error), notice }, 'storage notice listener failed');
+    }
+  });
 }
