@@ -172,12 +172,12 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   /** Every county→village message passes the gate first; nothing unverified is ever acted on. */
   const onCommand = (message: InboundCommand) => {
     gate
-      .verify({ kind: message.command, audienceTopic: message.audienceTopic, payload: message.payload })
+      .verify({ kind: message.command, audienceTopic: message.audienceTopic, payload: message.payload, ...(message.discardedBytes === undefined ? {} : { discardedBytes: message.discardedBytes }) })
       .then((result) => {
         // Handlers stay synchronous here: the gate settles in arrival order, so a stop never overtakes its broadcast.
         if (!result.ok) {
-          logger.warn({ topic: message.topic, reason: result.reason, detail: result.detail, jti: result.jti }, 'county command rejected');
-          reports.rejected(result);
+          // Logged by the recorder, within the same per-minute budget as the reports: a flood writes a count, not a line per message.
+          reports.rejected({ ...result, kind: message.command, topic: message.topic });
           return;
         }
         const { command } = result;

@@ -21,6 +21,10 @@ import type { CommandKind } from './topics.ts';
  * passed, so a forged or misaddressed copy can never burn the id of a real command:
  *
  *   size → structure → alg → kid → signature → claims/schema → time → audience → replay
+ *
+ * The checks up to the kid cost no crypto and run at arrival, so junk that cannot be verified is refused
+ * at once and never waits in (or lengthens) a queue. What needs the signature check waits in one of two
+ * lanes: acks in their own, so a flood on the command topics cannot hold back the acks that close alarms.
  */
 
 /** In check order; `replay-guard-failed`: the command was good but could not be recorded, so it is refused. */
@@ -60,12 +64,16 @@ export interface GateInput {
   kind: CommandKind;
   audienceTopic: AudienceTopic;
   payload: Buffer;
+  /** Set when the link discarded a payload this big unread (over its packet cap); `payload` is then empty. */
+  discardedBytes?: number;
 }
 
 export interface CommandGate {
   /**
-   * Never throws and never rejects, whatever the bytes. Results settle in the order of the calls, so a
-   * `stop` that arrives just after its broadcast is never handled before it.
+   * Never throws and never rejects, whatever the bytes. Broadcasts and stops that pass the checks before
+   * the signature settle in the order of the calls, so a `stop` that arrives just after its broadcast is
+   * never handled before it; a rejection before the signature check settles at once, and acks settle in
+   * their own order, ahead of broadcasts and stops still waiting.
    */
   verify(input: GateInput): Promise<GateResult>;
 }
@@ -97,28 +105,43 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
   const keys = importKeys(options.keys);
   const now = options.now ?? Date.now;
   const skewMs = options.maxClockSkewSeconds * 1000;
-  // The signature check runs on libuv's thread pool and junk is refused at once, so without this chain a
-  // later message could settle first (a stop before the broadcast it stops).
-  let last: Promise<unknown> = Promise.resolve();
+  // The signature check runs on libuv's thread pool, so without these chains a later message could settle
+  // first (a stop before the broadcast it stops). Acks close alarms, and one can only close an alarm this
+  // village raised, so they need no order against commands: their own chain keeps them ahead of command junk.
+  const lanes: Record<'ack' | 'command', Promise<unknown>> = { ack: Promise.resolve(), command: Promise.resolve() };
   return {
     verify(input) {
-      const result = last.then(() => checkSafely(input));
-      last = result;
+      const early = safely(() => precheck(input));
+      if (!('token' in early)) return Promise.resolve(early);
+      const lane = input.kind === 'ack' ? 'ack' : 'command';
+      const result = lanes[lane].then(() => checkSafely(input, early));
+      lanes[lane] = result;
       return result;
     },
   };
 
-  async function checkSafely(input: GateInput): Promise<GateResult> {
+  function safely<T>(run: () => T | Rejection): T | Rejection {
     try {
-      return await check(input);
+      return run();
     } catch (error) {
       // Every step below is meant to return, not throw; this is the seatbelt for "never throws".
       return reject('malformed', `could not be checked (${error instanceof Error ? error.message : String(error)})`);
     }
   }
 
-  async function check(input: GateInput): Promise<GateResult> {
-    const { kind, audienceTopic, payload } = input;
+  async function checkSafely(input: GateInput, parts: Signable): Promise<GateResult> {
+    try {
+      return await check(input, parts);
+    } catch (error) {
+      return reject('malformed', `could not be checked (${error instanceof Error ? error.message : String(error)})`);
+    }
+  }
+
+  /** Everything before the signature: no crypto, no await, so it can run the moment a message arrives. */
+  function precheck(input: GateInput): Signable | Rejection {
+    const { kind, audienceTopic, payload, discardedBytes } = input;
+    if (discardedBytes !== undefined)
+      return reject('oversized', `payload of ${discardedBytes} bytes, over the link's packet limit, was discarded unread`);
     if (!(payload instanceof Uint8Array)) return reject('malformed', 'payload is not a byte buffer');
     if (!isKind(kind) || (audienceTopic !== 'village' && audienceTopic !== ALL_VILLAGES))
       return reject('malformed', `unknown topic: kind ${quote(kind)}, audience ${quote(audienceTopic)}`);
@@ -137,8 +160,12 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     const key = keys.get(kid);
     if (key === undefined)
       return reject('unknown-kid', `protected header kid ${quote(kid)} is not in county.commandKeys (${[...keys.keys()].join(', ') || 'none configured'})`);
+    return { token: parts.token, key };
+  }
 
-    const signed = await verifySignature(parts.token, key);
+  async function check(input: GateInput, { token, key }: Signable): Promise<GateResult> {
+    const { kind, audienceTopic } = input;
+    const signed = await verifySignature(token, key);
     if (typeof signed === 'string') return reject('bad-signature', signed);
     const claims = parseObject(signed);
     if (claims === undefined) return reject('malformed', 'signed payload is not a JSON object');
@@ -155,8 +182,10 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     if (exp <= iat) return refuse('invalid-body', `exp: ${exp} is not after iat ${iat}`);
 
     const at = now();
-    if (exp * 1000 <= at) return refuse('expired', `exp: expired ${ago(at - exp * 1000)} ago (exp ${exp}, now ${Math.floor(at / 1000)})`);
-    if (iat * 1000 - at > skewMs)
+    // An ack can only close an alarm this village raised (ids are unique), so its times add nothing, and
+    // judging them would let a village clock minutes behind refuse every ack while the county has every alarm.
+    if (command.kind !== 'ack' && exp * 1000 <= at) return refuse('expired', `exp: expired ${ago(at - exp * 1000)} ago (exp ${exp}, now ${Math.floor(at / 1000)})`);
+    if (command.kind !== 'ack' && iat * 1000 - at > skewMs)
       return refuse('not-yet-valid', `iat: ${ago(iat * 1000 - at)} in the future, more than the ${options.maxClockSkewSeconds} s allowed clock skew (iat ${iat}, now ${Math.floor(at / 1000)}${iat > 1e11 ? '; iat must be in seconds, not milliseconds' : ''})`);
 
     if (cmd !== kind) return refuse('wrong-audience', `cmd: a ${quote(cmd)} command arrived on the ${kind} topic`);
@@ -201,6 +230,11 @@ function keyProblem(x: string): string | undefined {
   const bytes = decodeSegment(x);
   if (bytes === undefined) return 'is not canonical base64url';
   return ed25519PublicKeyProblem(bytes);
+}
+
+interface Signable {
+  token: string;
+  key: KeyObject;
 }
 
 interface CompactParts {

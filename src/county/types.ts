@@ -9,6 +9,8 @@ export interface InboundCommand {
   audienceTopic: 'village' | 'all';
   topic: string;
   payload: Buffer;
+  /** The link discarded a payload this big unread (over its packet cap); `payload` is then empty. */
+  discardedBytes?: number;
 }
 
 export interface UplinkEvents {
