@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import mqttClientModule from 'mqtt/lib/client';
@@ -8,6 +7,7 @@ import type { Logger } from '../platform/logger.ts';
 import { InvalidInputError } from '../platform/schema-errors.ts';
 import type { JsonObject, OutboxStream } from '../store/types.ts';
 import { isSocketUrl, socketBuilder, wholeMqttJs, type TlsMaterial } from './broker-socket.ts';
+import type { OversizedPublish } from './inbound-guard.ts';
 import type { HealthPayload, StatePayload } from './payloads.ts';
 import { commandKindOf, topicKindOfStream, topicSpecs, villageTopics, type TopicSpec, type VillageTopics } from './topics.ts';
 import type { Uplink, UplinkEvents } from './types.ts';
@@ -69,6 +69,11 @@ class MqttLink implements Uplink {
   private up = false;
   private stopped = false;
   private attempt = 0;
+  /**
+   * Oversized PUBLISHes whose body the inbound guard discarded, in arrival order: mqtt.js delivers each as
+   * an empty message on the same topic, which is then reported as what it stands for.
+   */
+  private readonly standIns: OversizedPublish[] = [];
   /** The last error of the current outage, so a broker that stays down is logged once, not every retry. */
   private lastError: string | undefined;
 
@@ -94,13 +99,21 @@ class MqttLink implements Uplink {
     const url = new URL(this.options.config.url);
     const tls = this.options.config.tls === undefined ? undefined : this.tlsMaterial(url, this.options.config.tls);
     const options = this.clientOptions(url);
+    const guard = {
+      maxPacketBytes: this.options.config.maxInboundPacketBytes,
+      protocolVersion: this.options.config.protocolVersion,
+      onOversized: (publish: OversizedPublish) => this.standIns.push(publish),
+    };
     const client = isSocketUrl(url)
-      ? new mqttClientModule.default(socketBuilder(url, tls), options)
-      : wholeMqttJs().connect(url.href, { ...options, ...tls, rejectUnauthorized: true });
+      ? new mqttClientModule.default(socketBuilder(url, tls, guard), options)
+      : // ws(s): the WebSocket refuses a frame over the cap and closes; only MQTT 5's limit keeps the broker from sending one.
+        wholeMqttJs().connect(url.href, { ...options, ...tls, rejectUnauthorized: true, wsOptions: { maxPayload: guard.maxPacketBytes } });
     this.client = client;
-    // mqtt.js builds a fresh socket for every (re)connect and then writes CONNECT: the one moment to reach it.
+    // mqtt.js builds a fresh socket for every (re)connect and then writes CONNECT: a new connection starts here.
     client.on('packetsend', (packet) => {
-      if (packet.cmd === 'connect' && client.stream instanceof Socket) client.stream.setNoDelay(true);
+      if (packet.cmd !== 'connect') return;
+      // Stand-ins are handed on in order; any of a dropped connection's are gone with it.
+      this.standIns.length = 0;
     });
     client.on('connect', (connack) => this.onConnect(client, connack.sessionPresent));
     client.on('reconnect', () => this.onReconnectAttempt(client));
@@ -199,7 +212,8 @@ class MqttLink implements Uplink {
       // for packet ids, a tenth of the Pi's memory budget for this service, to save one tiny allocation.
       writeCache: false,
       will: { topic: this.topics.topic('state'), payload: Buffer.from(this.stateBody(false)), qos: 1, retain: true },
-      ...(config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS } } : {}),
+      // MQTT 5 lets the broker know our limit, so it drops an oversized message instead of sending it at all.
+      ...(config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS, maximumPacketSize: config.maxInboundPacketBytes } } : {}),
     };
   }
 
@@ -269,6 +283,8 @@ class MqttLink implements Uplink {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
+    const standIn = this.standIns[0];
+    const discarded = standIn !== undefined && standIn.topic === topic && payload.length === 0 ? this.standIns.shift() : undefined;
     if (this.stopped) return;
     const inbound = this.topics.parseInbound(topic);
     if (inbound === undefined) {
@@ -276,7 +292,7 @@ class MqttLink implements Uplink {
       return;
     }
     // Signature, size, claims and replay are judged by the command gate, which also reports rejections.
-    this.emit('command', { ...commandKindOf(inbound.kind), topic, payload });
+    this.emit('command', { ...commandKindOf(inbound.kind), topic, payload, ...(discarded === undefined ? {} : { discardedBytes: discarded.payloadBytes }) });
   }
 
   private publishOfflineState(client: MqttClient): Promise<boolean> {
