@@ -1,5 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
-import { compactVerify, errors } from 'jose';
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import type * as z from 'zod';
 import { describeIssues, InvalidInputError } from '../platform/schema-errors.ts';
 import type { ReplayGuard } from '../store/types.ts';
@@ -90,6 +89,8 @@ export interface CommandGateOptions {
 }
 
 const ALL_VILLAGES = 'all';
+/** Signature checks per turn of the event loop: a few on a Pi (~0.5 ms each), so polls and acks are not kept waiting. */
+const SLICE_MS = 4;
 const ALGORITHM = 'EdDSA';
 /** Anything else (`crit`, `b64`, `jwk`, `jku`, `x5u`…) changes how a JWS is read; our county never sends it. */
 const allowedHeaderMembers: ReadonlySet<string> = new Set(['alg', 'kid', 'typ']);
@@ -105,34 +106,45 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
   const keys = importKeys(options.keys);
   const now = options.now ?? Date.now;
   const skewMs = options.maxClockSkewSeconds * 1000;
-  // The signature check runs on libuv's thread pool, so without these chains a later message could settle
-  // first (a stop before the broadcast it stops). Acks close alarms, and one can only close an alarm this
-  // village raised, so they need no order against commands: their own chain keeps them ahead of command junk.
-  const lanes: Record<'ack' | 'command', Promise<unknown>> = { ack: Promise.resolve(), command: Promise.resolve() };
+  // Signature checks wait in two queues and run in slices between turns of the event loop, so the socket is
+  // read between slices and an ack that arrives in the middle of a flood is checked next. Acks close alarms,
+  // and one can only close an alarm this village raised, so they need no order against commands; broadcasts
+  // and stops keep theirs (a stop is never handled before the broadcast it stops).
+  const waiting: Record<'ack' | 'command', Fifo<Waiting>> = { ack: new Fifo(), command: new Fifo() };
+  let turnScheduled = false;
   return {
     verify(input) {
       const early = safely(() => precheck(input));
       if (!('token' in early)) return Promise.resolve(early);
-      const lane = input.kind === 'ack' ? 'ack' : 'command';
-      const result = lanes[lane].then(() => checkSafely(input, early));
-      lanes[lane] = result;
-      return result;
+      return new Promise((settle) => {
+        waiting[input.kind === 'ack' ? 'ack' : 'command'].push({ input, signable: early, settle });
+        scheduleTurn();
+      });
     },
   };
+
+  function scheduleTurn(): void {
+    if (turnScheduled) return;
+    turnScheduled = true;
+    setImmediate(turn);
+  }
+
+  function turn(): void {
+    turnScheduled = false;
+    const until = performance.now() + SLICE_MS;
+    do {
+      const next = waiting.ack.shift() ?? waiting.command.shift();
+      if (next === undefined) return;
+      next.settle(safely(() => check(next.input, next.signable)));
+    } while (performance.now() < until);
+    scheduleTurn();
+  }
 
   function safely<T>(run: () => T | Rejection): T | Rejection {
     try {
       return run();
     } catch (error) {
       // Every step below is meant to return, not throw; this is the seatbelt for "never throws".
-      return reject('malformed', `could not be checked (${error instanceof Error ? error.message : String(error)})`);
-    }
-  }
-
-  async function checkSafely(input: GateInput, parts: Signable): Promise<GateResult> {
-    try {
-      return await check(input, parts);
-    } catch (error) {
       return reject('malformed', `could not be checked (${error instanceof Error ? error.message : String(error)})`);
     }
   }
@@ -163,9 +175,9 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     return { token: parts.token, key };
   }
 
-  async function check(input: GateInput, { token, key }: Signable): Promise<GateResult> {
+  function check(input: GateInput, { token, key }: Signable): GateResult {
     const { kind, audienceTopic } = input;
-    const signed = await verifySignature(token, key);
+    const signed = verifySignature(token, key);
     if (typeof signed === 'string') return reject('bad-signature', signed);
     const claims = parseObject(signed);
     if (claims === undefined) return reject('malformed', 'signed payload is not a JSON object');
@@ -232,6 +244,33 @@ function keyProblem(x: string): string | undefined {
   return ed25519PublicKeyProblem(bytes);
 }
 
+interface Waiting {
+  input: GateInput;
+  signable: Signable;
+  settle: (result: GateResult) => void;
+}
+
+/** A queue that stays O(1) per message however long a flood makes it (Array#shift copies the rest). */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head === this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    }
+    return item;
+  }
+}
+
 interface Signable {
   token: string;
   key: KeyObject;
@@ -265,14 +304,22 @@ function splitCompact(payload: Uint8Array): CompactParts | string {
   return { token, header };
 }
 
-async function verifySignature(token: string, key: KeyObject): Promise<Uint8Array | string> {
+/**
+ * JWS EdDSA verification (RFC 8037) done here rather than by jose: the header has already been checked
+ * (alg, no `crit`/`b64`), so what is left is one Ed25519 verify of `header.payload`. Synchronous, it costs
+ * about half the CPU of jose's asynchronous path per message (measured with the unit's --no-opt: 156 µs
+ * against 289 µs, most of jose's on the main thread too), which is what a flood of wrong-key junk costs.
+ */
+function verifySignature(token: string, key: KeyObject): Uint8Array | string {
+  const firstDot = token.indexOf('.');
+  const lastDot = token.lastIndexOf('.');
   try {
-    const { payload } = await compactVerify(token, key, { algorithms: [ALGORITHM] });
-    return payload;
+    const signature = Buffer.from(token.slice(lastDot + 1), 'base64url');
+    if (!cryptoVerify(null, Buffer.from(token.slice(0, lastDot), 'latin1'), key, signature)) return 'signature does not verify with the key of this kid';
   } catch (error) {
-    if (error instanceof errors.JWSSignatureVerificationFailed) return 'signature does not verify with the key of this kid';
     return `signature could not be checked (${error instanceof Error ? error.message : String(error)})`;
   }
+  return Buffer.from(token.slice(firstDot + 1, lastDot), 'base64url');
 }
 
 function parseCommand(cmd: CommandKind, claims: JsonRecord): VerifiedCommand | string {
