@@ -174,7 +174,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     gate
       .verify({ kind: message.command, audienceTopic: message.audienceTopic, payload: message.payload, ...(message.discardedBytes === undefined ? {} : { discardedBytes: message.discardedBytes }) })
       .then((result) => {
-        // Handlers stay synchronous here: the gate settles in arrival order, so a stop never overtakes its broadcast.
+        // Handlers stay synchronous here: the gate settles broadcasts and stops in arrival order, so a stop never overtakes its broadcast.
         if (!result.ok) {
           // Logged by the recorder, within the same per-minute budget as the reports: a flood writes a count, not a line per message.
           reports.rejected({ ...result, kind: message.command, topic: message.topic });

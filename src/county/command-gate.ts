@@ -23,7 +23,7 @@ import type { CommandKind } from './topics.ts';
  *
  * The checks up to the kid cost no crypto and run at arrival, so junk that cannot be verified is refused
  * at once and never waits in (or lengthens) a queue. What needs the signature check waits in one of two
- * lanes: acks in their own, so a flood on the command topics cannot hold back the acks that close alarms.
+ * queues, and acks go first, so a flood on the command topics cannot hold back the acks that close alarms.
  */
 
 /** In check order; `replay-guard-failed`: the command was good but could not be recorded, so it is refused. */
