@@ -94,7 +94,15 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   });
   const uplink =
     options.adapters?.uplink ??
-    createMqttLink({ config: config.county, villageId: config.village.id, version, logger, ...(options.configDir ? { configDir: options.configDir } : {}) });
+    createMqttLink({
+      config: config.county,
+      villageId: config.village.id,
+      version,
+      logger,
+      // Back to the county fast while an alarm waits for it (the backoff otherwise grows to minutes' worth).
+      urgent: () => outbox.stats().byStream.alarm > 0,
+      ...(options.configDir ? { configDir: options.configDir } : {}),
+    });
 
   // Events can only arrive after start(); these are assigned before then.
   let alarms: AlarmService | undefined;
@@ -129,7 +137,10 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   problems.push(...deviceProblems);
 
   let delivery: Delivery | undefined;
-  const onStored = (_record: OutboxRecord) => delivery?.kick();
+  const onStored = (record: OutboxRecord) => {
+    if (record.stream === 'alarm') uplink.hurry();
+    delivery?.kick();
+  };
   const reports = new ReportRecorder({ villageId: config.village.id, outbox, logger: logger.child({ component: 'report' }), onStored, now });
   const { output } = config.broadcast;
   const player =
@@ -239,12 +250,12 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   /** Every county→village message passes the gate first; nothing unverified is ever acted on. */
   const onCommand = (message: InboundCommand) => {
     gate
-      .verify({ kind: message.command, audienceTopic: message.audienceTopic, payload: message.payload })
+      .verify({ kind: message.command, audienceTopic: message.audienceTopic, payload: message.payload, ...(message.discardedBytes === undefined ? {} : { discardedBytes: message.discardedBytes }) })
       .then((result) => {
-        // Handlers stay synchronous here: the gate settles in arrival order, so a stop never overtakes its broadcast.
+        // Handlers stay synchronous here: the gate settles broadcasts and stops in arrival order, so a stop never overtakes its broadcast.
         if (!result.ok) {
-          logger.warn({ topic: message.topic, reason: result.reason, detail: result.detail, jti: result.jti }, 'county command rejected');
-          reports.rejected(result);
+          // Logged by the recorder, within the same per-minute budget as the reports: a flood writes a count, not a line per message.
+          reports.rejected({ ...result, kind: message.command, topic: message.topic });
           return;
         }
         const { command } = result;

@@ -9,6 +9,9 @@ export interface RejectedCommand {
   jti: string | null;
   reason: string;
   detail: string;
+  /** What the message claimed to be by its topic (`ack`, `broadcast`, `stop`). */
+  kind?: string;
+  topic?: string;
 }
 
 /**
@@ -22,7 +25,10 @@ export class ReportRecorder {
   private readonly windowMs = 60_000;
   private windowStart = 0;
   private rejectionsInWindow = 0;
-  private suppressed = 0;
+  /** Counted, not stored or logged one by one, since the last summary: by reason. */
+  private suppressed = new Map<string, number>();
+  /** Causes of rejected acks already reported in this window. */
+  private ackCausesReported = new Set<string>();
   private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -51,7 +57,9 @@ export class ReportRecorder {
 
   /**
    * A flood of junk on the command topics must not wear out the SD card or bury real reports: past the
-   * budget, rejections are only logged and counted, and one summary report says how many.
+   * budget, rejections are only counted, and one summary report and one log line a minute say how many.
+   * A rejected ack is stored once per cause a minute: the county acks that report, and an ack the village
+   * keeps rejecting would otherwise feed a report per ack, and an ack per report, without end.
    */
   rejected(command: RejectedCommand): void {
     const now = this.now();
@@ -59,16 +67,20 @@ export class ReportRecorder {
       this.flushSuppressed();
       this.windowStart = now;
       this.rejectionsInWindow = 0;
+      this.ackCausesReported.clear();
     }
-    this.rejectionsInWindow++;
-    if (this.rejectionsInWindow > this.rejectionBudget) {
-      this.suppressed++;
+    const repeatedAckCause = command.kind === 'ack' && this.ackCausesReported.has(command.reason);
+    if (repeatedAckCause || this.rejectionsInWindow >= this.rejectionBudget) {
+      this.suppressed.set(command.reason, (this.suppressed.get(command.reason) ?? 0) + 1);
       this.flushTimer ??= setTimeout(() => {
         this.flushTimer = undefined;
         this.flushSuppressed();
       }, this.windowMs - (now - this.windowStart));
       return;
     }
+    this.rejectionsInWindow++;
+    if (command.kind === 'ack') this.ackCausesReported.add(command.reason);
+    this.options.logger.warn({ topic: command.topic, reason: command.reason, detail: command.detail, jti: command.jti }, 'county command rejected');
     this.storeRejection(command);
   }
 
@@ -79,10 +91,13 @@ export class ReportRecorder {
   }
 
   private flushSuppressed(): void {
-    if (this.suppressed === 0) return;
-    const count = this.suppressed;
-    this.suppressed = 0;
-    this.storeRejection({ jti: null, reason: 'rate-limited', detail: `${count} more rejected commands in ${this.windowMs / 1000} s were logged but not reported one by one` });
+    if (this.suppressed.size === 0) return;
+    const byReason = Object.fromEntries(this.suppressed);
+    const count = [...this.suppressed.values()].reduce((sum, n) => sum + n, 0);
+    this.suppressed = new Map();
+    const reasons = Object.entries(byReason).map(([reason, n]) => `${reason} ${n}`).join(', ');
+    this.options.logger.warn({ count, byReason }, 'county commands rejected (rate-limited: counted, not logged one by one)');
+    this.storeRejection({ jti: null, reason: 'rate-limited', detail: `${count} more rejected commands in ${this.windowMs / 1000} s were counted but not reported one by one (${reasons})` });
   }
 
   private storeRejection(command: RejectedCommand): void {

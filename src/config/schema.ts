@@ -102,8 +102,17 @@ export const countySchema = z
       .string()
       .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'topic levels of letters, digits, "-" and "_", no wildcards')
       .default('village-edge'),
-    /** Largest county→village payload accepted; anything bigger is dropped unread. */
-    maxInboundBytes: z.number().int().min(64).max(1_048_576).default(4096),
+    /**
+     * Largest county→village payload (a compact JWS) accepted. 32 KiB holds a broadcast with the 2,000
+     * Chinese characters a tts text may have (~9 KB as UTF-8 in base64url, ~17 KB if the county's JSON
+     * escapes them as \uXXXX) with room for the rest of the claims.
+     */
+    maxInboundBytes: z.number().int().min(64).max(1_048_576).default(32_768),
+    /**
+     * Largest MQTT packet the link takes in at all, whatever its topic: a bigger PUBLISH is discarded as it
+     * streams by (never held in memory) and acknowledged; MQTT 5 tells the broker this limit at connect.
+     */
+    maxInboundPacketBytes: z.number().int().min(2048).max(16_777_216).default(65_536),
     /**
      * Public keys that may sign county commands (Ed25519, JWS EdDSA), by `kid`; several at once so a key
      * can be rotated without a gap. `x` is the raw 32-byte public key, base64url (as in a JWK).
@@ -141,6 +150,10 @@ export const countySchema = z
   .refine((c) => !(c.embeddedBroker && c.protocolVersion === 5), {
     message: 'the embedded broker (aedes) speaks MQTT 3.1.1 only: use protocolVersion 4',
     path: ['protocolVersion'],
+  })
+  .refine((c) => c.maxInboundPacketBytes >= c.maxInboundBytes + 1024, {
+    message: 'must be at least maxInboundBytes + 1024 (room for the topic and headers around the largest payload)',
+    path: ['maxInboundPacketBytes'],
   })
   .refine((c) => !(c.password !== undefined && c.username === undefined), {
     message: 'password without username',

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import mqttClientModule from 'mqtt/lib/client';
@@ -8,6 +7,7 @@ import type { Logger } from '../platform/logger.ts';
 import { InvalidInputError } from '../platform/schema-errors.ts';
 import type { JsonObject, OutboxStream } from '../store/types.ts';
 import { isSocketUrl, socketBuilder, wholeMqttJs, type TlsMaterial } from './broker-socket.ts';
+import type { OversizedPublish } from './inbound-guard.ts';
 import type { HealthPayload, StatePayload } from './payloads.ts';
 import { commandKindOf, topicKindOfStream, topicSpecs, villageTopics, type TopicSpec, type VillageTopics } from './topics.ts';
 import type { PublishOptions, Uplink, UplinkEvents } from './types.ts';
@@ -27,6 +27,8 @@ export interface MqttLinkOptions {
   configDir?: string;
   /** Reconnect delay: doubles per failed attempt up to maxMs, jittered so villages don't reconnect in lockstep. */
   reconnect?: Backoff;
+  /** Whether an alarm waits for the link: the reconnect delay is then capped at `urgentReconnectMaxMs`. */
+  urgent?: () => boolean;
   now?: () => Date;
   random?: () => number;
 }
@@ -37,6 +39,11 @@ export class LinkDownError extends Error {
 }
 
 const defaultReconnect: Backoff = { initialMs: 1000, maxMs: 30_000 };
+/**
+ * While an alarm waits, a reconnect comes within this (jittered over its second half): broker back → alarm
+ * delivered stays within a few seconds, and only villages with an alarm waiting try that often.
+ */
+const URGENT_RECONNECT_MAX_MS = 2000;
 /**
  * MQTT 5 ends a session at disconnect unless it has an expiry. A week outlasts any outage in which a queued
  * ack still matters; past that, the outbox republishes and the county acks again.
@@ -69,6 +76,13 @@ class MqttLink implements Uplink {
   private up = false;
   private stopped = false;
   private attempt = 0;
+  /** The next reconnect attempt, scheduled by us (mqtt.js' own reconnect is off), and when it is due. */
+  private reconnectTimer: { timer: NodeJS.Timeout; dueAt: number } | undefined;
+  /**
+   * Oversized PUBLISHes whose body the inbound guard discarded, in arrival order: mqtt.js delivers each as
+   * an empty message on the same topic, which is then reported as what it stands for.
+   */
+  private readonly standIns: OversizedPublish[] = [];
   /** The last error of the current outage, so a broker that stays down is logged once, not every retry. */
   private lastError: string | undefined;
 
@@ -94,17 +108,24 @@ class MqttLink implements Uplink {
     const url = new URL(this.options.config.url);
     const tls = this.options.config.tls === undefined ? undefined : this.tlsMaterial(url, this.options.config.tls);
     const options = this.clientOptions(url);
+    const guard = {
+      maxPacketBytes: this.options.config.maxInboundPacketBytes,
+      protocolVersion: this.options.config.protocolVersion,
+      onOversized: (publish: OversizedPublish) => this.standIns.push(publish),
+    };
     const client = isSocketUrl(url)
-      ? new mqttClientModule.default(socketBuilder(url, tls), options)
-      : wholeMqttJs().connect(url.href, { ...options, ...tls, rejectUnauthorized: true });
+      ? new mqttClientModule.default(socketBuilder(url, tls, guard), options)
+      : // ws(s): the WebSocket refuses a frame over the cap and closes; only MQTT 5's limit keeps the broker from sending one.
+        wholeMqttJs().connect(url.href, { ...options, ...tls, rejectUnauthorized: true, wsOptions: { maxPayload: guard.maxPacketBytes } });
     this.client = client;
-    // mqtt.js builds a fresh socket for every (re)connect and then writes CONNECT: the one moment to reach it.
+    // mqtt.js builds a fresh socket for every (re)connect and then writes CONNECT: a new connection starts here.
     client.on('packetsend', (packet) => {
-      if (packet.cmd === 'connect' && client.stream instanceof Socket) client.stream.setNoDelay(true);
+      if (packet.cmd !== 'connect') return;
+      // Stand-ins are handed on in order; any of a dropped connection's are gone with it.
+      this.standIns.length = 0;
     });
     client.on('connect', (connack) => this.onConnect(client, connack.sessionPresent));
-    client.on('reconnect', () => this.onReconnectAttempt(client));
-    client.on('close', () => this.onClose());
+    client.on('close', () => this.onClose(client));
     client.on('error', (error) => this.onError(error));
     client.on('disconnect', (packet) => this.onError(new Error(`broker sent DISCONNECT, reason code ${packet.reasonCode ?? 0}`)));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
@@ -116,6 +137,8 @@ class MqttLink implements Uplink {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearTimeout(this.reconnectTimer?.timer);
+    this.reconnectTimer = undefined;
     const client = this.client;
     if (client !== undefined) {
       const offlineAcked = this.up && (await this.publishOfflineState(client));
@@ -194,7 +217,10 @@ class MqttLink implements Uplink {
       username,
       password,
       connectTimeout: CONNECT_TIMEOUT_MS,
-      reconnectPeriod: this.reconnectDelay(0),
+      // Ours, not mqtt.js': we shorten the wait while an alarm waits (hurry), and each attempt starts with an
+      // empty outgoing store (client.reconnect()), so copies mqtt.js queued before an outage are not sent
+      // again: the outbox republishes what is still unacked, in its freshest form.
+      reconnectPeriod: 0,
       // A refused CONNECT (bad credentials, server busy) may be fixed on the county side: keep trying.
       reconnectOnConnackError: true,
       // We subscribe on every connect ourselves, after which `connected` is announced.
@@ -204,7 +230,8 @@ class MqttLink implements Uplink {
       // for packet ids, a tenth of the Pi's memory budget for this service, to save one tiny allocation.
       writeCache: false,
       will: { topic: this.topics.topic('state'), payload: Buffer.from(this.stateBody(false)), qos: 1, retain: true },
-      ...(config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS } } : {}),
+      // MQTT 5 lets the broker know our limit, so it drops an oversized message instead of sending it at all.
+      ...(config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS, maximumPacketSize: config.maxInboundPacketBytes } } : {}),
     };
   }
 
@@ -231,7 +258,6 @@ class MqttLink implements Uplink {
   private onConnect(client: MqttClient, sessionPresent: boolean): void {
     this.attempt = 0;
     this.lastError = undefined;
-    client.options.reconnectPeriod = this.reconnectDelay(0);
     this.log.info({ sessionPresent }, 'county link connected');
     const stateSpec = topicSpecs.state;
     client.publish(this.topics.topic('state'), this.stateBody(true, this.now()), { qos: stateSpec.qos, retain: stateSpec.retain }, (error) => {
@@ -249,21 +275,37 @@ class MqttLink implements Uplink {
     });
   }
 
-  private onReconnectAttempt(client: MqttClient): void {
-    this.attempt += 1;
-    // mqtt.js reads the period when this attempt fails, so this sets the wait before the next one.
-    const delayMs = this.reconnectDelay(this.attempt);
-    client.options.reconnectPeriod = delayMs;
-    this.log.debug({ attempt: this.attempt, nextDelayMs: delayMs }, 'county link reconnecting');
-  }
-
-  private onClose(): void {
+  private onClose(client: MqttClient): void {
     const reason = this.lastError ?? 'connection closed';
     this.failInFlight(new LinkDownError(`county link dropped before PUBACK (${reason})`));
+    if (!this.stopped && client === this.client) this.scheduleReconnect(client);
     if (!this.up) return;
     this.up = false;
     this.log.warn({ reason }, 'county link down');
     this.emit('disconnected', reason);
+  }
+
+  /** An alarm is waiting: a reconnect already scheduled for later comes within the urgent delay instead. */
+  hurry(): void {
+    const client = this.client;
+    const scheduled = this.reconnectTimer;
+    if (client === undefined || scheduled === undefined || this.stopped) return;
+    const delayMs = this.reconnectDelay(this.attempt, true);
+    if (scheduled.dueAt - Date.now() <= delayMs) return;
+    this.scheduleReconnect(client, delayMs);
+  }
+
+  private scheduleReconnect(client: MqttClient, delayMs = this.reconnectDelay(this.attempt, this.options.urgent?.() ?? false)): void {
+    clearTimeout(this.reconnectTimer?.timer);
+    const timer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.stopped || client !== this.client) return;
+      this.attempt += 1;
+      this.log.debug({ attempt: this.attempt }, 'county link reconnecting');
+      client.reconnect();
+    }, delayMs);
+    this.reconnectTimer = { timer, dueAt: Date.now() + delayMs };
+    this.log.debug({ attempt: this.attempt, delayMs }, 'county link reconnect scheduled');
   }
 
   private onError(error: Error): void {
@@ -274,6 +316,8 @@ class MqttLink implements Uplink {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
+    const standIn = this.standIns[0];
+    const discarded = standIn !== undefined && standIn.topic === topic && payload.length === 0 ? this.standIns.shift() : undefined;
     if (this.stopped) return;
     const inbound = this.topics.parseInbound(topic);
     if (inbound === undefined) {
@@ -281,7 +325,7 @@ class MqttLink implements Uplink {
       return;
     }
     // Signature, size, claims and replay are judged by the command gate, which also reports rejections.
-    this.emit('command', { ...commandKindOf(inbound.kind), topic, payload });
+    this.emit('command', { ...commandKindOf(inbound.kind), topic, payload, ...(discarded === undefined ? {} : { discardedBytes: discarded.payloadBytes }) });
   }
 
   private publishOfflineState(client: MqttClient): Promise<boolean> {
@@ -309,8 +353,9 @@ class MqttLink implements Uplink {
     return JSON.stringify(state);
   }
 
-  private reconnectDelay(attempt: number): number {
-    const ceiling = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt, 20));
+  private reconnectDelay(attempt: number, urgent = false): number {
+    const cap = urgent ? Math.min(this.backoff.maxMs, URGENT_RECONNECT_MAX_MS) : this.backoff.maxMs;
+    const ceiling = Math.min(cap, this.backoff.initialMs * 2 ** Math.min(attempt, 20));
     return Math.max(1, Math.round(ceiling / 2 + (this.random() * ceiling) / 2));
   }
 

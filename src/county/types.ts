@@ -9,6 +9,8 @@ export interface InboundCommand {
   audienceTopic: 'village' | 'all';
   topic: string;
   payload: Buffer;
+  /** The link discarded a payload this big unread (over its packet cap); `payload` is then empty. */
+  discardedBytes?: number;
 }
 
 export interface UplinkEvents {
@@ -38,5 +40,7 @@ export interface Uplink {
    */
   publishRecord(stream: OutboxStream, payload: JsonObject, options?: PublishOptions): Promise<void>;
   publishHealth(payload: HealthPayload): Promise<void>;
+  /** An alarm waits: while the link is down, the next attempt to bring it up comes within a couple of seconds. */
+  hurry(): void;
   on<E extends keyof UplinkEvents>(event: E, listener: UplinkEvents[E]): void;
 }

@@ -3,7 +3,7 @@
 // county-wide announcement to 150 villages; progress on stderr, one markdown table on stdout.
 // Read "target" as (met)/(**missed**): slow figures are reported, never fatal. Exit 1 only when something
 // is broken (an alarm lost or out of order, a payload off its schema, a process that died): see FAILED.
-// Knobs: BENCH_ONLY=latency,durable,drain,footprint,floor,commands,countywide BENCH_DURABLE_PRESSES=60 BENCH_COMMANDS=200 BENCH_PRESSES=300 BENCH_DRAIN=10000 BENCH_SETTLE_S=60 BENCH_SAMPLE_S=60 BENCH_SEED=1 BENCH_CPU_PROF=1
+// Knobs: BENCH_ONLY=latency,durable,drain,footprint,floor,commands,countywide,oversized BENCH_DURABLE_PRESSES=60 BENCH_OVERSIZED_MB=150 BENCH_COMMANDS=200 BENCH_PRESSES=300 BENCH_DRAIN=10000 BENCH_SETTLE_S=60 BENCH_SAMPLE_S=60 BENCH_SEED=1 BENCH_CPU_PROF=1
 // BENCH_NODE_FLAGS='...' (default: the flags of ExecStart in systemd/village-edge.service) BENCH_NO_BUILD=1 (measure dist/ as it is)
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
@@ -16,9 +16,10 @@ import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { measureDurableLatency, type DurableLatencyResult } from './durable-latency.ts';
 import { measureCommandLatency, measureCountyWide, type CommandLatencyResult, type CountyWideResult } from './commands.ts';
+import { measureOversized, type OversizedResult } from './oversized.ts';
 
 const env = process.env;
-const only = new Set((env['BENCH_ONLY'] ?? 'latency,durable,drain,footprint,floor,commands,countywide').split(',').map((s) => s.trim()));
+const only = new Set((env['BENCH_ONLY'] ?? 'latency,durable,drain,footprint,floor,commands,countywide,oversized').split(',').map((s) => s.trim()));
 const presses = Number(env['BENCH_PRESSES'] ?? 300);
 const drainAlarms = Number(env['BENCH_DRAIN'] ?? 10_000);
 const sampleS = Number(env['BENCH_SAMPLE_S'] ?? 60);
@@ -75,6 +76,10 @@ const commands = await part('commands', () => measureCommandLatency({ commands: 
 // itself; on disk shows what co-hosting them costs. Both are reported.
 const countyTmpfs = await part('countywide', () => measureCountyWide({ villages: 150, rounds: 5, dataRoot: '/dev/shm', progress }));
 const countyDisk = await part('countywide', () => measureCountyWide({ villages: 150, rounds: 5, dataRoot: tmpdir(), progress }));
+// The footprint part built dist/ already when it ran.
+const oversizedOptions = { megabytes: Number(env['BENCH_OVERSIZED_MB'] ?? 150), nodeFlags, skipBuild: env['BENCH_NO_BUILD'] === '1' || only.has('footprint'), progress };
+const oversized311 = await part('oversized', () => measureOversized({ ...oversizedOptions, protocolVersion: 4 }));
+const oversized5 = await part('oversized', () => measureOversized({ ...oversizedOptions, protocolVersion: 5, skipBuild: true }));
 const totalS = (performance.now() - started) / 1000;
 
 console.log(header());
@@ -95,6 +100,7 @@ console.log(
           ...countyRows(countyTmpfs, 'SQLite files on tmpfs'),
           ...countyRows(countyDisk, 'SQLite files on disk (ext4), fsyncs of 150 villages serialised on one thread'),
         ]),
+    ...oversizedRows(oversized311, oversized5),
   ]),
 );
 if (footprint?.profile !== undefined) {
@@ -212,6 +218,17 @@ function drainRows(r: DrainResult | undefined): Row[] {
       note: `${(((r.brokerUpToDepthZeroMs - r.brokerUpToAllReceivedMs) / 1000)).toFixed(2)} s after the last first delivery.`,
     },
   ];
+}
+
+function oversizedRows(...results: Array<OversizedResult | undefined>): Row[] {
+  const measured = results.filter((r): r is OversizedResult => r !== undefined);
+  if (measured.length === 0) return [skipped('7. Oversized command', 'oversized')];
+  return measured.map((r, i) => ({
+    figure: `${i === 0 ? '7.' : '  '} RSS while a ${r.megabytes} MB QoS 1 message is thrown at cmd/broadcast (mosquitto_pub), MQTT ${r.protocolVersion === 4 ? '3.1.1' : '5'}`,
+    value: `peak (VmHWM) ${r.peakMb.toFixed(1)} MB; highest 20 ms sample ${r.sampledMaxMb.toFixed(1)} MB; ${r.beforeMb.toFixed(1)} MB before`,
+    target: target('RSS never above 100 MB', r.peakMb <= 100),
+    note: `A press during it reached the county ${ms(r.alarmMs, 0)} after the publish started${r.reportMs === undefined ? '; the broker dropped the message (maximumPacketSize in CONNECT), so there is nothing to report' : `; the \`rejected: oversized\` report ${ms(r.reportMs, 0)} after`}. Run with the unit's node flags.`,
+  }));
 }
 
 function brokerUpRate(r: DrainResult): number {

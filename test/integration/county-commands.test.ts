@@ -72,6 +72,21 @@ describe('signed county commands through a real broker', () => {
     expect(v.app.devices.simulated('relays-1')!.commands).toContain('relay 1 on');
   });
 
+  it('plays a broadcast with the full 2,000 Chinese characters a tts text may have, in UTF-8 or \\u-escaped JSON', async () => {
+    const v = await startVillage('cmd-e');
+    const text = '山洪预警：请沿河村民立即向高处转移。'.repeat(112).slice(0, 2000);
+    expect(text).toHaveLength(2000);
+    const utf8 = await signer.broadcast({ jti: 'cmd-e-utf8', aud: 'cmd-e', content: { kind: 'tts', text } });
+    // A county whose JSON encoder escapes everything outside ASCII sends each character as 6 bytes.
+    const claims = signer.claims('broadcast', { jti: 'cmd-e-escaped', aud: 'cmd-e', content: { kind: 'tts', text } });
+    const escapedJson = JSON.stringify(claims).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const escaped = await signer.signRaw(new TextEncoder().encode(escapedJson), { kid: signer.kid, typ: 'JWT' });
+    console.log(`2,000-character broadcast: ${utf8.length} bytes as UTF-8, ${escaped.length} bytes \\u-escaped`);
+    for (const token of [utf8, escaped]) await county.send('cmd-e', 'broadcast', token);
+    await waitUntil(() => ['cmd-e-utf8', 'cmd-e-escaped'].every((jti) => v.reports().some((r) => r.jti === jti && r.event === 'finished')), 10_000);
+    expect(v.player.started.map((p) => p.content)).toEqual([{ kind: 'tts', text }, { kind: 'tts', text }]);
+  });
+
   it('refuses every kind of bad command: nothing plays, and each is reported rejected with its reason', async () => {
     const v = await startVillage('cmd-b');
     const other = await createCountySigner({ villageId: 'cmd-b' });
@@ -79,7 +94,7 @@ describe('signed county commands through a real broker', () => {
     const now = Math.floor(Date.now() / 1000);
     const replayed = await valid('cmd-b-replay');
     const cases: Array<{ reason: string; kind: DownKind; payload: string | Buffer }> = [
-      { reason: 'oversized', kind: 'broadcast', payload: Buffer.alloc(5000, 0x41) },
+      { reason: 'oversized', kind: 'broadcast', payload: Buffer.alloc(40_000, 0x41) },
       { reason: 'malformed', kind: 'broadcast', payload: '{"cmd":"broadcast"}' },
       { reason: 'unsupported-alg', kind: 'broadcast', payload: algNone(await valid('cmd-b-none')) },
       { reason: 'unsupported-alg', kind: 'broadcast', payload: hs256WithPublicKey(await valid('cmd-b-hs'), signer.publicKeyBytes) },

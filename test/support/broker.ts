@@ -39,10 +39,10 @@ export function requireMosquittoUnderCi(): void {
  * Mosquitto when installed, else the embedded aedes broker. `prefer: 'aedes'`, or env `TEST_BROKER=aedes`
  * for a whole run, tests against the embedded one on purpose.
  */
-export async function startBroker(options: { prefer?: BrokerKind } = {}): Promise<TestBroker> {
+export async function startBroker(options: { prefer?: BrokerKind; mosquittoConfig?: string[] } = {}): Promise<TestBroker> {
   requireMosquittoUnderCi();
   const prefer = options.prefer ?? (process.env['TEST_BROKER'] === 'aedes' ? 'aedes' : 'mosquitto');
-  if (prefer === 'mosquitto' && mosquittoAvailable()) return startMosquitto([]);
+  if (prefer === 'mosquitto' && mosquittoAvailable()) return startMosquitto(options.mosquittoConfig ?? []);
   return startAedes();
 }
 

@@ -216,7 +216,9 @@ function referenceAccepts(claims: Claims, kind: CommandKind, audienceTopic: Audi
   const schema = schemas.get(claims['cmd']);
   if (schema === undefined || !schema.safeParse(JSON.parse(JSON.stringify(claims))).success) return false;
   const { jti, iat, exp, aud, cmd } = claims as { jti: string; iat: number; exp: number; aud: string; cmd: string };
-  if (exp <= iat || exp <= nowS || iat > nowS + skew) return false;
+  if (exp <= iat) return false;
+  // Acks are never refused for time: one can only close an alarm this village raised.
+  if (cmd !== 'ack' && (exp <= nowS || iat > nowS + skew)) return false;
   if (cmd !== kind) return false;
   if (audienceTopic === 'all' ? aud !== 'all' : aud !== village && aud !== 'all') return false;
   // Acks are idempotent and exempt from the replay guard; everything else is accepted once per jti.

@@ -182,14 +182,22 @@ describe('command gate: one test per rejection reason', () => {
 
   it('expired: exp <= now', async () => {
     const g = gate();
-    expectRejected(await verify(g, await a.ack({ jti: 'cmd-expired-1', iat: nowS - 300, exp: nowS }), 'ack'), 'expired', 'exp: expired 0 s ago (exp 1800000000, now 1800000000)', 'cmd-expired-1');
-    expectRejected(await verify(g, await a.ack({ jti: 'cmd-expired-2', iat: nowS - 7200, exp: nowS - 3600 }), 'ack'), 'expired', 'expired 60 min ago', 'cmd-expired-2');
+    expectRejected(await verify(g, await a.stop({ jti: 'cmd-expired-1', iat: nowS - 300, exp: nowS }), 'stop'), 'expired', 'exp: expired 0 s ago (exp 1800000000, now 1800000000)', 'cmd-expired-1');
+    expectRejected(await verify(g, await a.broadcast({ jti: 'cmd-expired-2', iat: nowS - 7200, exp: nowS - 3600 })), 'expired', 'expired 60 min ago', 'cmd-expired-2');
   });
 
   it('not-yet-valid: iat more than maxClockSkewSeconds ahead, with a hint for milliseconds', async () => {
     const g = gate();
-    expectRejected(await verify(g, await a.ack({ jti: 'cmd-future-1', iat: nowS + skew + 1, exp: nowS + 600 }), 'ack'), 'not-yet-valid', 'iat: 61 s in the future, more than the 60 s allowed clock skew', 'cmd-future-1');
-    expectRejected(await verify(g, await a.ack({ jti: 'cmd-future-2', iat: t0, exp: t0 + 300_000 }), 'ack'), 'not-yet-valid', 'iat must be in seconds, not milliseconds', 'cmd-future-2');
+    expectRejected(await verify(g, await a.stop({ jti: 'cmd-future-1', iat: nowS + skew + 1, exp: nowS + 600 }), 'stop'), 'not-yet-valid', 'iat: 61 s in the future, more than the 60 s allowed clock skew', 'cmd-future-1');
+    expectRejected(await verify(g, await a.broadcast({ jti: 'cmd-future-2', iat: t0, exp: t0 + 300_000 })), 'not-yet-valid', 'iat must be in seconds, not milliseconds', 'cmd-future-2');
+  });
+
+  it('acks are never refused for time: issued an hour "ahead" of a village clock that is behind, or long expired', async () => {
+    const g = gate();
+    expect(await verify(g, await a.ack({ iat: nowS + 3600, exp: nowS + 3900 }), 'ack')).toMatchObject({ ok: true });
+    expect(await verify(g, await a.ack({ iat: nowS - 7200, exp: nowS - 3600 }), 'ack')).toMatchObject({ ok: true });
+    // Claims that contradict themselves are still a bad body, whatever the village's clock says.
+    expectRejected(await verify(g, await a.ack({ jti: 'ack-backwards', iat: nowS + 10, exp: nowS + 10 }), 'ack'), 'invalid-body', 'is not after iat', 'ack-backwards');
   });
 
   it('wrong-audience: another village, a single village on the all-villages topic, a cmd on another kind\'s topic', async () => {
@@ -260,7 +268,7 @@ describe('command gate: order of the checks', () => {
     expect(replay.size).toBe(1);
   });
 
-  it('settles results in the order of the calls, though junk is refused without any crypto', async () => {
+  it('settles a broadcast and its stop in the order of the calls; junk that needs no crypto is refused at once', async () => {
     const g = gate();
     const broadcastToken = await a.broadcast({ jti: 'cmd-order-0001' });
     const stopToken = await a.stop({ jti: 'cmd-order-0002', target: { jti: 'cmd-order-0001' } });
@@ -271,7 +279,20 @@ describe('command gate: order of the checks', () => {
       verify(g, stopToken, 'stop').then((r) => settled.push(`stop ${r.ok}`)),
     ];
     await Promise.all(calls);
-    expect(settled).toEqual(['broadcast true', 'junk false', 'stop true']);
+    expect(settled).toEqual(['junk false', 'broadcast true', 'stop true']);
+  });
+
+  it('verifies an ack ahead of broadcasts still waiting for their signature check', async () => {
+    const g = gate();
+    const junk = await Promise.all(Array.from({ length: 50 }, () => forger.broadcast()));
+    const ackToken = await a.ack();
+    const settled: string[] = [];
+    const calls = junk.map((token) => verify(g, token).then((r) => settled.push(`junk ${r.ok ? 'accepted' : r.reason}`)));
+    calls.push(verify(g, ackToken, 'ack').then((r) => settled.push(`ack ${r.ok}`)));
+    await Promise.all(calls);
+    expect(settled.indexOf('ack true')).toBeGreaterThanOrEqual(0);
+    expect(settled.indexOf('ack true')).toBeLessThan(10);
+    expect(settled.filter((s) => s === 'junk bad-signature')).toHaveLength(50);
   });
 
   it('never throws, whatever it is handed', async () => {

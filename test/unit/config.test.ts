@@ -25,6 +25,12 @@ describe('config', () => {
     expect(result.config.county.topicPrefix).toBe('village-edge');
     expect(result.config.timing.retry).toEqual({ initialMs: 5000, maxMs: 60000 });
     expect(result.config.timing.pollIntervalMs).toBe(100);
+    expect([result.config.county.maxInboundBytes, result.config.county.maxInboundPacketBytes]).toEqual([32_768, 65_536]);
+  });
+
+  it('wants the packet cap above the largest payload, with room for its topic and headers', () => {
+    const errors = errorsOf({ ...minimal, county: { ...minimal.county, maxInboundBytes: 65_536 } });
+    expect(errors).toEqual(['county.maxInboundPacketBytes: must be at least maxInboundBytes + 1024 (room for the topic and headers around the largest payload)']);
   });
 
   it('names the path of every bad field, all at once', () => {

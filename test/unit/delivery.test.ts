@@ -18,6 +18,7 @@ class FakeUplink implements Uplink {
     this.published.push({ stream, payload, at: Date.now() });
   }
   async publishHealth() {}
+  hurry() {}
   on<E extends keyof UplinkEvents>(event: E, listener: UplinkEvents[E]) {
     this.events.on(event, listener);
   }

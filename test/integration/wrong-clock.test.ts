@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectCounty } from '../support/county.ts';
+import { createCountySigner } from '../support/county-signer.ts';
+import { fromBuild, startService, writeConfig } from '../support/service-process.ts';
+import { productionNodeFlags } from '../support/systemd-unit.ts';
+import { villageConfigJson } from '../support/village.ts';
+
+/**
+ * A village Pi without a working RTC or NTP can be minutes off. The built service runs here on a clock
+ * 10 minutes behind the county's (libfaketime, Debian `faketime`), so every ack the county signs is
+ * "issued" 10 minutes in the village's future.
+ */
+
+const brokerUrl = inject('brokerUrl');
+const protocolVersion = inject('brokerProtocolVersion');
+const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+
+describe('a village clock 10 minutes behind the county', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 've-clock-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('takes the county\'s acks: the alarm is closed, no local alarm, nothing rejected or reported', async () => {
+    if (!existsSync(LIBFAKETIME)) throw new Error(`${LIBFAKETIME} is missing: install the Debian package "faketime"`);
+    const villageId = 'clock-behind';
+    const signer = await createCountySigner({ villageId });
+    const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: true, signer });
+    const config = villageConfigJson({ villageId, brokerUrl, protocolVersion, commandKeys: [signer.keyEntry], columns: 1, dataDir: join(dir, 'data') });
+    // Monotonic time left alone: only the wall clock is wrong on such a Pi (TOOLCHAIN.md, "Wrong clock").
+    const env = { LD_PRELOAD: LIBFAKETIME, FAKETIME: '-10m', FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
+    const service = startService(writeConfig(dir, config), undefined, fromBuild(productionNodeFlags(), env));
+    try {
+      const started = await service.waitForLog((l) => l.msg === 'village-edge started', 20_000);
+      expect(Date.now() - Date.parse(String(started['time']))).toBeGreaterThan(9 * 60_000);
+      await service.waitForLog((l) => l.msg === 'county link connected');
+      service.send('press column-1');
+      await county.waitFor((m) => m.kind === 'alarm' && m.village === villageId, 10_000);
+      await service.waitForLog((l) => l.msg === 'alarm acknowledged by county', 10_000);
+      expect(service.logs.filter((l) => l.msg === 'county command rejected')).toEqual([]);
+      expect(county.messages.filter((m) => m.kind === 'report' && m.village === villageId)).toEqual([]);
+      expect(await service.terminate()).toBe(0);
+    } finally {
+      await service.terminate().catch(() => undefined);
+      await county.close();
+    }
+  }, 60_000);
+});
