@@ -258,6 +258,31 @@ describe('alarm relay, end to end through a real broker', () => {
     expect(summary?.['byReason']).toEqual({ 'bad-signature': 4, malformed: 4 });
   });
 
+  it('is back at the county within seconds of the broker\'s return while an alarm waits, whatever its backoff had grown to', async () => {
+    const broker: TestBroker = await startBroker();
+    cleanups.push(() => broker.stop());
+    const { logger } = memoryLogger('info');
+    const config = villageConfig({ villageId: 'e2e-l', brokerUrl: broker.url, protocolVersion, columns: 1, commandKeys: [signer.keyEntry] });
+    // A backoff that had grown long: without an alarm waiting the next attempt would come 10-20 s after the drop.
+    const app = createVillageEdge({ config: { ...config, county: { ...config.county, reconnect: { initialMs: 20_000, maxMs: 60_000 } } }, version: '0.0.0-test', logger });
+    await app.start();
+    cleanups.push(() => app.stop());
+    await until(() => app.uplink.connected);
+    await broker.stop();
+    await until(() => !app.uplink.connected);
+    app.devices.simulated('column-1')!.press();
+    await until(() => app.outbox.stats().byStream.alarm === 1);
+    // The outage goes on a while: the village keeps trying within 2 s, not 10-20.
+    await new Promise((r) => setTimeout(r, 3000));
+    await broker.restart();
+    const backAt = Date.now();
+    const dispatch = await county(broker.url);
+    await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-l', 10_000);
+    const elapsedMs = Date.now() - backAt;
+    console.log(`  broker back → pending alarm at the county: ${elapsedMs} ms`);
+    expect(elapsedMs).toBeLessThan(5000);
+  });
+
   it('says offline itself on a clean stop', async () => {
     const dispatch = await county();
     const { app } = await village('e2e-g');
