@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { BusConfig, DeviceConfig, TimingConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
@@ -38,8 +39,11 @@ export function createModbusBus(options: ModbusBusOptions): ModbusBus {
     bus.kind === 'modbus-rtu'
       ? createRtuTransport({ path: bus.path, baudRate: bus.baudRate, parity: bus.parity, dataBits: bus.dataBits, stopBits: bus.stopBits })
       : createTcpTransport({ host: bus.host, port: bus.port });
-  return new ModbusBusCore(options, transport, interFrameGapMs(bus));
+  return new ModbusBusCore(options, transport, interFrameGapMs(bus), bus.kind === 'modbus-rtu' ? bus.path : undefined);
 }
+
+/** How often a lost serial bus looks whether its device node is back (one stat, no open). */
+const PATH_WATCH_MS = 250;
 
 /**
  * RTU needs 3.5 characters of silence between frames, or the next slave may read two frames as one
@@ -78,11 +82,14 @@ class ModbusBusCore implements ModbusBus, BusLink {
   private active: Promise<void> | null = null;
   private quietUntil = 0;
   private gapTimer: NodeJS.Timeout | undefined;
+  private pathTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly options: ModbusBusOptions,
     private readonly transport: ModbusTransport,
     private readonly gapMs: number,
+    /** The serial device node, watched while the bus is lost so that a replug is noticed at once. */
+    private readonly watchPath: string | undefined,
   ) {
     this.busId = options.bus.id;
     this.now = options.now ?? Date.now;
@@ -107,7 +114,8 @@ class ModbusBusCore implements ModbusBus, BusLink {
     this.state = 'stopped';
     clearTimeout(this.reopenTimer);
     clearTimeout(this.gapTimer);
-    this.reopenTimer = this.gapTimer = undefined;
+    clearTimeout(this.pathTimer);
+    this.reopenTimer = this.gapTimer = this.pathTimer = undefined;
     this.abortQueued(new ModbusError('port', `bus "${this.busId}" stopped`));
     // Closing first aborts the request on the wire instead of waiting out its timeout.
     await this.transport.close();
@@ -185,6 +193,8 @@ class ModbusBusCore implements ModbusBus, BusLink {
     if (this.state !== 'opening') return;
     this.state = 'up';
     this.reopenAttempt = 0;
+    clearTimeout(this.pathTimer);
+    this.pathTimer = undefined;
     this.log.info({ endpoint: this.transport.endpoint }, 'modbus port open');
     if (this.lost !== null) {
       const lostForMs = Math.round(performance.now() - this.lost.since);
@@ -225,7 +235,33 @@ class ModbusBusCore implements ModbusBus, BusLink {
       this.reopenTimer = undefined;
       if (this.state === 'down') this.open();
     }, delayMs);
+    this.watchForReplug();
   }
+
+  /**
+   * The backoff spares a port that exists but will not open; a replugged adapter must not wait it out (up
+   * to `reopen.maxMs`). While the device node is missing, look for it every PATH_WATCH_MS, and open as soon
+   * as it is back, the backoff started afresh.
+   */
+  private watchForReplug(): void {
+    const path = this.watchPath;
+    if (path === undefined || this.pathTimer !== undefined || existsSync(path)) return;
+    const look = (): void => {
+      this.pathTimer = undefined;
+      if (this.state !== 'down') return;
+      if (!existsSync(path)) {
+        this.pathTimer = setTimeout(look, PATH_WATCH_MS);
+        return;
+      }
+      this.log.info({ path }, 'serial device is back: reopening now');
+      clearTimeout(this.reopenTimer);
+      this.reopenTimer = undefined;
+      this.reopenAttempt = 0;
+      this.open();
+    };
+    this.pathTimer = setTimeout(look, PATH_WATCH_MS);
+  }
+
 
   private emit(event: DeviceEvent): void {
     try {
