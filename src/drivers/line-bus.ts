@@ -137,6 +137,7 @@ class LineBusCore implements LineBus {
       online: state.presence === 'online',
       latching: state.profile.line.latchReset !== undefined,
       pollIntervalMs: null,
+      worstPollGapMs: null,
       errors: { ...state.errors },
     };
   }

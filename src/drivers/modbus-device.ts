@@ -51,6 +51,8 @@ type BlockValues = ReadonlyArray<boolean | number>;
 
 // Weight of the newest sample in the measured poll interval.
 const INTERVAL_SMOOTHING = 0.25;
+/** The worst poll gap is kept per window of this length; health reports the worse of the last two. */
+const GAP_WINDOW_MS = 60_000;
 /** A failed indicator write on a device that still answers its polls is tried again after this long. */
 const INDICATOR_RETRY_MS = 1000;
 
@@ -82,6 +84,12 @@ export class ModbusDevice implements Device {
   private offlineSince: number | null = null;
   private lastReadAt: number | null = null;
   private intervalMs: number | null = null;
+  /** Worst gap between two answered reads in the current and the previous window (GAP_WINDOW_MS). */
+  private gapWindowStart = 0;
+  private worstGapNow = 0;
+  private worstGapBefore = 0;
+  /** A `poll-gap` fault is active for this device. */
+  private gapFault = false;
   /** The indicator state the domain asked for last; null until it asks. */
   private desiredIndicator: IndicatorState | null = null;
   /**
@@ -165,6 +173,7 @@ export class ModbusDevice implements Device {
       online: this.options.link.isUp() && this.answered && this.offlineSince === null,
       latching: button === undefined ? null : button.latch !== undefined,
       pollIntervalMs: this.intervalMs === null ? null : Math.round(this.intervalMs),
+      worstPollGapMs: this.worstPollGapMs(),
       errors: { ...this.errors },
       ...(this.options.profile.status === undefined ? {} : { status: Object.fromEntries(this.knownStatus) }),
     };
@@ -212,6 +221,7 @@ export class ModbusDevice implements Device {
     if (this.lastReadAt !== null) {
       const sample = readAt - this.lastReadAt;
       this.intervalMs = this.intervalMs === null ? sample : this.intervalMs + INTERVAL_SMOOTHING * (sample - this.intervalMs);
+      this.measureGap(readAt, sample);
     }
     this.lastReadAt = readAt;
     this.failures = 0;
@@ -244,8 +254,9 @@ export class ModbusDevice implements Device {
   private onFailure(error: ModbusError): void {
     if (!this.running) return;
     if (!this.options.link.isUp()) {
-      // A lost or stopped bus is reported once by the bus, not as a failure of every device on it. The
-      // columns may have lost power with it.
+      // A lost or stopped bus is reported once by the bus, not as a failure of every device on it. Its
+      // outage is not a poll gap, and the columns may have lost power with it.
+      this.lastReadAt = null;
       this.forgetIndicator();
       return;
     }
@@ -275,6 +286,40 @@ export class ModbusDevice implements Device {
       detail: error.message,
       at: this.options.now(),
     });
+  }
+
+  /** Keeps the worst gap per window, and raises (or clears) the poll-gap fault of an unlatched button. */
+  private measureGap(readAt: number, sampleMs: number): void {
+    if (readAt - this.gapWindowStart >= GAP_WINDOW_MS) {
+      this.worstGapBefore = readAt - this.gapWindowStart >= 2 * GAP_WINDOW_MS ? 0 : this.worstGapNow;
+      this.worstGapNow = 0;
+      this.gapWindowStart = readAt;
+    }
+    if (sampleMs > this.worstGapNow) this.worstGapNow = sampleMs;
+    const button = this.options.profile.inputs.button;
+    if (button === undefined || button.latch !== undefined) return;
+    const thresholdMs = this.options.timing.maxMissablePressMs;
+    const worst = this.worstGap(readAt);
+    if (this.gapFault === worst > thresholdMs) return;
+    this.gapFault = !this.gapFault;
+    const gapMs = Math.round(this.gapFault ? sampleMs : worst);
+    const event = { type: 'poll-gap' as const, busId: this.busId, deviceId: this.id, active: this.gapFault, gapMs, thresholdMs, at: this.options.now() };
+    if (this.gapFault) this.log.warn({ gapMs, thresholdMs }, 'poll gap above the missable-press limit: a short press can go unseen');
+    else this.log.info({ worstPollGapMs: gapMs, thresholdMs }, 'poll gaps back under the missable-press limit');
+    this.options.emit(event);
+  }
+
+  /** Null when no two reads fell in the last two windows (not yet polled twice, or offline since). */
+  private worstPollGapMs(): number | null {
+    const worst = this.worstGap(performance.now());
+    return worst === 0 ? null : Math.round(worst);
+  }
+
+  private worstGap(now: number): number {
+    const age = now - this.gapWindowStart;
+    if (age >= 2 * GAP_WINDOW_MS) return 0;
+    if (age >= GAP_WINDOW_MS) return this.worstGapNow;
+    return Math.max(this.worstGapNow, this.worstGapBefore);
   }
 
   // ── the indicator: a desired state ─────────────────────────────────────────────────────────────

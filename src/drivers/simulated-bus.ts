@@ -131,6 +131,7 @@ export class SimulatedDevice implements Device {
       online: this.online,
       latching: hasButton ? this.latches('button') : null,
       pollIntervalMs: null,
+      worstPollGapMs: null,
       errors: {},
       ...(this.declaredStatus.length === 0 ? {} : { status: Object.fromEntries(this.reportedStatus) }),
     };

@@ -23,7 +23,12 @@ export type DeviceEvent =
   | { type: 'recovered'; deviceId: string; at: number; offlineForMs: number }
   | { type: 'protocol-error'; busId: string; deviceId?: string; kind: ProtocolErrorKind; detail: string; at: number }
   | { type: 'bus-lost'; busId: string; at: number; reason: string }
-  | { type: 'bus-restored'; busId: string; at: number };
+  | { type: 'bus-restored'; busId: string; at: number }
+  /**
+   * A device whose button does not latch was read less often than `thresholdMs` allows (`active`), or has
+   * been again for a whole measuring window (not active): presses shorter than `gapMs` could go unseen.
+   */
+  | { type: 'poll-gap'; busId: string; deviceId: string; active: boolean; gapMs: number; thresholdMs: number; at: number };
 
 export type DeviceEventSink = (event: DeviceEvent) => void;
 
@@ -36,6 +41,11 @@ export interface DeviceHealth {
   latching: boolean | null;
   /** Effective interval between two reads of this device (ms), measured. */
   pollIntervalMs: number | null;
+  /**
+   * The longest time between two answered reads of this device over the last one to two minutes (ms),
+   * measured; null before two reads. Time while the device or its bus was down is not counted here.
+   */
+  worstPollGapMs: number | null;
   errors: Partial<Record<ProtocolErrorKind, number>>;
   /**
    * Last read value of each status condition the profile declares; absent when it declares none, and

@@ -5,7 +5,9 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { buildHealth } from '../../src/county/health-reporter.ts';
 import type { ModbusProfile } from '../../src/drivers/profile-schema.ts';
+import type { DeviceEvent } from '../../src/drivers/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { modbusProfile, rtuRig, testTiming, waitFor, type RtuRig } from '../support/modbus-rig.ts';
 import { latchedButton, ModbusRtuSlave, type RequestRecord } from '../support/modbus-rtu-slave.ts';
@@ -184,6 +186,63 @@ describe('15: indicator writes do not blind polling', () => {
     await Promise.all(r.bus.devices.map((d) => d.setIndicator('received')));
     await cycles(2);
     expect(r.slave.unit(5).writes).toHaveLength(writes);
+  });
+
+  it('reports the measured worst poll gap as missablePressMs in health', async () => {
+    const device = r.device('col-3');
+    const gap = device.health().worstPollGapMs;
+    expect(gap).not.toBeNull();
+    // At least the mean interval, at most what the slave saw (plus the reply's way back).
+    expect(gap!).toBeGreaterThanOrEqual(device.health().pollIntervalMs! - 1);
+    const health = buildHealth(
+      {
+        villageId: 'v',
+        version: '0',
+        startedAt: 0,
+        pollIntervalMs: 100,
+        devices: () => r.bus.devices.map((d) => d.health()),
+        outbox: () => ({ depth: 0, oldestUnackedAt: null, byStream: { alarm: 0, fault: 0, report: 0 } }) as never,
+        problems: () => [],
+      },
+      Date.now(),
+    );
+    const reported = health.devices.find((d) => d.id === 'col-3')!;
+    expect(reported.missablePressMs).toBe(device.health().worstPollGapMs);
+    expect(reported.missablePressMs).toBeGreaterThan(100);
+  });
+});
+
+describe('15: a noisy bus that stretches the poll gap past maxMissablePressMs raises a fault', () => {
+  let r: RtuRig;
+  beforeAll(async () => {
+    r = await rtuRig({
+      busId: 'rs485-1',
+      devices: [
+        { id: 'plain', unitId: 1, profile: UNLATCHED },
+        { id: 'latched', unitId: 2, profile: AC100 },
+      ],
+      timing: testTiming({ pollIntervalMs: 50, requestTimeoutMs: 200, offlineAfterFailures: 5, maxMissablePressMs: 300 }),
+    });
+    for (const unit of [1, 2]) r.slave.unit(unit).set('discrete-inputs', 1, true);
+    r.bus.start();
+    await waitFor('first polls', () => r.bus.devices.every((d) => d.health().online));
+  });
+  afterAll(() => r.close());
+
+  it('emits poll-gap for the unlatched column only, with the gap it measured', async () => {
+    const gapEvents = () => r.events.filter((e): e is Extract<DeviceEvent, { type: 'poll-gap' }> => e.type === 'poll-gap');
+    expect(gapEvents()).toEqual([]);
+    // Two replies lost to noise on each column: 2 × 200 ms of timeout inside one gap, not yet offline.
+    r.slave.unit(1).setFault('timeout', { count: 2 });
+    r.slave.unit(2).setFault('timeout', { count: 2 });
+    const event = await waitFor('poll-gap', () => gapEvents()[0], 5000);
+    expect(event).toMatchObject({ type: 'poll-gap', busId: 'rs485-1', deviceId: 'plain', active: true, thresholdMs: 300 });
+    expect(event.gapMs).toBeGreaterThan(400);
+    const requests = r.slave.unit(2).requests;
+    await waitFor('latched column read again', () => r.slave.unit(2).requests >= requests + 3);
+    expect(gapEvents().map((e) => e.deviceId)).toEqual(['plain']);
+    expect(r.device('plain').health().worstPollGapMs).toBeGreaterThan(400);
+    expect(r.events.filter((e) => e.type === 'offline')).toEqual([]);
   });
 });
 
