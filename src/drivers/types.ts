@@ -63,9 +63,9 @@ export interface Device {
   /**
    * Show a state to the villager. The state is kept as desired and written whenever the device is next
    * reachable (at start, after the bus returns, after the device recovers), and a write of what the column
-   * already shows is skipped. Resolves when the device confirmed this state (or a later one asked for);
-   * rejects when an attempt to write it failed, and the state stays desired and is tried again. (The
-   * line-protocol bus does not keep it yet: it writes at once, and a failed write is not retried.)
+   * already shows is skipped. Resolves when the device shows this state (or a later one asked for); rejects
+   * when a write failed (or, on a line bus whose port is lost, cannot be made now), and the state stays
+   * desired and is written when the device is next reachable.
    */
   setIndicator(state: IndicatorState): Promise<void>;
   /** Clear a latched input once the event it carried is durably stored. No-op for unlatched inputs. */
