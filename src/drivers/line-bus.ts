@@ -4,6 +4,7 @@ import type { BusConfig, DeviceConfig, TimingConfig } from '../config/schema.ts'
 import type { Logger } from '../platform/logger.ts';
 import type { IndicatorState, InputName, LineProfile } from './profile-schema.ts';
 import type { Device, DeviceEvent, DeviceEventSink, DeviceHealth, ProtocolErrorKind } from './types.ts';
+import { watchForDeviceNode } from './device-node-watch.ts';
 import { LineFramer, claimedUnit, formatLine, interpretFrame, parseFrame, preview, type FramerOutput } from './line-protocol.ts';
 
 export type LineBusConfig = Extract<BusConfig, { kind: 'line' }>;
@@ -94,6 +95,7 @@ class LineBusCore implements LineBus {
   private lost: { reason: string; at: number } | null = null;
   private reopenTimer: NodeJS.Timeout | undefined;
   private reopenDelayMs: number;
+  private nodeWatch: { cancel(): void } | null = null;
   private writeChain: Promise<void> = Promise.resolve();
   private readonly pendingWrites = new Set<(error: Error) => void>();
 
@@ -301,12 +303,30 @@ class LineBusCore implements LineBus {
       this.reopenTimer = undefined;
       if (this.running) this.openPort();
     }, delayMs);
+    this.watchForReplug();
+  }
+
+  /** A replugged adapter is opened as soon as its device node is back, the backoff started afresh. */
+  private watchForReplug(): void {
+    if (this.nodeWatch !== null) return;
+    const path = this.busConfig.path;
+    this.nodeWatch = watchForDeviceNode(path, () => {
+      this.nodeWatch = null;
+      if (!this.running || this.port !== null) return;
+      this.log.info({ path }, 'serial device is back: reopening now');
+      clearTimeout(this.reopenTimer);
+      this.reopenTimer = undefined;
+      this.reopenDelayMs = this.timing.reopen.initialMs;
+      this.openPort();
+    });
   }
 
   private async closeBus(): Promise<void> {
     this.running = false;
     clearTimeout(this.reopenTimer);
     this.reopenTimer = undefined;
+    this.nodeWatch?.cancel();
+    this.nodeWatch = null;
     this.abortWrites(new Error(`bus "${this.busConfig.id}" stopped`));
     this.lost = null;
     const port = this.port;

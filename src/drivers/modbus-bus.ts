@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { BusConfig, DeviceConfig, TimingConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
@@ -6,6 +5,7 @@ import { backoffDelay } from '../platform/time.ts';
 import type { ModbusProfile } from './profile-schema.ts';
 import type { Device, DeviceEvent, DeviceEventSink } from './types.ts';
 import { ModbusDevice, type BusLink, type Priority } from './modbus-device.ts';
+import { watchForDeviceNode } from './device-node-watch.ts';
 import { createRtuTransport, createTcpTransport, ModbusError, type ModbusTransport } from './modbus-transport.ts';
 
 export type ModbusBusConfig = Extract<BusConfig, { kind: 'modbus-rtu' | 'modbus-tcp' }>;
@@ -41,9 +41,6 @@ export function createModbusBus(options: ModbusBusOptions): ModbusBus {
       : createTcpTransport({ host: bus.host, port: bus.port });
   return new ModbusBusCore(options, transport, interFrameGapMs(bus), bus.kind === 'modbus-rtu' ? bus.path : undefined);
 }
-
-/** How often a lost serial bus looks whether its device node is back (one stat, no open). */
-const PATH_WATCH_MS = 250;
 
 /**
  * RTU needs 3.5 characters of silence between frames, or the next slave may read two frames as one
@@ -86,7 +83,7 @@ class ModbusBusCore implements ModbusBus, BusLink {
   private activeIsWrite = false;
   /** Polls that were queued when the last write ended: they go before the next write. */
   private pollsOwed = 0;
-  private pathTimer: NodeJS.Timeout | undefined;
+  private nodeWatch: { cancel(): void } | null = null;
   private quietUntil = 0;
   private gapTimer: NodeJS.Timeout | undefined;
 
@@ -120,8 +117,9 @@ class ModbusBusCore implements ModbusBus, BusLink {
     this.state = 'stopped';
     clearTimeout(this.reopenTimer);
     clearTimeout(this.gapTimer);
-    clearTimeout(this.pathTimer);
-    this.reopenTimer = this.gapTimer = this.pathTimer = undefined;
+    this.nodeWatch?.cancel();
+    this.nodeWatch = null;
+    this.reopenTimer = this.gapTimer = undefined;
     this.abortQueued(new ModbusError('port', `bus "${this.busId}" stopped`));
     // Closing first aborts the request on the wire instead of waiting out its timeout.
     await this.transport.close();
@@ -214,8 +212,8 @@ class ModbusBusCore implements ModbusBus, BusLink {
     if (this.state !== 'opening') return;
     this.state = 'up';
     this.reopenAttempt = 0;
-    clearTimeout(this.pathTimer);
-    this.pathTimer = undefined;
+    this.nodeWatch?.cancel();
+    this.nodeWatch = null;
     this.log.info({ endpoint: this.transport.endpoint }, 'modbus port open');
     if (this.lost !== null) {
       const lostForMs = Math.round(performance.now() - this.lost.since);
@@ -259,28 +257,19 @@ class ModbusBusCore implements ModbusBus, BusLink {
     this.watchForReplug();
   }
 
-  /**
-   * The backoff spares a port that exists but will not open; a replugged adapter must not wait it out (up
-   * to `reopen.maxMs`). While the device node is missing, look for it every PATH_WATCH_MS, and open as soon
-   * as it is back, the backoff started afresh.
-   */
+  /** A replugged adapter is opened as soon as its device node is back, the backoff started afresh. */
   private watchForReplug(): void {
     const path = this.watchPath;
-    if (path === undefined || this.pathTimer !== undefined || existsSync(path)) return;
-    const look = (): void => {
-      this.pathTimer = undefined;
+    if (path === undefined || this.nodeWatch !== null) return;
+    this.nodeWatch = watchForDeviceNode(path, () => {
+      this.nodeWatch = null;
       if (this.state !== 'down') return;
-      if (!existsSync(path)) {
-        this.pathTimer = setTimeout(look, PATH_WATCH_MS);
-        return;
-      }
       this.log.info({ path }, 'serial device is back: reopening now');
       clearTimeout(this.reopenTimer);
       this.reopenTimer = undefined;
       this.reopenAttempt = 0;
       this.open();
-    };
-    this.pathTimer = setTimeout(look, PATH_WATCH_MS);
+    });
   }
 
   private emit(event: DeviceEvent): void {

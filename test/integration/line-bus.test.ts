@@ -44,7 +44,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function rig(options: { silenceTimeoutMs?: number } = {}): Promise<Rig> {
+async function rig(options: { silenceTimeoutMs?: number; reopen?: { initialMs: number; maxMs: number } } = {}): Promise<Rig> {
   const pair = await openPtyPair();
   cleanups.push(() => pair.close());
   const profile: LineProfile = { ...shipped, line: { ...shipped.line, silenceTimeoutMs: options.silenceTimeoutMs ?? 5000 } };
@@ -59,7 +59,7 @@ async function rig(options: { silenceTimeoutMs?: number } = {}): Promise<Rig> {
       { config: column('col-1', 1), profile },
       { config: column('col-2', 2), profile },
     ],
-    timing,
+    timing: options.reopen === undefined ? timing : { ...timing, reopen: options.reopen },
     sink: (event) => events.push(event),
     logger,
   });
@@ -271,6 +271,21 @@ describe('line bus on a real PTY', () => {
     expect(hasValidChecksum(await sim2.waitForWritten((line) => line.startsWith('$VE,1,LED,BLINK*')))).toBe(true);
     await col1.setIndicator('sent');
     expect(sim2.written.filter((line) => line.startsWith('$VE,1,LED,'))).toHaveLength(1);
+    expect(events.map((e) => e.type).filter((t) => t.startsWith('bus-'))).toEqual(['bus-lost', 'bus-restored']);
+  });
+  it('reopens as soon as the device node is back, whatever the backoff had reached', async () => {
+    // The shipped reopen backoff: 1 s doubling to 30 s.
+    const { sim, events, logs, controllerPath, devicePath, unplug, waitFor } = await rig({ reopen: { initialMs: 1000, maxMs: 30_000 } });
+    await sim.close();
+    await unplug();
+    await waitFor('bus-lost');
+    const delays = () => logs.filter((l) => l.msg === 'reopening serial port after a delay').map((l) => l['delayMs']);
+    await vi.waitFor(() => expect(delays().length).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 10 });
+    expect(delays().slice(0, 3)).toEqual([1000, 2000, 4000]);
+    const pluggedAt = Date.now();
+    cleanups.unshift(await ptyPairAt(controllerPath, devicePath));
+    const restored = await waitFor('bus-restored', () => true, 10_000);
+    expect(restored.at - pluggedAt).toBeLessThan(2000);
     expect(events.map((e) => e.type).filter((t) => t.startsWith('bus-'))).toEqual(['bus-lost', 'bus-restored']);
   });
 });
