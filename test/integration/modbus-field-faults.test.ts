@@ -11,6 +11,7 @@ import type { DeviceEvent } from '../../src/drivers/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { modbusProfile, rtuRig, testTiming, waitFor, type RtuRig } from '../support/modbus-rig.ts';
 import { latchedButton, ModbusRtuSlave, type RequestRecord } from '../support/modbus-rtu-slave.ts';
+import { startPymodbusColumn } from '../support/pymodbus-column.ts';
 import { openPtyPair } from '../support/pty.ts';
 import { villageConfigJson } from '../support/village.ts';
 
@@ -91,6 +92,34 @@ describe('14: an open alarm shows on its column after a restart', () => {
     await waitFor(`column shows ${state} again`, () => written().length >= expected.length, 5000);
     expect(led(unit)).toBe(shown);
     expect(written()).toEqual(expected);
+  });
+  it('does the same on a column served by pymodbus, a slave we did not write', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 've-restart-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const dataDir = join(dir, 'data');
+    const pair = await openPtyPair();
+    const column = await startPymodbusColumn(pair.devicePath, 1);
+    cleanups.push(async () => {
+      await column.close();
+      await pair.close();
+    });
+    const link = join(dir, 'ttyVE0');
+    symlinkSync(pair.controllerPath, link);
+    const written = (from: number) => column.writes.slice(from).map((w) => `${w.table}:${w.address}=${w.value}`);
+
+    const first = await village('restart-pymodbus', link, dataDir, 60_000);
+    column.setInput(0, true); // pressed; the column latches it until coil 0 is written
+    await waitFor('sent shown', () => written(0).includes('holding-registers:0=1') && written(0).includes('coils:1=0'), 10_000);
+    expect(written(0)).toContain('coils:0=1');
+    await first.stop();
+
+    unlinkSync(link);
+    const second = await village('restart-pymodbus', link, dataDir, 60_000);
+    cleanups.push(() => second.stop());
+    const from = column.writes.length;
+    symlinkSync(pair.controllerPath, link);
+    await waitFor('sent shown again', () => written(from).length >= 2, 10_000);
+    expect(written(from)).toEqual(['holding-registers:0=1', 'coils:1=0']);
   });
 });
 
