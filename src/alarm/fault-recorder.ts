@@ -42,9 +42,23 @@ export class FaultRecorder {
           event.active ? `${event.condition} reported by the amplifier` : `${event.condition} cleared`,
           event.at,
         );
+      case 'poll-gap':
+        return this.record(
+          event.active ? 'missable-press' : 'missable-press-cleared',
+          event.deviceId,
+          event.active
+            ? `read at worst every ${Math.round(event.gapMs)} ms, more than the ${event.thresholdMs} ms limit: a shorter press on this unlatched button can go unseen`
+            : `read at least every ${event.thresholdMs} ms again`,
+          event.at,
+        );
       case 'input':
       case 'protocol-error':
         return;
+      default: {
+        // A new kind of device event fails to compile here until it is decided whether the county hears of it.
+        const unhandled: never = event;
+        return unhandled;
+      }
     }
   }
 

@@ -63,6 +63,11 @@ export const timingSchema = z
     offlineAfterFailures: z.number().int().min(1).default(3),
     /** How often an offline device is still tried, so the bus is not clogged by timeouts. */
     offlinePollIntervalMs: z.number().int().min(100).default(5000),
+    /**
+     * An alarm column whose button does not latch, and whose measured worst poll gap exceeds this, raises a
+     * fault: a press shorter than the gap can go unseen.
+     */
+    maxMissablePressMs: z.number().int().min(10).default(500),
     debounceMs: z.number().int().min(0).default(30),
     ackTimeoutMs: z.number().int().min(100).default(10000),
     /** How long the column shows `received` after the county's ack before going dark. */

@@ -45,7 +45,7 @@ export function buildHealth(sources: HealthSources, now: number): HealthPayload 
       online: d.online,
       latching: d.latching,
       // An unlatched button is only seen if held across a poll: say how short a press can go unseen.
-      missablePressMs: d.latching === false ? (d.pollIntervalMs ?? sources.pollIntervalMs) : null,
+      missablePressMs: d.latching === false ? (d.worstPollGapMs ?? d.pollIntervalMs ?? sources.pollIntervalMs) : null,
       pollIntervalMs: d.pollIntervalMs,
       errors: Object.fromEntries(Object.entries(d.errors).filter((e): e is [string, number] => e[1] !== undefined)),
       ...(d.status === undefined ? {} : { status: Object.fromEntries(Object.entries(d.status).filter((e): e is [string, boolean] => e[1] !== undefined)) }),

@@ -60,6 +60,9 @@ export const faultKindSchema = z.enum([
   /** The sound output cannot be opened or a player pipeline failed on it. */
   'audio',
   'audio-recovered',
+  /** An unlatched column is read less often than `timing.maxMissablePressMs`: a short press can go unseen. */
+  'missable-press',
+  'missable-press-cleared',
 ]);
 export type FaultKind = z.infer<typeof faultKindSchema>;
 

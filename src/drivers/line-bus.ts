@@ -1,8 +1,10 @@
+import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
 import type { BusConfig, DeviceConfig, TimingConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { IndicatorState, InputName, LineProfile } from './profile-schema.ts';
 import type { Device, DeviceEvent, DeviceEventSink, DeviceHealth, ProtocolErrorKind } from './types.ts';
+import { watchForDeviceNode } from './device-node-watch.ts';
 import { LineFramer, claimedUnit, formatLine, interpretFrame, parseFrame, preview, type FramerOutput } from './line-protocol.ts';
 
 export type LineBusConfig = Extract<BusConfig, { kind: 'line' }>;
@@ -45,7 +47,25 @@ interface ColumnState {
   /** The column repeats its press line until reset; repeats of a held press are not new presses. */
   buttonLatched: boolean;
   readonly errors: ErrorCounts;
+  readonly indicator: IndicatorSync;
 }
+
+/**
+ * The indicator as a desired state: its line is written when the port is open and the column not known to
+ * be silent, again after the port was lost or the column went silent (it may have lost power), and not
+ * when the column already shows it. A line has no reply: written (drained) is as confirmed as it gets.
+ */
+interface IndicatorSync {
+  desired: IndicatorState | null;
+  /** What was last written to the column; null when unknown. */
+  shown: IndicatorState | null;
+  writing: boolean;
+  failedAt: number;
+  waiters: Array<{ resolve(): void; reject(error: Error): void }>;
+}
+
+/** A failed indicator line to a column that is still heard is tried again after this long. */
+const INDICATOR_RETRY_MS = 1000;
 
 export function createLineBus(options: LineBusOptions): LineBus {
   const units = new Set<number>();
@@ -75,6 +95,7 @@ class LineBusCore implements LineBus {
   private lost: { reason: string; at: number } | null = null;
   private reopenTimer: NodeJS.Timeout | undefined;
   private reopenDelayMs: number;
+  private nodeWatch: { cancel(): void } | null = null;
   private writeChain: Promise<void> = Promise.resolve();
   private readonly pendingWrites = new Set<(error: Error) => void>();
 
@@ -88,7 +109,7 @@ class LineBusCore implements LineBus {
     this.now = options.now ?? Date.now;
     this.reopenDelayMs = options.timing.reopen.initialMs;
     this.states = options.devices.map(({ config, profile }) => ({ config, profile, active: false, presence: 'unknown', offlineSince: 0,
-      silenceTimer: undefined, buttonLatched: false, errors: {} }));
+      silenceTimer: undefined, buttonLatched: false, errors: {}, indicator: { desired: null, shown: null, writing: false, failedAt: -Infinity, waiters: [] } }));
     this.byUnit = new Map(this.states.map((s) => [s.config.unitId, s]));
     this.devices = this.states.map((s) => this.deviceFor(s));
     // Devices of several models may share the bus; the framer must let the longest allowed line through.
@@ -137,6 +158,7 @@ class LineBusCore implements LineBus {
       online: state.presence === 'online',
       latching: state.profile.line.latchReset !== undefined,
       pollIntervalMs: null,
+      worstPollGapMs: null,
       errors: { ...state.errors },
     };
   }
@@ -159,17 +181,51 @@ class LineBusCore implements LineBus {
     clearTimeout(state.silenceTimer);
     state.silenceTimer = undefined;
     state.buttonLatched = false;
+    state.indicator.shown = null;
+    settleIndicator(state.indicator, new Error(`device "${state.config.id}" stopped before its indicator was shown`));
     if (this.running && !this.states.some((s) => s.active)) await this.closeBus();
   }
 
   private setIndicator(state: ColumnState, indicator: IndicatorState): Promise<void> {
-    const body = state.profile.line.indicator?.[indicator];
-    if (body === undefined) {
+    if (state.profile.line.indicator?.[indicator] === undefined) {
       // A column that cannot show a state is still a working column; the domain need not care.
       this.log.debug({ device: state.config.id, indicator }, 'profile has no line for this indicator state');
-      return Promise.resolve();
     }
-    return this.send(state, body);
+    const sync = state.indicator;
+    sync.desired = indicator;
+    const shown = new Promise<void>((resolve, reject) => sync.waiters.push({ resolve, reject }));
+    if (this.lost !== null) {
+      // Said at once, as a write would fail; the state is kept and written when the port is back.
+      settleIndicator(sync, new Error(`cannot show ${indicator} on device "${state.config.id}" now: bus "${this.busConfig.id}" is lost (${this.lost.reason}); kept to be shown when it is back`));
+    } else this.syncIndicator(state);
+    return shown;
+  }
+
+  /** Writes the desired state's line if the column may not show it; a newer state asked for meanwhile follows. */
+  private syncIndicator(state: ColumnState): void {
+    const sync = state.indicator;
+    if (sync.writing || !state.active || state.presence === 'offline' || !(this.port?.isOpen ?? false)) return;
+    const indicator = sync.desired;
+    if (indicator === null) return;
+    const body = state.profile.line.indicator?.[indicator];
+    if (sync.shown === indicator || body === undefined) {
+      sync.shown = indicator;
+      return settleIndicator(sync, null);
+    }
+    sync.writing = true;
+    this.send(state, body).then(
+      () => {
+        sync.writing = false;
+        sync.shown = indicator;
+        this.syncIndicator(state);
+      },
+      (error: unknown) => {
+        sync.writing = false;
+        sync.shown = null;
+        sync.failedAt = performance.now();
+        settleIndicator(sync, new Error(`indicator ${indicator} on device "${state.config.id}" failed, kept to be shown when it is heard again: ${errorMessage(error)}`));
+      },
+    );
   }
 
   private async resetLatch(state: ColumnState, input: InputName): Promise<void> {
@@ -218,6 +274,7 @@ class LineBusCore implements LineBus {
     this.framer.reset();
     this.reopenDelayMs = this.timing.reopen.initialMs;
     this.log.info({ path: this.busConfig.path }, 'serial port open');
+    for (const state of this.states) this.syncIndicator(state);
     if (this.lost === null) return;
     const at = this.now();
     this.log.info({ lostForMs: at - this.lost.at }, 'bus restored');
@@ -227,6 +284,10 @@ class LineBusCore implements LineBus {
 
   private portFailed(reason: string): void {
     this.abortWrites(new Error(`bus "${this.busConfig.id}" lost: ${reason}`));
+    for (const state of this.states) {
+      state.indicator.shown = null;
+      settleIndicator(state.indicator, new Error(`cannot show the indicator of device "${state.config.id}" now: bus "${this.busConfig.id}" lost (${reason}); kept to be shown when it is back`));
+    }
     if (this.lost === null) {
       const at = this.now();
       this.lost = { reason, at };
@@ -242,12 +303,30 @@ class LineBusCore implements LineBus {
       this.reopenTimer = undefined;
       if (this.running) this.openPort();
     }, delayMs);
+    this.watchForReplug();
+  }
+
+  /** A replugged adapter is opened as soon as its device node is back, the backoff started afresh. */
+  private watchForReplug(): void {
+    if (this.nodeWatch !== null) return;
+    const path = this.busConfig.path;
+    this.nodeWatch = watchForDeviceNode(path, () => {
+      this.nodeWatch = null;
+      if (!this.running || this.port !== null) return;
+      this.log.info({ path }, 'serial device is back: reopening now');
+      clearTimeout(this.reopenTimer);
+      this.reopenTimer = undefined;
+      this.reopenDelayMs = this.timing.reopen.initialMs;
+      this.openPort();
+    });
   }
 
   private async closeBus(): Promise<void> {
     this.running = false;
     clearTimeout(this.reopenTimer);
     this.reopenTimer = undefined;
+    this.nodeWatch?.cancel();
+    this.nodeWatch = null;
     this.abortWrites(new Error(`bus "${this.busConfig.id}" stopped`));
     this.lost = null;
     const port = this.port;
@@ -338,14 +417,20 @@ class LineBusCore implements LineBus {
 
 
   private sawLife(state: ColumnState): void {
-    if (state.presence === 'offline') {
-      const at = this.now();
-      const offlineForMs = at - state.offlineSince;
-      this.log.info({ device: state.config.id, offlineForMs }, 'device recovered');
-      this.emit({ type: 'recovered', deviceId: state.config.id, at, offlineForMs });
-    }
+    const wasOffline = state.presence === 'offline';
     state.presence = 'online';
     this.armSilence(state);
+    if (!wasOffline) {
+      const sync = state.indicator;
+      if (sync.desired !== sync.shown && performance.now() - sync.failedAt >= INDICATOR_RETRY_MS) this.syncIndicator(state);
+      return;
+    }
+    const at = this.now();
+    const offlineForMs = at - state.offlineSince;
+    this.log.info({ device: state.config.id, offlineForMs }, 'device recovered');
+    // Shown before the domain hears of the recovery: its own "show it again" is then a state already shown.
+    this.syncIndicator(state);
+    this.emit({ type: 'recovered', deviceId: state.config.id, at, offlineForMs });
   }
 
   private armSilence(state: ColumnState): void {
@@ -361,6 +446,8 @@ class LineBusCore implements LineBus {
     if (this.lost !== null) reason += `; bus "${this.busConfig.id}" is lost (${this.lost.reason})`;
     state.presence = 'offline';
     state.offlineSince = this.now();
+    // It may have lost power, and what it showed with it.
+    state.indicator.shown = null;
     // A column that went silent may have restarted and forgotten its latch; its next press must be heard.
     state.buttonLatched = false;
     this.log.warn({ device: state.config.id, reason }, 'device offline');
@@ -429,6 +516,16 @@ class LineBusCore implements LineBus {
     } catch (error) {
       this.log.error({ err: errorMessage(error), event: event.type }, 'device event listener failed');
     }
+  }
+}
+
+function settleIndicator(sync: IndicatorSync, error: Error | null): void {
+  const waiters = sync.waiters;
+  if (waiters.length === 0) return;
+  sync.waiters = [];
+  for (const waiter of waiters) {
+    if (error === null) waiter.resolve();
+    else waiter.reject(error);
   }
 }
 

@@ -5,6 +5,7 @@ import { backoffDelay } from '../platform/time.ts';
 import type { ModbusProfile } from './profile-schema.ts';
 import type { Device, DeviceEvent, DeviceEventSink } from './types.ts';
 import { ModbusDevice, type BusLink, type Priority } from './modbus-device.ts';
+import { watchForDeviceNode } from './device-node-watch.ts';
 import { createRtuTransport, createTcpTransport, ModbusError, type ModbusTransport } from './modbus-transport.ts';
 
 export type ModbusBusConfig = Extract<BusConfig, { kind: 'modbus-rtu' | 'modbus-tcp' }>;
@@ -38,7 +39,7 @@ export function createModbusBus(options: ModbusBusOptions): ModbusBus {
     bus.kind === 'modbus-rtu'
       ? createRtuTransport({ path: bus.path, baudRate: bus.baudRate, parity: bus.parity, dataBits: bus.dataBits, stopBits: bus.stopBits })
       : createTcpTransport({ host: bus.host, port: bus.port });
-  return new ModbusBusCore(options, transport, interFrameGapMs(bus));
+  return new ModbusBusCore(options, transport, interFrameGapMs(bus), bus.kind === 'modbus-rtu' ? bus.path : undefined);
 }
 
 /**
@@ -62,7 +63,10 @@ type BusState = 'stopped' | 'opening' | 'up' | 'down';
 
 /**
  * One port, one request on it at a time, whatever the unit: RS-485 is half duplex, and the library
- * keeps one pending transaction per port. Writes (indicator, latch reset, relay) jump the poll queue.
+ * keeps one pending transaction per port. A write (latch reset, relay, then indicator) goes ahead of the
+ * polls, but only once the polls that waited through the previous write have been sent: a burst of writes
+ * is interleaved with the poll cycle, so no poll waits for more than one write (a burst of 16 acks once
+ * stretched a column's poll gap from 199 to 635 ms, and a short press went unseen).
  */
 class ModbusBusCore implements ModbusBus, BusLink {
   readonly busId: string;
@@ -74,8 +78,12 @@ class ModbusBusCore implements ModbusBus, BusLink {
   private reopenAttempt = 0;
   private reopenTimer: NodeJS.Timeout | undefined;
   private opening: Promise<void> = Promise.resolve();
-  private readonly queues: Record<Priority, Job[]> = { write: [], poll: [] };
+  private readonly queues: Record<Priority, Job[]> = { write: [], indicator: [], poll: [] };
   private active: Promise<void> | null = null;
+  private activeIsWrite = false;
+  /** Polls that were queued when the last write ended: they go before the next write. */
+  private pollsOwed = 0;
+  private nodeWatch: { cancel(): void } | null = null;
   private quietUntil = 0;
   private gapTimer: NodeJS.Timeout | undefined;
 
@@ -83,6 +91,8 @@ class ModbusBusCore implements ModbusBus, BusLink {
     private readonly options: ModbusBusOptions,
     private readonly transport: ModbusTransport,
     private readonly gapMs: number,
+    /** The serial device node, watched while the bus is lost so that a replug is noticed at once. */
+    private readonly watchPath: string | undefined,
   ) {
     this.busId = options.bus.id;
     this.now = options.now ?? Date.now;
@@ -107,6 +117,8 @@ class ModbusBusCore implements ModbusBus, BusLink {
     this.state = 'stopped';
     clearTimeout(this.reopenTimer);
     clearTimeout(this.gapTimer);
+    this.nodeWatch?.cancel();
+    this.nodeWatch = null;
     this.reopenTimer = this.gapTimer = undefined;
     this.abortQueued(new ModbusError('port', `bus "${this.busId}" stopped`));
     // Closing first aborts the request on the wire instead of waiting out its timeout.
@@ -139,7 +151,8 @@ class ModbusBusCore implements ModbusBus, BusLink {
     if (this.active !== null || this.state !== 'up' || this.gapTimer !== undefined) return;
     // Nothing to send: the gap is checked again when something is submitted. A timer here would wake the
     // whole service after every reply on a bus with time to spare (one wake-up in three with one column).
-    if (this.queues.write.length === 0 && this.queues.poll.length === 0) return;
+    const { write, indicator, poll } = this.queues;
+    if (write.length === 0 && indicator.length === 0 && poll.length === 0) return;
     const wait = this.quietUntil - performance.now();
     if (wait > 0) {
       // Timers count whole milliseconds from the start of the current event-loop turn, so a timer of
@@ -151,7 +164,15 @@ class ModbusBusCore implements ModbusBus, BusLink {
       }, Math.ceil(wait) + 1);
       return;
     }
-    const job = this.queues.write.shift() ?? this.queues.poll.shift();
+    let job: Job | undefined;
+    if (this.pollsOwed > 0 && poll.length > 0) {
+      this.pollsOwed--;
+      job = poll.shift();
+    } else {
+      job = write.shift() ?? indicator.shift();
+      this.activeIsWrite = job !== undefined;
+      job ??= poll.shift();
+    }
     if (job === undefined) return;
     this.active = job.run(this.transport).then(job.resolve, job.reject).then(this.afterJob);
   }
@@ -159,14 +180,20 @@ class ModbusBusCore implements ModbusBus, BusLink {
   /** Made once, not per request: the bus runs ~50 requests a second. */
   private readonly afterJob = (): void => {
     this.active = null;
+    if (this.activeIsWrite) {
+      this.activeIsWrite = false;
+      this.pollsOwed = this.queues.poll.length;
+    }
     this.quietUntil = performance.now() + this.gapMs;
     this.pump();
   };
 
   private abortQueued(error: ModbusError): void {
-    const jobs = [...this.queues.write, ...this.queues.poll];
+    const jobs = [...this.queues.write, ...this.queues.indicator, ...this.queues.poll];
     this.queues.write.length = 0;
+    this.queues.indicator.length = 0;
     this.queues.poll.length = 0;
+    this.pollsOwed = 0;
     for (const job of jobs) job.reject(error);
   }
 
@@ -185,6 +212,8 @@ class ModbusBusCore implements ModbusBus, BusLink {
     if (this.state !== 'opening') return;
     this.state = 'up';
     this.reopenAttempt = 0;
+    this.nodeWatch?.cancel();
+    this.nodeWatch = null;
     this.log.info({ endpoint: this.transport.endpoint }, 'modbus port open');
     if (this.lost !== null) {
       const lostForMs = Math.round(performance.now() - this.lost.since);
@@ -225,6 +254,22 @@ class ModbusBusCore implements ModbusBus, BusLink {
       this.reopenTimer = undefined;
       if (this.state === 'down') this.open();
     }, delayMs);
+    this.watchForReplug();
+  }
+
+  /** A replugged adapter is opened as soon as its device node is back, the backoff started afresh. */
+  private watchForReplug(): void {
+    const path = this.watchPath;
+    if (path === undefined || this.nodeWatch !== null) return;
+    this.nodeWatch = watchForDeviceNode(path, () => {
+      this.nodeWatch = null;
+      if (this.state !== 'down') return;
+      this.log.info({ path }, 'serial device is back: reopening now');
+      clearTimeout(this.reopenTimer);
+      this.reopenTimer = undefined;
+      this.reopenAttempt = 0;
+      this.open();
+    });
   }
 
   private emit(event: DeviceEvent): void {

@@ -14,12 +14,16 @@ import {
 import type { Device, DeviceEvent, DeviceHealth, ProtocolErrorKind } from './types.ts';
 import { ModbusError, type Exchange, type ModbusTransport } from './modbus-transport.ts';
 
-export type Priority = 'write' | 'poll';
+/**
+ * `write` (latch resets, relays) before `indicator`; every write takes its turn with the polls the bus
+ * owes (modbus-bus.ts), so no poll waits for more than one write.
+ */
+export type Priority = 'write' | 'indicator' | 'poll';
 
 /** What a device needs from the bus it sits on. */
 export interface BusLink {
   readonly busId: string;
-  /** Runs `job` alone on the port, writes before polls; rejects with kind 'port' while the bus is down. */
+  /** Runs `job` alone on the port, interleaving writes with polls; rejects with kind 'port' while the bus is down. */
   submit<T>(priority: Priority, job: (transport: ModbusTransport) => Promise<T>): Promise<T>;
   isUp(): boolean;
 }
@@ -47,6 +51,15 @@ type BlockValues = ReadonlyArray<boolean | number>;
 
 // Weight of the newest sample in the measured poll interval.
 const INTERVAL_SMOOTHING = 0.25;
+/** The worst poll gap is kept per window of this length; health reports the worse of the last two. */
+const GAP_WINDOW_MS = 60_000;
+/** A failed indicator write on a device that still answers its polls is tried again after this long. */
+const INDICATOR_RETRY_MS = 1000;
+
+interface IndicatorWaiter {
+  resolve(): void;
+  reject(error: Error): void;
+}
 
 /**
  * One Modbus device driven by its profile. Scheduling uses the monotonic clock: a Pi without an RTC
@@ -71,6 +84,24 @@ export class ModbusDevice implements Device {
   private offlineSince: number | null = null;
   private lastReadAt: number | null = null;
   private intervalMs: number | null = null;
+  /** Worst gap between two answered reads in the current and the previous window (GAP_WINDOW_MS). */
+  private gapWindowStart = 0;
+  private worstGapNow = 0;
+  private worstGapBefore = 0;
+  /** A `poll-gap` fault is active for this device. */
+  private gapFault = false;
+  /** The indicator state the domain asked for last; null until it asks. */
+  private desiredIndicator: IndicatorState | null = null;
+  /**
+   * What the column confirmed of its indicator points ("table:address" → value); forgotten when the column
+   * may have lost it (restart of the driver, device offline, bus lost).
+   */
+  private readonly shownPoints = new Map<string, number>();
+  /** The column shows the desired state: nothing to do on the next poll (the common case, checked per poll). */
+  private indicatorInSync = true;
+  private indicatorSyncing = false;
+  private indicatorFailedAt = -Infinity;
+  private indicatorWaiters: IndicatorWaiter[] = [];
   private readonly knownInputs = new Map<InputName, boolean>();
   private readonly knownStatus = new Map<StatusCondition, boolean>();
   private readonly errors: Partial<Record<ProtocolErrorKind, number>> = {};
@@ -93,6 +124,8 @@ export class ModbusDevice implements Device {
     this.failures = 0;
     this.knownInputs.clear();
     this.knownStatus.clear();
+    this.lastReadAt = null;
+    this.forgetIndicator();
     this.schedule(0);
   }
 
@@ -101,16 +134,20 @@ export class ModbusDevice implements Device {
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.cycle;
+    this.settleIndicator(new ModbusError('port', `device "${this.id}" stopped before its indicator was shown`));
   }
 
-  async setIndicator(state: IndicatorState): Promise<void> {
+  setIndicator(state: IndicatorState): Promise<void> {
     const writes = this.options.profile.indicator?.[state];
     if (writes === undefined || writes.length === 0) {
       // A column that cannot show a state is still a working column; the domain need not care.
       this.log.debug({ indicator: state }, 'profile has no writes for this indicator state');
-      return;
     }
-    await this.write(writes, `indicator ${state}`);
+    this.desiredIndicator = state;
+    this.indicatorInSync = false;
+    const shown = new Promise<void>((resolve, reject) => this.indicatorWaiters.push({ resolve, reject }));
+    this.syncIndicator();
+    return shown;
   }
 
   async resetLatch(input: InputName): Promise<void> {
@@ -136,6 +173,7 @@ export class ModbusDevice implements Device {
       online: this.options.link.isUp() && this.answered && this.offlineSince === null,
       latching: button === undefined ? null : button.latch !== undefined,
       pollIntervalMs: this.intervalMs === null ? null : Math.round(this.intervalMs),
+      worstPollGapMs: this.worstPollGapMs(),
       errors: { ...this.errors },
       ...(this.options.profile.status === undefined ? {} : { status: Object.fromEntries(this.knownStatus) }),
     };
@@ -183,6 +221,7 @@ export class ModbusDevice implements Device {
     if (this.lastReadAt !== null) {
       const sample = readAt - this.lastReadAt;
       this.intervalMs = this.intervalMs === null ? sample : this.intervalMs + INTERVAL_SMOOTHING * (sample - this.intervalMs);
+      this.measureGap(readAt, sample);
     }
     this.lastReadAt = readAt;
     this.failures = 0;
@@ -193,6 +232,8 @@ export class ModbusDevice implements Device {
       this.log.info({ offlineForMs }, 'device recovered');
       this.options.emit({ type: 'recovered', deviceId: this.id, at: this.options.now(), offlineForMs });
     }
+    // The device answers: the moment to show what it should show (after a start, a lost bus, an outage).
+    if (!this.indicatorInSync && readAt - this.indicatorFailedAt >= INDICATOR_RETRY_MS) this.syncIndicator();
     // Index loops, no iterators or result arrays: this runs on every poll, and mostly nothing changed.
     for (let i = 0; i < this.inputSlots.length; i++) {
       const slot = this.inputSlots[i]!;
@@ -211,13 +252,21 @@ export class ModbusDevice implements Device {
   }
 
   private onFailure(error: ModbusError): void {
-    // A lost or stopped bus is reported once by the bus, not as a failure of every device on it.
-    if (!this.running || !this.options.link.isUp()) return;
+    if (!this.running) return;
+    if (!this.options.link.isUp()) {
+      // A lost or stopped bus is reported once by the bus, not as a failure of every device on it. Its
+      // outage is not a poll gap, and the columns may have lost power with it.
+      this.lastReadAt = null;
+      this.forgetIndicator();
+      return;
+    }
     this.recordError(error);
     this.failures++;
     if (this.offlineSince !== null || this.failures < this.options.timing.offlineAfterFailures) return;
     this.offlineSince = performance.now();
     this.lastReadAt = null;
+    // It may come back from a power cut, showing nothing: show it again then.
+    this.forgetIndicator();
     const since = this.answered ? '' : ' since start';
     const reason = `${this.failures} polls in a row failed${since}; last: ${error.message}`;
     this.log.warn({ reason }, 'device offline');
@@ -239,11 +288,109 @@ export class ModbusDevice implements Device {
     });
   }
 
+  /** Keeps the worst gap per window, and raises (or clears) the poll-gap fault of an unlatched button. */
+  private measureGap(readAt: number, sampleMs: number): void {
+    if (readAt - this.gapWindowStart >= GAP_WINDOW_MS) {
+      this.worstGapBefore = readAt - this.gapWindowStart >= 2 * GAP_WINDOW_MS ? 0 : this.worstGapNow;
+      this.worstGapNow = 0;
+      this.gapWindowStart = readAt;
+    }
+    if (sampleMs > this.worstGapNow) this.worstGapNow = sampleMs;
+    const button = this.options.profile.inputs.button;
+    if (button === undefined || button.latch !== undefined) return;
+    const thresholdMs = this.options.timing.maxMissablePressMs;
+    const worst = this.worstGap(readAt);
+    if (this.gapFault === worst > thresholdMs) return;
+    this.gapFault = !this.gapFault;
+    const gapMs = Math.round(this.gapFault ? sampleMs : worst);
+    const event = { type: 'poll-gap' as const, busId: this.busId, deviceId: this.id, active: this.gapFault, gapMs, thresholdMs, at: this.options.now() };
+    if (this.gapFault) this.log.warn({ gapMs, thresholdMs }, 'poll gap above the missable-press limit: a short press can go unseen');
+    else this.log.info({ worstPollGapMs: gapMs, thresholdMs }, 'poll gaps back under the missable-press limit');
+    this.options.emit(event);
+  }
+
+  /** Null when no two reads fell in the last two windows (not yet polled twice, or offline since). */
+  private worstPollGapMs(): number | null {
+    const worst = this.worstGap(performance.now());
+    return worst === 0 ? null : Math.round(worst);
+  }
+
+  private worstGap(now: number): number {
+    const age = now - this.gapWindowStart;
+    if (age >= 2 * GAP_WINDOW_MS) return 0;
+    if (age >= GAP_WINDOW_MS) return this.worstGapNow;
+    return Math.max(this.worstGapNow, this.worstGapBefore);
+  }
+
+  // ── the indicator: a desired state ─────────────────────────────────────────────────────────────
+
+  private forgetIndicator(): void {
+    this.shownPoints.clear();
+    if (this.desiredIndicator !== null) this.indicatorInSync = false;
+  }
+
+  /**
+   * Writes, one at a time, the points of the desired state the column does not show yet; starts only when
+   * the device answers (otherwise its next answered poll starts it), and notices a newer state between two
+   * writes. An indicator write takes the bus's write turn like any other (see Priority).
+   */
+  private syncIndicator(): void {
+    if (this.indicatorSyncing || !this.running || !this.reachable()) return;
+    this.indicatorSyncing = true;
+    void this.writeIndicator();
+  }
+
+  private async writeIndicator(): Promise<void> {
+    // Cleared as the loop returns, not a microtask later: a state asked for just then must start a loop.
+    try {
+      await this.writeIndicatorPoints();
+    } finally {
+      this.indicatorSyncing = false;
+    }
+  }
+
+  private async writeIndicatorPoints(): Promise<void> {
+    for (;;) {
+      const state = this.desiredIndicator;
+      const next = state === null ? undefined : this.options.profile.indicator?.[state]?.find((w) => this.shownPoints.get(pointKey(w)) !== w.value);
+      if (next === undefined) {
+        this.indicatorInSync = true;
+        if (state !== null) this.log.debug({ indicator: state }, 'indicator shown');
+        return this.settleIndicator(null);
+      }
+      if (!this.running || !this.reachable()) return;
+      try {
+        await this.options.link.submit('indicator', (t) => writeOne(t, this.exchange, next));
+        this.shownPoints.set(pointKey(next), next.value);
+      } catch (cause) {
+        const error = asModbusError(cause);
+        this.shownPoints.delete(pointKey(next));
+        if (this.options.link.isUp()) this.recordError(error);
+        this.indicatorFailedAt = performance.now();
+        return this.settleIndicator(new ModbusError(error.kind, `device "${this.id}": indicator ${state} failed, kept to be shown when it answers: ${error.message}`));
+      }
+    }
+  }
+
+  private settleIndicator(error: ModbusError | null): void {
+    const waiters = this.indicatorWaiters;
+    if (waiters.length === 0) return;
+    this.indicatorWaiters = [];
+    for (const waiter of waiters) {
+      if (error === null) waiter.resolve();
+      else waiter.reject(error);
+    }
+  }
+
+  private reachable(): boolean {
+    return this.options.link.isUp() && this.answered && this.offlineSince === null;
+  }
+
   // ── writing ────────────────────────────────────────────────────────────────────────────────────
 
   /**
-   * The writes of one purpose go out in profile order, ahead of every queued poll. Each is its own job,
-   * queued together, so the bus keeps the 3.5-character silence between them as between any two frames.
+   * The writes of one purpose go out in profile order, ahead of the other indicator writes. Each is its own
+   * job, queued together, so the bus keeps the 3.5-character silence between them as between any two frames.
    */
   private async write(writes: readonly ModbusWrite[], purpose: string): Promise<void> {
     try {
@@ -310,6 +457,10 @@ function writeOne(t: ModbusTransport, x: Exchange, w: ModbusWrite): Promise<void
     case 'holding-registers':
       return t.writeRegister(x, w.address, w.value);
   }
+}
+
+function pointKey(w: ModbusWrite): string {
+  return `${w.table}:${w.address}`;
 }
 
 function asModbusError(error: unknown): ModbusError {

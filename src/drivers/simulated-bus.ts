@@ -15,7 +15,11 @@ export class SimulatedDevice implements Device {
   private readonly declaredStatus: readonly StatusCondition[];
   private releaseTimer: NodeJS.Timeout | undefined;
   private online = true;
+  /** What the column shows; `desired` is what it was asked to show, shown once it answers (as the real drivers do). */
   indicator: IndicatorState = 'off';
+  private desired: IndicatorState | null = null;
+  /** False once it stopped answering: it may have lost power and forgotten its indicator. */
+  private indicatorKnown = false;
   /** Every command the controller sent, in order; tests and the demo read it. */
   readonly commands: string[] = [];
 
@@ -74,15 +78,27 @@ export class SimulatedDevice implements Device {
     this.online = online;
     const at = this.now();
     if (online) {
+      if (this.desired !== null) this.show(this.desired);
       this.sink({ type: 'recovered', deviceId: this.id, at, offlineForMs: 0 });
       // The real driver's first poll after recovery reports what changed while it was not answering.
       this.reportStatus();
-    } else this.sink({ type: 'offline', deviceId: this.id, at, reason: 'simulated: not answering' });
+    } else {
+      this.indicatorKnown = false;
+      this.sink({ type: 'offline', deviceId: this.id, at, reason: 'simulated: not answering' });
+    }
   }
 
+  /** Kept while offline and shown when it answers again; a state it already shows is not sent again. */
   async setIndicator(state: IndicatorState): Promise<void> {
+    this.desired = state;
     this.assertOnline();
+    this.show(state);
+  }
+
+  private show(state: IndicatorState): void {
+    if (this.indicatorKnown && this.indicator === state) return;
     this.indicator = state;
+    this.indicatorKnown = true;
     this.commands.push(`indicator ${state}`);
     this.logger.info({ device: this.id, indicator: state }, 'simulated column shows indicator');
   }
@@ -115,6 +131,7 @@ export class SimulatedDevice implements Device {
       online: this.online,
       latching: hasButton ? this.latches('button') : null,
       pollIntervalMs: null,
+      worstPollGapMs: null,
       errors: {},
       ...(this.declaredStatus.length === 0 ? {} : { status: Object.fromEntries(this.reportedStatus) }),
     };

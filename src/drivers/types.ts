@@ -23,7 +23,12 @@ export type DeviceEvent =
   | { type: 'recovered'; deviceId: string; at: number; offlineForMs: number }
   | { type: 'protocol-error'; busId: string; deviceId?: string; kind: ProtocolErrorKind; detail: string; at: number }
   | { type: 'bus-lost'; busId: string; at: number; reason: string }
-  | { type: 'bus-restored'; busId: string; at: number };
+  | { type: 'bus-restored'; busId: string; at: number }
+  /**
+   * A device whose button does not latch was read less often than `thresholdMs` allows (`active`), or has
+   * been again for a whole measuring window (not active): presses shorter than `gapMs` could go unseen.
+   */
+  | { type: 'poll-gap'; busId: string; deviceId: string; active: boolean; gapMs: number; thresholdMs: number; at: number };
 
 export type DeviceEventSink = (event: DeviceEvent) => void;
 
@@ -36,6 +41,11 @@ export interface DeviceHealth {
   latching: boolean | null;
   /** Effective interval between two reads of this device (ms), measured. */
   pollIntervalMs: number | null;
+  /**
+   * The longest time between two answered reads of this device over the last one to two minutes (ms),
+   * measured; null before two reads. Time while the device or its bus was down is not counted here.
+   */
+  worstPollGapMs: number | null;
   errors: Partial<Record<ProtocolErrorKind, number>>;
   /**
    * Last read value of each status condition the profile declares; absent when it declares none, and
@@ -50,7 +60,13 @@ export interface Device {
   readonly busId: string;
   start(): void;
   stop(): Promise<void>;
-  /** Show a state to the villager; resolves when the device confirmed it (or rejects). */
+  /**
+   * Show a state to the villager. The state is kept as desired and written whenever the device is next
+   * reachable (at start, after the bus returns, after the device recovers), and a write of what the column
+   * already shows is skipped. Resolves when the device shows this state (or a later one asked for); rejects
+   * when a write failed (or, on a line bus whose port is lost, cannot be made now), and the state stays
+   * desired and is written when the device is next reachable.
+   */
   setIndicator(state: IndicatorState): Promise<void>;
   /** Clear a latched input once the event it carried is durably stored. No-op for unlatched inputs. */
   resetLatch(input: InputName): Promise<void>;

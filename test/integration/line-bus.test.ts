@@ -44,7 +44,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function rig(options: { silenceTimeoutMs?: number } = {}): Promise<Rig> {
+async function rig(options: { silenceTimeoutMs?: number; reopen?: { initialMs: number; maxMs: number } } = {}): Promise<Rig> {
   const pair = await openPtyPair();
   cleanups.push(() => pair.close());
   const profile: LineProfile = { ...shipped, line: { ...shipped.line, silenceTimeoutMs: options.silenceTimeoutMs ?? 5000 } };
@@ -59,7 +59,7 @@ async function rig(options: { silenceTimeoutMs?: number } = {}): Promise<Rig> {
       { config: column('col-1', 1), profile },
       { config: column('col-2', 2), profile },
     ],
-    timing,
+    timing: options.reopen === undefined ? timing : { ...timing, reopen: options.reopen },
     sink: (event) => events.push(event),
     logger,
   });
@@ -141,20 +141,22 @@ describe('line bus on a real PTY', () => {
     expect(await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper' && !e.active)).toBeDefined();
   });
 
-  it('writes indicator and latch-reset lines whole, in order, with valid checksums', async () => {
+  it('writes indicator and latch-reset lines whole, with valid checksums; the newest state wins, a state shown is not written again', async () => {
     const { sim, col1, col2 } = await rig();
-    // Eight writes at once from two devices: each must arrive whole, in the order it was asked for.
+    // Four states asked for at once on two columns: the first goes out at once, then the newest; the two
+    // between them were never worth showing.
     await Promise.all(indicatorStates.flatMap((state) => [col1.setIndicator(state), col2.setIndicator(state)]));
     await col2.resetLatch('button');
     await col2.resetLatch('tamper'); // not latched: nothing is written
     await sim.waitForWritten((line) => line.startsWith('$VE,2,RST'));
-    const expected = ['LED,OFF', 'LED,BLINK', 'LED,ON', 'LED,FAST'].flatMap((body) => [`$VE,1,${body}*`, `$VE,2,${body}*`]);
-    expect(sim.written).toHaveLength(9);
+    await col1.setIndicator('not-received'); // shown already: nothing is written
+    const expected = ['LED,OFF', 'LED,FAST'].flatMap((body) => [`$VE,1,${body}*`, `$VE,2,${body}*`]);
+    expect(sim.written).toHaveLength(5);
     for (const line of sim.written) {
       expect(line).toMatch(/^\$VE,[12],[A-Z,]+\*[0-9A-F]{2}\r\n$/);
       expect(hasValidChecksum(line)).toBe(true);
     }
-    expect(sim.written.slice(0, 8).map((line) => line.slice(0, line.indexOf('*') + 1))).toEqual(expected);
+    expect(sim.written.slice(0, 4).map((line) => line.slice(0, line.indexOf('*') + 1))).toEqual(expected);
     await expect(col1.setRelay(0, true)).rejects.toThrow('device "col-1" (ve-ac200-line) is a line-protocol column and has no relays');
   });
 
@@ -244,6 +246,7 @@ describe('line bus on a real PTY', () => {
     await unplug();
     const lost = await waitFor('bus-lost');
     expect(lost).toMatchObject({ busId: 'line0', reason: expect.stringContaining('port closed') });
+    // Said at once, and kept: written when the port is back, without being asked again.
     await expect(col1.setIndicator('sent')).rejects.toThrow(/bus "line0" is lost/);
 
     const delays = () => logs.filter((l) => l.msg === 'reopening serial port after a delay').map((l) => l['delayMs']);
@@ -265,8 +268,24 @@ describe('line bus on a real PTY', () => {
     await waitFor('input', (e) => e.deviceId === 'col-1' && e.input === 'button');
     expect(events.filter((e) => e.type === 'protocol-error')).toHaveLength(errorsBefore);
     expect(logs.some((l) => l.msg === 'dropped bytes left over from before the port opened' && l['text'] === '"1,HB*2A"')).toBe(true);
-    await col1.setIndicator('sent');
     expect(hasValidChecksum(await sim2.waitForWritten((line) => line.startsWith('$VE,1,LED,BLINK*')))).toBe(true);
+    await col1.setIndicator('sent');
+    expect(sim2.written.filter((line) => line.startsWith('$VE,1,LED,'))).toHaveLength(1);
+    expect(events.map((e) => e.type).filter((t) => t.startsWith('bus-'))).toEqual(['bus-lost', 'bus-restored']);
+  });
+  it('reopens as soon as the device node is back, whatever the backoff had reached', async () => {
+    // The shipped reopen backoff: 1 s doubling to 30 s.
+    const { sim, events, logs, controllerPath, devicePath, unplug, waitFor } = await rig({ reopen: { initialMs: 1000, maxMs: 30_000 } });
+    await sim.close();
+    await unplug();
+    await waitFor('bus-lost');
+    const delays = () => logs.filter((l) => l.msg === 'reopening serial port after a delay').map((l) => l['delayMs']);
+    await vi.waitFor(() => expect(delays().length).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 10 });
+    expect(delays().slice(0, 3)).toEqual([1000, 2000, 4000]);
+    const pluggedAt = Date.now();
+    cleanups.unshift(await ptyPairAt(controllerPath, devicePath));
+    const restored = await waitFor('bus-restored', () => true, 10_000);
+    expect(restored.at - pluggedAt).toBeLessThan(2000);
     expect(events.map((e) => e.type).filter((t) => t.startsWith('bus-'))).toEqual(['bus-lost', 'bus-restored']);
   });
 });

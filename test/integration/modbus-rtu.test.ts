@@ -294,7 +294,7 @@ describe('losing the serial port', () => {
   });
 });
 
-describe('one request at a time, writes first', () => {
+describe('one request at a time, a write before the polls but never two in a poll cycle', () => {
   let r: Rig;
   const ids = ['col-1', 'col-2', 'col-3', 'col-4', 'col-5'];
   beforeAll(async () => {
@@ -328,22 +328,39 @@ describe('one request at a time, writes first', () => {
     await pair.close();
   });
 
-  it('never overlaps on the wire, and a write waits for at most the request in flight', async () => {
+  it('never overlaps on the wire; a write waits for at most the request in flight, a poll for at most one write', async () => {
     const log: RequestRecord[] = [];
     const off = r.slave.onRequest((req) => log.push(req));
     const overlapsBefore = r.slave.stats.overlaps;
+    const isWrite = (q: RequestRecord) => q.fc === 5 || q.fc === 6;
+    const units = [1, 2, 3, 4, 5, 9].map((id) => r.slave.unit(id));
     for (let round = 0; round < 4; round++) {
-      await sleep(60);
+      // Once every device was read after the last write, no poll is owed a turn: a write goes next.
+      const counts = units.map((u) => u.requests);
+      await waitFor('a poll cycle', () => units.every((u, i) => u.requests > counts[i]!));
       const at = performance.now();
       const from = log.length;
       await Promise.all([r.device('col-3').setIndicator(round % 2 ? 'sent' : 'not-received'), r.device('relays').setRelay(round, true)]);
       const after = log.slice(from).filter((q) => q.at >= at);
-      const firstWrite = after.findIndex((q) => q.fc === 5 || q.fc === 6);
-      expect(firstWrite).toBeLessThanOrEqual(1);
-      // Both writes of the indicator and the relay write follow back to back, polls wait.
-      expect(after.slice(firstWrite, firstWrite + 3).map((q) => q.fc)).toEqual([6, 5, 5]);
+      expect(after.findIndex(isWrite)).toBeLessThanOrEqual(1);
+      // The relay (a write that cannot wait) first, then the indicator's two writes, each after the polls
+      // that waited through the write before it.
+      expect(after.filter(isWrite).map((q) => `${q.unit}:${q.fc}`)).toEqual(['9:5', '3:6', '3:5']);
     }
     off();
+    // Between two reads of one device, at most one write.
+    for (const unit of [1, 2, 3, 4, 5, 9]) {
+      let writes = 0;
+      let seen = false;
+      for (const q of log) {
+        if (isWrite(q)) writes++;
+        else if (q.unit === unit) {
+          if (seen) expect(writes, `writes between two reads of unit ${unit}`).toBeLessThanOrEqual(1);
+          seen = true;
+          writes = 0;
+        }
+      }
+    }
     expect(log.length).toBeGreaterThan(15);
     expect(r.slave.stats.overlaps - overlapsBefore, JSON.stringify(r.events.filter((e) => e.type === 'protocol-error'))).toBe(0);
     expect(r.slave.stats.badRequests).toBe(0);
@@ -407,8 +424,11 @@ describe('the 3.5-character gap between frames', () => {
 
   it('keeps it on a saturated bus', async () => {
     const line = await lineWhile(async () => {
-      // Two columns asked for every 5 ms cannot be served that often at 9600 baud: the queue never runs dry.
-      for (let i = 0; i < 15; i++) await Promise.all([r.device('col-1').setIndicator('sent'), r.device('col-2').setIndicator('received')]);
+      // Two columns asked for a new state (two writes each) as soon as they show the last: the queue never runs dry.
+      for (let i = 0; i < 15; i++) {
+        const [a, b] = i % 2 ? (['sent', 'not-received'] as const) : (['not-received', 'sent'] as const);
+        await Promise.all([r.device('col-1').setIndicator(a), r.device('col-2').setIndicator(b)]);
+      }
     });
     expect(line.requests).toBeGreaterThan(41);
     expect(line.shortSilences, `shortest silence ${line.minSilenceMs.toFixed(2)} ms`).toBe(0);
