@@ -88,6 +88,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     villageId: config.village.id,
     keys: config.county.commandKeys,
     maxClockSkewSeconds: config.county.maxClockSkewSeconds,
+    maxLifetimeSeconds: config.county.maxCommandLifetimeSeconds,
     maxBytes: config.county.maxInboundBytes,
     replay,
     now,

@@ -148,6 +148,8 @@ export const countySchema = z
       }),
     /** A command whose `iat` lies further in the future than this is refused (clocks drift; replays don't). */
     maxClockSkewSeconds: z.number().int().min(0).max(3600).default(60),
+    /** A broadcast or stop whose `exp` lies further after its `iat` than this is refused (a long-lived capture is a long-lived replay). */
+    maxCommandLifetimeSeconds: z.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600),
     /** Delay between reconnect attempts: doubles from initialMs to maxMs, with jitter. */
     reconnect: backoffSchema.default({ initialMs: 1000, maxMs: 30000 }),
   })

@@ -82,6 +82,8 @@ export interface CommandGateOptions {
   /** `county.commandKeys`: raw Ed25519 public keys (`x`, base64url) by `kid`; several during a rotation. */
   keys: ReadonlyArray<{ kid: string; x: string }>;
   maxClockSkewSeconds: number;
+  /** Longest `exp - iat` of a broadcast or stop (default 24 h). */
+  maxLifetimeSeconds?: number;
   maxBytes: number;
   replay: ReplayGuard;
   /** Epoch milliseconds. */
@@ -106,6 +108,7 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
   const keys = importKeys(options.keys);
   const now = options.now ?? Date.now;
   const skewMs = options.maxClockSkewSeconds * 1000;
+  const maxLifetimeSeconds = options.maxLifetimeSeconds ?? 24 * 3600;
   // Signature checks wait in two queues and run in slices between turns of the event loop, so the socket is
   // read between slices and an ack that arrives in the middle of a flood is checked next. Acks close alarms,
   // and one can only close an alarm this village raised, so they need no order against commands; broadcasts
@@ -199,6 +202,10 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     if (command.kind !== 'ack' && exp * 1000 <= at) return refuse('expired', `exp: expired ${ago(at - exp * 1000)} ago (exp ${exp}, now ${Math.floor(at / 1000)})`);
     if (command.kind !== 'ack' && iat * 1000 - at > skewMs)
       return refuse('not-yet-valid', `iat: ${ago(iat * 1000 - at)} in the future, more than the ${options.maxClockSkewSeconds} s allowed clock skew (iat ${iat}, now ${Math.floor(at / 1000)}${iat > 1e11 ? '; iat must be in seconds, not milliseconds' : ''})`);
+    // A long-lived capture is a long-lived replay: with trusted time resting on the newest iat seen, the cap
+    // bounds how old a command may be and still play.
+    if (command.kind !== 'ack' && exp - iat > maxLifetimeSeconds)
+      return refuse('invalid-body', `exp: ${ago((exp - iat) * 1000)} after iat, longer than the ${ago(maxLifetimeSeconds * 1000)} a command may live (county.maxCommandLifetimeSeconds)`);
 
     if (cmd !== kind) return refuse('wrong-audience', `cmd: a ${quote(cmd)} command arrived on the ${kind} topic`);
     if (audienceTopic === ALL_VILLAGES && aud !== ALL_VILLAGES)

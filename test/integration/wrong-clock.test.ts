@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectCounty } from '../support/county.ts';
+import { alarmPayloadSchema, reportPayloadSchema } from '../../src/county/payloads.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 import { fromBuild, startService, writeConfig } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
@@ -43,6 +44,51 @@ describe('a village clock 10 minutes behind the county', () => {
       await service.waitForLog((l) => l.msg === 'alarm acknowledged by county', 10_000);
       expect(service.logs.filter((l) => l.msg === 'county command rejected')).toEqual([]);
       expect(county.messages.filter((m) => m.kind === 'report' && m.village === villageId)).toEqual([]);
+      expect(await service.terminate()).toBe(0);
+    } finally {
+      await service.terminate().catch(() => undefined);
+      await county.close();
+    }
+  }, 60_000);
+
+  it('takes its time from the county: an alarm raised before says clockTrusted false and is corrected, and commands issued now pass', async () => {
+    if (!existsSync(LIBFAKETIME)) throw new Error(`${LIBFAKETIME} is missing: install the Debian package "faketime"`);
+    const villageId = 'clock-corrected';
+    const signer = await createCountySigner({ villageId });
+    const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: false, signer });
+    const config = villageConfigJson({ villageId, brokerUrl, protocolVersion, commandKeys: [signer.keyEntry], columns: 1, dataDir: join(dir, 'data-corrected') });
+    const env = { LD_PRELOAD: LIBFAKETIME, FAKETIME: '-10m', FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
+    const service = startService(writeConfig(mkdtempSync(join(dir, 'cfg-')), config), undefined, fromBuild(productionNodeFlags(), env));
+    const alarms = () => county.messages.filter((m) => m.kind === 'alarm' && m.village === villageId).map((m) => alarmPayloadSchema.parse(m.payload));
+    try {
+      // Health goes out once the village has subscribed: from then on what the county sends arrives.
+      await county.waitFor((m) => m.kind === 'health' && m.village === villageId, 20_000);
+      // Before the county has said anything, a stop issued now is 10 minutes in the village's future.
+      await county.send(villageId, 'stop', await signer.stop({ aud: villageId }));
+      const early = await county.waitFor((m) => m.kind === 'report' && m.village === villageId, 10_000);
+      expect(reportPayloadSchema.parse(early.payload).reason).toMatch(/^not-yet-valid/);
+
+      service.send('press column-1');
+      await county.waitFor((m) => m.kind === 'alarm' && m.village === villageId, 10_000);
+      const first = alarms()[0]!;
+      expect(first.clockTrusted).toBe(false);
+      expect(Date.now() - Date.parse(first.raisedAt)).toBeGreaterThan(9 * 60_000);
+
+      // Any verified county message carries the county's time: an ack (of nothing this village has) will do.
+      await county.send(villageId, 'ack', await signer.ack({ aud: villageId }));
+      await service.waitForLog((l) => l.msg === 'time is trusted now', 10_000);
+      await county.waitFor((m) => m.kind === 'alarm' && m.village === villageId && alarmPayloadSchema.parse(m.payload).clockTrusted === undefined, 10_000);
+      const corrected = alarms().find((a) => a.clockTrusted === undefined)!;
+      expect(corrected.id).toBe(first.id);
+      expect(Math.abs(Date.now() - Date.parse(corrected.raisedAt))).toBeLessThan(30_000);
+
+      // Now a command issued now is within the skew of the village's (trusted) time.
+      await county.send(villageId, 'stop', await signer.stop({ aud: villageId }));
+      await service.waitForLog((l) => l.msg === 'stop asked for nothing that plays or waits', 10_000);
+      await county.ack(villageId, first.id);
+      await service.waitForLog((l) => l.msg === 'alarm acknowledged by county', 10_000);
+      // One rejection only (the early stop; republished until acked, so counted by id).
+      expect(new Set(county.messages.filter((m) => m.kind === 'report' && m.village === villageId).map((m) => (m.payload as { id: string }).id)).size).toBe(1);
       expect(await service.terminate()).toBe(0);
     } finally {
       await service.terminate().catch(() => undefined);

@@ -219,6 +219,8 @@ function referenceAccepts(claims: Claims, kind: CommandKind, audienceTopic: Audi
   if (exp <= iat) return false;
   // Acks are never refused for time: one can only close an alarm this village raised.
   if (cmd !== 'ack' && (exp <= nowS || iat > nowS + skew)) return false;
+  // A broadcast or stop lives at most a day (county.maxCommandLifetimeSeconds' default).
+  if (cmd !== 'ack' && exp - iat > 24 * 3600) return false;
   if (cmd !== kind) return false;
   if (audienceTopic === 'all' ? aud !== 'all' : aud !== village && aud !== 'all') return false;
   // Acks are idempotent and exempt from the replay guard; everything else is accepted once per jti.

@@ -192,6 +192,12 @@ describe('command gate: one test per rejection reason', () => {
     expectRejected(await verify(g, await a.broadcast({ jti: 'cmd-future-2', iat: t0, exp: t0 + 300_000 })), 'not-yet-valid', 'iat must be in seconds, not milliseconds', 'cmd-future-2');
   });
 
+  it('invalid-body: a broadcast or stop that would live longer than the command lifetime cap (24 h by default)', async () => {
+    const g = gate();
+    expectRejected(await verify(g, await a.broadcast({ jti: 'cmd-forever-1', iat: nowS, exp: nowS + 24 * 3600 + 1 })), 'invalid-body', 'exp: 24 h after iat, longer than the 24 h a command may live', 'cmd-forever-1');
+    expect(await verify(g, await a.stop({ jti: 'cmd-day-1', iat: nowS, exp: nowS + 24 * 3600 }), 'stop')).toMatchObject({ ok: true });
+  });
+
   it('acks are never refused for time: issued an hour "ahead" of a village clock that is behind, or long expired', async () => {
     const g = gate();
     expect(await verify(g, await a.ack({ iat: nowS + 3600, exp: nowS + 3900 }), 'ack')).toMatchObject({ ok: true });
