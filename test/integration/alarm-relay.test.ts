@@ -283,6 +283,26 @@ describe('alarm relay, end to end through a real broker', () => {
     expect(elapsedMs).toBeLessThan(5000);
   });
 
+  it('does not send again the copies its MQTT client had queued before a drop: the outbox republishes what is unacked', async () => {
+    const broker: TestBroker = await startBroker();
+    cleanups.push(() => broker.stop());
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: broker.port });
+    cleanups.push(() => proxy.close());
+    const dispatch = await county(broker.url, false);
+    const { app, column } = await village('e2e-m', proxy.url);
+    await until(() => app.uplink.connected);
+    // The copy reaches the broker, its PUBACK never comes back: it sits in the client's queue.
+    proxy.freeze();
+    column(1).press();
+    await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-m');
+    proxy.thaw();
+    proxy.cutAll();
+    await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-m' && alarmPayloadSchema.parse(m.payload).attempt >= 2, 10_000);
+    const attempts = dispatch.messages.filter((m) => m.kind === 'alarm' && m.village === 'e2e-m').map((m) => alarmPayloadSchema.parse(m.payload).attempt);
+    // Attempt 1 once (not resent by the client after the reconnect), then the outbox's own copies.
+    expect(attempts.filter((a) => a === 1)).toEqual([1]);
+  });
+
   it('says offline itself on a clean stop', async () => {
     const dispatch = await county();
     const { app } = await village('e2e-g');
