@@ -10,7 +10,7 @@ import { connectCounty, distinctReports, type CountyClient } from '../support/co
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { fromBuild, startService, writeConfig, type ServiceProcess } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
-import { villageConfig, villageConfigJson } from '../support/village.ts';
+import { villageConfig, villageConfigJson, oneZoneBroadcast } from '../support/village.ts';
 import { waitUntil } from '../support/wait.ts';
 
 // The built service, as production runs it, killed with SIGKILL in the middle of an emergency and started
@@ -41,16 +41,11 @@ function config(tts: string[] | undefined, id = villageId) {
     columns: 0,
     commandKeys: [signer.keyEntry],
     dataDir: join(dir, 'data'),
-    extraDevices: [{ id: 'relays-1', bus: 'sim', unitId: 20, profile: 've-rb8-rtu', role: 'relay-board', label: 'relays' }],
-    broadcast: {
-      amplifiers: [{ id: 'amp-1', power: { device: 'relays-1', channel: 0 } }],
-      zones: [{ id: 'square', label: 'square', relay: { device: 'relays-1', channel: 1 }, amplifier: 'amp-1' }],
-      powerOnGapMs: 0,
-      warmUpMs: 0,
+    ...oneZoneBroadcast({
       idleTailMs: 500,
       // First life: a player that runs until it is killed. Second life: the shipped espeak-ng | aplay pipeline.
       player: tts === undefined ? { killTimeoutMs: 500 } : { tts, ttsOutput: null, killTimeoutMs: 500 },
-    },
+    }),
   });
 }
 

@@ -9,7 +9,7 @@ import { faultPayloadSchema, healthPayloadSchema, type FaultPayload, type Health
 import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
-import { villageConfig } from '../support/village.ts';
+import { villageConfig, oneZoneBroadcast } from '../support/village.ts';
 import { waitUntil } from '../support/wait.ts';
 
 // A village with the real process player, real media files and the real broker; sound goes to ALSA's null
@@ -57,17 +57,12 @@ async function start(villageId: string, broadcast: Record<string, unknown> = {},
     columns: 0,
     commandKeys: [signer.keyEntry],
     timing,
-    extraDevices: [{ id: 'relays-1', bus: 'sim', unitId: 20, profile: 've-rb8-rtu', role: 'relay-board', label: 'relays' }],
-    broadcast: {
-      amplifiers: [{ id: 'amp-1', power: { device: 'relays-1', channel: 0 } }],
-      zones: [{ id: 'square', label: 'square', relay: { device: 'relays-1', channel: 1 }, amplifier: 'amp-1' }],
-      powerOnGapMs: 0,
-      warmUpMs: 0,
+    ...oneZoneBroadcast({
       idleTailMs: 200,
       library,
       player: { media: { '.wav': ['aplay', '-q', '-D', '{device}', '{file}'] }, killTimeoutMs: 500 },
       ...broadcast,
-    },
+    }),
   });
   const { logger, lines } = memoryLogger('info');
   const app = createVillageEdge({ config, version: '0.0.0-test', logger });

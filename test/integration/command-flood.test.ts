@@ -6,7 +6,7 @@ import { connectCounty, distinctReports, type CountyClient } from '../support/co
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
-import { villageConfig } from '../support/village.ts';
+import { villageConfig, oneZoneBroadcast } from '../support/village.ts';
 import { waitUntil } from '../support/wait.ts';
 
 /**
@@ -51,14 +51,7 @@ describe('a flood of wrong-key commands', () => {
       protocolVersion,
       columns: 1,
       commandKeys: [signer.keyEntry],
-      extraDevices: [{ id: 'relays-1', bus: 'sim', unitId: 20, profile: 've-rb8-rtu', role: 'relay-board', label: 'relays' }],
-      broadcast: {
-        amplifiers: [{ id: 'amp-1', power: { device: 'relays-1', channel: 0 } }],
-        zones: [{ id: 'east', label: 'east', relay: { device: 'relays-1', channel: 1 }, amplifier: 'amp-1' }],
-        powerOnGapMs: 0,
-        warmUpMs: 0,
-        idleTailMs: 200,
-      },
+      ...oneZoneBroadcast({ idleTailMs: 200 }, 'east'),
     });
     app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: { player: new RecordingPlayer(20) } });
     await app.start();

@@ -9,7 +9,7 @@ import { reportPayloadSchema } from '../../src/county/payloads.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
-import { villageConfig } from '../support/village.ts';
+import { villageConfig, oneZoneBroadcast } from '../support/village.ts';
 import { waitUntil as waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
@@ -49,13 +49,7 @@ describe('county tooling on the command line: keygen, announce, county watch', (
       protocolVersion,
       columns: 1,
       commandKeys: [entry],
-      extraDevices: [{ id: 'relays-1', bus: 'sim', unitId: 20, profile: 've-rb8-rtu', role: 'relay-board', label: 'relays' }],
-      broadcast: {
-        amplifiers: [{ id: 'amp-1', power: { device: 'relays-1', channel: 0 } }],
-        zones: [{ id: 'square', label: 'square', relay: { device: 'relays-1', channel: 1 }, amplifier: 'amp-1' }],
-        warmUpMs: 0,
-        powerOnGapMs: 0,
-      },
+      ...oneZoneBroadcast(),
     });
     app = createVillageEdge({ config, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player } });
     await app.start();

@@ -55,3 +55,21 @@ export function villageConfig(options: VillageOptions): Config {
   if (!result.ok) throw new Error(`test config invalid:\n${result.errors.join('\n')}`);
   return result.config;
 }
+
+/**
+ * The smallest village that can play: relay board `relays-1` (simulated unit 20), amplifier `amp-1` on its
+ * channel 0 and one zone (`zone`, default `square`) on channel 1, with no power-on gap or warm-up. Spread
+ * into villageConfig's options; `broadcast` adds to or overrides the broadcast section.
+ */
+export function oneZoneBroadcast(broadcast: Record<string, unknown> = {}, zone = 'square') {
+  return {
+    extraDevices: [{ id: 'relays-1', bus: 'sim', unitId: 20, profile: 've-rb8-rtu', role: 'relay-board', label: 'relays' }],
+    broadcast: {
+      amplifiers: [{ id: 'amp-1', power: { device: 'relays-1', channel: 0 } }],
+      zones: [{ id: zone, label: zone, relay: { device: 'relays-1', channel: 1 }, amplifier: 'amp-1' }],
+      powerOnGapMs: 0,
+      warmUpMs: 0,
+      ...broadcast,
+    },
+  };
+}
