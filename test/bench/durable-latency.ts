@@ -6,6 +6,9 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Socket } from 'node:net';
+import mqtt from 'mqtt';
+import { NODE_RED_TOPIC, startNodeRed } from './node-red.ts';
 import type { AlarmPayload } from '../../src/county/payloads.ts';
 import { connectCounty } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
@@ -21,13 +24,13 @@ const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const VILLAGE = 'bench-durable';
 
 export interface DurableLatencyResult {
-  /** Milliseconds added to every fsync/fdatasync of the service (test/bench/slow-fsync.c). */
-  fsyncDelayMs: number;
+  /** Milliseconds added to every fsync/fdatasync of the service (test/bench/slow-fsync.c); null for Node-RED. */
+  fsyncDelayMs: number | null;
   presses: number;
   /** The poll that sampled the press → the county received the alarm. */
   sampleToCounty: { p50: number; p99: number };
-  /** The poll that sampled the press → the service logged it stored (committed, fsync'd). */
-  sampleToStored: { p50: number; p99: number };
+  /** The poll that sampled the press → the service logged it stored (committed, fsync'd); null for Node-RED, which stores nothing. */
+  sampleToStored: { p50: number; p99: number } | null;
   /** Alarms the county had before the service had committed them (publish and commit ran at once). */
   receivedBeforeStored: number;
 }
@@ -48,6 +51,7 @@ export async function measureDurableLatency(options: { presses: number; delaysMs
     });
     const results: DurableLatencyResult[] = [];
     for (const delayMs of options.delaysMs) results.push(await measureOne(delayMs, shim, join(dir, `delay-${delayMs}`), options));
+    results.push(await measureNodeRed(options));
     return results;
   } finally {
     for (const problem of await teardown.run()) console.error(`durable latency: ${problem}`);
@@ -117,5 +121,48 @@ async function measureOne(delayMs: number, shim: string, dir: string, options: {
     };
   } finally {
     for (const problem of await teardown.run()) console.error(`durable latency: ${problem}`);
+  }
+}
+
+/** The same press → county path through Node-RED on the same line (test/bench/node-red.ts): the issue's reference. */
+async function measureNodeRed(options: { presses: number; progress: (text: string) => void }): Promise<DurableLatencyResult> {
+  const teardown = new Teardown();
+  try {
+    const { broker, pair, slave, bus } = await openRtuRig(1, teardown);
+    const county = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clean: true, reconnectPeriod: 0 });
+    teardown.add('county client', () => county.endAsync());
+    if (county.stream instanceof Socket) county.stream.setNoDelay(true);
+    const arrivals: Array<{ n: number; at: number }> = [];
+    county.on('message', (_topic, payload) => arrivals.push({ n: (JSON.parse(payload.toString()) as { n: number }).n, at: performance.now() }));
+    await county.subscribeAsync(NODE_RED_TOPIC, { qos: 1 });
+    const nodeRed = await startNodeRed({ path: pair.controllerPath, brokerPort: broker.port, teardown, progress: options.progress });
+    await waitFor('Node-RED polling the column', () => slave.unit(1).requests >= 3, 30_000);
+    bus.start();
+    const sampleToCounty: number[] = [];
+    for (let n = 1; n <= options.presses; n++) {
+      const flippedAt = performance.now();
+      // Node-RED's flow has no latch reset: the column's button reads as it is, held over three polls.
+      slave.unit(1).set('discrete-inputs', 0, true);
+      await waitFor(`Node-RED's alarm ${n}`, () => arrivals.some((a) => a.n === n), 10_000).catch(() => {
+        throw new BenchFailure(`LOST: Node-RED relayed no alarm for press ${n} within 10 s; its log: ${nodeRed.output().slice(-1500)}`);
+      });
+      const sampledAt = bus.firstReadAfter(1, flippedAt);
+      if (sampledAt === undefined) throw new BenchFailure('the bus monitor saw no read after a press');
+      sampleToCounty.push(arrivals.find((a) => a.n === n)!.at - sampledAt);
+      await sleep(300);
+      slave.unit(1).set('discrete-inputs', 0, false);
+      await sleep(350);
+      if (n % 25 === 0) options.progress(`durable latency: Node-RED: ${n}/${options.presses} presses`);
+    }
+    bus.stop();
+    return {
+      fsyncDelayMs: null,
+      presses: sampleToCounty.length,
+      sampleToCounty: { p50: percentile(sampleToCounty, 50), p99: percentile(sampleToCounty, 99) },
+      sampleToStored: null,
+      receivedBeforeStored: 0,
+    };
+  } finally {
+    for (const problem of await teardown.run()) console.error(`durable latency (Node-RED): ${problem}`);
   }
 }

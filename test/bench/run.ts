@@ -15,6 +15,7 @@ import type { BusFigures } from './bus-monitor.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { measureDurableLatency, type DurableLatencyResult } from './durable-latency.ts';
+import { NODE_RED } from './node-red.ts';
 import { measureAckBurst, type AckBurstResult } from './ack-burst.ts';
 import { measureCommandLatency, measureCountyWide, type CommandLatencyResult, type CountyWideResult } from './commands.ts';
 import { measureOversized, type OversizedResult } from './oversized.ts';
@@ -182,18 +183,28 @@ function latencyRows(r: LatencyResult | undefined): Row[] {
 function durableRows(results: DurableLatencyResult[] | undefined): Row[] {
   if (results === undefined) return [skipped('1c. poll sample → county on a slow SD card', 'durable')];
   const fast = results.find((r) => r.fsyncDelayMs === 0);
-  return results.map((r) => ({
-    figure: `1c. Poll sample → county, 1 column, built service on a card whose fsync takes +${r.fsyncDelayMs} ms (LD_PRELOAD test/bench/slow-fsync.c)`,
-    value: `p50 ${ms(r.sampleToCounty.p50)}, p99 ${ms(r.sampleToCounty.p99)} (n = ${r.presses}); sample → committed p50 ${ms(r.sampleToStored.p50)}, p99 ${ms(r.sampleToStored.p99)}`,
-    target:
-      fast === undefined || r === fast
-        ? target(`${r.presses} of ${r.presses} at the county before their commit`, r.receivedBeforeStored === r.presses)
-        : target(
-            `${r.presses} of ${r.presses} at the county before their commit; p50 within 2 ms of the fast card's (${ms(fast.sampleToCounty.p50)})`,
-            r.receivedBeforeStored === r.presses && r.sampleToCounty.p50 <= fast.sampleToCounty.p50 + 2,
-          ),
-    note: `${r.receivedBeforeStored} of ${r.presses} reached the county before their commit returned; p99 against the fast card's ${fast === undefined ? 'n/a' : ms(fast.sampleToCounty.p99)} (one 9600-baud poll is ~15 ms of wire time, so p99 moves in such steps). The issue's black-box trial measured Node-RED (no store at all) at p50 9.4 ms on this set-up and the service at 13.5 ms before publish and commit ran at once; Node-RED is not run here, so the fast card is the like-for-like floor.`,
-  }));
+  const nodeRed = results.find((r) => r.fsyncDelayMs === null);
+  return results.map((r) => {
+    const figures = `p50 ${ms(r.sampleToCounty.p50)}, p99 ${ms(r.sampleToCounty.p99)} (n = ${r.presses})`;
+    if (r.fsyncDelayMs === null)
+      return {
+        figure: `1c. Poll sample → county, 1 column, Node-RED ${NODE_RED['node-red']} + node-red-contrib-modbus ${NODE_RED['node-red-contrib-modbus']} on the same line (100 ms poll, MQTT QoS 1, nothing stored)`,
+        value: figures,
+        target: '—',
+        note: 'The reference of issue 11.18, run here beside the service (test/bench/node-red.ts; installed from npm into a cache folder on first use). Its button reads as it is (its flow resets no latch).',
+      };
+    const against = [fast !== r && fast !== undefined ? fast : undefined, nodeRed].filter((x): x is DurableLatencyResult => x !== undefined);
+    const noWorse = against.every((o) => r.sampleToCounty.p50 <= o.sampleToCounty.p50 + 1 && r.sampleToCounty.p99 <= o.sampleToCounty.p99 + 1);
+    return {
+      figure: `1c. Poll sample → county, 1 column, built service on a card whose fsync takes +${r.fsyncDelayMs} ms (LD_PRELOAD test/bench/slow-fsync.c)`,
+      value: `${figures}; sample → committed ${r.sampleToStored === null ? 'n/a' : `p50 ${ms(r.sampleToStored.p50)}, p99 ${ms(r.sampleToStored.p99)}`}`,
+      target: target(
+        `${r.presses} of ${r.presses} at the county before their commit; p50 and p99 no worse (+1 ms) than ${against.map((o) => (o.fsyncDelayMs === null ? 'Node-RED' : 'the fast card')).join(' and ')}`,
+        r.receivedBeforeStored === r.presses && noWorse,
+      ),
+      note: `${r.receivedBeforeStored} of ${r.presses} reached the county before their commit returned. One 9600-baud poll is ~15 ms of wire time (request and reply), so every row starts there; p99 moves in steps of the machine's load.`,
+    };
+  });
 }
 
 function reconnectRows(r: ReconnectResult | undefined): Row[] {
