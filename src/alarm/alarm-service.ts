@@ -224,6 +224,8 @@ export class AlarmService {
       if (remaining > 0) this.armAckTimer(state, open.payload as unknown as AlarmPayload, remaining);
       return;
     }
+    // Nothing open: the column must not go on showing what it showed before a crash (e.g. `received`).
+    this.showIndicator(state, 'off');
   }
 
   private armAckTimer(state: TerminalState, alarm: AlarmPayload, delayMs: number): void {

@@ -42,8 +42,8 @@ describe('AlarmService', () => {
     expect(alarm.location).toMatchObject({ village: 'Village One', terminal: 'gate', lat: 25.04 });
     expect(alarm.raisedAt).toMatch(/^2026-11-29T\d\d:00:00\.000([+-]\d\d:\d\d|Z)$/);
     expect(outbox.get(alarm.id)).toBeDefined();
-    // Stored first, then the column is told: reset of the latch and the `sent` lamp.
-    expect(sim.device('c1').commands).toEqual(['reset button', 'indicator sent']);
+    // `off` at start (nothing open); then stored first, and only then is the column told: reset of the latch and the `sent` lamp.
+    expect(sim.device('c1').commands).toEqual(['indicator off', 'reset button', 'indicator sent']);
   });
 
   it('counts presses during an open alarm on it instead of raising more', async () => {
@@ -79,7 +79,7 @@ describe('AlarmService', () => {
     await press();
     expect(alarmPayloadSchema.parse(stored[2]!.payload)).toMatchObject({ followUpOf: original.id, presses: 5 });
     // The lamp and the ack timer belong to the alarm, not to each follow-up.
-    expect(sim.device('c1').commands.filter((c) => c.startsWith('indicator'))).toEqual(['indicator sent']);
+    expect(sim.device('c1').commands.filter((c) => c.startsWith('indicator'))).toEqual(['indicator off', 'indicator sent']);
   });
 
   it('says an alarm was raised on an untrusted clock, and corrects its time when the clock is trusted', async () => {
