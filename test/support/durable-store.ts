@@ -8,7 +8,8 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
  * Starts a child that prints `ready`, then one line per record it has committed, kills it with SIGKILL
- * `afterMs` after it is ready, and returns the complete lines it printed after `ready`.
+ * `afterMs` after its first committed record (on a loaded machine the first commit can take longer than
+ * any fixed delay after `ready`), and returns the complete lines it printed after `ready`.
  */
 export async function printedUntilKilled(childScript: string, args: string[], afterMs: number): Promise<string[]> {
   const child = spawn(process.execPath, ['--import', 'tsx', childScript, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -20,6 +21,10 @@ export async function printedUntilKilled(childScript: string, args: string[], af
   const deadline = Date.now() + 15_000;
   while (!out.startsWith('ready\n')) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`child did not start: ${err}`);
+    await sleep(5);
+  }
+  while (!/^ready\n[^\n]*\n/.test(out)) {
+    if (child.exitCode !== null || Date.now() > deadline + 15_000) throw new Error(`child committed nothing: ${err}`);
     await sleep(5);
   }
   await sleep(afterMs);
