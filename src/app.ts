@@ -18,6 +18,7 @@ import { Delivery } from './county/delivery.ts';
 import { HealthReporter } from './county/health-reporter.ts';
 import { createSdNotifier, type SdNotifier } from './platform/sd-notify.ts';
 import { TrustedClock } from './platform/trusted-clock.ts';
+import { missingPrograms } from './platform/programs.ts';
 import { BroadcastController } from './broadcast/controller.ts';
 import { createProcessPlayer } from './broadcast/process-player.ts';
 import { createProcessOutput } from './broadcast/process-output.ts';
@@ -67,6 +68,16 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   const startedAt = now();
   const problems: string[] = [];
 
+  // A player program that is missing is found now, not at the first emergency.
+  problems.push(
+    ...missingPrograms({
+      'broadcast.player.tts': config.broadcast.player.tts,
+      'broadcast.player.ttsOutput': config.broadcast.player.ttsOutput,
+      'broadcast.player.volume': config.broadcast.player.volume,
+      'broadcast.output.check': config.broadcast.output.check,
+      ...Object.fromEntries(Object.entries(config.broadcast.player.media).map(([extension, argv]) => [`broadcast.player.media["${extension}"]`, argv])),
+    }, (options.env ?? process.env)['PATH']),
+  );
   const profileSet = loadProfiles([shippedProfilesDir, ...(config.profilesDir === undefined ? [] : [config.profilesDir])]);
   problems.push(...profileSet.errors);
 

@@ -406,7 +406,11 @@ export class BroadcastController {
       ...(text === '' ? {} : { reason: text }),
       at: this.now(),
     };
-    this.options.logger.info({ ...event }, `broadcast ${kind}`);
+    // The emergency level under a name of its own: `level` is the log line's.
+    const { level, ...logged } = event;
+    const fields = { ...logged, ...(level === undefined ? {} : { emergencyLevel: level }) };
+    if (kind === 'failed' || kind === 'rejected') this.options.logger.warn(fields, `broadcast ${kind}`);
+    else this.options.logger.info(fields, `broadcast ${kind}`);
     this.events.push(event);
   }
 

@@ -205,7 +205,8 @@ export class SoundPath {
     }
     this.relays.set(label(ref), error !== undefined ? 'unknown' : on ? 'on' : 'off');
     const fields = { relay: label(ref), what, on };
-    if (error === undefined) this.options.logger.debug(fields, 'relay switched');
+    // At info: the technician reading the journal sees each zone and amplifier go on and off.
+    if (error === undefined) this.options.logger.info(fields, 'relay switched');
     else this.options.logger.warn({ ...fields, error }, 'relay write failed');
     return error;
   }

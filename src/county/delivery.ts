@@ -142,7 +142,7 @@ export class Delivery {
       .publishRecord(stream, { ...record.payload, attempt }, options)
       .then(
         () => logger.debug({ stream, id: record.id, seq: record.seq, attempt }, 'published'),
-        (error: unknown) => logger.info({ stream, id: record.id, seq: record.seq, attempt, err: error }, 'publish failed; will retry'),
+        (error: unknown) => logger.warn({ stream, id: record.id, seq: record.seq, attempt, err: error }, 'publish failed; will retry'),
       )
       .finally(() => {
         this.inFlight--;

@@ -304,6 +304,25 @@ describe('alarm relay, end to end through a real broker', () => {
     expect(attempts.filter((a) => a === 1)).toEqual([1]);
   });
 
+  it('names a player program that is not installed in health, at start rather than at the first announcement', async () => {
+    const dispatch = await county();
+    const { logger } = memoryLogger('info');
+    const config = villageConfig({
+      villageId: 'e2e-n',
+      brokerUrl,
+      protocolVersion,
+      columns: 1,
+      timing: { healthIntervalMs: 1000 },
+      commandKeys: [signer.keyEntry],
+      broadcast: { output: { device: 'null' }, player: { tts: ['no-such-speaker', '--', '{text}'] } },
+    });
+    const app = createVillageEdge({ config, version: '0.0.0-test', logger });
+    await app.start();
+    cleanups.push(() => app.stop());
+    const health = healthPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'health' && m.village === 'e2e-n')).payload);
+    expect(health.problems).toEqual(['broadcast.player.tts: "no-such-speaker" is not installed or not on the PATH; what it plays will fail']);
+  });
+
   it('says offline itself on a clean stop', async () => {
     const dispatch = await county();
     const { app } = await village('e2e-g');
