@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { readConfigFile } from './config/load.ts';
+import { preflight } from './config/preflight.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { createVillageEdge, shippedProfilesDir, type VillageEdge } from './app.ts';
 import { loadProfiles, sortProfileProblems } from './drivers/profiles.ts';
@@ -77,14 +78,16 @@ function checkConfig(path: string): number {
   // Only what would stop the service (or a configured device) fails the check: this is the unit's
   // ExecStartPre, and a broken file no device uses must not keep the village off the air.
   const sorted = sortProfileProblems(profiles, new Set(config.devices.map((d) => d.profile)));
-  const errors = [...sorted.errors, ...problems];
+  const environment = preflight(config, { configPath: path });
+  const errors = [...sorted.errors, ...problems, ...environment.errors];
+  const warnings = [...sorted.warnings, ...environment.warnings];
   for (const error of errors) console.error(error);
-  for (const warning of sorted.warnings) console.error(`warning: ${warning}`);
+  for (const warning of warnings) console.error(`warning: ${warning}`);
   if (errors.length > 0) {
     console.error(`${path}: ${errors.length} error(s)`);
     return 1;
   }
-  const warned = sorted.warnings.length === 0 ? '' : `, ${sorted.warnings.length} warning(s)`;
+  const warned = warnings.length === 0 ? '' : `, ${warnings.length} warning(s)`;
   console.log(`${path}: ok (village ${config.village.id}, ${config.buses.length} bus(es), ${config.devices.length} device(s)${warned})`);
   return 0;
 }

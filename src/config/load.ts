@@ -26,7 +26,7 @@ export function readConfigFile(path: string): ConfigResult {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    return { ok: false, errors: [`(file): ${path} is not valid JSON: ${(error as Error).message}`] };
+    return { ok: false, errors: [`(file): ${path} is not valid JSON${whereInText(text, (error as Error).message)}: ${(error as Error).message}`] };
   }
   const result = parseConfig(json);
   if (!result.ok) return result;
@@ -81,4 +81,14 @@ function resolvePaths(config: Config, configDir: string): Config {
             },
     },
   };
+}
+
+/** ` at line L, column C` from JSON.parse's "at position N" (V8 gives only the offset). */
+function whereInText(text: string, message: string): string {
+  const position = /at position (\d+)/.exec(message)?.[1];
+  if (position === undefined) return '';
+  const before = text.slice(0, Number(position));
+  const line = before.split('\n').length;
+  const column = Number(position) - before.lastIndexOf('\n');
+  return ` at line ${line}, column ${column}`;
 }

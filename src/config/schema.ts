@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import * as z from 'zod';
 import { ed25519PublicKeyProblem } from '../platform/ed25519-public-key.ts';
 
@@ -7,6 +8,33 @@ const topicSafeId = z
   .min(1)
   .max(64)
   .regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, "-" and "_" only (it becomes part of an MQTT topic)');
+
+/**
+ * A command key as an installer may paste it: `{kid, x}`, keygen's whole public JWK (`kty`, `crv`, `use`,
+ * `alg` dropped once checked) or `{kid, pem}`. A private JWK is refused outright: it must never leave the county.
+ */
+function asKidAndX(value: unknown, ctx: z.core.$RefinementCtx<unknown>): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const { kty, crv, use, alg, pem, ...rest } = value as Record<string, unknown>;
+  if ('d' in rest) {
+    ctx.addIssue({ code: 'custom', message: 'this is the county\'s PRIVATE key (it has "d"): keep it at the county and paste the public {"kid","x"} that keygen printed' });
+    return value;
+  }
+  if ((kty !== undefined && kty !== 'OKP') || (crv !== undefined && crv !== 'Ed25519') || (alg !== undefined && alg !== 'EdDSA' && alg !== 'Ed25519')) {
+    ctx.addIssue({ code: 'custom', message: `an Ed25519 key is expected (kty "OKP", crv "Ed25519"), not kty ${JSON.stringify(kty)}, crv ${JSON.stringify(crv)}` });
+    return value;
+  }
+  if (use !== undefined && use !== 'sig') ctx.addIssue({ code: 'custom', message: `use: ${JSON.stringify(use)}, a signing key ("sig") is expected` });
+  if (pem === undefined) return rest;
+  try {
+    const jwk = createPublicKey(String(pem)).export({ format: 'jwk' });
+    if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new Error(`a ${jwk.crv ?? jwk.kty ?? 'non-Ed25519'} key`);
+    return { ...rest, x: jwk.x };
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `pem: not an Ed25519 public key in PEM (${error instanceof Error ? error.message : String(error)})` });
+    return value;
+  }
+}
 
 const serialLineSettings = {
   path: z.string().min(1),
@@ -124,19 +152,23 @@ export const countySchema = z
      */
     commandKeys: z
       .array(
-        z
-          .object({
-            kid: z.string().min(1).max(64),
-            x: z
-              .string()
-              .regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte Ed25519 public key, base64url (43 characters)')
-              // A small-order key would let one fixed signature verify for every message: refuse it here, before deployment.
-              .superRefine((x, ctx) => {
-                const problem = ed25519PublicKeyProblem(Buffer.from(x, 'base64url'));
-                if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-              }),
-          })
-          .strict(),
+        // Also taken as a whole public JWK (as keygen's .public.jwk.json has it) or as a PEM public key.
+        z.preprocess(
+          asKidAndX,
+          z
+            .object({
+              kid: z.string().min(1).max(64),
+              x: z
+                .string()
+                .regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte Ed25519 public key, base64url (43 characters)')
+                // A small-order key would let one fixed signature verify for every message: refuse it here, before deployment.
+                .superRefine((x, ctx) => {
+                  const problem = ed25519PublicKeyProblem(Buffer.from(x, 'base64url'));
+                  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+                }),
+            })
+            .strict(),
+        ),
       )
       .default([])
       .superRefine((keys, ctx) => {
@@ -146,6 +178,8 @@ export const countySchema = z
           seen.add(k.kid);
         });
       }),
+    /** No county keys on purpose: every county command (acks too) is refused. check-config fails on empty keys otherwise. */
+    commandsDisabled: z.boolean().default(false),
     /** A command whose `iat` lies further in the future than this is refused (clocks drift; replays don't). */
     maxClockSkewSeconds: z.number().int().min(0).max(3600).default(60),
     /** A broadcast or stop whose `exp` lies further after its `iat` than this is refused (a long-lived capture is a long-lived replay). */

@@ -40,7 +40,8 @@ export function createDeviceHub(options: {
     options.devices.forEach((config, index) => {
       if (config.bus !== bus.id) return;
       const profile = options.profiles.get(config.profile);
-      const problem = profile === undefined ? `no device profile named "${config.profile}"` : misfit(bus, config, profile);
+      const problem =
+        profile === undefined ? `no device profile named "${config.profile}" (known: ${[...options.profiles.keys()].sort().join(', ') || 'none'})` : misfit(bus, config, profile);
       if (problem !== undefined || profile === undefined) problems.push(`devices[${index}] (${config.id}): ${problem}`);
       else members.push({ config, profile });
     });

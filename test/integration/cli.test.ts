@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,12 +13,73 @@ function cli(...args: string[]) {
 }
 
 describe('village-edge command line', () => {
-  it('check-config accepts the shipped examples', () => {
-    for (const file of ['config/example.json', 'config/village.example.json']) {
-      const { code, stdout } = cli('check-config', file);
-      expect(code).toBe(0);
-      expect(stdout).toMatch(/ok \(village /);
-    }
+  it('check-config accepts the shipped demo, and names what the village template still lacks on this machine', () => {
+    const demo = cli('check-config', 'config/example.json');
+    expect(demo.code).toBe(0);
+    expect(demo.stdout).toMatch(/ok \(village /);
+    // The template is to be filled in: no county key yet, TLS files that live on a village Pi.
+    const template = cli('check-config', 'config/village.example.json');
+    expect(template.code).toBe(1);
+    const lines = template.stderr.trim().split('\n');
+    expect(lines.filter((l) => !l.startsWith('warning: ') && !l.includes('error(s)')).map((l) => l.split(':')[0])).toEqual([
+      'county.commandKeys',
+      'county.tls.ca',
+      'county.tls.cert',
+      'county.tls.key',
+    ]);
+    expect(template.stderr).toMatch(/^warning: buses\[0\] \(rs485-1\)\.path: \/dev\/ttyUSB0 does not exist \(yet\)/m);
+    expect(template.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('check-config catches what run would fail on or run crippled by, each naming its field', () => {
+    const dir = mkdtempSync(join(tmpdir(), 've-cli-'));
+    const base = JSON.parse(readFileSync('config/example.json', 'utf8')) as Record<string, unknown> & { county: Record<string, unknown> };
+    const write = (name: string, config: unknown) => {
+      const path = join(dir, name);
+      writeFileSync(path, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+      return path;
+    };
+    const check = (config: unknown) => cli('check-config', write('config.json', config));
+    const demoKey = JSON.parse(readFileSync('config/demo-county.public.jwk.json', 'utf8')) as Record<string, string>;
+    const county = { ...base.county, embeddedBroker: false };
+
+    const syntax = check('{\n  "version": 1,\n  "village": { "id": "v1" ,, }\n}');
+    expect(syntax.code).toBe(1);
+    expect(syntax.stderr).toMatch(/is not valid JSON at line 3, column \d+/);
+
+    const noKeys = check({ ...base, dataDir: join(dir, 'data'), county: { ...county, commandKeys: [] } });
+    expect(noKeys.code).toBe(1);
+    expect(noKeys.stderr).toMatch(/^county\.commandKeys: empty, so every ack and broadcast from the county would be refused/m);
+    expect(check({ ...base, dataDir: join(dir, 'data'), county: { ...county, commandKeys: [], commandsDisabled: true } }).code).toBe(0);
+
+    // keygen's whole public JWK, or a PEM, is taken as well as {kid, x}; the private JWK is refused.
+    expect(check({ ...base, dataDir: join(dir, 'data'), county: { ...county, commandKeys: [demoKey] } }).code).toBe(0);
+    const pem = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: demoKey['x']! }, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+    expect(check({ ...base, dataDir: join(dir, 'data'), county: { ...county, commandKeys: [{ kid: 'pem-key', pem }] } }).code).toBe(0);
+    const privateKey = check({ ...base, dataDir: join(dir, 'data'), county: { ...county, commandKeys: [{ ...demoKey, d: 'AAAA' }] } });
+    expect(privateKey.code).toBe(1);
+    expect(privateKey.stderr).toMatch(/county\.commandKeys\[0\]: this is the county's PRIVATE key/);
+
+    const badUrl = check({ ...base, dataDir: join(dir, 'data'), county: { ...county, url: 'mqtt://[::1:1883' } });
+    expect(badUrl.code).toBe(1);
+    expect(badUrl.stderr).toMatch(/^county\.url: "mqtt:\/\/\[::1:1883" does not parse as a URL/m);
+
+    const blocked = write('not-a-folder', 'x');
+    const badDataDir = check({ ...base, dataDir: join(blocked, 'data') });
+    expect(badDataDir.code).toBe(1);
+    expect(badDataDir.stderr).toMatch(/^dataDir: .*is not a folder/m);
+
+    const devices = (base['devices'] as Array<Record<string, unknown>>).map((d, i) => (i === 0 ? { ...d, profile: 've-ac999' } : d));
+    const unknownProfile = check({ ...base, dataDir: join(dir, 'data'), devices });
+    expect(unknownProfile.code).toBe(1);
+    expect(unknownProfile.stderr).toMatch(/no device profile named "ve-ac999" \(known: .*ve-ac100-rtu.*\)/);
+
+    const secret = write('secret.json', { ...base, dataDir: join(dir, 'data'), county: { ...county, username: 'v1', password: 'p' } });
+    chmodSync(secret, 0o644);
+    const loose = cli('check-config', secret);
+    expect(loose.code).toBe(0);
+    expect(loose.stderr).toMatch(/^warning: .*secret\.json: readable by other users and holds the county password/m);
+    for (const result of [syntax, noKeys, privateKey, badUrl, badDataDir, unknownProfile]) expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('check-config prints every error with its field path and exits 1', () => {
@@ -50,7 +112,8 @@ describe('village-edge command line', () => {
     expect(second.stderr).toContain('devices[0] (c1): no device profile named "no-such-model"');
     expect(second.stderr).toContain('devices[1] (c2): profile "ve-ac200-line" speaks line, bus "rtu" is modbus-rtu');
     expect(second.stderr).toContain('devices[2] (r1): role relay-board needs relays; profile "ve-ac100-rtu" has none');
-    expect(second.stderr).toContain('3 error(s)');
+    expect(second.stderr).toContain('county.commandKeys: empty');
+    expect(second.stderr).toContain('4 error(s)');
   });
 
   it('check-config fails only on a broken profile a device uses; others in profilesDir are warnings', () => {
@@ -62,7 +125,7 @@ describe('village-edge command line', () => {
     const config = (profile: string) => ({
       version: 1,
       village: { id: 'v1', name: 'x', location: { lat: 25, lon: 102 } },
-      county: { url: 'mqtt://127.0.0.1:1883' },
+      county: { url: 'mqtt://127.0.0.1:1883', commandsDisabled: true },
       dataDir: './data',
       profilesDir: './profiles',
       buses: [{ id: 'sim', kind: 'simulated' }],
