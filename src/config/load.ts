@@ -38,7 +38,7 @@ export function parseConfig(json: unknown): { ok: true; config: Config } | { ok:
   const migrated = migrate(json);
   if (!migrated.ok) return migrated;
   const parsed = configSchema.safeParse(migrated.value);
-  if (!parsed.success) return { ok: false, errors: describeIssues(parsed.error) };
+  if (!parsed.success) return { ok: false, errors: describeIssues(parsed.error, '', configSchema) };
   return { ok: true, config: parsed.data };
 }
 

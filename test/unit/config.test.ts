@@ -18,6 +18,26 @@ function errorsOf(json: unknown): string[] {
 }
 
 describe('config', () => {
+  it('suggests the known key an unknown one most likely misspells, wherever it is', () => {
+    const result = parseConfig({
+      version: 1,
+      village: { id: 'v1', name: 'v', location: { lat: 25, lon: 102 } },
+      county: { url: 'mqtt://127.0.0.1:1883', comandKeys: [] },
+      dataDir: '/tmp/x',
+      buses: [{ id: 'b', kind: 'modbus-rtu', path: '/dev/ttyUSB0', baudrate: 9600 }],
+      timing: { pollIntervallMs: 100 },
+      brodcast: {},
+      whatever: 1,
+    });
+    expect(result.ok).toBe(false);
+    expect(result.ok ? [] : result.errors).toEqual([
+      'county: Unrecognized key: "comandKeys" ("comandKeys": did you mean "commandKeys"?)',
+      'buses[0]: Unrecognized key: "baudrate" ("baudrate": did you mean "baudRate"?)',
+      'timing: Unrecognized key: "pollIntervallMs" ("pollIntervallMs": did you mean "pollIntervalMs"?)',
+      '(root): Unrecognized keys: "brodcast", "whatever" ("brodcast": did you mean "broadcast"?)',
+    ]);
+  });
+
   it('fills defaults for a minimal config', () => {
     const result = parseConfig(minimal);
     expect(result.ok).toBe(true);
