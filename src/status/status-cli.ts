@@ -5,12 +5,12 @@ import { errorText } from '../store/storage-files.ts';
 import { statusDocumentSchema, statusRequest, statusSocketPath, type StatusDocument } from './status-document.ts';
 
 /** The systemd unit's config, so a technician on the Pi can type just `village-edge status`. */
-export const defaultConfigPath = '/etc/village-edge/config.json';
+const defaultConfigPath = '/etc/village-edge/config.json';
 
-export type StatusAnswer = { ok: true; document: StatusDocument } | { ok: false; message: string };
+type StatusAnswer = { ok: true; document: StatusDocument } | { ok: false; message: string };
 
 /** Asks the running service once. Every failure is one line for a technician, never a stack trace. */
-export function requestStatus(path: string, timeoutMs = 5000): Promise<StatusAnswer> {
+function requestStatus(path: string, timeoutMs = 5000): Promise<StatusAnswer> {
   return new Promise((resolve) => {
     const socket = connect(path);
     let text = '';
@@ -59,16 +59,16 @@ function parseAnswer(text: string, path: string): StatusAnswer {
 }
 
 /** `village-edge status [--config FILE | --socket PATH] [--json]`: exit 0 when the service answered, 1 when not, 2 on bad arguments. */
-export async function statusCommand(args: string[], print: (line: string) => void = console.log, printError: (line: string) => void = console.error): Promise<number> {
+export async function statusCommand(args: string[]): Promise<number> {
   let values: { config?: string | undefined; socket?: string | undefined; json?: boolean | undefined };
   try {
     ({ values } = parseArgs({ args, options: { config: { type: 'string' }, socket: { type: 'string' }, json: { type: 'boolean', default: false } } }));
   } catch (error) {
-    printError(`status: ${(error as Error).message}`);
+    console.error(`status: ${(error as Error).message}`);
     return 2;
   }
   if (values.config !== undefined && values.socket !== undefined) {
-    printError('status: give --config FILE or --socket PATH, not both');
+    console.error('status: give --config FILE or --socket PATH, not both');
     return 2;
   }
   let path = values.socket;
@@ -76,22 +76,22 @@ export async function statusCommand(args: string[], print: (line: string) => voi
     const configPath = values.config ?? defaultConfigPath;
     const result = readConfigFile(configPath);
     if (!result.ok) {
-      printError(`status: ${result.errors[0] ?? configPath}${result.errors.length > 1 ? ` (and ${result.errors.length - 1} more: check-config ${configPath})` : ''}`);
+      console.error(`status: ${result.errors[0] ?? configPath}${result.errors.length > 1 ? ` (and ${result.errors.length - 1} more: check-config ${configPath})` : ''}`);
       return 1;
     }
     path = statusSocketPath(result.config);
   }
   const answer = await requestStatus(path);
   if (!answer.ok) {
-    printError(answer.message);
+    console.error(answer.message);
     return 1;
   }
-  print(values.json === true ? JSON.stringify(answer.document, null, 2) : formatStatus(answer.document));
+  console.log(values.json === true ? JSON.stringify(answer.document, null, 2) : formatStatus(answer.document));
   return 0;
 }
 
 /** The human summary: what a technician asks first, one subject a line, trouble in capitals. */
-export function formatStatus(doc: StatusDocument): string {
+function formatStatus(doc: StatusDocument): string {
   const { health, link, system } = doc;
   const at = Date.parse(health.at);
   const when = (iso: string) => `${iso.slice(0, 19).replace('T', ' ')} (${ago(at - Date.parse(iso))})`;
