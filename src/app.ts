@@ -15,7 +15,7 @@ import { FaultRecorder } from './alarm/fault-recorder.ts';
 import { createMqttLink } from './county/mqtt-link.ts';
 import { startEmbeddedBroker } from './county/embedded-broker.ts';
 import { Delivery } from './county/delivery.ts';
-import { HealthReporter } from './county/health-reporter.ts';
+import { HealthReporter, type HealthSources } from './county/health-reporter.ts';
 import { createSdNotifier, type SdNotifier } from './platform/sd-notify.ts';
 import { TrustedClock } from './platform/trusted-clock.ts';
 import { missingPrograms } from './platform/programs.ts';
@@ -32,6 +32,10 @@ import { createCommandGate } from './county/command-gate.ts';
 import type { InboundCommand } from './county/types.ts';
 import type { BroadcastJournal, ReplayGuard } from './store/types.ts';
 import { errorText } from './store/storage-files.ts';
+import { Activity } from './status/activity.ts';
+import { buildStatusDocument } from './status/build-status.ts';
+import { statusSocketPath } from './status/status-document.ts';
+import { StatusServer } from './status/status-server.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
 export const shippedProfilesDir = fileURLToPath(new URL('../devices/', import.meta.url));
@@ -116,6 +120,11 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       ...(options.configDir ? { configDir: options.configDir } : {}),
     });
 
+  // For `village-edge status`: the link's and each device's last change, which nothing else keeps.
+  const activity = new Activity(now);
+  uplink.on('connected', () => activity.linkConnected());
+  uplink.on('disconnected', (reason) => activity.linkDisconnected(reason));
+
   // Events can only arrive after start(); these are assigned before then.
   let alarms: AlarmService | undefined;
   let broadcast: BroadcastController | undefined;
@@ -125,6 +134,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       ['alarm', () => alarms?.handleDeviceEvent(event)],
       ['fault', () => faults?.handleDeviceEvent(event)],
       ['amplifier', () => amplifierFaults.handleDeviceEvent(event)],
+      ['status', () => activity.observeDevice(event)],
       // A villager's stop button silences everything, whatever asked for sound, until it is released.
       ['local-stop', () => event.type === 'input' && event.input === 'stop' && broadcast?.setLocalStop(event.active)],
     ] as const) {
@@ -290,26 +300,43 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   };
   uplink.on('command', onCommand);
 
-  const health = new HealthReporter({
-    sources: {
-      villageId: config.village.id,
-      version,
-      startedAt,
-      pollIntervalMs: config.timing.pollIntervalMs,
-      devices: () => hub.health(),
-      outbox: () => outbox.stats(),
-      problems: () => {
-        const problem = storage?.health().problem;
-        return problem === null || problem === undefined ? problems : [...problems, `storage: ${problem}`];
-      },
-      ...(storage === undefined ? {} : { storage: () => storage.health() }),
-      clock: () => clock.state(),
-      audio: () => broadcast?.audioState() ?? { device: output.device, ok: null, checkedAt: null },
+  const healthSources: HealthSources = {
+    villageId: config.village.id,
+    version,
+    startedAt,
+    pollIntervalMs: config.timing.pollIntervalMs,
+    devices: () => hub.health(),
+    outbox: () => outbox.stats(),
+    problems: () => {
+      const problem = storage?.health().problem;
+      return problem === null || problem === undefined ? problems : [...problems, `storage: ${problem}`];
     },
+    ...(storage === undefined ? {} : { storage: () => storage.health() }),
+    clock: () => clock.state(),
+    audio: () => broadcast?.audioState() ?? { device: output.device, ok: null, checkedAt: null },
+  };
+  const health = new HealthReporter({
+    sources: healthSources,
     uplink,
     intervalMs: config.timing.healthIntervalMs,
     logger,
     now,
+  });
+
+  const status = new StatusServer({
+    path: statusSocketPath(config),
+    logger: logger.child({ component: 'status' }),
+    document: () =>
+      buildStatusDocument({
+        health: healthSources,
+        countyUrl: config.county.url,
+        linkConnected: () => uplink.connected,
+        activity,
+        devices: config.devices,
+        dataDir: config.dataDir,
+        thermalDir: config.status.thermalDir,
+        now,
+      }),
   });
 
   let embeddedBroker: { close(): Promise<void> } | undefined;
@@ -360,6 +387,14 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       durable.resume();
       if (journalOpenError !== undefined) onJournalFailure(journalOpenError);
       health.start();
+      try {
+        await status.start();
+      } catch (error) {
+        // Only the technician's view is lost; the village stays on the air.
+        const problem = `status.socket: ${errorText(error)}; \`village-edge status\` cannot reach the service`;
+        problems.push(problem);
+        logger.error({ problem }, 'status socket did not start');
+      }
       // The watchdog vouches for delivery's once-a-second pass (and so the event loop) still turning.
       notifier = createSdNotifier({ env, alive: () => now() - (delivery?.lastPassAt ?? 0) < 5000, logger });
       notifier.ready();
@@ -369,6 +404,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       notifier?.stopping();
       clearInterval(clockCheck);
       health.stop();
+      await status.stop();
       await broadcast?.stop();
       reports.stop();
       await hub.stop();

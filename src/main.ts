@@ -11,10 +11,13 @@ import { inputNames, type InputName } from './drivers/profile-schema.ts';
 import { parseArgs } from 'node:util';
 import { writeKeyFiles } from './county/keys.ts';
 import { announce, watch, type AnnounceBody, type BrokerOptions } from './county/county-tools.ts';
+import { statusCommand } from './status/status-cli.ts';
 
 const usage = `usage:
   village-edge run --config FILE     run the service for one village
   village-edge check-config FILE     validate a config (and the device profiles it names); exit 1 on errors
+  village-edge status [--config FILE | --socket PATH] [--json]
+                                     ask the running service how it is (default config /etc/village-edge/config.json)
   village-edge --version
 
 county tools:
@@ -41,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       if (configPath === undefined) return fail(usage);
       return checkConfig(configPath);
     }
+    case 'status':
+      return statusCommand(rest);
     case 'keygen':
       return keygen(rest);
     case 'announce':

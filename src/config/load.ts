@@ -68,6 +68,7 @@ function resolvePaths(config: Config, configDir: string): Config {
     ...config,
     dataDir: abs(config.dataDir),
     profilesDir: config.profilesDir === undefined ? undefined : abs(config.profilesDir),
+    status: { ...config.status, socket: config.status.socket === undefined ? undefined : abs(config.status.socket), thermalDir: abs(config.status.thermalDir) },
     broadcast: { ...config.broadcast, library: abs(config.broadcast.library) },
     county: {
       ...config.county,

@@ -373,6 +373,16 @@ export const configSchema = z
       })
       .strict()
       .default({ systemClock: 'timesyncd', synchronizedFlag: '/run/systemd/timesync/synchronized' }),
+    /** `village-edge status` reads the running service through this unix socket (owner-only, 0600). */
+    status: z
+      .object({
+        /** Default `<dataDir>/status.sock`; relative to the config file. A unix socket path holds at most 107 bytes. */
+        socket: z.string().min(1).max(107).optional(),
+        /** Where the kernel lists thermal zones (`thermal_zoneN/temp`, millidegrees); a board without them reports none. */
+        thermalDir: z.string().min(1).default('/sys/class/thermal'),
+      })
+      .strict()
+      .default({ thermalDir: '/sys/class/thermal' }),
     buses: z.array(busSchema).default([]),
     devices: z.array(deviceSchema).default([]),
     timing: timingSchema.default(() => timingSchema.parse({})),
