@@ -73,9 +73,9 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     await waitUntil(() => reports().some((r) => r.jti === jti && r.event === 'stopped'));
 
     // A bad command is refused by the tool itself, naming the field, before anything is signed.
-    const bad = spawnSync(process.execPath, cliArgs('announce', ...common, '--emergency', '7', '--text', 'x'), { encoding: 'utf8', cwd: repoRoot });
+    const bad = spawnSync(process.execPath, cliArgs('announce', ...common, '--announcement', '--zones', 'a b', '--text', 'x'), { encoding: 'utf8', cwd: repoRoot });
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/level/);
+    expect(bad.stderr).toMatch(/zones/);
   });
 
   it('county watch prints what villages report and acks it with a signed ack', async () => {
