@@ -219,6 +219,8 @@ const announceFlags = {
   repeat: { type: 'string', default: '1' },
   expires: { type: 'string', default: '900' },
   stop: { type: 'string' },
+  'no-wait': { type: 'boolean', default: false },
+  timeout: { type: 'string', default: '30' },
 } as const;
 
 async function announceCommand(args: string[]): Promise<number> {
@@ -229,6 +231,7 @@ async function announceCommand(args: string[]): Promise<number> {
   if ((values.village === undefined) === !values.all) throw new UsageError('announce: give exactly one of --village ID or --all');
   const broker = brokerOf(cmd, values);
   const expiresInSeconds = intFlag(cmd, 'expires', values.expires, 1, 86_400);
+  const timeoutSeconds = intFlag(cmd, 'timeout', values.timeout, 1, 3600);
   let body: AnnounceBody;
   if (values.stop !== undefined) body = { cmd: 'stop', target: values.stop === 'all' ? 'all' : { jti: values.stop } };
   else {
@@ -248,10 +251,23 @@ async function announceCommand(args: string[]): Promise<number> {
       repeat: intFlag(cmd, 'repeat', values.repeat, 1, 10),
     };
   }
+  // A stop is reported against the broadcast it ends, not by its own jti: nothing to wait for by it.
+  const wait = !values['no-wait'] && body.cmd === 'broadcast';
   try {
-    const { jti, topic } = await announce({ broker, keyFile: values.key, audience: values.all ? 'all' : (values.village ?? ''), body, expiresInSeconds });
-    console.log(`published ${body.cmd} ${jti} to ${topic}`);
-    return 0;
+    const { jti, topic, outcome } = await announce({
+      broker,
+      keyFile: values.key,
+      audience: values.all ? 'all' : (values.village ?? ''),
+      body,
+      expiresInSeconds,
+      ...(wait ? { wait: { timeoutMs: timeoutSeconds * 1000, print: (line: string) => console.log(line) } } : {}),
+    });
+    if (outcome === undefined) {
+      console.log(`published ${body.cmd} ${jti} to ${topic}`);
+      return 0;
+    }
+    for (const line of outcome.lines) console.log(line);
+    return outcome.exitCode;
   } catch (error) {
     console.error(`announce: ${(error as Error).message}`);
     return 1;

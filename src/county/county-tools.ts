@@ -3,7 +3,8 @@ import { Socket } from 'node:net';
 import { wholeMqttJs } from './broker-socket.ts';
 import { loadPrivateKey, signCommand } from './keys.ts';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics } from './topics.ts';
-import { broadcastCommandSchema, stopCommandSchema } from './payloads.ts';
+import { broadcastCommandSchema, reportPayloadSchema, statePayloadSchema, stopCommandSchema } from './payloads.ts';
+import { AnnounceTracker, type AnnounceOutcome } from './announce-outcome.ts';
 import { describeIssues } from '../platform/schema-errors.ts';
 
 /**
@@ -33,7 +34,7 @@ export type AnnounceBody =
     }
   | { cmd: 'stop'; target: 'all' | { jti: string } };
 
-/** Signs one command for one village (or `all`) and publishes it; returns its jti. */
+/** Signs one command for one village (or `all`) and publishes it; with `wait`, waits for the villages' reports on it. */
 export async function announce(options: {
   broker: BrokerOptions;
   keyFile: string;
@@ -42,7 +43,9 @@ export async function announce(options: {
   body: AnnounceBody;
   expiresInSeconds: number;
   now?: () => number;
-}): Promise<{ jti: string; topic: string }> {
+  /** Print each village's reports as they come, until all addressed have settled or `timeoutMs` passed. */
+  wait?: { timeoutMs: number; print: (line: string) => void };
+}): Promise<{ jti: string; topic: string; outcome?: AnnounceOutcome }> {
   const { key, kid } = await loadPrivateKey(options.keyFile);
   const iat = Math.floor((options.now ?? Date.now)() / 1000);
   const jti = `county-${new Date(iat * 1000).toISOString().slice(0, 10).replaceAll('-', '')}-${randomUUID().slice(0, 8)}`;
@@ -56,11 +59,51 @@ export async function announce(options: {
   const topic = villageTopics(options.broker.prefix, options.audience).topic(kind);
   const client = await connect(options.broker, `county-announce-${randomUUID().slice(0, 8)}`);
   try {
+    const wait = options.wait;
+    const tracker = wait === undefined ? undefined : new AnnounceTracker({ jti, kid, audience: options.audience });
+    let settled = (): void => {};
+    if (tracker !== undefined && wait !== undefined) {
+      client.on('message', (messageTopic, payload) => {
+        const uplink = parseUplink(options.broker.prefix, messageTopic);
+        if (uplink === undefined) return;
+        const parsedPayload = parseJson(payload);
+        if (uplink.kind === 'state') {
+          const state = statePayloadSchema.safeParse(parsedPayload);
+          if (state.success) tracker.state(state.data);
+        } else if (uplink.kind === 'report') {
+          const report = reportPayloadSchema.safeParse(parsedPayload);
+          const line = report.success ? tracker.report(report.data) : undefined;
+          if (line !== undefined) wait.print(line);
+        }
+        if (tracker.settled()) settled();
+      });
+      // Subscribed before publishing, so no report can come before we listen; retained states say who is online.
+      const village = all ? '+' : options.audience;
+      await client.subscribeAsync({ [`${options.broker.prefix}/${village}/report`]: { qos: 1 }, [`${options.broker.prefix}/${village}/state`]: { qos: 1 } });
+    }
     await client.publishAsync(topic, token, { qos: topicSpecs[kind].qos, retain: false });
+    if (tracker === undefined || wait === undefined) return { jti, topic };
+    wait.print(`published ${options.body.cmd} ${jti} to ${topic}; waiting up to ${Math.round(wait.timeoutMs / 1000)} s for the village${all ? 's' : ''}' reports`);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, wait.timeoutMs);
+      settled = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (tracker.settled()) settled();
+    });
+    return { jti, topic, outcome: tracker.finish() };
   } finally {
     await client.endAsync();
   }
-  return { jti, topic };
+}
+
+function parseJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -28,7 +28,7 @@ const flagsOf: Record<string, string[]> = {
   run: ['--config'],
   'check-config': [],
   keygen: ['--kid', '--out'],
-  announce: ['--key', '--village', '--all', '--emergency', '--announcement', '--status', '--zones', '--text', '--media', '--sha256', '--chime', '--repeat', '--expires', '--stop', '--broker', '--prefix', '--protocol', '--username', '--password'],
+  announce: ['--key', '--village', '--all', '--emergency', '--announcement', '--status', '--zones', '--text', '--media', '--sha256', '--chime', '--repeat', '--expires', '--stop', '--no-wait', '--timeout', '--broker', '--prefix', '--protocol', '--username', '--password'],
   'county watch': ['--key', '--ack', '--broker', '--prefix', '--protocol', '--username', '--password'],
 };
 
