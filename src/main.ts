@@ -276,7 +276,7 @@ async function announceCommand(args: string[]): Promise<number> {
 
 async function countyWatch(args: string[]): Promise<number> {
   const cmd = 'county watch';
-  const { values } = parseFlags(cmd, args, { ...brokerArgs, key: { type: 'string' }, ack: { type: 'boolean', default: false } });
+  const { values } = parseFlags(cmd, args, { ...brokerArgs, key: { type: 'string' }, ack: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
   if (values.help) return help(cmd);
   if (values.ack && values.key === undefined) throw new UsageError('county watch: --ack needs --key FILE: villages take only signed acks');
   const broker = brokerOf(cmd, values);
@@ -284,7 +284,7 @@ async function countyWatch(args: string[]): Promise<number> {
   process.once('SIGINT', () => stop.abort());
   process.once('SIGTERM', () => stop.abort());
   try {
-    await watch({ broker, ...(values.key === undefined ? {} : { keyFile: values.key }), ack: values.ack, print: (line) => console.log(line), signal: stop.signal });
+    await watch({ broker, ...(values.key === undefined ? {} : { keyFile: values.key }), ack: values.ack, json: values.json, print: (line) => console.log(line), signal: stop.signal });
     return 0;
   } catch (error) {
     console.error(`county watch: ${(error as Error).message}`);

@@ -5,6 +5,7 @@ import { loadPrivateKey, signCommand } from './keys.ts';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics } from './topics.ts';
 import { broadcastCommandSchema, reportPayloadSchema, statePayloadSchema, stopCommandSchema } from './payloads.ts';
 import { AnnounceTracker, type AnnounceOutcome } from './announce-outcome.ts';
+import { Desk, parseDeskMessage } from './desk.ts';
 import { describeIssues } from '../platform/schema-errors.ts';
 
 /**
@@ -107,42 +108,91 @@ function parseJson(payload: Buffer): unknown {
 }
 
 /**
- * Prints every alarm, fault, report and state change as one line, and with `ack` acknowledges each alarm,
- * fault and report by its id, as a dispatch desk would. Runs until `signal` aborts.
+ * Prints every alarm, fault, report and state change as one line (`json`: one JSON object a line), and with
+ * `ack` acknowledges each alarm, fault and report by its id, as a dispatch desk would (see desk.ts for the
+ * refused acks). Reconnects by itself, every second, for as long as it runs; runs until `signal` aborts.
  */
 export async function watch(options: {
   broker: BrokerOptions;
   keyFile?: string;
   ack: boolean;
+  json?: boolean;
   print: (line: string) => void;
   signal: AbortSignal;
+  now?: () => number;
 }): Promise<void> {
   const signing = options.keyFile === undefined ? undefined : await loadPrivateKey(options.keyFile);
   if (options.ack && signing === undefined) throw new Error('--ack needs --key: villages take only signed acks');
-  const client = await connect(options.broker, `county-watch-${randomUUID().slice(0, 8)}`);
+  const now = options.now ?? Date.now;
+  const desk = new Desk({ ack: options.ack, ...(signing === undefined ? {} : { kid: signing.kid }) });
+  const stamp = () => new Date(now()).toISOString();
+  const say = (village: string, kind: string, line: string, json: Record<string, unknown>) =>
+    options.print(options.json === true ? JSON.stringify({ at: stamp(), village, kind, ...json }) : `${stamp()} ${line}`);
+  const client = connectRetrying(options.broker, `county-watch-${randomUUID().slice(0, 8)}`);
+  const filters = Object.fromEntries(upKinds.filter((k) => k !== 'health').map((k) => [countyFilter(options.broker.prefix, k), { qos: 1 as const }]));
+  let down = false;
+  client.on('connect', () => {
+    // A clean session forgets subscriptions: every connect subscribes again.
+    client.subscribe(filters, (error) => {
+      if (error !== null && error !== undefined) options.print(`${stamp()} subscribe failed: ${error.message}`);
+    });
+    if (options.json !== true) options.print(`${stamp()} ${down ? 'reconnected to' : 'watching'} ${options.broker.url} under ${options.broker.prefix}/+/…${options.ack ? ', acknowledging' : ''}; Ctrl-C to stop`);
+    down = false;
+    lastError = '';
+  });
+  client.on('close', () => {
+    if (down || options.signal.aborted) return;
+    down = true;
+    if (options.json !== true) options.print(`${stamp()} connection to ${options.broker.url} lost or refused; retrying every second`);
+  });
+  let lastError = '';
+  client.on('error', (error) => {
+    // Refused connections and logins: each said once until the next connect, while the retries go on.
+    if (options.json === true || error.message === lastError) return;
+    lastError = error.message;
+    options.print(`${stamp()} broker: ${error.message}`);
+  });
   client.on('message', (topic, payload) => {
     const uplink = parseUplink(options.broker.prefix, topic);
     if (uplink === undefined || uplink.kind === 'health') return;
-    const text = payload.toString('utf8');
-    options.print(`${new Date().toISOString()} ${uplink.village} ${uplink.kind} ${text}`);
-    if (!options.ack || signing === undefined || (uplink.kind !== 'alarm' && uplink.kind !== 'fault' && uplink.kind !== 'report')) return;
-    let id: unknown;
-    try {
-      id = (JSON.parse(text) as { id?: unknown }).id;
-    } catch {
-      return;
-    }
-    if (typeof id !== 'string') return;
-    const iat = Math.floor(Date.now() / 1000);
-    void signCommand(signing.key, signing.kid, { jti: `ack-${randomUUID()}`, iat, exp: iat + 600, aud: uplink.village, cmd: 'ack', id })
+    const message = parseDeskMessage(uplink.kind, uplink.village, payload);
+    const decision = desk.take(message);
+    if (options.json === true) say(uplink.village, uplink.kind, '', message.valid ? { payload: message.payload } : { raw: message.raw, problem: message.problem });
+    else for (const line of decision.lines) options.print(`${stamp()} ${line}`);
+    const ack = decision.ack;
+    if (ack === undefined || signing === undefined) return;
+    const iat = Math.floor(now() / 1000);
+    const ackJti = `ack-${randomUUID()}`;
+    desk.sent(ackJti, uplink.village, ack);
+    void signCommand(signing.key, signing.kid, { jti: ackJti, iat, exp: iat + 600, aud: uplink.village, cmd: 'ack', id: ack.id })
       .then((token) => client.publishAsync(villageTopics(options.broker.prefix, uplink.village).topic('ack'), token, { qos: 1 }))
-      .then(() => options.print(`${new Date().toISOString()} ${uplink.village} acked ${id}`))
-      .catch((error: unknown) => options.print(`ack of ${String(id)} failed: ${String(error)}`));
+      // Sent, not taken: a village that refuses it says so in a rejected report, shown as ACK REJECTED.
+      .then(() => say(uplink.village, 'ack-sent', `${uplink.village} ack sent for ${ack.what} (${ackJti})`, { id: ack.id, jti: ackJti }))
+      .catch((error: unknown) => say(uplink.village, 'ack-failed', `${uplink.village} ack of ${ack.what} not sent: ${error instanceof Error ? error.message : String(error)}`, { id: ack.id }));
   });
-  await client.subscribeAsync(Object.fromEntries(upKinds.filter((k) => k !== 'health').map((k) => [countyFilter(options.broker.prefix, k), { qos: 1 as const }])));
-  options.print(`watching ${options.broker.url} under ${options.broker.prefix}/+/…${options.ack ? ', acknowledging' : ''}; Ctrl-C to stop`);
-  await new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }));
+  await new Promise<void>((resolve) => {
+    if (options.signal.aborted) resolve();
+    options.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
   await client.endAsync();
+}
+
+/** A client that connects in the background and again after every drop, a second apart, until ended. */
+function connectRetrying(broker: BrokerOptions, clientId: string) {
+  const client = wholeMqttJs().connect(broker.url, {
+    clientId,
+    protocolVersion: broker.protocolVersion,
+    clean: true,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    ...(broker.username === undefined ? {} : { username: broker.username }),
+    ...(broker.password === undefined ? {} : { password: broker.password }),
+  });
+  // Nagle would hold an ack behind the previous one's delayed ACK: dispatch acks must not wait 40 ms.
+  client.on('connect', () => {
+    if (client.stream instanceof Socket) client.stream.setNoDelay(true);
+  });
+  return client;
 }
 
 async function connect(broker: BrokerOptions, clientId: string) {

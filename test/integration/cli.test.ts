@@ -29,7 +29,7 @@ const flagsOf: Record<string, string[]> = {
   'check-config': [],
   keygen: ['--kid', '--out'],
   announce: ['--key', '--village', '--all', '--emergency', '--announcement', '--status', '--zones', '--text', '--media', '--sha256', '--chime', '--repeat', '--expires', '--stop', '--no-wait', '--timeout', '--broker', '--prefix', '--protocol', '--username', '--password'],
-  'county watch': ['--key', '--ack', '--broker', '--prefix', '--protocol', '--username', '--password'],
+  'county watch': ['--key', '--ack', '--json', '--broker', '--prefix', '--protocol', '--username', '--password'],
 };
 
 describe('village-edge command line', () => {

@@ -1,5 +1,7 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { execFile, spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 import mqtt from 'mqtt';
 import type { PlayJob, PlayerRun } from '../../src/broadcast/types.ts';
 import { mkdtempSync, statSync } from 'node:fs';
@@ -39,6 +41,75 @@ class MediaFailingPlayer extends RecordingPlayer {
     const done = Promise.resolve({ outcome: 'failed' as const, reason: `cannot read media file ${job.content.file}: ENOENT` });
     return { started: Promise.resolve(false), done, stop: async () => {} };
   }
+}
+
+interface Watcher {
+  readonly lines: string[];
+  /** The first line, seen or still to come, that matches; `poke` runs every 200 ms meanwhile. */
+  waitFor(match: (line: string) => boolean, timeoutMs?: number, poke?: () => unknown): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** `county watch` as a child process, its stdout collected line by line. */
+function startWatch(...args: string[]): Watcher {
+  const child = spawn(process.execPath, cliArgs('county', 'watch', ...args), { cwd: repoRoot });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const lines: string[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => lines.push(line));
+  const stop = async () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  cleanups.push(stop);
+  return {
+    lines,
+    async waitFor(match, timeoutMs = 10_000, poke) {
+      const deadline = Date.now() + timeoutMs;
+      let poked = 0;
+      for (;;) {
+        const line = lines.find(match);
+        if (line !== undefined) return line;
+        if (Date.now() > deadline) throw new Error(`county watch printed no matching line in ${timeoutMs} ms:\n${lines.join('\n')}`);
+        if (poke !== undefined && Date.now() - poked >= 200) {
+          poked = Date.now();
+          await poke();
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    stop,
+  };
+}
+
+function fakeAlarm(id: string) {
+  return {
+    id,
+    seq: 1,
+    village: 'desk-v',
+    terminal: 'column-9',
+    type: 'button',
+    raisedAt: new Date().toISOString(),
+    location: { village: 'desk-v', terminal: 'column-9', lat: 25, lon: 102 },
+    attempt: 1,
+    presses: 1,
+  };
+}
+
+function fakeRejection(jti: string, seq: number) {
+  return {
+    id: randomUUID(),
+    seq,
+    village: 'desk-v',
+    jti,
+    event: 'rejected',
+    reason: 'wrong-audience: aud: "x" is neither this village ("desk-v") nor "all"',
+    priority: null,
+    status: null,
+    zones: [],
+    faultyZones: [],
+    at: new Date().toISOString(),
+    attempt: 1,
+  };
 }
 
 /** The waits here include child processes of the CLI, which start slowly under tsx: a longer default. */
@@ -159,18 +230,84 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     expect(result.code).toBe(3);
   });
 
-  it('county watch prints what villages report and acks it with a signed ack', async () => {
+  it('county watch prints readable lines for what villages send and acks each with a signed ack', async () => {
     const key = join(keyDir, 'county-test.private.jwk.json');
-    const watcher = spawn(process.execPath, cliArgs('county', 'watch', '--key', key, '--ack', '--broker', brokerUrl, '--protocol', String(protocolVersion)), { cwd: repoRoot });
-    cleanups.push(async () => {
-      watcher.kill('SIGTERM');
-    });
-    const lines: string[] = [];
-    createInterface({ input: watcher.stdout }).on('line', (line) => lines.push(line));
-    await waitUntil(() => lines.some((l) => l.startsWith('watching ')));
+    const watcher = startWatch('--key', key, '--ack', '--broker', brokerUrl, '--protocol', String(protocolVersion));
+    await watcher.waitFor((l) => / watching /.test(l));
     app.devices.simulated('column-1')!.press();
-    await waitUntil(() => lines.some((l) => / cli-village alarm \{/.test(l)));
-    await waitUntil(() => lines.some((l) => / cli-village acked /.test(l)));
+    await watcher.waitFor((l) => / cli-village ALARM button at column-1, raised \S+; presses 1, attempt 1; id \S+$/.test(l));
+    await watcher.waitFor((l) => / cli-village ack sent for alarm \S+ \(ack-/.test(l));
     await waitUntil(() => app.devices.simulated('column-1')!.indicator === 'received');
+    await watcher.stop();
+  });
+
+  it('county watch shows the acks a village refuses, and does not answer the refusal with an ack refused the same way', async () => {
+    const stranger = join(keyDir, 'county-stranger.private.jwk.json');
+    const watcher = startWatch('--key', stranger, '--ack', '--broker', brokerUrl, '--protocol', String(protocolVersion));
+    await watcher.waitFor((l) => / watching /.test(l));
+    app.devices.simulated('column-1')!.press();
+    await watcher.waitFor((l) => / cli-village ack sent for alarm /.test(l));
+    await watcher.waitFor((l) => / cli-village ACK REJECTED: the village does not know this desk's key county-stranger/.test(l));
+    await watcher.waitFor((l) => / cli-village left unacked: an ack signed with the same key would be refused the same way$/.test(l));
+    expect(watcher.lines.filter((l) => / ack sent for report /.test(l))).toEqual([]);
+    await watcher.stop();
+  });
+
+  it('county watch acks a refusal of its ack once, and never the refusal of that answer', async () => {
+    const prefix = 'cli-desk';
+    const watcher = startWatch('--key', join(keyDir, 'county-test.private.jwk.json'), '--ack', '--prefix', prefix, '--broker', brokerUrl, '--protocol', String(protocolVersion));
+    await watcher.waitFor((l) => / watching /.test(l));
+    const village = await mqtt.connectAsync(brokerUrl, { protocolVersion });
+    cleanups.push(() => village.endAsync());
+    const publish = (kind: string, payload: object) => village.publishAsync(`${prefix}/desk-v/${kind}`, JSON.stringify(payload), { qos: 1 });
+
+    const alarmId = randomUUID();
+    await publish('alarm', fakeAlarm(alarmId));
+    const firstAck = /ack sent for alarm \S+ \((ack-\S+)\)/.exec(await watcher.waitFor((l) => l.includes(`ack sent for alarm ${alarmId}`)))![1]!;
+
+    // The village refuses that ack (genuinely signed, so the report names its jti).
+    const refusal = fakeRejection(firstAck, 1);
+    await publish('report', refusal);
+    await watcher.waitFor((l) => l.includes(`desk-v ACK REJECTED: the village refused this desk's ack of alarm ${alarmId}`));
+    const secondAck = /ack sent for report \S+ \((ack-\S+)\)/.exec(await watcher.waitFor((l) => l.includes(`ack sent for report ${refusal.id}`)))![1]!;
+
+    // A copy of the same refusal is not acked again, nor is the refusal of the answer to it.
+    await publish('report', { ...refusal, attempt: 2 });
+    await watcher.waitFor((l) => / desk-v left unacked: this rejection was acked once already$/.test(l));
+    await publish('report', fakeRejection(secondAck, 2));
+    await watcher.waitFor((l) => / desk-v left unacked: the refused ack was itself the answer to a refusal/.test(l));
+    expect(watcher.lines.filter((l) => / ack sent for /.test(l))).toHaveLength(2);
+    await watcher.stop();
+  });
+
+  it('county watch --json prints the raw stream, one JSON object a line', async () => {
+    const prefix = 'cli-json';
+    const watcher = startWatch('--json', '--prefix', prefix, '--broker', brokerUrl, '--protocol', String(protocolVersion));
+    const village = await mqtt.connectAsync(brokerUrl, { protocolVersion });
+    cleanups.push(() => village.endAsync());
+    const alarm = fakeAlarm(randomUUID());
+    // No "watching" line in JSON: publish until the watcher, subscribing in the background, hears one.
+    const line = await watcher.waitFor((l) => l.includes(alarm.id), 10_000, () => village.publishAsync(`${prefix}/desk-v/alarm`, JSON.stringify(alarm), { qos: 1 }));
+    expect(JSON.parse(line)).toMatchObject({ village: 'desk-v', kind: 'alarm', payload: alarm });
+    expect(watcher.lines.every((l) => typeof JSON.parse(l) === 'object')).toBe(true);
+    await watcher.stop();
+  });
+
+  it('county watch reconnects by itself after the broker connection drops', async () => {
+    const target = new URL(brokerUrl);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    cleanups.push(() => proxy.close());
+    const prefix = 'cli-reconnect';
+    const watcher = startWatch('--prefix', prefix, '--broker', proxy.url, '--protocol', String(protocolVersion));
+    await watcher.waitFor((l) => / watching /.test(l));
+    proxy.cutAll();
+    await watcher.waitFor((l) => / connection to \S+ lost or refused; retrying every second$/.test(l));
+    await watcher.waitFor((l) => / reconnected to /.test(l));
+    const village = await mqtt.connectAsync(brokerUrl, { protocolVersion });
+    cleanups.push(() => village.endAsync());
+    const alarm = fakeAlarm(randomUUID());
+    await village.publishAsync(`${prefix}/desk-v/alarm`, JSON.stringify(alarm), { qos: 1 });
+    await watcher.waitFor((l) => l.includes(`desk-v ALARM button at column-9`) && l.includes(alarm.id));
+    await watcher.stop();
   });
 });
