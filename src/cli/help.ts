@@ -1,7 +1,7 @@
 /**
  * What `village-edge <command> --help` prints: every flag, its default and what it means, in the words a
- * county technician or dispatcher uses. Kept beside the parsers in main.ts; a flag added there without a
- * line here is caught by the CLI test that runs every --help.
+ * county technician or dispatcher uses. The flags are parsed in main.ts; test/integration/cli.test.ts runs
+ * every --help and checks it names each flag in its list there, so add a new flag to all three.
  */
 
 const broker = `broker:
