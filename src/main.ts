@@ -8,26 +8,13 @@ import { createVillageEdge, shippedProfilesDir, type VillageEdge } from './app.t
 import { loadProfiles, sortProfileProblems } from './drivers/profiles.ts';
 import { createDeviceHub } from './drivers/device-hub.ts';
 import { inputNames, type InputName } from './drivers/profile-schema.ts';
-import { parseArgs } from 'node:util';
-import { writeKeyFiles } from './county/keys.ts';
+import { choiceFlag, intFlag, parseFlags, UsageError } from './cli/args.ts';
+import { commandHelp, topUsage } from './cli/help.ts';
+import { resolve } from 'node:path';
+import { defaultKeyDirectory, enclosingCheckout, ensureKeyDirectory, writeKeyFiles } from './county/keys.ts';
+import { InvalidInputError } from './platform/schema-errors.ts';
 import { announce, watch, type AnnounceBody, type BrokerOptions } from './county/county-tools.ts';
 import { statusCommand } from './status/status-cli.ts';
-
-const usage = `usage:
-  village-edge run --config FILE     run the service for one village
-  village-edge check-config FILE     validate a config (and the device profiles it names); exit 1 on errors
-  village-edge status [--config FILE | --socket PATH] [--json]
-                                     ask the running service how it is (default config /etc/village-edge/config.json)
-  village-edge --version
-
-county tools:
-  village-edge keygen --kid KID [--out DIR]
-      make an Ed25519 key pair (private file 0600); prints the {kid, x} entry for villages' county.commandKeys
-  village-edge announce --key FILE (--village ID | --all) [--broker URL] [--prefix P] [--protocol 4|5]
-      (--emergency LEVEL | --announcement) [--status actual|exercise|test] [--zones a,b|all]
-      (--text TEXT | --media FILE --sha256 HEX) [--chime] [--repeat N] [--expires SECONDS]
-  village-edge announce --key FILE (--village ID | --all) --stop (JTI|all) [--broker URL] ...
-  village-edge county watch [--broker URL] [--prefix P] [--protocol 4|5] [--key FILE --ack]`;
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -35,16 +22,19 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'run': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } } });
-      if (values.config === undefined) return fail(usage);
+      const { values } = parseFlags('run', rest, { config: { type: 'string' } });
+      if (values.help) return help('run');
+      if (values.config === undefined) throw new UsageError('run: --config FILE is required (see run --help)');
       return run(values.config);
     }
     case 'check-config': {
-      const configPath = rest[0];
-      if (configPath === undefined) return fail(usage);
-      return checkConfig(configPath);
+      const { values, positionals } = parseFlags('check-config', rest, {}, true);
+      if (values.help) return help('check-config');
+      if (positionals.length !== 1) throw new UsageError('check-config: give one config FILE (see check-config --help)');
+      return checkConfig(positionals[0]!);
     }
     case 'status':
+      if (rest.includes('--help') || rest.includes('-h')) return help('status');
       return statusCommand(rest);
     case 'keygen':
       return keygen(rest);
@@ -52,14 +42,29 @@ async function main(argv: string[]): Promise<number> {
       return announceCommand(rest);
     case 'county':
       if (rest[0] === 'watch') return countyWatch(rest.slice(1));
-      return fail(usage);
+      if (rest[0] === '--help' || rest[0] === '-h') return help('county watch');
+      throw new UsageError(`county: ${rest[0] === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(rest[0])}`}; the one there is: county watch`);
     case '--version':
     case 'version':
       console.log(version);
       return 0;
+    case '--help':
+    case '-h':
+    case 'help':
+      if (rest[0] !== undefined && rest[0] in commandHelp) return help(rest[0]);
+      console.log(topUsage);
+      return 0;
+    case undefined:
+      console.error(topUsage);
+      return 2;
     default:
-      return fail(usage);
+      throw new UsageError(`unknown command ${JSON.stringify(command)}; village-edge --help lists them`);
   }
+}
+
+function help(command: string): number {
+  console.log(commandHelp[command]);
+  return 0;
 }
 
 function checkConfig(path: string): number {
@@ -97,14 +102,25 @@ function checkConfig(path: string): number {
   return 0;
 }
 
+/** `run`'s exit code for a configuration it cannot run with (sysexits' EX_CONFIG; the unit file says so too). */
+const EXIT_CONFIG = 78;
+
 async function run(configPath: string): Promise<number> {
   const result = readConfigFile(configPath);
   if (!result.ok) {
     for (const error of result.errors) console.error(error);
-    return 1;
+    return EXIT_CONFIG;
   }
   const logger = createLogger({ level: result.config.log.level });
-  const app = createVillageEdge({ config: result.config, configDir: result.configDir, version, logger });
+  let app: VillageEdge;
+  try {
+    app = createVillageEdge({ config: result.config, configDir: result.configDir, version, logger });
+  } catch (error) {
+    // A value the schema lets through but the service cannot use (e.g. a county key): one line, not a stack.
+    if (!(error instanceof InvalidInputError)) throw error;
+    console.error(error.message);
+    return EXIT_CONFIG;
+  }
   await app.start();
   const controls = attachSimulatorControls(app, logger);
   return new Promise<number>((resolve) => {
@@ -171,81 +187,105 @@ const brokerArgs = {
   password: { type: 'string' },
 } as const;
 
-function brokerOf(values: { broker: string; prefix: string; protocol: string; username?: string | undefined; password?: string | undefined }): BrokerOptions {
+function brokerOf(command: string, values: { broker: string; prefix: string; protocol: string; username?: string | undefined; password?: string | undefined }): BrokerOptions {
   return {
     url: values.broker,
     prefix: values.prefix,
-    protocolVersion: values.protocol === '5' ? 5 : 4,
+    protocolVersion: choiceFlag(command, 'protocol', values.protocol, ['4', '5'] as const) === '5' ? 5 : 4,
     ...(values.username === undefined ? {} : { username: values.username }),
     ...(values.password === undefined ? {} : { password: values.password }),
   };
 }
 
 async function keygen(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { kid: { type: 'string' }, out: { type: 'string', default: '.' } } });
-  if (values.kid === undefined) return fail('keygen: --kid is required');
-  const entry = await writeKeyFiles(values.out, values.kid);
-  console.log(`wrote ${values.out}/${values.kid}.private.jwk.json (0600: keep it at the county) and ${values.kid}.public.jwk.json`);
-  console.log(`add to each village's county.commandKeys: ${JSON.stringify(entry)}`);
-  return 0;
+  const { values } = parseFlags('keygen', args, { kid: { type: 'string' }, out: { type: 'string' } });
+  if (values.help) return help('keygen');
+  if (values.kid === undefined) throw new UsageError('keygen: --kid KID is required, e.g. --kid county-2026 (see keygen --help)');
+  let dir = values.out;
+  if (dir === undefined) {
+    dir = defaultKeyDirectory();
+    const checkout = enclosingCheckout(dir);
+    if (checkout !== undefined) throw new UsageError(`keygen: the default key folder ${dir} is inside the git checkout ${checkout}; give --out DIR outside it`);
+  }
+  try {
+    ensureKeyDirectory(dir);
+    const entry = await writeKeyFiles(dir, values.kid);
+    console.log(`wrote ${resolve(dir, `${values.kid}.private.jwk.json`)} (0600: keep it at the county) and ${values.kid}.public.jwk.json`);
+    console.log(`add to each village's county.commandKeys: ${JSON.stringify(entry)}`);
+    return 0;
+  } catch (error) {
+    // A kid the files cannot be named after is the user's mistake; a folder we cannot write is not.
+    if (error instanceof InvalidInputError) throw new UsageError(`keygen: --${error.message}`);
+    console.error(`keygen: ${(error as Error).message}`);
+    return 1;
+  }
 }
 
+const announceFlags = {
+  ...brokerArgs,
+  key: { type: 'string' },
+  village: { type: 'string' },
+  all: { type: 'boolean', default: false },
+  emergency: { type: 'string' },
+  announcement: { type: 'boolean', default: false },
+  status: { type: 'string', default: 'actual' },
+  zones: { type: 'string', default: 'all' },
+  text: { type: 'string' },
+  media: { type: 'string' },
+  sha256: { type: 'string' },
+  chime: { type: 'boolean', default: false },
+  repeat: { type: 'string', default: '1' },
+  expires: { type: 'string', default: '900' },
+  stop: { type: 'string' },
+  'no-wait': { type: 'boolean', default: false },
+  timeout: { type: 'string', default: '30' },
+} as const;
+
 async function announceCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      ...brokerArgs,
-      key: { type: 'string' },
-      village: { type: 'string' },
-      all: { type: 'boolean', default: false },
-      emergency: { type: 'string' },
-      announcement: { type: 'boolean', default: false },
-      status: { type: 'string', default: 'actual' },
-      zones: { type: 'string', default: 'all' },
-      text: { type: 'string' },
-      media: { type: 'string' },
-      sha256: { type: 'string' },
-      chime: { type: 'boolean', default: false },
-      repeat: { type: 'string', default: '1' },
-      expires: { type: 'string', default: '900' },
-      stop: { type: 'string' },
-    },
-  });
-  if (values.key === undefined) return fail('announce: --key FILE is required (see keygen)');
-  if ((values.village === undefined) === !values.all) return fail('announce: give exactly one of --village ID or --all');
+  const cmd = 'announce';
+  const { values } = parseFlags(cmd, args, announceFlags);
+  if (values.help) return help(cmd);
+  if (values.key === undefined) throw new UsageError('announce: --key FILE is required: the county private key from keygen (see announce --help)');
+  if ((values.village === undefined) === !values.all) throw new UsageError('announce: give exactly one of --village ID or --all');
+  const broker = brokerOf(cmd, values);
+  const expiresInSeconds = intFlag(cmd, 'expires', values.expires, 1, 86_400);
+  const timeoutSeconds = intFlag(cmd, 'timeout', values.timeout, 1, 3600);
   let body: AnnounceBody;
   if (values.stop !== undefined) body = { cmd: 'stop', target: values.stop === 'all' ? 'all' : { jti: values.stop } };
   else {
-    if ((values.emergency === undefined) === !values.announcement) return fail('announce: give exactly one of --emergency LEVEL or --announcement');
-    const content =
-      values.text !== undefined
-        ? { kind: 'tts' as const, text: values.text }
-        : values.media !== undefined && values.sha256 !== undefined
-          ? { kind: 'media' as const, file: values.media, sha256: values.sha256 }
-          : undefined;
-    if (content === undefined) return fail('announce: give --text TEXT, or --media FILE with --sha256 HEX');
-    const level = values.emergency === undefined ? undefined : (Number(values.emergency) as 1 | 2 | 3 | 4);
+    if ((values.emergency === undefined) === !values.announcement) throw new UsageError('announce: give exactly one of --emergency LEVEL (1-4) or --announcement');
+    if ((values.text === undefined) === (values.media === undefined)) throw new UsageError('announce: give exactly one of --text TEXT or --media FILE (with --sha256 HEX)');
+    if (values.media !== undefined && values.sha256 === undefined) throw new UsageError('announce: --media needs --sha256 HEX, the file\'s checksum the village checks before playing');
+    const content = values.text !== undefined ? { kind: 'tts' as const, text: values.text } : { kind: 'media' as const, file: values.media!, sha256: values.sha256! };
+    const level = values.emergency === undefined ? undefined : (intFlag(cmd, 'emergency', values.emergency, 1, 4) as 1 | 2 | 3 | 4);
     body = {
       cmd: 'broadcast',
-      priority: values.emergency === undefined ? 'announcement' : 'emergency',
+      priority: level === undefined ? 'announcement' : 'emergency',
       ...(level === undefined ? {} : { level }),
-      status: values.status as 'actual' | 'exercise' | 'test',
+      status: choiceFlag(cmd, 'status', values.status, ['actual', 'exercise', 'test'] as const),
       zones: values.zones === 'all' ? 'all' : values.zones.split(',').filter((z) => z !== ''),
       content,
       chime: values.chime,
-      repeat: Number(values.repeat),
+      repeat: intFlag(cmd, 'repeat', values.repeat, 1, 10),
     };
   }
+  // A stop is reported against the broadcast it ends, not by its own jti: nothing to wait for by it.
+  const wait = !values['no-wait'] && body.cmd === 'broadcast';
   try {
-    const { jti, topic } = await announce({
-      broker: brokerOf(values),
+    const { jti, topic, outcome } = await announce({
+      broker,
       keyFile: values.key,
       audience: values.all ? 'all' : (values.village ?? ''),
       body,
-      expiresInSeconds: Number(values.expires),
+      expiresInSeconds,
+      ...(wait ? { wait: { timeoutMs: timeoutSeconds * 1000, print: (line: string) => console.log(line) } } : {}),
     });
-    console.log(`published ${body.cmd} ${jti} to ${topic}`);
-    return 0;
+    if (outcome === undefined) {
+      console.log(`published ${body.cmd} ${jti} to ${topic}`);
+      return 0;
+    }
+    for (const line of outcome.lines) console.log(line);
+    return outcome.exitCode;
   } catch (error) {
     console.error(`announce: ${(error as Error).message}`);
     return 1;
@@ -253,12 +293,16 @@ async function announceCommand(args: string[]): Promise<number> {
 }
 
 async function countyWatch(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...brokerArgs, key: { type: 'string' }, ack: { type: 'boolean', default: false } } });
+  const cmd = 'county watch';
+  const { values } = parseFlags(cmd, args, { ...brokerArgs, key: { type: 'string' }, ack: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
+  if (values.help) return help(cmd);
+  if (values.ack && values.key === undefined) throw new UsageError('county watch: --ack needs --key FILE: villages take only signed acks');
+  const broker = brokerOf(cmd, values);
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
   process.once('SIGTERM', () => stop.abort());
   try {
-    await watch({ broker: brokerOf(values), ...(values.key === undefined ? {} : { keyFile: values.key }), ack: values.ack, print: (line) => console.log(line), signal: stop.signal });
+    await watch({ broker, ...(values.key === undefined ? {} : { keyFile: values.key }), ack: values.ack, json: values.json, print: (line) => console.log(line), signal: stop.signal });
     return 0;
   } catch (error) {
     console.error(`county watch: ${(error as Error).message}`);
@@ -266,14 +310,14 @@ async function countyWatch(args: string[]): Promise<number> {
   }
 }
 
-function fail(message: string): number {
-  console.error(message);
-  return 2;
-}
-
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
+    // A user's mistake is one line and exit 2; anything else is ours, and its stack helps the report.
+    if (error instanceof UsageError) {
+      console.error(error.message);
+      process.exit(2);
+    }
     console.error(error);
     process.exit(1);
   },

@@ -3,7 +3,9 @@ import { Socket } from 'node:net';
 import { wholeMqttJs } from './broker-socket.ts';
 import { loadPrivateKey, signCommand } from './keys.ts';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics } from './topics.ts';
-import { broadcastCommandSchema, stopCommandSchema } from './payloads.ts';
+import { broadcastCommandSchema, reportPayloadSchema, statePayloadSchema, stopCommandSchema } from './payloads.ts';
+import { AnnounceTracker, type AnnounceOutcome } from './announce-outcome.ts';
+import { Desk, parseDeskMessage } from './desk.ts';
 import { describeIssues } from '../platform/schema-errors.ts';
 
 /**
@@ -33,7 +35,7 @@ export type AnnounceBody =
     }
   | { cmd: 'stop'; target: 'all' | { jti: string } };
 
-/** Signs one command for one village (or `all`) and publishes it; returns its jti. */
+/** Signs one command for one village (or `all`) and publishes it; with `wait`, waits for the villages' reports on it. */
 export async function announce(options: {
   broker: BrokerOptions;
   keyFile: string;
@@ -42,7 +44,9 @@ export async function announce(options: {
   body: AnnounceBody;
   expiresInSeconds: number;
   now?: () => number;
-}): Promise<{ jti: string; topic: string }> {
+  /** Print each village's reports as they come, until all addressed have settled or `timeoutMs` passed. */
+  wait?: { timeoutMs: number; print: (line: string) => void };
+}): Promise<{ jti: string; topic: string; outcome?: AnnounceOutcome }> {
   const { key, kid } = await loadPrivateKey(options.keyFile);
   const iat = Math.floor((options.now ?? Date.now)() / 1000);
   const jti = `county-${new Date(iat * 1000).toISOString().slice(0, 10).replaceAll('-', '')}-${randomUUID().slice(0, 8)}`;
@@ -56,50 +60,139 @@ export async function announce(options: {
   const topic = villageTopics(options.broker.prefix, options.audience).topic(kind);
   const client = await connect(options.broker, `county-announce-${randomUUID().slice(0, 8)}`);
   try {
+    const wait = options.wait;
+    const tracker = wait === undefined ? undefined : new AnnounceTracker({ jti, kid, audience: options.audience });
+    let settled = (): void => {};
+    if (tracker !== undefined && wait !== undefined) {
+      client.on('message', (messageTopic, payload) => {
+        const uplink = parseUplink(options.broker.prefix, messageTopic);
+        if (uplink === undefined) return;
+        const parsedPayload = parseJson(payload);
+        if (uplink.kind === 'state') {
+          const state = statePayloadSchema.safeParse(parsedPayload);
+          if (state.success) tracker.state(state.data);
+        } else if (uplink.kind === 'report') {
+          const report = reportPayloadSchema.safeParse(parsedPayload);
+          const line = report.success ? tracker.report(report.data) : undefined;
+          if (line !== undefined) wait.print(line);
+        }
+        if (tracker.settled()) settled();
+      });
+      // Subscribed before publishing, so no report can come before we listen; retained states say who is online.
+      const village = all ? '+' : options.audience;
+      await client.subscribeAsync({ [`${options.broker.prefix}/${village}/report`]: { qos: 1 }, [`${options.broker.prefix}/${village}/state`]: { qos: 1 } });
+    }
     await client.publishAsync(topic, token, { qos: topicSpecs[kind].qos, retain: false });
+    if (tracker === undefined || wait === undefined) return { jti, topic };
+    wait.print(`published ${options.body.cmd} ${jti} to ${topic}; waiting up to ${Math.round(wait.timeoutMs / 1000)} s for the village${all ? 's' : ''}' reports`);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, wait.timeoutMs);
+      settled = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (tracker.settled()) settled();
+    });
+    return { jti, topic, outcome: tracker.finish() };
   } finally {
     await client.endAsync();
   }
-  return { jti, topic };
+}
+
+function parseJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * Prints every alarm, fault, report and state change as one line, and with `ack` acknowledges each alarm,
- * fault and report by its id, as a dispatch desk would. Runs until `signal` aborts.
+ * Prints every alarm, fault, report and state change as one line (`json`: one JSON object a line), and with
+ * `ack` acknowledges each alarm, fault and report by its id, as a dispatch desk would (see desk.ts for the
+ * refused acks). Reconnects by itself, every second, for as long as it runs; runs until `signal` aborts.
  */
 export async function watch(options: {
   broker: BrokerOptions;
   keyFile?: string;
   ack: boolean;
+  json?: boolean;
   print: (line: string) => void;
   signal: AbortSignal;
+  now?: () => number;
 }): Promise<void> {
   const signing = options.keyFile === undefined ? undefined : await loadPrivateKey(options.keyFile);
   if (options.ack && signing === undefined) throw new Error('--ack needs --key: villages take only signed acks');
-  const client = await connect(options.broker, `county-watch-${randomUUID().slice(0, 8)}`);
+  const now = options.now ?? Date.now;
+  const desk = new Desk({ ack: options.ack, ...(signing === undefined ? {} : { kid: signing.kid }) });
+  const stamp = () => new Date(now()).toISOString();
+  const say = (village: string, kind: string, line: string, json: Record<string, unknown>) =>
+    options.print(options.json === true ? JSON.stringify({ at: stamp(), village, kind, ...json }) : `${stamp()} ${line}`);
+  const client = connectRetrying(options.broker, `county-watch-${randomUUID().slice(0, 8)}`);
+  const filters = Object.fromEntries(upKinds.filter((k) => k !== 'health').map((k) => [countyFilter(options.broker.prefix, k), { qos: 1 as const }]));
+  let down = false;
+  client.on('connect', () => {
+    // A clean session forgets subscriptions: every connect subscribes again.
+    client.subscribe(filters, (error) => {
+      if (error !== null && error !== undefined) options.print(`${stamp()} subscribe failed: ${error.message}`);
+    });
+    if (options.json !== true) options.print(`${stamp()} ${down ? 'reconnected to' : 'watching'} ${options.broker.url} under ${options.broker.prefix}/+/…${options.ack ? ', acknowledging' : ''}; Ctrl-C to stop`);
+    down = false;
+    lastError = '';
+  });
+  client.on('close', () => {
+    if (down || options.signal.aborted) return;
+    down = true;
+    if (options.json !== true) options.print(`${stamp()} connection to ${options.broker.url} lost or refused; retrying every second`);
+  });
+  let lastError = '';
+  client.on('error', (error) => {
+    // Refused connections and logins: each said once until the next connect, while the retries go on.
+    if (options.json === true || error.message === lastError) return;
+    lastError = error.message;
+    options.print(`${stamp()} broker: ${error.message}`);
+  });
   client.on('message', (topic, payload) => {
     const uplink = parseUplink(options.broker.prefix, topic);
     if (uplink === undefined || uplink.kind === 'health') return;
-    const text = payload.toString('utf8');
-    options.print(`${new Date().toISOString()} ${uplink.village} ${uplink.kind} ${text}`);
-    if (!options.ack || signing === undefined || (uplink.kind !== 'alarm' && uplink.kind !== 'fault' && uplink.kind !== 'report')) return;
-    let id: unknown;
-    try {
-      id = (JSON.parse(text) as { id?: unknown }).id;
-    } catch {
-      return;
-    }
-    if (typeof id !== 'string') return;
-    const iat = Math.floor(Date.now() / 1000);
-    void signCommand(signing.key, signing.kid, { jti: `ack-${randomUUID()}`, iat, exp: iat + 600, aud: uplink.village, cmd: 'ack', id })
+    const message = parseDeskMessage(uplink.kind, uplink.village, payload);
+    const decision = desk.take(message);
+    if (options.json === true) say(uplink.village, uplink.kind, '', message.valid ? { payload: message.payload } : { raw: message.raw, problem: message.problem });
+    else for (const line of decision.lines) options.print(`${stamp()} ${line}`);
+    const ack = decision.ack;
+    if (ack === undefined || signing === undefined) return;
+    const iat = Math.floor(now() / 1000);
+    const ackJti = `ack-${randomUUID()}`;
+    desk.sent(ackJti, uplink.village, ack);
+    void signCommand(signing.key, signing.kid, { jti: ackJti, iat, exp: iat + 600, aud: uplink.village, cmd: 'ack', id: ack.id })
       .then((token) => client.publishAsync(villageTopics(options.broker.prefix, uplink.village).topic('ack'), token, { qos: 1 }))
-      .then(() => options.print(`${new Date().toISOString()} ${uplink.village} acked ${id}`))
-      .catch((error: unknown) => options.print(`ack of ${String(id)} failed: ${String(error)}`));
+      // Sent, not taken: a village that refuses it says so in a rejected report, shown as ACK REJECTED.
+      .then(() => say(uplink.village, 'ack-sent', `${uplink.village} ack sent for ${ack.what} (${ackJti})`, { id: ack.id, jti: ackJti }))
+      .catch((error: unknown) => say(uplink.village, 'ack-failed', `${uplink.village} ack of ${ack.what} not sent: ${error instanceof Error ? error.message : String(error)}`, { id: ack.id }));
   });
-  await client.subscribeAsync(Object.fromEntries(upKinds.filter((k) => k !== 'health').map((k) => [countyFilter(options.broker.prefix, k), { qos: 1 as const }])));
-  options.print(`watching ${options.broker.url} under ${options.broker.prefix}/+/…${options.ack ? ', acknowledging' : ''}; Ctrl-C to stop`);
-  await new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }));
+  await new Promise<void>((resolve) => {
+    if (options.signal.aborted) resolve();
+    options.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
   await client.endAsync();
+}
+
+/** A client that connects in the background and again after every drop, a second apart, until ended. */
+function connectRetrying(broker: BrokerOptions, clientId: string) {
+  const client = wholeMqttJs().connect(broker.url, {
+    clientId,
+    protocolVersion: broker.protocolVersion,
+    clean: true,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    ...(broker.username === undefined ? {} : { username: broker.username }),
+    ...(broker.password === undefined ? {} : { password: broker.password }),
+  });
+  // Nagle would hold an ack behind the previous one's delayed ACK: dispatch acks must not wait 40 ms.
+  client.on('connect', () => {
+    if (client.stream instanceof Socket) client.stream.setNoDelay(true);
+  });
+  return client;
 }
 
 async function connect(broker: BrokerOptions, clientId: string) {

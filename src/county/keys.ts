@@ -1,5 +1,6 @@
-import { closeSync, constants, fchmodSync, fsyncSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { closeSync, constants, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { CompactSign, exportJWK, generateKeyPair, importJWK, type CryptoKey } from 'jose';
 import * as z from 'zod';
 import { describeIssues, InvalidInputError } from '../platform/schema-errors.ts';
@@ -68,6 +69,28 @@ export async function writeKeyFiles(dir: string, kid: string): Promise<CommandKe
     throw error;
   }
   return { kid: publicJwk.kid, x: publicJwk.x };
+}
+
+/**
+ * Where keygen writes without --out: a per-user folder, never the current one — run in a checkout, the cwd
+ * would put the county's private key one `git add .` away from a public repository.
+ */
+export function defaultKeyDirectory(env: Readonly<Record<string, string | undefined>> = process.env, home: string = homedir()): string {
+  const config = env['XDG_CONFIG_HOME'] !== undefined && env['XDG_CONFIG_HOME'].startsWith('/') ? env['XDG_CONFIG_HOME'] : join(home, '.config');
+  return join(config, 'village-edge', 'keys');
+}
+
+/** The git checkout `dir` lies in (the folder holding `.git`), or undefined. */
+export function enclosingCheckout(dir: string): string | undefined {
+  for (let at = resolve(dir); ; at = dirname(at)) {
+    if (existsSync(join(at, '.git'))) return at;
+    if (dirname(at) === at) return undefined;
+  }
+}
+
+/** Makes the key folder (and its parents) if missing; a new one is the owner's alone (0700). */
+export function ensureKeyDirectory(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
 }
 
 /** Error messages name the file; a private key open to group or others is refused, as ssh does. */

@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../cli/args.ts';
 import { readConfigFile } from '../config/load.ts';
 import { errorText } from '../store/storage-files.ts';
 import { statusDocumentSchema, statusRequest, statusSocketPath, type StatusDocument } from './status-document.ts';
@@ -60,13 +60,8 @@ function parseAnswer(text: string, path: string): StatusAnswer {
 
 /** `village-edge status [--config FILE | --socket PATH] [--json]`: exit 0 when the service answered, 1 when not, 2 on bad arguments. */
 export async function statusCommand(args: string[]): Promise<number> {
-  let values: { config?: string | undefined; socket?: string | undefined; json?: boolean | undefined };
-  try {
-    ({ values } = parseArgs({ args, options: { config: { type: 'string' }, socket: { type: 'string' }, json: { type: 'boolean', default: false } } }));
-  } catch (error) {
-    console.error(`status: ${(error as Error).message}`);
-    return 2;
-  }
+  // A wrong flag is a UsageError: one line and exit 2, from the command line's one catch.
+  const { values } = parseFlags('status', args, { config: { type: 'string' }, socket: { type: 'string' }, json: { type: 'boolean', default: false } });
   if (values.config !== undefined && values.socket !== undefined) {
     console.error('status: give --config FILE or --socket PATH, not both');
     return 2;

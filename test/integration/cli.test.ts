@@ -1,16 +1,38 @@
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const repoRoot = new URL('../../', import.meta.url).pathname;
 
 function cli(...args: string[]) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main.ts'), ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+  return cliIn({ cwd: repoRoot }, ...args);
+}
+
+function cliIn(options: { cwd: string; env?: NodeJS.ProcessEnv }, ...args: string[]) {
+  const result = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), join(repoRoot, 'src/main.ts'), ...args], { ...options, encoding: 'utf8', timeout: 20_000 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
+
+function cliAsync(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main.ts'), ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 }, (_error, stdout, stderr) =>
+      resolve({ code: child.exitCode, stdout, stderr }),
+    );
+  });
+}
+
+/** Every flag each command parses: its --help must name each one. */
+const flagsOf: Record<string, string[]> = {
+  run: ['--config'],
+  'check-config': [],
+  status: ['--config', '--socket', '--json'],
+  keygen: ['--kid', '--out'],
+  announce: ['--key', '--village', '--all', '--emergency', '--announcement', '--status', '--zones', '--text', '--media', '--sha256', '--chime', '--repeat', '--expires', '--stop', '--no-wait', '--timeout', '--broker', '--prefix', '--protocol', '--username', '--password'],
+  'county watch': ['--key', '--ack', '--json', '--broker', '--prefix', '--protocol', '--username', '--password'],
+};
 
 describe('village-edge command line', () => {
   it('check-config accepts the shipped demo, and names what the village template still lacks on this machine', () => {
@@ -148,7 +170,87 @@ describe('village-edge command line', () => {
     expect(cli('check-config', '/nonexistent/config.json').stderr).toMatch(/cannot read \/nonexistent\/config\.json/);
     const wrong = cli('frobnicate');
     expect(wrong.code).toBe(2);
-    expect(wrong.stderr).toContain('usage:');
+    expect(wrong.stderr).toMatch(/^unknown command "frobnicate"; village-edge --help lists them$/m);
+  });
+
+  it('--help at the top level and on every command exits 0 and names every flag, with the levels, statuses and zones spelt out', () => {
+    const top = cli('--help');
+    expect(top.code).toBe(0);
+    for (const command of Object.keys(flagsOf)) expect(top.stdout).toContain(command);
+    for (const [command, flags] of Object.entries(flagsOf)) {
+      const { code, stdout, stderr } = cli(...command.split(' '), '--help');
+      expect(code, command).toBe(0);
+      expect(stderr).toBe('');
+      for (const flag of [...flags, '--help']) expect(stdout, `${command} --help names ${flag}`).toContain(flag);
+    }
+    const announce = cli('announce', '-h').stdout;
+    expect(announce).toMatch(/1 特别重大, 2 重大, 3 较大, 4 一般/);
+    expect(announce).toMatch(/actual \(default\)[\s\S]*exercise[\s\S]*test/);
+    expect(announce).toMatch(/--zones Z\s+all \(default\), or zone ids/);
+  });
+
+  it('an unknown flag, a flag without its value or a bad value is one line naming the flag, exit 2, never a stack', { timeout: 90_000 }, async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['keygen', '--kid'], /^keygen: --kid needs a value/],
+      [['keygen', '--kid', '--out', '/tmp'], /^keygen: --kid needs a value/],
+      [['keygen', '--bogus'], /^keygen: unknown flag --bogus/],
+      [['keygen', '--kid', 'a/b', '--out', '/tmp'], /^keygen: --kid: "a\/b": letters, digits/],
+      [['announce', '--key'], /^announce: --key needs a value/],
+      [['announce', '--key', 'k', '--village', 'v', '--emergency', '7', '--text', 'x'], /^announce: --emergency "7": a whole number from 1 to 4/],
+      [['announce', '--key', 'k', '--village', 'v', '--emergency', '1', '--text', 'x', '--status', 'drill'], /^announce: --status "drill": one of actual, exercise, test/],
+      [['announce', '--key', 'k', '--village', 'v', '--emergency', '1', '--text', 'x', '--protocol', '3'], /^announce: --protocol "3": one of 4, 5/],
+      [['announce', '--key', 'k', '--village', 'v', '--chime=yes'], /^announce: --chime takes no value/],
+      [['county', 'watch', '--nope'], /^county watch: unknown flag --nope/],
+      [['county', 'watch', '--ack'], /^county watch: --ack needs --key FILE/],
+      [['county'], /^county: give a subcommand/],
+      [['run', '--config'], /^run: --config needs a value/],
+      [['run'], /^run: --config FILE is required/],
+      [['check-config', 'a', 'b'], /^check-config: give one config FILE/],
+      [['frobnicate'], /^unknown command "frobnicate"/],
+    ];
+    // In parallel: each child is a tsx start of ~1.5 s.
+    const results = await Promise.all(cases.map(([args]) => cliAsync(...args)));
+    for (const [i, [args, message]] of cases.entries()) {
+      const { code, stdout, stderr } = results[i]!;
+      expect(code, args.join(' ')).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(stderr, args.join(' ')).toMatch(message);
+    }
+  });
+
+  it('keygen writes to a per-user folder, not the current one, unless --out says where; that folder never inside a checkout', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 've-cwd-'));
+    const xdg = mkdtempSync(join(tmpdir(), 've-xdg-'));
+    const made = cliIn({ cwd, env: { ...process.env, XDG_CONFIG_HOME: xdg } }, 'keygen', '--kid', 'county-x');
+    expect(made.stderr).toBe('');
+    expect(made.code).toBe(0);
+    const keys = join(xdg, 'village-edge', 'keys');
+    expect(statSync(join(keys, 'county-x.private.jwk.json')).mode & 0o777).toBe(0o600);
+    expect(statSync(keys).mode & 0o777).toBe(0o700);
+    expect(made.stdout).toContain(join(keys, 'county-x.private.jwk.json'));
+    expect(readdirSync(cwd)).toEqual([]);
+
+    // Without XDG_CONFIG_HOME: ~/.config.
+    const home = mkdtempSync(join(tmpdir(), 've-home-'));
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: home };
+    delete env['XDG_CONFIG_HOME'];
+    expect(cliIn({ cwd, env }, 'keygen', '--kid', 'county-y').code).toBe(0);
+    expect(readdirSync(join(home, '.config', 'village-edge', 'keys')).sort()).toEqual(['county-y.private.jwk.json', 'county-y.public.jwk.json']);
+
+    // A default that would land in a git checkout is refused before anything is written.
+    const inCheckout = cliIn({ cwd, env: { ...process.env, XDG_CONFIG_HOME: join(repoRoot, 'no-such-config') } }, 'keygen', '--kid', 'county-z');
+    expect(inCheckout.code).toBe(2);
+    expect(inCheckout.stderr).toMatch(/inside the git checkout .*; give --out DIR outside it/);
+    expect(existsSync(join(repoRoot, 'no-such-config'))).toBe(false);
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it('git ignores key files, except the demo key, which stays tracked', () => {
+    const git = (...args: string[]) => spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8' });
+    expect(git('check-ignore', '--no-index', 'county-2026.private.jwk.json').status).toBe(0);
+    expect(git('check-ignore', '--no-index', 'config/keys/county-2026.public.jwk.json').status).toBe(0);
+    expect(git('ls-files', '--error-unmatch', 'config/demo-county.private.jwk.json').status).toBe(0);
   });
 
   it('refuses to run on a broken config, naming the field', () => {
@@ -156,7 +258,17 @@ describe('village-edge command line', () => {
     const path = join(dir, 'bad.json');
     writeFileSync(path, JSON.stringify({ version: 1 }));
     const { code, stderr } = cli('run', '--config', path);
-    expect(code).toBe(1);
+    // 78, EX_CONFIG: the unit file documents it.
+    expect(code).toBe(78);
     expect(stderr).toContain('village: ');
+    expect(stderr).not.toMatch(/\n\s+at /);
+
+    // A value only the running service can judge (a small-order Ed25519 point as a county key) is one line too.
+    const config = JSON.parse(readFileSync('config/example.json', 'utf8')) as { county: Record<string, unknown>; dataDir: string };
+    writeFileSync(path, JSON.stringify({ ...config, dataDir: join(dir, 'data'), county: { ...config.county, embeddedBroker: false, url: 'mqtt://127.0.0.1:1', commandKeys: [{ kid: 'k', x: 'AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }] } }));
+    const key = cli('run', '--config', path);
+    expect(key.code).toBe(78);
+    expect(key.stderr.trim().split('\n')).toHaveLength(1);
+    expect(key.stderr).toMatch(/county\.commandKeys\[0\]\.x/);
   });
 });

@@ -1,5 +1,9 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
+import mqtt from 'mqtt';
+import type { PlayJob, PlayerRun } from '../../src/broadcast/types.ts';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,15 +27,102 @@ afterAll(async () => {
 });
 
 
+/** The CLI as a child process, without blocking this process: the villages under test live in it. */
+function runCli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, cliArgs(...args), { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 }, (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
+  });
+}
+
+/** Plays tts as RecordingPlayer does; a media file is refused before anything starts, as a missing file is. */
+class MediaFailingPlayer extends RecordingPlayer {
+  override start(job: PlayJob): PlayerRun {
+    if (job.content.kind !== 'media') return super.start(job);
+    const done = Promise.resolve({ outcome: 'failed' as const, reason: `cannot read media file ${job.content.file}: ENOENT` });
+    return { started: Promise.resolve(false), done, stop: async () => {} };
+  }
+}
+
+interface Watcher {
+  readonly lines: string[];
+  /** The first line, seen or still to come, that matches; `poke` runs every 200 ms meanwhile. */
+  waitFor(match: (line: string) => boolean, timeoutMs?: number, poke?: () => unknown): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** `county watch` as a child process, its stdout collected line by line. */
+function startWatch(...args: string[]): Watcher {
+  const child = spawn(process.execPath, cliArgs('county', 'watch', ...args), { cwd: repoRoot });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const lines: string[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => lines.push(line));
+  const stop = async () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  cleanups.push(stop);
+  return {
+    lines,
+    async waitFor(match, timeoutMs = 10_000, poke) {
+      const deadline = Date.now() + timeoutMs;
+      let poked = 0;
+      for (;;) {
+        const line = lines.find(match);
+        if (line !== undefined) return line;
+        if (Date.now() > deadline) throw new Error(`county watch printed no matching line in ${timeoutMs} ms:\n${lines.join('\n')}`);
+        if (poke !== undefined && Date.now() - poked >= 200) {
+          poked = Date.now();
+          await poke();
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    stop,
+  };
+}
+
+function fakeAlarm(id: string) {
+  return {
+    id,
+    seq: 1,
+    village: 'desk-v',
+    terminal: 'column-9',
+    type: 'button',
+    raisedAt: new Date().toISOString(),
+    location: { village: 'desk-v', terminal: 'column-9', lat: 25, lon: 102 },
+    attempt: 1,
+    presses: 1,
+  };
+}
+
+function fakeRejection(jti: string, seq: number) {
+  return {
+    id: randomUUID(),
+    seq,
+    village: 'desk-v',
+    jti,
+    event: 'rejected',
+    reason: 'wrong-audience: aud: "x" is neither this village ("desk-v") nor "all"',
+    priority: null,
+    status: null,
+    zones: [],
+    faultyZones: [],
+    at: new Date().toISOString(),
+    attempt: 1,
+  };
+}
+
 /** The waits here include child processes of the CLI, which start slowly under tsx: a longer default. */
 const waitUntil = (condition: () => boolean, timeoutMs = 10_000) => waitFor(condition, timeoutMs, 20);
 
 describe('county tooling on the command line: keygen, announce, county watch', () => {
   const keyDir = mkdtempSync(join(tmpdir(), 've-keys-'));
   let app: VillageEdge;
-  let player: RecordingPlayer;
+  let player: MediaFailingPlayer;
   let listener: CountyClient;
   let entry: { kid: string; x: string };
+
+  const common = (key = join(keyDir, 'county-test.private.jwk.json')) => ['--key', key, '--broker', brokerUrl, '--protocol', String(protocolVersion), '--village', 'cli-village'];
 
   it('keygen writes a private key only its owner can read, and prints the entry villages trust', () => {
     const result = spawnSync(process.execPath, cliArgs('keygen', '--kid', 'county-test', '--out', keyDir), { encoding: 'utf8', cwd: repoRoot });
@@ -41,8 +132,8 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     expect(entry.kid).toBe('county-test');
   });
 
-  it('announce signs and publishes a broadcast that the village plays, and a stop that ends it', async () => {
-    player = new RecordingPlayer(10_000);
+  it('announce signs and publishes a broadcast, waits for the village to accept and start it, and a stop ends it', async () => {
+    player = new MediaFailingPlayer(10_000);
     const config = villageConfig({
       villageId: 'cli-village',
       brokerUrl,
@@ -58,38 +149,165 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     cleanups.push(() => listener.close());
     await waitUntil(() => app.uplink.connected);
 
-    const key = join(keyDir, 'county-test.private.jwk.json');
-    const common = ['--key', key, '--broker', brokerUrl, '--protocol', String(protocolVersion), '--village', 'cli-village'];
-    const announced = spawnSync(process.execPath, cliArgs('announce', ...common, '--emergency', '1', '--zones', 'square', '--text', '山洪预警，请立即转移。'), { encoding: 'utf8', cwd: repoRoot });
+    const announced = await runCli('announce', ...common(), '--emergency', '1', '--zones', 'square', '--text', '山洪预警，请立即转移。');
     expect(announced.stderr).toBe('');
-    const jti = /published broadcast (\S+) to village-edge\/cli-village\/cmd\/broadcast/.exec(announced.stdout)?.[1];
+    const jti = /published broadcast (\S+) to village-edge\/cli-village\/cmd\/broadcast; waiting/.exec(announced.stdout)?.[1];
     expect(jti).toBeDefined();
-    const reports = () => listener.messages.filter((m) => m.kind === 'report' && m.village === 'cli-village').map((m) => reportPayloadSchema.parse(m.payload));
-    await waitUntil(() => reports().some((r) => r.jti === jti && r.event === 'started'));
+    expect(announced.stdout).toContain('cli-village accepted (emergency level 1 特别重大, zones square)');
+    expect(announced.stdout).toContain('cli-village started (emergency level 1 特别重大, zones square)');
+    expect(announced.stdout).toContain('summary: 1 village(s): 1 started');
+    expect(announced.code).toBe(0);
     expect(player.started[0]?.content).toEqual({ kind: 'tts', text: '山洪预警，请立即转移。' });
 
-    const stopped = spawnSync(process.execPath, cliArgs('announce', ...common, '--stop', jti!), { encoding: 'utf8', cwd: repoRoot });
-    expect(stopped.status).toBe(0);
+    // A stop is reported against the broadcast it ends, so it does not wait.
+    const stopped = await runCli('announce', ...common(), '--stop', jti!);
+    expect(stopped.stdout).toMatch(/^published stop \S+ to village-edge\/cli-village\/cmd\/stop$/m);
+    expect(stopped.code).toBe(0);
+    const reports = () => listener.messages.filter((m) => m.kind === 'report' && m.village === 'cli-village').map((m) => reportPayloadSchema.parse(m.payload));
     await waitUntil(() => reports().some((r) => r.jti === jti && r.event === 'stopped'));
 
     // A bad command is refused by the tool itself, naming the field, before anything is signed.
-    const bad = spawnSync(process.execPath, cliArgs('announce', ...common, '--emergency', '7', '--text', 'x'), { encoding: 'utf8', cwd: repoRoot });
-    expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/level/);
+    const bad = await runCli('announce', ...common(), '--announcement', '--zones', 'a b', '--text', 'x');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/zones/);
   });
 
-  it('county watch prints what villages report and acks it with a signed ack', async () => {
-    const key = join(keyDir, 'county-test.private.jwk.json');
-    const watcher = spawn(process.execPath, cliArgs('county', 'watch', '--key', key, '--ack', '--broker', brokerUrl, '--protocol', String(protocolVersion)), { cwd: repoRoot });
+  it('announce exits 1 when the village rejects the command (a key it does not trust) or fails it, and prints why', async () => {
+    const stranger = await runCli('keygen', '--kid', 'county-stranger', '--out', keyDir);
+    expect(stranger.code).toBe(0);
+    const rejected = await runCli('announce', ...common(join(keyDir, 'county-stranger.private.jwk.json')), '--emergency', '2', '--text', 'x');
+    expect(rejected.stdout).toMatch(/^cli-village REJECTED \(a command it could not verify, most likely this one\): unknown-kid: .*"county-stranger"/m);
+    expect(rejected.stdout).toContain('summary: 1 village(s): 1 rejected');
+    expect(rejected.code).toBe(1);
+
+    const failed = await runCli('announce', ...common(), '--announcement', '--media', 'missing.mp3', '--sha256', 'a'.repeat(64));
+    expect(failed.stdout).toContain('cli-village accepted (announcement, zones square)');
+    expect(failed.stdout).toMatch(/^cli-village FAILED \(announcement, zones square\): play 1 of 1: cannot read media file missing\.mp3/m);
+    expect(failed.code).toBe(1);
+
+    const tested = await runCli('announce', ...common(), '--emergency', '4', '--status', 'test', '--text', '测试');
+    expect(tested.stdout).toContain('cli-village tested (emergency level 4 一般, test, zones square)');
+    expect(tested.code).toBe(0);
+  });
+
+  it('announce --no-wait only publishes; a village that never answers is exit 3 after --timeout', async () => {
+    const quick = await runCli('announce', ...common(), '--announcement', '--status', 'test', '--text', 'x', '--no-wait');
+    expect(quick.stdout.trim()).toMatch(/^published broadcast \S+ to village-edge\/cli-village\/cmd\/broadcast$/);
+    expect(quick.code).toBe(0);
+
+    const silent = await runCli('announce', ...common(), '--village', 'cli-nobody', '--announcement', '--text', 'x', '--timeout', '1');
+    expect(silent.stdout).toContain('summary: 1 village(s): 1 no answer');
+    expect(silent.code).toBe(3);
+  });
+
+  it('announce --all prints a table of every village it heard of, with a summary, after the timeout', async () => {
+    // A prefix of its own: an --all broadcast on the shared broker would reach other test files' villages.
+    const prefix = 'cli-all';
+    const config = villageConfig({ villageId: 'all-1', brokerUrl, protocolVersion, columns: 1, commandKeys: [entry], ...oneZoneBroadcast() });
+    const other = createVillageEdge({ config: { ...config, county: { ...config.county, topicPrefix: prefix } }, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player: new RecordingPlayer(10_000) } });
+    await other.start();
+    cleanups.push(() => other.stop());
+    await waitUntil(() => other.uplink.connected);
+    // Two villages that exist only as retained states: one online that never answers, one offline.
+    const fake = await mqtt.connectAsync(brokerUrl, { protocolVersion });
+    const state = (village: string, online: boolean) => JSON.stringify({ online, village, version: '0.0.0-test' });
+    await fake.publishAsync(`${prefix}/all-ghost/state`, state('all-ghost', true), { qos: 1, retain: true });
+    await fake.publishAsync(`${prefix}/all-away/state`, state('all-away', false), { qos: 1, retain: true });
     cleanups.push(async () => {
-      watcher.kill('SIGTERM');
+      for (const village of ['all-ghost', 'all-away']) await fake.publishAsync(`${prefix}/${village}/state`, '', { qos: 1, retain: true });
+      await fake.endAsync();
     });
-    const lines: string[] = [];
-    createInterface({ input: watcher.stdout }).on('line', (line) => lines.push(line));
-    await waitUntil(() => lines.some((l) => l.startsWith('watching ')));
+
+    const key = join(keyDir, 'county-test.private.jwk.json');
+    const result = await runCli('announce', '--key', key, '--broker', brokerUrl, '--protocol', String(protocolVersion), '--prefix', prefix, '--all', '--emergency', '3', '--text', '通知', '--timeout', '3');
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain('all-1 started (emergency level 3 较大, zones square)');
+    expect(result.stdout).toMatch(/^  village +link +outcome$/m);
+    expect(result.stdout).toMatch(/^  all-1 +online +started$/m);
+    expect(result.stdout).toMatch(/^  all-away +offline +offline: no answer/m);
+    expect(result.stdout).toMatch(/^  all-ghost +online +no answer$/m);
+    expect(result.stdout).toMatch(/^summary: 3 village\(s\): 1 started, 1 offline, 1 no answer$/m);
+    expect(result.code).toBe(3);
+  });
+
+  it('county watch prints readable lines for what villages send and acks each with a signed ack', async () => {
+    const key = join(keyDir, 'county-test.private.jwk.json');
+    const watcher = startWatch('--key', key, '--ack', '--broker', brokerUrl, '--protocol', String(protocolVersion));
+    await watcher.waitFor((l) => / watching /.test(l));
     app.devices.simulated('column-1')!.press();
-    await waitUntil(() => lines.some((l) => / cli-village alarm \{/.test(l)));
-    await waitUntil(() => lines.some((l) => / cli-village acked /.test(l)));
+    await watcher.waitFor((l) => / cli-village ALARM button at column-1, raised \S+; presses 1, attempt 1; id \S+$/.test(l));
+    await watcher.waitFor((l) => / cli-village ack sent for alarm \S+ \(ack-/.test(l));
     await waitUntil(() => app.devices.simulated('column-1')!.indicator === 'received');
+    await watcher.stop();
+  });
+
+  it('county watch shows the acks a village refuses, and does not answer the refusal with an ack refused the same way', async () => {
+    const stranger = join(keyDir, 'county-stranger.private.jwk.json');
+    const watcher = startWatch('--key', stranger, '--ack', '--broker', brokerUrl, '--protocol', String(protocolVersion));
+    await watcher.waitFor((l) => / watching /.test(l));
+    app.devices.simulated('column-1')!.press();
+    await watcher.waitFor((l) => / cli-village ack sent for alarm /.test(l));
+    await watcher.waitFor((l) => / cli-village ACK REJECTED: the village does not know this desk's key county-stranger/.test(l));
+    await watcher.waitFor((l) => / cli-village left unacked: an ack signed with the same key would be refused the same way$/.test(l));
+    expect(watcher.lines.filter((l) => / ack sent for report /.test(l))).toEqual([]);
+    await watcher.stop();
+  });
+
+  it('county watch acks a refusal of its ack once, and never the refusal of that answer', async () => {
+    const prefix = 'cli-desk';
+    const watcher = startWatch('--key', join(keyDir, 'county-test.private.jwk.json'), '--ack', '--prefix', prefix, '--broker', brokerUrl, '--protocol', String(protocolVersion));
+    await watcher.waitFor((l) => / watching /.test(l));
+    const village = await mqtt.connectAsync(brokerUrl, { protocolVersion });
+    cleanups.push(() => village.endAsync());
+    const publish = (kind: string, payload: object) => village.publishAsync(`${prefix}/desk-v/${kind}`, JSON.stringify(payload), { qos: 1 });
+
+    const alarmId = randomUUID();
+    await publish('alarm', fakeAlarm(alarmId));
+    const firstAck = /ack sent for alarm \S+ \((ack-\S+)\)/.exec(await watcher.waitFor((l) => l.includes(`ack sent for alarm ${alarmId}`)))![1]!;
+
+    // The village refuses that ack (genuinely signed, so the report names its jti).
+    const refusal = fakeRejection(firstAck, 1);
+    await publish('report', refusal);
+    await watcher.waitFor((l) => l.includes(`desk-v ACK REJECTED: the village refused this desk's ack of alarm ${alarmId}`));
+    const secondAck = /ack sent for report \S+ \((ack-\S+)\)/.exec(await watcher.waitFor((l) => l.includes(`ack sent for report ${refusal.id}`)))![1]!;
+
+    // A copy of the same refusal is not acked again, nor is the refusal of the answer to it.
+    await publish('report', { ...refusal, attempt: 2 });
+    await watcher.waitFor((l) => / desk-v left unacked: this rejection was acked once already$/.test(l));
+    await publish('report', fakeRejection(secondAck, 2));
+    await watcher.waitFor((l) => / desk-v left unacked: the refused ack was itself the answer to a refusal/.test(l));
+    expect(watcher.lines.filter((l) => / ack sent for /.test(l))).toHaveLength(2);
+    await watcher.stop();
+  });
+
+  it('county watch --json prints the raw stream, one JSON object a line', async () => {
+    const prefix = 'cli-json';
+    const watcher = startWatch('--json', '--prefix', prefix, '--broker', brokerUrl, '--protocol', String(protocolVersion));
+    const village = await mqtt.connectAsync(brokerUrl, { protocolVersion });
+    cleanups.push(() => village.endAsync());
+    const alarm = fakeAlarm(randomUUID());
+    // No "watching" line in JSON: publish until the watcher, subscribing in the background, hears one.
+    const line = await watcher.waitFor((l) => l.includes(alarm.id), 10_000, () => village.publishAsync(`${prefix}/desk-v/alarm`, JSON.stringify(alarm), { qos: 1 }));
+    expect(JSON.parse(line)).toMatchObject({ village: 'desk-v', kind: 'alarm', payload: alarm });
+    expect(watcher.lines.every((l) => typeof JSON.parse(l) === 'object')).toBe(true);
+    await watcher.stop();
+  });
+
+  it('county watch reconnects by itself after the broker connection drops', async () => {
+    const target = new URL(brokerUrl);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    cleanups.push(() => proxy.close());
+    const prefix = 'cli-reconnect';
+    const watcher = startWatch('--prefix', prefix, '--broker', proxy.url, '--protocol', String(protocolVersion));
+    await watcher.waitFor((l) => / watching /.test(l));
+    proxy.cutAll();
+    await watcher.waitFor((l) => / connection to \S+ lost or refused; retrying every second$/.test(l));
+    await watcher.waitFor((l) => / reconnected to /.test(l));
+    const village = await mqtt.connectAsync(brokerUrl, { protocolVersion });
+    cleanups.push(() => village.endAsync());
+    const alarm = fakeAlarm(randomUUID());
+    await village.publishAsync(`${prefix}/desk-v/alarm`, JSON.stringify(alarm), { qos: 1 });
+    await watcher.waitFor((l) => l.includes(`desk-v ALARM button at column-9`) && l.includes(alarm.id));
+    await watcher.stop();
   });
 });

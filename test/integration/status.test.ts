@@ -172,7 +172,7 @@ describe('village-edge status', () => {
   it('refuses a mistake on the command line without a stack trace', async () => {
     const unknown = await cli('status', '--verbose');
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/^status: Unknown option '--verbose'/);
+    expect(unknown.stderr).toMatch(/^status: unknown flag --verbose \(see status --help\)/);
     expect(unknown.stderr).not.toMatch(/\n +at /);
     const both = await cli('status', '--config', configPath, '--socket', socketPath);
     expect(both.code).toBe(2);
