@@ -22,10 +22,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'run': {
-      const { values } = parseFlags('run', rest, { config: { type: 'string' } });
+      const { values } = parseFlags('run', rest, { config: { type: 'string' }, pretty: { type: 'boolean', default: false } });
       if (values.help) return help('run');
       if (values.config === undefined) throw new UsageError('run: --config FILE is required (see run --help)');
-      return run(values.config);
+      return run(values.config, values.pretty || process.env['LOG_FORMAT'] === 'pretty');
     }
     case 'check-config': {
       const { values, positionals } = parseFlags('check-config', rest, {}, true);
@@ -105,13 +105,13 @@ function checkConfig(path: string): number {
 /** `run`'s exit code for a configuration it cannot run with (sysexits' EX_CONFIG; the unit file says so too). */
 const EXIT_CONFIG = 78;
 
-async function run(configPath: string): Promise<number> {
+async function run(configPath: string, pretty: boolean): Promise<number> {
   const result = readConfigFile(configPath);
   if (!result.ok) {
     for (const error of result.errors) console.error(error);
     return EXIT_CONFIG;
   }
-  const logger = createLogger({ level: result.config.log.level });
+  const logger = createLogger({ level: result.config.log.level, format: pretty ? 'pretty' : 'json' });
   let app: VillageEdge;
   try {
     app = createVillageEdge({ config: result.config, configDir: result.configDir, version, logger });
@@ -121,26 +121,23 @@ async function run(configPath: string): Promise<number> {
     console.error(error.message);
     return EXIT_CONFIG;
   }
+  // Listening before start(): a SIGTERM while it starts (systemd stopping a unit that is coming up) is a clean
+  // stop once start() is done, not the default death that would leave the county the last will.
+  let signalled: (signal: string) => void = () => undefined;
+  const signal = new Promise<string>((resolve) => (signalled = resolve));
+  process.on('SIGTERM', () => signalled('SIGTERM'));
+  process.on('SIGINT', () => signalled('SIGINT'));
   await app.start();
   const controls = attachSimulatorControls(app, logger);
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'stopping');
-      controls?.close();
-      app.stop().then(
-        () => resolve(0),
-        (error: unknown) => {
-          logger.error({ err: error }, 'stop failed');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    process.on('SIGINT', () => shutdown('SIGINT'));
-  });
+  logger.info({ signal: await signal }, 'stopping');
+  controls?.close();
+  try {
+    await app.stop();
+    return 0;
+  } catch (error) {
+    logger.error({ err: error }, 'stop failed');
+    return 1;
+  }
 }
 
 /**

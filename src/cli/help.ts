@@ -28,10 +28,11 @@ county tools:
 exit codes: 0 done, 1 failed (or a village rejected or failed), 2 wrong usage, 3 no answer in time (announce)`;
 
 export const commandHelp: Record<string, string> = {
-  run: `usage: village-edge run --config FILE
+  run: `usage: village-edge run --config FILE [--pretty]
 
 Runs the service for one village (systemd runs this). Logs are JSON lines on stdout.
   --config FILE       the village's config (JSON; see config/village.example.json). Required.
+  --pretty            logs as coloured lines for a person at the console, not JSON (also: LOG_FORMAT=pretty)
   -h, --help          this text`,
 
   'check-config': `usage: village-edge check-config FILE

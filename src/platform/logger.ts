@@ -1,7 +1,14 @@
 import { fstatSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { pino, type Logger, type DestinationStream, type LevelWithSilent } from 'pino';
 
 export type { Logger };
+
+/** From node_modules, not the bundle: the service under systemd never formats for a person. */
+function prettyStdout(): DestinationStream {
+  const pretty = createRequire(import.meta.url)('pino-pretty') as (options: Record<string, unknown>) => DestinationStream;
+  return pretty({ destination: 1, sync: true, colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true });
+}
 
 /** pino's level numbers → syslog priorities (journald's `PRIORITY`): fatal 2 crit, error 3, warn 4, info 6, debug/trace 7. */
 function syslogPriority(level: number): number {
@@ -50,10 +57,12 @@ export function createLogger(options: {
   destination?: DestinationStream;
   /** Prefix each line with its syslog priority; by default, when stdout is the journal. */
   journald?: boolean;
+  /** `pretty`: coloured lines for a technician at the console (pino-pretty, loaded only then), not JSON. */
+  format?: 'json' | 'pretty';
   env?: NodeJS.ProcessEnv;
 }): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: true });
-  const journald = options.journald ?? (options.destination === undefined && isJournalStream(options.env ?? process.env, 1));
+  const destination = options.destination ?? (options.format === 'pretty' ? prettyStdout() : pino.destination({ dest: 1, sync: true }));
+  const journald = options.journald ?? (options.destination === undefined && options.format !== 'pretty' && isJournalStream(options.env ?? process.env, 1));
   return pino(
     {
       level: options.level,

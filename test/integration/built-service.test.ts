@@ -48,6 +48,17 @@ describe('the built service (dist/main.js)', () => {
     expect(output).toMatch(/county\.url/);
   });
 
+  it('logs lines for a person with --pretty (pino-pretty from node_modules), JSON otherwise', async () => {
+    const config = villageConfigJson({ villageId: 'pretty', brokerUrl: 'mqtt://127.0.0.1:1', protocolVersion: 4, columns: 1, dataDir: join(dir, 'pretty-data') });
+    const configPath = writeConfig(mkdtempSync(join(dir, 'pretty-')), config);
+    for (const [args, env] of [[['--pretty'], {}], [[], { LOG_FORMAT: 'pretty' }]] as const) {
+      const service = startService(configPath, undefined, { nodeArgs: [...productionNodeFlags(), bundle], runArgs: [...args], env: { ...env } });
+      await service.waitForLog((l) => /INFO.*village-edge started/.test(l.msg), 20_000);
+      expect(service.logs.every((l) => !l.msg.startsWith('{'))).toBe(true);
+      expect(await service.terminate()).toBe(0);
+    }
+  });
+
   it('carries the MQTT client but not the transports an mqtt:// or mqtts:// link never runs', () => {
     const source = readFileSync(bundle, 'utf8');
     expect(source).toContain('node_modules/mqtt/build/lib/client.js');

@@ -26,7 +26,7 @@ function cliAsync(...args: string[]): Promise<{ code: number | null; stdout: str
 
 /** Every flag each command parses: its --help must name each one. */
 const flagsOf: Record<string, string[]> = {
-  run: ['--config'],
+  run: ['--config', '--pretty'],
   'check-config': [],
   status: ['--config', '--socket', '--json'],
   keygen: ['--kid', '--out'],

@@ -29,6 +29,8 @@ export function writeConfig(dir: string, config: unknown): string {
 /** How to start the service: node's arguments before `run --config FILE`, and extra environment. */
 export interface ServiceLaunch {
   nodeArgs: string[];
+  /** More arguments of `run`, after `--config FILE`. */
+  runArgs?: string[];
   env?: Record<string, string>;
 }
 
@@ -41,7 +43,7 @@ export function fromBuild(nodeFlags: string[], env?: Record<string, string>): Se
 }
 
 export function startService(configPath: string, onLog?: (line: LogRecord) => void, launch: ServiceLaunch = fromSource): ServiceProcess {
-  const child = spawn(process.execPath, [...launch.nodeArgs, 'run', '--config', configPath], {
+  const child = spawn(process.execPath, [...launch.nodeArgs, 'run', '--config', configPath, ...(launch.runArgs ?? [])], {
     cwd: repoRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...launch.env },
