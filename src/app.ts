@@ -31,7 +31,7 @@ import type { AlarmPayload, BroadcastCommand } from './county/payloads.ts';
 import { createCommandGate } from './county/command-gate.ts';
 import type { InboundCommand } from './county/types.ts';
 import type { BroadcastJournal, ReplayGuard } from './store/types.ts';
-import { errorText } from './store/storage-files.ts';
+import { errorText } from './platform/error-text.ts';
 import { Activity } from './status/activity.ts';
 import { buildStatusDocument } from './status/build-status.ts';
 import { statusSocketPath } from './status/status-document.ts';

@@ -4,6 +4,7 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import mqttClientModule from 'mqtt/lib/client';
 import type { CountyConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
+import { errorText } from '../platform/error-text.ts';
 import { InvalidInputError } from '../platform/schema-errors.ts';
 import type { JsonObject, OutboxStream } from '../store/types.ts';
 import { isSocketUrl, socketBuilder, wholeMqttJs, type TlsMaterial } from './broker-socket.ts';
@@ -392,10 +393,4 @@ async function settleWithin<T>(promise: Promise<T>, ms: number, fallback: T): Pr
   } finally {
     clearTimeout(timer);
   }
-}
-
-function errorText(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === undefined || error.message.includes(code) ? error.message : `${error.message} (${code})`;
 }

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { parseFlags } from '../cli/args.ts';
 import { readConfigFile } from '../config/load.ts';
-import { errorText } from '../store/storage-files.ts';
+import { errorText } from '../platform/error-text.ts';
 import { statusDocumentSchema, statusRequest, statusSocketPath, type StatusDocument } from './status-document.ts';
 
 /** The systemd unit's config, so a technician on the Pi can type just `village-edge status`. */

@@ -1,7 +1,7 @@
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { errorText } from '../store/storage-files.ts';
+import { errorText } from '../platform/error-text.ts';
 import { statusRequest, type StatusDocument } from './status-document.ts';
 
 export interface StatusServerOptions {

@@ -6,7 +6,8 @@ import { openOutboxFile, type OpenedOutbox } from './outbox-file.ts';
 import { OutboxMarker } from './outbox-marker.ts';
 import type { SqliteOutbox } from './sqlite-outbox.ts';
 import { StorageReserve } from './storage-reserve.ts';
-import { errorText, freeBytes, isStorageFailure, notifyLater, probeWritable, type StorageNotice } from './storage-files.ts';
+import { freeBytes, isStorageFailure, notifyLater, probeWritable, type StorageNotice } from './storage-files.ts';
+import { errorText } from '../platform/error-text.ts';
 import { outboxStreams, type AppendInput, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
 
 /**

@@ -1,6 +1,7 @@
 import type { Logger } from '../platform/logger.ts';
 import { openSqliteReplayGuard, type SqliteReplayGuard } from './sqlite-replay-guard.ts';
-import { errorText, isCorruption, isStorageFailure, moveAside, notifyLater, probeWritable, type StorageNotice } from './storage-files.ts';
+import { isCorruption, isStorageFailure, moveAside, notifyLater, probeWritable, type StorageNotice } from './storage-files.ts';
+import { errorText } from '../platform/error-text.ts';
 import type { ReplayGuard } from './types.ts';
 import { dirname } from 'node:path';
 

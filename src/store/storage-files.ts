@@ -3,6 +3,7 @@ import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statfsS
 import { basename, dirname, join } from 'node:path';
 import { DurableStorageError } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
+import { errorText } from '../platform/error-text.ts';
 
 /**
  * The small file-system steps the stores take when the SD card misbehaves: telling a storage failure from
@@ -30,12 +31,6 @@ export function isCorruption(error: unknown): boolean {
     if (/integrity check failed|file is not a database|database disk image is malformed/.test(e.message)) return true;
   }
   return false;
-}
-
-export function errorText(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && !error.message.includes(code) ? `${error.message} (${code})` : error.message;
 }
 
 /** Writes `text` to `path` through a temporary file, fsync'd and renamed, and fsyncs the folder. */
