@@ -9,7 +9,7 @@ import { loadProfiles, sortProfileProblems } from './drivers/profiles.ts';
 import { createDeviceHub } from './drivers/device-hub.ts';
 import { inputNames, type InputName } from './drivers/profile-schema.ts';
 import { choiceFlag, intFlag, parseFlags, UsageError } from './cli/args.ts';
-import { commandHelp, topUsage } from './cli/help.ts';
+import { commandHelp, printHelp, topUsage } from './cli/help.ts';
 import { resolve } from 'node:path';
 import { defaultKeyDirectory, enclosingCheckout, ensureKeyDirectory, writeKeyFiles } from './county/keys.ts';
 import { InvalidInputError } from './platform/schema-errors.ts';
@@ -23,18 +23,17 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'run': {
       const { values } = parseFlags('run', rest, { config: { type: 'string' }, pretty: { type: 'boolean', default: false } });
-      if (values.help) return help('run');
+      if (values.help) return printHelp('run');
       if (values.config === undefined) throw new UsageError('run: --config FILE is required (see run --help)');
       return run(values.config, values.pretty || process.env['LOG_FORMAT'] === 'pretty');
     }
     case 'check-config': {
       const { values, positionals } = parseFlags('check-config', rest, {}, true);
-      if (values.help) return help('check-config');
+      if (values.help) return printHelp('check-config');
       if (positionals.length !== 1) throw new UsageError('check-config: give one config FILE (see check-config --help)');
       return checkConfig(positionals[0]!);
     }
     case 'status':
-      if (rest.includes('--help') || rest.includes('-h')) return help('status');
       return statusCommand(rest);
     case 'keygen':
       return keygen(rest);
@@ -42,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
       return announceCommand(rest);
     case 'county':
       if (rest[0] === 'watch') return countyWatch(rest.slice(1));
-      if (rest[0] === '--help' || rest[0] === '-h') return help('county watch');
+      if (rest[0] === '--help' || rest[0] === '-h') return printHelp('county watch');
       throw new UsageError(`county: ${rest[0] === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(rest[0])}`}; the one there is: county watch`);
     case '--version':
     case 'version':
@@ -51,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
     case '--help':
     case '-h':
     case 'help':
-      if (rest[0] !== undefined && rest[0] in commandHelp) return help(rest[0]);
+      if (rest[0] !== undefined && rest[0] in commandHelp) return printHelp(rest[0]);
       console.log(topUsage);
       return 0;
     case undefined:
@@ -60,11 +59,6 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}; village-edge --help lists them`);
   }
-}
-
-function help(command: string): number {
-  console.log(commandHelp[command]);
-  return 0;
 }
 
 function checkConfig(path: string): number {
@@ -196,7 +190,7 @@ function brokerOf(command: string, values: { broker: string; prefix: string; pro
 
 async function keygen(args: string[]): Promise<number> {
   const { values } = parseFlags('keygen', args, { kid: { type: 'string' }, out: { type: 'string' } });
-  if (values.help) return help('keygen');
+  if (values.help) return printHelp('keygen');
   if (values.kid === undefined) throw new UsageError('keygen: --kid KID is required, e.g. --kid county-2026 (see keygen --help)');
   let dir = values.out;
   if (dir === undefined) {
@@ -241,7 +235,7 @@ const announceFlags = {
 async function announceCommand(args: string[]): Promise<number> {
   const cmd = 'announce';
   const { values } = parseFlags(cmd, args, announceFlags);
-  if (values.help) return help(cmd);
+  if (values.help) return printHelp(cmd);
   if (values.key === undefined) throw new UsageError('announce: --key FILE is required: the county private key from keygen (see announce --help)');
   if ((values.village === undefined) === !values.all) throw new UsageError('announce: give exactly one of --village ID or --all');
   const broker = brokerOf(cmd, values);
@@ -292,7 +286,7 @@ async function announceCommand(args: string[]): Promise<number> {
 async function countyWatch(args: string[]): Promise<number> {
   const cmd = 'county watch';
   const { values } = parseFlags(cmd, args, { ...brokerArgs, key: { type: 'string' }, ack: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
-  if (values.help) return help(cmd);
+  if (values.help) return printHelp(cmd);
   if (values.ack && values.key === undefined) throw new UsageError('county watch: --ack needs --key FILE: villages take only signed acks');
   const broker = brokerOf(cmd, values);
   const stop = new AbortController();

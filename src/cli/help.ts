@@ -105,3 +105,9 @@ by itself when the broker goes away. Runs until Ctrl-C.
 ${broker}
   -h, --help          this text`,
 };
+
+/** `COMMAND --help`: its text on stdout, exit 0. */
+export function printHelp(command: string): number {
+  console.log(commandHelp[command]);
+  return 0;
+}

@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { parseFlags } from '../cli/args.ts';
+import { printHelp } from '../cli/help.ts';
 import { readConfigFile } from '../config/load.ts';
 import { errorText } from '../platform/error-text.ts';
 import { statusDocumentSchema, statusRequest, statusSocketPath, type StatusDocument } from './status-document.ts';
@@ -62,6 +63,7 @@ function parseAnswer(text: string, path: string): StatusAnswer {
 export async function statusCommand(args: string[]): Promise<number> {
   // A wrong flag is a UsageError: one line and exit 2, from the command line's one catch.
   const { values } = parseFlags('status', args, { config: { type: 'string' }, socket: { type: 'string' }, json: { type: 'boolean', default: false } });
+  if (values.help) return printHelp('status');
   if (values.config !== undefined && values.socket !== undefined) {
     console.error('status: give --config FILE or --socket PATH, not both');
     return 2;
