@@ -18,7 +18,7 @@ import { Delivery } from './county/delivery.ts';
 import { HealthReporter, type HealthSources } from './county/health-reporter.ts';
 import { createSdNotifier, type SdNotifier } from './platform/sd-notify.ts';
 import { TrustedClock } from './platform/trusted-clock.ts';
-import { missingPrograms } from './platform/programs.ts';
+import { missingPlayerPrograms } from './config/preflight.ts';
 import { BroadcastController } from './broadcast/controller.ts';
 import { createProcessPlayer } from './broadcast/process-player.ts';
 import { createProcessOutput } from './broadcast/process-output.ts';
@@ -73,15 +73,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   const problems: string[] = [];
 
   // A player program that is missing is found now, not at the first emergency.
-  problems.push(
-    ...missingPrograms({
-      'broadcast.player.tts': config.broadcast.player.tts,
-      'broadcast.player.ttsOutput': config.broadcast.player.ttsOutput,
-      'broadcast.player.volume': config.broadcast.player.volume,
-      'broadcast.output.check': config.broadcast.output.check,
-      ...Object.fromEntries(Object.entries(config.broadcast.player.media).map(([extension, argv]) => [`broadcast.player.media["${extension}"]`, argv])),
-    }, (options.env ?? process.env)['PATH']),
-  );
+  problems.push(...missingPlayerPrograms(config.broadcast, env['PATH']));
   const profileSet = loadProfiles([shippedProfilesDir, ...(config.profilesDir === undefined ? [] : [config.profilesDir])]);
   problems.push(...profileSet.errors);
 
@@ -177,7 +169,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   let journalOpenError: unknown;
   if (journal === undefined) {
     try {
-      journal = openSqliteBroadcastJournal({ path: join(config.dataDir, 'broadcasts.sqlite'), logger: logger.child({ component: 'store' }) });
+      journal = openSqliteBroadcastJournal({ path: join(config.dataDir, 'broadcasts.sqlite'), logger: storeLogger });
     } catch (error) {
       // Broadcasts still play; only a restart in the middle of one would go unreported (a fault at start says so).
       journalOpenError = error;

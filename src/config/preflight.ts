@@ -64,18 +64,22 @@ export function preflight(config: Config, environment: PreflightEnvironment): Pr
     }
   }
 
-  warnings.push(
-    ...missingPrograms(
-      {
-        'broadcast.player.tts': config.broadcast.player.tts,
-        'broadcast.player.ttsOutput': config.broadcast.player.ttsOutput,
-        'broadcast.player.volume': config.broadcast.player.volume,
-        'broadcast.output.check': config.broadcast.output.check,
-      },
-      environment.path,
-    ),
-  );
+  warnings.push(...missingPlayerPrograms(config.broadcast, environment.path));
   return { errors, warnings };
+}
+
+/** Every program the player templates start, by the field that names it, that is not installed: for run and check-config alike. */
+export function missingPlayerPrograms(broadcast: Config['broadcast'], path: string | undefined): string[] {
+  return missingPrograms(
+    {
+      'broadcast.player.tts': broadcast.player.tts,
+      'broadcast.player.ttsOutput': broadcast.player.ttsOutput,
+      'broadcast.player.volume': broadcast.player.volume,
+      'broadcast.output.check': broadcast.output.check,
+      ...Object.fromEntries(Object.entries(broadcast.player.media).map(([extension, argv]) => [`broadcast.player.media["${extension}"]`, argv])),
+    },
+    path,
+  );
 }
 
 function unreadable(path: string, mode = constants.R_OK): string | undefined {
