@@ -1,9 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from '../support/broker.ts';
 import { BenchFailure } from './figures.ts';
 import type { Teardown } from './teardown.ts';
 
@@ -29,17 +29,6 @@ async function installNodeRed(progress: (text: string) => void): Promise<string>
     },
   );
   return red;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
 }
 
 /** Node-RED polling unit 1 on `path` (discrete inputs 0-1, 100 ms) and publishing button edges to `brokerPort`. */
