@@ -120,10 +120,6 @@ export class MemoryOutbox implements Outbox {
     if (seq > (this.lastSeq.get(stream) ?? 0)) this.lastSeq.set(stream, seq);
   }
 
-  lastSeqOf(stream: OutboxStream): number {
-    return this.lastSeq.get(stream) ?? 0;
-  }
-
   /** Every record held, acked or not, oldest seq first per stream. */
   all(): OutboxRecord[] {
     return [...this.records.values()].sort((a, b) => a.seq - b.seq).map(toRecord);

@@ -58,10 +58,6 @@ export class OutboxMarker {
     return { kind: 'ok', marker: parsed.data };
   }
 
-  get installId(): string | undefined {
-    return this.current?.installId;
-  }
-
   /** Whether `seq` of `stream` lies beyond what the marker has reserved (the caller then calls reserve). */
   exceeds(stream: OutboxStream, seq: number): boolean {
     return this.current === undefined || seq > this.current.reservedSeq[stream];
