@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Socket } from 'node:net';
+import type { MqttClient } from 'mqtt';
 import { wholeMqttJs } from './broker-socket.ts';
 import { loadPrivateKey, signCommand } from './keys.ts';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics } from './topics.ts';
@@ -177,35 +178,33 @@ export async function watch(options: {
   await client.endAsync();
 }
 
-/** A client that connects in the background and again after every drop, a second apart, until ended. */
-function connectRetrying(broker: BrokerOptions, clientId: string) {
-  const client = wholeMqttJs().connect(broker.url, {
+/** The county tools' MQTT options; `reconnectPeriod` 0 for a one-shot client. */
+function clientOptions(broker: BrokerOptions, clientId: string, reconnectPeriod: number) {
+  return {
     clientId,
     protocolVersion: broker.protocolVersion,
     clean: true,
-    reconnectPeriod: 1000,
+    reconnectPeriod,
     connectTimeout: 10_000,
     ...(broker.username === undefined ? {} : { username: broker.username }),
     ...(broker.password === undefined ? {} : { password: broker.password }),
-  });
-  // Nagle would hold an ack behind the previous one's delayed ACK: dispatch acks must not wait 40 ms.
-  client.on('connect', () => {
-    if (client.stream instanceof Socket) client.stream.setNoDelay(true);
-  });
+  };
+}
+
+/** Nagle would hold an ack behind the previous one's delayed ACK: dispatch acks must not wait 40 ms. */
+function noDelay(client: MqttClient): void {
+  if (client.stream instanceof Socket) client.stream.setNoDelay(true);
+}
+
+/** A client that connects in the background and again after every drop, a second apart, until ended. */
+function connectRetrying(broker: BrokerOptions, clientId: string) {
+  const client = wholeMqttJs().connect(broker.url, clientOptions(broker, clientId, 1000));
+  client.on('connect', () => noDelay(client));
   return client;
 }
 
 async function connect(broker: BrokerOptions, clientId: string) {
-  const client = await wholeMqttJs().connectAsync(broker.url, {
-    clientId,
-    protocolVersion: broker.protocolVersion,
-    clean: true,
-    reconnectPeriod: 0,
-    connectTimeout: 10_000,
-    ...(broker.username === undefined ? {} : { username: broker.username }),
-    ...(broker.password === undefined ? {} : { password: broker.password }),
-  });
-  // Nagle would hold an ack behind the previous one's delayed ACK: dispatch acks must not wait 40 ms.
-  if (client.stream instanceof Socket) client.stream.setNoDelay(true);
+  const client = await wholeMqttJs().connectAsync(broker.url, clientOptions(broker, clientId, 0));
+  noDelay(client);
   return client;
 }
