@@ -6,6 +6,7 @@ import type { IndicatorState, InputName, LineProfile } from './profile-schema.ts
 import type { Device, DeviceEvent, DeviceEventSink, DeviceHealth, ProtocolErrorKind } from './types.ts';
 import { watchForDeviceNode } from './device-node-watch.ts';
 import { LineFramer, claimedUnit, formatLine, interpretFrame, parseFrame, preview, type FramerOutput } from './line-protocol.ts';
+import { IndicatorWaiters } from './indicator-waiters.ts';
 
 export type LineBusConfig = Extract<BusConfig, { kind: 'line' }>;
 type ErrorCounts = Partial<Record<ProtocolErrorKind, number>>;
@@ -61,7 +62,7 @@ interface IndicatorSync {
   shown: IndicatorState | null;
   writing: boolean;
   failedAt: number;
-  waiters: Array<{ resolve(): void; reject(error: Error): void }>;
+  readonly waiters: IndicatorWaiters;
 }
 
 /** A failed indicator line to a column that is still heard is tried again after this long. */
@@ -109,7 +110,7 @@ class LineBusCore implements LineBus {
     this.now = options.now ?? Date.now;
     this.reopenDelayMs = options.timing.reopen.initialMs;
     this.states = options.devices.map(({ config, profile }) => ({ config, profile, active: false, presence: 'unknown', offlineSince: 0,
-      silenceTimer: undefined, buttonLatched: false, errors: {}, indicator: { desired: null, shown: null, writing: false, failedAt: -Infinity, waiters: [] } }));
+      silenceTimer: undefined, buttonLatched: false, errors: {}, indicator: { desired: null, shown: null, writing: false, failedAt: -Infinity, waiters: new IndicatorWaiters() } }));
     this.byUnit = new Map(this.states.map((s) => [s.config.unitId, s]));
     this.devices = this.states.map((s) => this.deviceFor(s));
     // Devices of several models may share the bus; the framer must let the longest allowed line through.
@@ -182,7 +183,7 @@ class LineBusCore implements LineBus {
     state.silenceTimer = undefined;
     state.buttonLatched = false;
     state.indicator.shown = null;
-    settleIndicator(state.indicator, new Error(`device "${state.config.id}" stopped before its indicator was shown`));
+    state.indicator.waiters.settle(new Error(`device "${state.config.id}" stopped before its indicator was shown`));
     if (this.running && !this.states.some((s) => s.active)) await this.closeBus();
   }
 
@@ -193,10 +194,10 @@ class LineBusCore implements LineBus {
     }
     const sync = state.indicator;
     sync.desired = indicator;
-    const shown = new Promise<void>((resolve, reject) => sync.waiters.push({ resolve, reject }));
+    const shown = sync.waiters.wait();
     if (this.lost !== null) {
       // Said at once, as a write would fail; the state is kept and written when the port is back.
-      settleIndicator(sync, new Error(`cannot show ${indicator} on device "${state.config.id}" now: bus "${this.busConfig.id}" is lost (${this.lost.reason}); kept to be shown when it is back`));
+      sync.waiters.settle(new Error(`cannot show ${indicator} on device "${state.config.id}" now: bus "${this.busConfig.id}" is lost (${this.lost.reason}); kept to be shown when it is back`));
     } else this.syncIndicator(state);
     return shown;
   }
@@ -210,7 +211,7 @@ class LineBusCore implements LineBus {
     const body = state.profile.line.indicator?.[indicator];
     if (sync.shown === indicator || body === undefined) {
       sync.shown = indicator;
-      return settleIndicator(sync, null);
+      return sync.waiters.settle(null);
     }
     sync.writing = true;
     this.send(state, body).then(
@@ -223,7 +224,7 @@ class LineBusCore implements LineBus {
         sync.writing = false;
         sync.shown = null;
         sync.failedAt = performance.now();
-        settleIndicator(sync, new Error(`indicator ${indicator} on device "${state.config.id}" failed, kept to be shown when it is heard again: ${errorMessage(error)}`));
+        sync.waiters.settle(new Error(`indicator ${indicator} on device "${state.config.id}" failed, kept to be shown when it is heard again: ${errorMessage(error)}`));
       },
     );
   }
@@ -286,7 +287,7 @@ class LineBusCore implements LineBus {
     this.abortWrites(new Error(`bus "${this.busConfig.id}" lost: ${reason}`));
     for (const state of this.states) {
       state.indicator.shown = null;
-      settleIndicator(state.indicator, new Error(`cannot show the indicator of device "${state.config.id}" now: bus "${this.busConfig.id}" lost (${reason}); kept to be shown when it is back`));
+      state.indicator.waiters.settle(new Error(`cannot show the indicator of device "${state.config.id}" now: bus "${this.busConfig.id}" lost (${reason}); kept to be shown when it is back`));
     }
     if (this.lost === null) {
       const at = this.now();
@@ -516,16 +517,6 @@ class LineBusCore implements LineBus {
     } catch (error) {
       this.log.error({ err: errorMessage(error), event: event.type }, 'device event listener failed');
     }
-  }
-}
-
-function settleIndicator(sync: IndicatorSync, error: Error | null): void {
-  const waiters = sync.waiters;
-  if (waiters.length === 0) return;
-  sync.waiters = [];
-  for (const waiter of waiters) {
-    if (error === null) waiter.resolve();
-    else waiter.reject(error);
   }
 }
 

@@ -13,6 +13,7 @@ import {
 } from './profile-schema.ts';
 import type { Device, DeviceEvent, DeviceHealth, ProtocolErrorKind } from './types.ts';
 import { ModbusError, type Exchange, type ModbusTransport } from './modbus-transport.ts';
+import { IndicatorWaiters } from './indicator-waiters.ts';
 
 /**
  * `write` (latch resets, relays) before `indicator`; every write takes its turn with the polls the bus
@@ -56,11 +57,6 @@ const GAP_WINDOW_MS = 60_000;
 /** A failed indicator write on a device that still answers its polls is tried again after this long. */
 const INDICATOR_RETRY_MS = 1000;
 
-interface IndicatorWaiter {
-  resolve(): void;
-  reject(error: Error): void;
-}
-
 /**
  * One Modbus device driven by its profile. Scheduling uses the monotonic clock: a Pi without an RTC
  * boots with a wrong wall clock that NTP later jumps. `now` only stamps events.
@@ -101,7 +97,7 @@ export class ModbusDevice implements Device {
   private indicatorInSync = true;
   private indicatorSyncing = false;
   private indicatorFailedAt = -Infinity;
-  private indicatorWaiters: IndicatorWaiter[] = [];
+  private readonly indicatorWaiters = new IndicatorWaiters();
   private readonly knownInputs = new Map<InputName, boolean>();
   private readonly knownStatus = new Map<StatusCondition, boolean>();
   private readonly errors: Partial<Record<ProtocolErrorKind, number>> = {};
@@ -134,7 +130,7 @@ export class ModbusDevice implements Device {
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.cycle;
-    this.settleIndicator(new ModbusError('port', `device "${this.id}" stopped before its indicator was shown`));
+    this.indicatorWaiters.settle(new ModbusError('port', `device "${this.id}" stopped before its indicator was shown`));
   }
 
   setIndicator(state: IndicatorState): Promise<void> {
@@ -145,7 +141,7 @@ export class ModbusDevice implements Device {
     }
     this.desiredIndicator = state;
     this.indicatorInSync = false;
-    const shown = new Promise<void>((resolve, reject) => this.indicatorWaiters.push({ resolve, reject }));
+    const shown = this.indicatorWaiters.wait();
     this.syncIndicator();
     return shown;
   }
@@ -356,7 +352,7 @@ export class ModbusDevice implements Device {
       if (next === undefined) {
         this.indicatorInSync = true;
         if (state !== null) this.log.debug({ indicator: state }, 'indicator shown');
-        return this.settleIndicator(null);
+        return this.indicatorWaiters.settle(null);
       }
       if (!this.running || !this.reachable()) return;
       try {
@@ -367,18 +363,8 @@ export class ModbusDevice implements Device {
         this.shownPoints.delete(pointKey(next));
         if (this.options.link.isUp()) this.recordError(error);
         this.indicatorFailedAt = performance.now();
-        return this.settleIndicator(new ModbusError(error.kind, `device "${this.id}": indicator ${state} failed, kept to be shown when it answers: ${error.message}`));
+        return this.indicatorWaiters.settle(new ModbusError(error.kind, `device "${this.id}": indicator ${state} failed, kept to be shown when it answers: ${error.message}`));
       }
-    }
-  }
-
-  private settleIndicator(error: ModbusError | null): void {
-    const waiters = this.indicatorWaiters;
-    if (waiters.length === 0) return;
-    this.indicatorWaiters = [];
-    for (const waiter of waiters) {
-      if (error === null) waiter.resolve();
-      else waiter.reject(error);
     }
   }
 
