@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { readConfigFile } from './config/load.ts';
+import { currentConfigVersion, migrateConfigFile } from './config/migrate.ts';
 import { preflight } from './config/preflight.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { createVillageEdge, shippedProfilesDir, type VillageEdge } from './app.ts';
@@ -32,6 +33,12 @@ async function main(argv: string[]): Promise<number> {
       if (values.help) return printHelp('check-config');
       if (positionals.length !== 1) throw new UsageError('check-config: give one config FILE (see check-config --help)');
       return checkConfig(positionals[0]!);
+    }
+    case 'migrate-config': {
+      const { values, positionals } = parseFlags('migrate-config', rest, {}, true);
+      if (values.help) return printHelp('migrate-config');
+      if (positionals.length !== 1) throw new UsageError('migrate-config: give one config FILE (see migrate-config --help)');
+      return migrateConfigCommand(positionals[0]!);
     }
     case 'status':
       return statusCommand(rest);
@@ -85,6 +92,10 @@ function checkConfig(path: string): number {
   const environment = preflight(config, { configPath: path });
   const errors = [...sorted.errors, ...problems, ...environment.errors];
   const warnings = [...sorted.warnings, ...environment.warnings];
+  if (result.fromVersion !== currentConfigVersion)
+    warnings.unshift(
+      `version: ${result.fromVersion} is read as ${currentConfigVersion}; \`village-edge migrate-config ${path}\` rewrites the file (keeping a backup), as the package does on upgrade`,
+    );
   for (const error of errors) console.error(error);
   for (const warning of warnings) console.error(`warning: ${warning}`);
   if (errors.length > 0) {
@@ -94,6 +105,22 @@ function checkConfig(path: string): number {
   const warned = warnings.length === 0 ? '' : `, ${warnings.length} warning(s)`;
   console.log(`${path}: ok (village ${config.village.id}, ${config.buses.length} bus(es), ${config.devices.length} device(s)${warned})`);
   return 0;
+}
+
+function migrateConfigCommand(path: string): number {
+  const result = migrateConfigFile(path);
+  switch (result.outcome) {
+    case 'current':
+      console.log(`${path}: already at config version ${result.version}, left as it is`);
+      return 0;
+    case 'migrated':
+      console.log(`${path}: migrated from config version ${result.from} to ${result.to}; the old file is ${result.backup}`);
+      return 0;
+    case 'failed':
+      for (const error of result.errors) console.error(error);
+      console.error(`${path}: not migrated`);
+      return 1;
+  }
 }
 
 /** `run`'s exit code for a configuration it cannot run with (sysexits' EX_CONFIG; the unit file says so too). */

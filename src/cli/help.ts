@@ -15,6 +15,7 @@ export const topUsage = `usage: village-edge COMMAND [flags]     (village-edge C
 village:
   run --config FILE          run the service for one village
   check-config FILE          validate a config (and the device profiles it names); exit 1 on errors
+  migrate-config FILE        rewrite an older config at this build's version, keeping a backup
   status [--config FILE | --socket PATH] [--json]
                              ask the running service how it is (default config /etc/village-edge/config.json)
   --version                  print the version
@@ -39,6 +40,14 @@ Runs the service for one village (systemd runs this). Logs are JSON lines on std
 
 Validates a village config and the device profiles it names; prints every error, each naming its field.
 Exit 0 when the service would start, 1 on errors (broken profiles no device uses are warnings).
+  -h, --help          this text`,
+
+  'migrate-config': `usage: village-edge migrate-config FILE
+
+Rewrites a config written for an older version of village-edge at this build's config version (the
+package's postinst runs it on every upgrade). The old file is kept beside it as FILE.v<old version>.bak, with
+the same owner and mode. A file already at this version, or one that cannot be read, is left as it is.
+Exit 0 when the file is at this build's version afterwards, 1 when it could not be migrated.
   -h, --help          this text`,
 
   status: `usage: village-edge status [--config FILE | --socket PATH] [--json]

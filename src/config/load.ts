@@ -2,18 +2,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { configSchema, type Config } from './schema.ts';
 import { describeIssues } from '../platform/schema-errors.ts';
-
-export const currentConfigVersion = 1;
+import { migrateConfig } from './migrate.ts';
 
 export type ConfigResult =
-  | { ok: true; config: Config; configDir: string }
+  /** `fromVersion`: the version the file declared (older ones are migrated in memory; check-config says so). */
+  | { ok: true; config: Config; configDir: string; fromVersion: number }
   | { ok: false; errors: string[] };
-
-/**
- * Older config versions are carried forward one step at a time, so a village's file keeps working after
- * an upgrade. Index = version it migrates from.
- */
-const migrations: Record<number, (old: Record<string, unknown>) => Record<string, unknown>> = {};
 
 export function readConfigFile(path: string): ConfigResult {
   let text: string;
@@ -31,34 +25,15 @@ export function readConfigFile(path: string): ConfigResult {
   const result = parseConfig(json);
   if (!result.ok) return result;
   const configDir = dirname(resolve(path));
-  return { ok: true, config: resolvePaths(result.config, configDir), configDir };
+  return { ok: true, config: resolvePaths(result.config, configDir), configDir, fromVersion: result.fromVersion };
 }
 
-export function parseConfig(json: unknown): { ok: true; config: Config } | { ok: false; errors: string[] } {
-  const migrated = migrate(json);
+export function parseConfig(json: unknown): { ok: true; config: Config; fromVersion: number } | { ok: false; errors: string[] } {
+  const migrated = migrateConfig(json);
   if (!migrated.ok) return migrated;
   const parsed = configSchema.safeParse(migrated.value);
   if (!parsed.success) return { ok: false, errors: describeIssues(parsed.error, '', configSchema) };
-  return { ok: true, config: parsed.data };
-}
-
-function migrate(json: unknown): { ok: true; value: unknown } | { ok: false; errors: string[] } {
-  if (typeof json !== 'object' || json === null || Array.isArray(json))
-    return { ok: false, errors: ['(root): the config must be a JSON object'] };
-  let value = json as Record<string, unknown>;
-  const declared = value['version'];
-  if (typeof declared !== 'number' || !Number.isInteger(declared))
-    return { ok: false, errors: [`version: required, an integer (this build reads ${currentConfigVersion})`] };
-  let version: number = declared;
-  if (version > currentConfigVersion)
-    return { ok: false, errors: [`version: ${version} is newer than this build reads (${currentConfigVersion}); upgrade village-edge`] };
-  while (version < currentConfigVersion) {
-    const step = migrations[version];
-    if (step === undefined) return { ok: false, errors: [`version: ${version} is no longer supported (this build reads ${currentConfigVersion})`] };
-    value = step(value);
-    version = value['version'] as number;
-  }
-  return { ok: true, value };
+  return { ok: true, config: parsed.data, fromVersion: migrated.from };
 }
 
 /** Relative paths in the file are relative to the file's own folder, not to wherever the service was started. */

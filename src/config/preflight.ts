@@ -38,6 +38,12 @@ export function preflight(config: Config, environment: PreflightEnvironment): Pr
         'add the county\'s {"kid","x"} entry (printed by `village-edge keygen`), or set county.commandsDisabled to true on purpose',
     );
 
+  if (county.commandsDisabled)
+    warnings.push(
+      'county.commandsDisabled: true, so every county command is refused: no ack reaches a column and no county broadcast plays; ' +
+        'alarms are still relayed. Add the county\'s {"kid","x"} to county.commandKeys and remove this to accept them',
+    );
+
   const tls = county.tls;
   if (tls !== undefined) {
     for (const [field, file] of [['ca', tls.ca], ['cert', tls.cert], ['key', tls.key]] as const) {

@@ -330,7 +330,7 @@ export const broadcastSchema = z
 
 export const configSchema = z
   .object({
-    version: z.literal(1),
+    version: z.literal(2),
     village: z
       .object({
         // `all` addresses every village on county→village topics, so no village may be called that.

@@ -1,3 +1,4 @@
+import { syncDirectory } from '../platform/durable-file.ts';
 import { closeSync, constants, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -141,15 +142,6 @@ function writeNewFile(path: string, text: string, mode: number): void {
   try {
     fchmodSync(fd, mode);
     writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);

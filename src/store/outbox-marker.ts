@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as z from 'zod';
 import { describeIssues } from '../platform/schema-errors.ts';
-import { writeFileDurably } from './storage-files.ts';
+import { writeFileDurably } from '../platform/durable-file.ts';
 import { errorText } from '../platform/error-text.ts';
 import { outboxStreams, type OutboxStream } from './types.ts';
 

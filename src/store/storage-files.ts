@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import { syncDirectory } from '../platform/durable-file.ts';
 import { basename, dirname, join } from 'node:path';
 import { DurableStorageError } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
@@ -31,29 +32,6 @@ export function isCorruption(error: unknown): boolean {
     if (/integrity check failed|file is not a database|database disk image is malformed/.test(e.message)) return true;
   }
   return false;
-}
-
-/** Writes `text` to `path` through a temporary file, fsync'd and renamed, and fsyncs the folder. */
-export function writeFileDurably(path: string, text: string): void {
-  const temp = join(dirname(path), `.${basename(path)}.tmp`);
-  const fd = openSync(temp, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
-  syncDirectory(dirname(path));
-}
-
-export function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Whether a small file can be written, fsync'd and removed in `dir` right now. */

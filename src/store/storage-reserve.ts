@@ -1,6 +1,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { freeBytes, syncDirectory } from './storage-files.ts';
+import { freeBytes } from './storage-files.ts';
+import { syncDirectory } from '../platform/durable-file.ts';
 
 /**
  * A file of zeros the outbox keeps beside itself. When the card fills up (journald, media, anything), the

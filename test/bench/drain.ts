@@ -157,7 +157,7 @@ function appendAlarm(app: VillageEdge, village: ReturnType<typeof drainConfig>['
 
 function drainConfig(brokerUrl: string, protocolVersion: 4 | 5, dataDir: string, commandKey: CommandKeyEntry) {
   const result = parseConfig({
-    version: 1,
+    version: 2,
     village: { id: VILLAGE, name: 'Bench village', location: { lat: 25.04, lon: 102.71 } },
     // A short reconnect ceiling: the default (30 s) would make "broker up → drained" mostly backoff.
     county: { url: brokerUrl, protocolVersion, clientId: `ve-${VILLAGE}`, reconnect: { initialMs: 250, maxMs: 1000 }, commandKeys: [commandKey] },

@@ -24,7 +24,7 @@ export function rtuColumnsConfig(o: {
   commandKeys?: CommandKeyEntry[];
 }) {
   return {
-    version: 1,
+    version: 2,
     village: { id: o.villageId, name: 'Bench village', location: { lat: 25.04, lon: 102.71 } },
     county: {
       url: o.brokerUrl,

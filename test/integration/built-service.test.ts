@@ -40,7 +40,7 @@ describe('the built service (dist/main.js)', () => {
     expect(good.status).toBe(0);
 
     const broken = join(dir, 'broken.json');
-    writeFileSync(broken, JSON.stringify({ version: 1, village: { id: '' }, county: { url: 'http://x' } }));
+    writeFileSync(broken, JSON.stringify({ version: 2, village: { id: '' }, county: { url: 'http://x' } }));
     const bad = cli('check-config', broken);
     expect(bad.status).toBe(1);
     const output = `${bad.stdout}${bad.stderr}`;

@@ -28,6 +28,7 @@ function cliAsync(...args: string[]): Promise<{ code: number | null; stdout: str
 const flagsOf: Record<string, string[]> = {
   run: ['--config', '--pretty'],
   'check-config': [],
+  'migrate-config': [],
   status: ['--config', '--socket', '--json'],
   keygen: ['--kid', '--out'],
   announce: ['--key', '--village', '--all', '--emergency', '--announcement', '--status', '--zones', '--text', '--media', '--sha256', '--chime', '--repeat', '--expires', '--stop', '--no-wait', '--timeout', '--broker', '--prefix', '--protocol', '--username', '--password'],
@@ -65,7 +66,7 @@ describe('village-edge command line', () => {
     const demoKey = JSON.parse(readFileSync('config/demo-county.public.jwk.json', 'utf8')) as Record<string, string>;
     const county = { ...base.county, embeddedBroker: false };
 
-    const syntax = check('{\n  "version": 1,\n  "village": { "id": "v1" ,, }\n}');
+    const syntax = check('{\n  "version": 2,\n  "village": { "id": "v1" ,, }\n}');
     expect(syntax.code).toBe(1);
     expect(syntax.stderr).toMatch(/is not valid JSON at line 3, column \d+/);
 
@@ -110,7 +111,7 @@ describe('village-edge command line', () => {
     writeFileSync(
       path,
       JSON.stringify({
-        version: 1,
+        version: 2,
         village: { id: 'v 1', name: 'x', location: { lat: 25, lon: 102 } },
         county: { url: 'mqtt://127.0.0.1:1883', embeddedBroker: true, protocolVersion: 5 },
         dataDir: './data',
@@ -145,7 +146,7 @@ describe('village-edge command line', () => {
     writeFileSync(join(dir, 'profiles', 've-ac300-line.json'), '{ "schema": 1, "model": "ve-ac3');
     writeFileSync(join(dir, 'profiles', 'README.txt'), 'notes');
     const config = (profile: string) => ({
-      version: 1,
+      version: 2,
       village: { id: 'v1', name: 'x', location: { lat: 25, lon: 102 } },
       county: { url: 'mqtt://127.0.0.1:1883', commandsDisabled: true },
       dataDir: './data',
@@ -158,7 +159,8 @@ describe('village-edge command line', () => {
     const unused = cli('check-config', path);
     expect(unused.code).toBe(0);
     expect(unused.stderr).toMatch(/^warning: ve-ac300-line\.json: not valid JSON/m);
-    expect(unused.stdout).toContain('1 warning(s)');
+    // The other warning: county.commandsDisabled, set on purpose in this config.
+    expect(unused.stdout).toContain('2 warning(s)');
 
     writeFileSync(path, JSON.stringify(config('ve-ac300-line')));
     const used = cli('check-config', path);
@@ -256,7 +258,7 @@ describe('village-edge command line', () => {
   it('refuses to run on a broken config, naming the field', () => {
     const dir = mkdtempSync(join(tmpdir(), 've-cli-'));
     const path = join(dir, 'bad.json');
-    writeFileSync(path, JSON.stringify({ version: 1 }));
+    writeFileSync(path, JSON.stringify({ version: 2 }));
     const { code, stderr } = cli('run', '--config', path);
     // 78, EX_CONFIG: the unit file documents it.
     expect(code).toBe(78);
@@ -270,5 +272,42 @@ describe('village-edge command line', () => {
     expect(key.code).toBe(78);
     expect(key.stderr.trim().split('\n')).toHaveLength(1);
     expect(key.stderr).toMatch(/county\.commandKeys\[0\]\.x/);
+  });
+
+  it('migrate-config rewrites an older config at this version, keeping the old file beside it with its mode', () => {
+    const dir = mkdtempSync(join(tmpdir(), 've-cli-'));
+    const path = join(dir, 'config.json');
+    const demo = JSON.parse(readFileSync('config/example.json', 'utf8')) as { county: Record<string, unknown> };
+    const { commandKeys: _keys, ...county } = demo.county;
+    const oldText = `${JSON.stringify({ ...demo, version: 1, dataDir: join(dir, 'data'), county: { ...county, embeddedBroker: false } }, null, 4)}\n`;
+    writeFileSync(path, oldText, { mode: 0o640 });
+    chmodSync(path, 0o640);
+
+    // Read as version 2 already, and check-config says how to rewrite it.
+    const before = cli('check-config', path);
+    expect(before.code).toBe(0);
+    expect(before.stderr).toMatch(/^warning: version: 1 is read as 2; `village-edge migrate-config .*config\.json` rewrites the file/m);
+    expect(before.stderr).toMatch(/^warning: county\.commandsDisabled: true, so every county command is refused/m);
+
+    const migrated = cli('migrate-config', path);
+    expect(migrated.code).toBe(0);
+    expect(migrated.stdout).toContain(`migrated from config version 1 to 2; the old file is ${path}.v1.bak`);
+    expect(readFileSync(`${path}.v1.bak`, 'utf8')).toBe(oldText);
+    expect(statSync(`${path}.v1.bak`).mode & 0o777).toBe(0o640);
+    expect(statSync(path).mode & 0o777).toBe(0o640);
+    const now = JSON.parse(readFileSync(path, 'utf8')) as { version: number; county: Record<string, unknown> };
+    expect(now.version).toBe(2);
+    expect(now.county['commandsDisabled']).toBe(true);
+    expect(cli('check-config', path).stderr).not.toMatch(/warning: version:/);
+
+    const again = cli('migrate-config', path);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('already at config version 2, left as it is');
+
+    writeFileSync(path, '{"version": 9}');
+    const newer = cli('migrate-config', path);
+    expect(newer.code).toBe(1);
+    expect(newer.stderr).toMatch(/^version: 9 is newer than this build reads \(2\)/m);
+    expect(readFileSync(path, 'utf8')).toBe('{"version": 9}');
   });
 });

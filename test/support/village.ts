@@ -25,7 +25,7 @@ export interface VillageOptions {
 export function villageConfigJson(options: VillageOptions) {
   const columns = options.columns ?? 2;
   return {
-    version: 1,
+    version: 2,
     village: { id: options.villageId, name: `Village ${options.villageId}`, location: { lat: 25.04, lon: 102.71 } },
     county: { url: options.brokerUrl, protocolVersion: options.protocolVersion, clientId: `ve-${options.villageId}`, commandKeys: options.commandKeys ?? [] },
     dataDir: options.dataDir ?? mkdtempSync(join(tmpdir(), `ve-${options.villageId}-`)),

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseConfig, readConfigFile } from '../../src/config/load.ts';
 
 const minimal = {
-  version: 1,
+  version: 2,
   village: { id: 'v1', name: 'Village One', location: { lat: 25, lon: 102 } },
   county: { url: 'mqtt://127.0.0.1:1883' },
   dataDir: './data',
@@ -20,7 +20,7 @@ function errorsOf(json: unknown): string[] {
 describe('config', () => {
   it('suggests the known key an unknown one most likely misspells, wherever it is', () => {
     const result = parseConfig({
-      version: 1,
+      version: 2,
       village: { id: 'v1', name: 'v', location: { lat: 25, lon: 102 } },
       county: { url: 'mqtt://127.0.0.1:1883', comandKeys: [] },
       dataDir: '/tmp/x',
@@ -91,14 +91,26 @@ describe('config', () => {
   });
 
   it('checks the version: missing, newer than this build', () => {
-    expect(errorsOf({ ...minimal, version: undefined })).toEqual(['version: required, an integer (this build reads 1)']);
-    expect(errorsOf({ ...minimal, version: 2 })[0]).toMatch(/^version: 2 is newer than this build reads/);
+    expect(errorsOf({ ...minimal, version: undefined })).toEqual(['version: required, an integer (this build reads 2)']);
+    expect(errorsOf({ ...minimal, version: 3 })[0]).toMatch(/^version: 3 is newer than this build reads/);
+    expect(errorsOf({ ...minimal, version: 0 })[0]).toMatch(/^version: 0 is no longer supported/);
+  });
+
+  it('reads a version 1 file as version 2: without county keys, county commands are disabled as version 1 ran them', () => {
+    const { commandKeys: _keys, ...countyWithoutKeys } = minimal.county as Record<string, unknown>;
+    const old = parseConfig({ ...minimal, version: 1, county: countyWithoutKeys });
+    expect(old.ok && { from: old.fromVersion, disabled: old.config.county.commandsDisabled }).toEqual({ from: 1, disabled: true });
+    // Keys given, or commandsDisabled given: nothing to carry over.
+    const keyed = parseConfig({ ...minimal, version: 1, county: { ...countyWithoutKeys, commandKeys: [{ kid: 'k', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo' }] } });
+    expect(keyed.ok && keyed.config.county.commandsDisabled).toBe(false);
+    const explicit = parseConfig({ ...minimal, version: 1, county: { ...countyWithoutKeys, commandsDisabled: false } });
+    expect(explicit.ok && explicit.config.county.commandsDisabled).toBe(false);
   });
 
   it('reads a file, says so when it is not JSON, and resolves relative paths against its folder', () => {
     const dir = mkdtempSync(join(tmpdir(), 've-config-'));
     const bad = join(dir, 'bad.json');
-    writeFileSync(bad, '{ "version": 1, ');
+    writeFileSync(bad, '{ "version": 2, ');
     const badResult = readConfigFile(bad);
     expect(badResult.ok).toBe(false);
     if (!badResult.ok) expect(badResult.errors[0]).toMatch(/^\(file\): .*bad\.json is not valid JSON/);
