@@ -7,7 +7,7 @@
  *   tsx src/packaging/build-deb.ts [--version V] [--out DIR]
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -123,7 +123,8 @@ function productionModules(stage: string): string {
   const scratch = join(stage, 'modules');
   mkdirSync(scratch);
   for (const file of ['package.json', 'package-lock.json']) copyFileSync(join(repoRoot, file), join(scratch, file));
-  cpSync(join(repoRoot, 'node_modules'), join(scratch, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+  // realpath: a checkout whose node_modules is a link to another's is copied from the folder linked to.
+  cpSync(realpathSync(join(repoRoot, 'node_modules')), join(scratch, 'node_modules'), { recursive: true, verbatimSymlinks: true });
   run('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], scratch);
   const modules = join(scratch, 'node_modules');
   for (const path of leftovers(modules, process.arch)) rmSync(path, { recursive: true, force: true });

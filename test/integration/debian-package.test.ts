@@ -1,7 +1,7 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -181,3 +181,96 @@ describe('the Debian package', () => {
       expect(existsSync(gone), gone).toBe(false);
   }, dpkgTimeout);
 });
+
+interface InstallBlock {
+  /** `run`, or `skip <id>: <why>` */
+  annotation: string;
+  script: string;
+}
+
+/** The ```sh blocks of the README's install section, each with the `<!-- install-test: … -->` line before it. */
+function installBlocks(): InstallBlock[] {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## Install on a Raspberry Pi');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  return [...section.matchAll(/(?:<!-- install-test: (.+?) -->\n)?```sh\n([\s\S]*?)```/g)].map((m) => ({ annotation: m[1] ?? '(none)', script: m[2]! }));
+}
+
+/**
+ * What the test does in place of each block it cannot run here: every skipped block must be one of these,
+ * so a new block is either run or given a reason.
+ */
+const standIns: Record<string, string> = {
+  internet: 'nothing: Node.js 20 is installed',
+  clone: 'copies the checkout (its tracked files) to a temporary folder, with this checkout\'s node_modules',
+  'npm-ci': 'nothing: the copy uses this checkout\'s node_modules, which .ci/run installed with npm ci',
+  adapters: 'nothing',
+  editor: 'writes a village config with the county key and a simulated bus',
+  systemd: 'nothing',
+  'sound-card': 'nothing',
+  upgrade: 'nothing: the package test above upgrades and rolls back',
+};
+
+describe("the README's install section, run as written", () => {
+  const root = process.getuid?.() === 0;
+  let work: string;
+
+  afterAll(() => {
+    if (!root) return;
+    sh('dpkg', ['--purge', 'village-edge']);
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  }, dpkgTimeout);
+
+  it('runs every block it can on this machine, in order, each exiting 0', () => {
+    if (!root) return;
+    const blocks = installBlocks();
+    expect(blocks.length).toBeGreaterThan(8);
+    work = mkdtempSync(join(tmpdir(), 've-readme-'));
+    // The README says sudo; root on a machine without sudo runs the commands as they are.
+    const bin = join(work, 'bin');
+    mkdirSync(bin);
+    if (sh('sh', ['-c', 'command -v sudo']).code !== 0)
+      writeFileSync(join(bin, 'sudo'), '#!/bin/sh\nif [ "$1" = -u ]; then user="$2"; shift 2; exec runuser -u "$user" -- "$@"; fi\nexec "$@"\n', { mode: 0o755 });
+    let cwd = repoRoot;
+    const ran: string[] = [];
+    for (const block of blocks) {
+      const skip = /^skip ([\w-]+): (.+)$/.exec(block.annotation);
+      if (skip !== null) {
+        expect(Object.keys(standIns), `a skipped block needs a stand-in: ${block.annotation}`).toContain(skip[1]);
+        if (skip[1] === 'clone') cwd = copyCheckout(join(work, 'village-edge'));
+        if (skip[1] === 'editor') writeFileSync(config, villageConfig());
+        continue;
+      }
+      expect(block.annotation, `every block says run or skip: ${block.script}`).toBe('run');
+      const result = spawnSync('sh', ['-e', '-c', block.script], {
+        cwd,
+        encoding: 'utf8',
+        timeout: dpkgTimeout,
+        env: { ...process.env, PATH: `${bin}:${process.env['PATH']}`, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+      expect(result.status, `${block.script}\n${result.stdout}${result.stderr}`).toBe(0);
+      ran.push(block.script.trim().split('\n')[0]!);
+    }
+    console.log(`  ran ${ran.length} of ${blocks.length} blocks: ${ran.join(' | ')}`);
+    expect(installedVersion()).toBe(packageVersion);
+  }, 2 * dpkgTimeout);
+});
+
+/** The tracked files of this checkout, as a clone has them, with this checkout's installed node_modules. */
+function copyCheckout(to: string): string {
+  const files = sh('git', ['-C', repoRoot, 'ls-files', '-z']).stdout.split('\0').filter((f) => f !== '');
+  for (const file of files) {
+    if (!existsSync(join(repoRoot, file))) continue;
+    mkdirSync(dirname(join(to, file)), { recursive: true });
+    cpSync(join(repoRoot, file), join(to, file));
+  }
+  symlinkSync(join(repoRoot, 'node_modules'), join(to, 'node_modules'));
+  return to;
+}
+
+/** What an installer writes in step 4, for a village whose devices are simulated. */
+function villageConfig(): string {
+  const key = JSON.parse(readFileSync(join(repoRoot, 'config/demo-county.public.jwk.json'), 'utf8')) as { kid: string; x: string };
+  const village = JSON.parse(villageConfigV1()) as Record<string, unknown> & { county: Record<string, unknown> };
+  return `${JSON.stringify({ ...village, version: 2, county: { ...village.county, commandKeys: [{ kid: key.kid, x: key.x }] } }, null, 2)}\n`;
+}
