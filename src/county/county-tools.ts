@@ -134,12 +134,14 @@ export async function watch(options: {
   let down = false;
   client.on('connect', () => {
     // A clean session forgets subscriptions: every connect subscribes again.
-    client.subscribe(filters, (error) => {
-      if (error !== null && error !== undefined) options.print(`${stamp()} subscribe failed: ${error.message}`);
-    });
-    if (options.json !== true) options.print(`${stamp()} ${down ? 'reconnected to' : 'watching'} ${options.broker.url} under ${options.broker.prefix}/+/…${options.ack ? ', acknowledging' : ''}; Ctrl-C to stop`);
+    const reconnected = down;
     down = false;
     lastError = '';
+    client.subscribe(filters, (error) => {
+      if (error !== null && error !== undefined) return options.print(`${stamp()} subscribe failed: ${error.message}`);
+      // Said once the broker has granted the subscriptions: from this line on, nothing a village sends is missed.
+      if (options.json !== true) options.print(`${stamp()} ${reconnected ? 'reconnected to' : 'watching'} ${options.broker.url} under ${options.broker.prefix}/+/…${options.ack ? ', acknowledging' : ''}; Ctrl-C to stop`);
+    });
   });
   client.on('close', () => {
     if (down || options.signal.aborted) return;
