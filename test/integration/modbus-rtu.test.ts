@@ -133,6 +133,28 @@ describe('Modbus RTU alarm column over a PTY', () => {
     await sleep(60);
     expect(r.events.slice(seen).filter((e) => e.type === 'input' || e.type === 'protocol-error')).toEqual([]);
   });
+
+  it('stamps every good reply in health, and no failed one', async () => {
+    const device = r.device('col-1');
+    const before = Date.now();
+    // Counted back from the monotonic clock: the wall-clock time is right to within a millisecond.
+    const replied = await waitFor('a reply after now', () => {
+      const at = device.health().lastReplyAt;
+      return at !== null && at >= before - 1 && at;
+    });
+    expect(replied).toBeLessThanOrEqual(Date.now() + 1);
+    await waitFor('lastReplyAt to advance with the polls', () => (device.health().lastReplyAt ?? 0) > replied + 1);
+
+    // Two polls in a row get no answer: the last reply stays where the last answered poll left it.
+    const seen = r.events.length;
+    r.slave.unit(1).setFault('timeout', { count: 2 });
+    const timeouts = () => r.events.slice(seen).filter((e) => e.type === 'protocol-error' && e.deviceId === 'col-1' && e.kind === 'timeout');
+    await waitFor('first timeout', () => timeouts().length >= 1);
+    const lastGood = device.health().lastReplyAt ?? 0;
+    await waitFor('second timeout', () => timeouts().length >= 2);
+    expect(Math.abs((device.health().lastReplyAt ?? 0) - lastGood)).toBeLessThanOrEqual(1);
+    await waitFor('a reply after the timeouts', () => (device.health().lastReplyAt ?? 0) > lastGood + 1);
+  });
 });
 
 describe('latched and unlatched presses shorter than the poll interval', () => {
@@ -223,6 +245,10 @@ describe('offline and recovery', () => {
     expect(offline.type === 'offline' && offline.reason).toMatch(/3 polls in a row failed; last: unit 1 .*no reply within 100 ms/);
     expect(r.device('col-1').health()).toMatchObject({ online: false, errors: { timeout: 3 } });
     expect(r.lines.find((l) => l.msg === 'device offline')).toMatchObject({ bus: BUS_ID, device: 'col-1' });
+    // Kept while offline: when it was last heard, three timeouts before the offline event.
+    const lastHeard = r.device('col-1').health().lastReplyAt ?? Infinity;
+    expect(lastHeard).toBeLessThanOrEqual(offline.at - 3 * 100);
+    const neighbourHeard = r.device('col-2').health().lastReplyAt ?? 0;
 
     const [slow, fast] = [unit.requests, r.slave.unit(2).requests];
     await sleep(800);
@@ -231,12 +257,15 @@ describe('offline and recovery', () => {
     expect(unit.requests - slow).toBeLessThanOrEqual(5);
     expect(r.slave.unit(2).requests - fast).toBeGreaterThanOrEqual(10);
     expect(r.device('col-2').health().online).toBe(true);
+    expect(Math.abs((r.device('col-1').health().lastReplyAt ?? 0) - lastHeard)).toBeLessThanOrEqual(1);
+    expect(r.device('col-2').health().lastReplyAt).toBeGreaterThan(neighbourHeard + 1);
 
     unit.setFault('working');
     const recovered = await waitFor('recovered', () => r.events.find((e) => e.type === 'recovered'));
     expect(recovered).toMatchObject({ deviceId: 'col-1' });
     expect(recovered.type === 'recovered' && recovered.offlineForMs).toBeGreaterThanOrEqual(750);
     expect(r.device('col-1').health().online).toBe(true);
+    expect(r.device('col-1').health().lastReplyAt).toBeGreaterThan(lastHeard + 1);
     expect(r.events.filter((e) => e.type === 'offline' || e.type === 'recovered')).toHaveLength(2);
     expect(r.device('col-2').health().pollIntervalMs).toBeLessThan(100);
   });
@@ -256,6 +285,7 @@ describe('losing the serial port', () => {
       path: (pair) => (symlinkSync(pair.controllerPath, link), link),
     });
     r.slave.unit(1).set('discrete-inputs', 1, true);
+    expect(r.device('col-1').health().lastReplyAt).toBeNull();
   });
   afterAll(async () => {
     await r.close();
