@@ -246,7 +246,9 @@ export class ModbusRtuSlave {
   private rx: Buffer = Buffer.alloc(0);
   private busyUntil = 0;
   private pendingReplies = 0;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Reply pieces not yet written, in line order; `at` is when each is due (performance.now()). */
+  private readonly transmitQueue: Array<{ at: number; send: () => void }> = [];
+  private transmitTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly port: SerialPort,
@@ -286,8 +288,9 @@ export class ModbusRtuSlave {
   }
 
   async close(): Promise<void> {
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
+    clearTimeout(this.transmitTimer);
+    this.transmitTimer = undefined;
+    this.transmitQueue.length = 0;
     if (this.port.isOpen) await new Promise<void>((resolve) => this.port.close(() => resolve()));
   }
 
@@ -333,20 +336,45 @@ export class ModbusRtuSlave {
     this.pendingReplies++;
     pieces.forEach((piece, i) => {
       const last = i === pieces.length - 1;
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        if (last) {
-          this.pendingReplies--;
-          // Node timers may fire up to 1 ms before the performance.now() they aimed at: the line is free
-          // from when the reply really left, not from when it was planned to.
-          this.busyUntil = Math.min(this.busyUntil, performance.now());
-        }
-        if (!this.port.isOpen) return;
-        this.port.write(piece);
-        if (last) for (const listener of this.replyListeners) listener(unitId, reply);
-      }, Math.max(0, replyAt + i * gapMs - performance.now()));
-      this.timers.add(timer);
+      this.transmitQueue.push({
+        at: replyAt + i * gapMs,
+        send: () => {
+          if (last) {
+            this.pendingReplies--;
+            // Node timers may fire up to 1 ms before the performance.now() they aimed at: the line is free
+            // from when the reply really left, not from when it was planned to.
+            this.busyUntil = Math.min(this.busyUntil, performance.now());
+          }
+          if (!this.port.isOpen) return;
+          this.port.write(piece);
+          if (last) for (const listener of this.replyListeners) listener(unitId, reply);
+        },
+      });
     });
+    this.transmit();
+  }
+
+  /**
+   * Writes the queued pieces in order, each once it is due, with one timer at a time, as one UART sends its
+   * bytes. Not a timer per piece: when the event loop falls behind, Node runs overdue timers a list (of
+   * timers of one length) at a time rather than in the order they were due, and a reply's CRC then went out
+   * before its data.
+   */
+  private transmit(): void {
+    if (this.transmitTimer !== undefined) return;
+    for (let next = this.transmitQueue[0]; next !== undefined; next = this.transmitQueue[0]) {
+      const waitMs = next.at - performance.now();
+      // Within a millisecond is due: timers are no finer than that.
+      if (waitMs >= 1) {
+        this.transmitTimer = setTimeout(() => {
+          this.transmitTimer = undefined;
+          this.transmit();
+        }, waitMs);
+        return;
+      }
+      this.transmitQueue.shift();
+      next.send();
+    }
   }
 
   private reply(unit: SlaveUnit, frame: Buffer): Buffer | null {
