@@ -254,6 +254,11 @@ export class RtuPort {
       this.deadlineTimer = setTimeout(this.onDeadline, Math.ceil(left));
       return;
     }
+    // Timers run before the event loop polls for input: after a stall (a long synchronous job, a GC pause)
+    // the reply may have arrived in time and be waiting unread in the port. Read it before calling it silence.
+    const port = this.port;
+    if (port !== null && isPolled(port)) while (this.pending === pending && this.readReady(port));
+    if (this.pending !== pending) return;
     this.fail(silence(this.rx.subarray(0, this.rxLength), this.exp, pending.timeoutMs));
   }
 
@@ -283,20 +288,30 @@ export class RtuPort {
     port.poller.on('readable', (err) => {
       if (this.port !== port) return;
       if (err) return this.lose(err.message);
-      if (port.fd === null) return;
       // One read per wake-up: the poll is level-triggered, and reading on to EAGAIN would throw (and
       // build a stack trace) on every chunk.
-      try {
-        const bytes = readSync(port.fd, this.chunk, 0, this.chunk.length, null);
-        // With VMIN=1 an empty port reads EAGAIN; 0 is a hang-up, which would otherwise wake us for ever.
-        if (bytes === 0) return this.lose('the port hung up');
-        this.receive(this.chunk, bytes);
-      } catch (error) {
-        if (!RETRY_LATER.has(errorCode(error) ?? '')) return this.lose(error instanceof Error ? error.message : String(error));
-      }
+      this.readReady(port);
       if (this.port === port) port.poller.poll(UV_READABLE);
     });
     port.poller.poll(UV_READABLE);
+  }
+
+  /** One read of what the port holds, without waiting; false when it held nothing (or is gone). */
+  private readReady(port: BindingPortInterface & Polled): boolean {
+    if (port.fd === null) return false;
+    try {
+      const bytes = readSync(port.fd, this.chunk, 0, this.chunk.length, null);
+      // With VMIN=1 an empty port reads EAGAIN; 0 is a hang-up, which would otherwise wake us for ever.
+      if (bytes === 0) {
+        this.lose('the port hung up');
+        return false;
+      }
+      this.receive(this.chunk, bytes);
+      return true;
+    } catch (error) {
+      if (!RETRY_LATER.has(errorCode(error) ?? '')) this.lose(error instanceof Error ? error.message : String(error));
+      return false;
+    }
   }
 
   private async readLoop(port: BindingPortInterface): Promise<void> {

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,6 +7,7 @@ import { SerialPort } from 'serialport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TimingConfig } from '../../src/config/schema.ts';
 import { withCrc } from '../../src/drivers/crc16.ts';
+import { createRtuTransport } from '../../src/drivers/modbus-transport.ts';
 import type { ModbusProfile } from '../../src/drivers/profile-schema.ts';
 import type { DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
 import { watchBus, type BusFigures } from '../bench/bus-monitor.ts';
@@ -220,6 +222,34 @@ describe('replies that arrive in pieces', () => {
     const requests = r.slave.unit(1).requests;
     await waitFor('more polls', () => r.slave.unit(1).requests >= requests + 5);
     expect(r.events.filter((e) => e.type === 'protocol-error')).toHaveLength(1);
+  });
+});
+
+describe('a reply that arrives while the event loop is held up', () => {
+  /** Waits, without reading, until the serial port at argv[1] has bytes to read. */
+  const waitReadable = 'import os, select, sys\nfd = os.open(sys.argv[1], os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)\nsys.exit(0 if select.select([fd], [], [], 10)[0] else 1)';
+
+  it('is read when the deadline passes, not reported as a timeout', async () => {
+    const pair = await openPtyPair();
+    const transport = createRtuTransport({ path: pair.controllerPath, baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1 });
+    const column = openSync(pair.devicePath, constants.O_RDWR | constants.O_NOCTTY);
+    try {
+      await transport.open(() => undefined);
+      const timeoutMs = 50;
+      const reply = transport.readDiscreteInputs({ unitId: 1, timeoutMs }, 0, 2);
+      const sentBy = performance.now();
+      // The column answers at once, while the service is busy with a long synchronous job (a GC pause, a
+      // slow write to the card) until the reply has reached its port and the deadline has passed.
+      writeSync(column, withCrc(Buffer.from([1, 2, 1, 0b10])));
+      execFileSync('/usr/bin/python3', ['-c', waitReadable, pair.controllerPath]);
+      while (performance.now() <= sentBy + timeoutMs + 1);
+      // Timers run before the event loop polls for input: the deadline comes first, the reply is there.
+      await expect(reply).resolves.toEqual([false, true]);
+    } finally {
+      closeSync(column);
+      await transport.close();
+      await pair.close();
+    }
   });
 });
 
