@@ -299,6 +299,17 @@ describe('offline and recovery', () => {
     expect(r.events.filter((e) => e.type === 'offline' || e.type === 'recovered')).toHaveLength(2);
     expect(r.device('col-2').health().pollIntervalMs).toBeLessThan(100);
   });
+
+  it('counts a reply that comes too late against the device that was late, not the one asked next', async () => {
+    const seen = r.events.length;
+    const errors = () => r.events.slice(seen).filter((e): e is Extract<DeviceEvent, { type: 'protocol-error' }> => e.type === 'protocol-error');
+    // Unit 2's answer comes after the master gave up on it, ahead of unit 1's answer to the next request.
+    r.slave.answerLate(2);
+    await waitFor('the late unit to time out', () => errors().length > 0);
+    const [one, two] = [r.slave.unit(1).requests, r.slave.unit(2).requests];
+    await waitFor('both units polled again', () => r.slave.unit(1).requests >= one + 3 && r.slave.unit(2).requests >= two + 3);
+    expect(errors().map((e) => `${e.deviceId} ${e.kind}`)).toEqual(['col-2 timeout']);
+  });
 });
 
 describe('losing the serial port', () => {

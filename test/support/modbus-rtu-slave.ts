@@ -249,6 +249,8 @@ export class ModbusRtuSlave {
   /** Reply pieces not yet written, in line order; `at` is when each is due (performance.now()). */
   private readonly transmitQueue: Array<{ at: number; send: () => void }> = [];
   private transmitTimer: NodeJS.Timeout | undefined;
+  private readonly lateUnits = new Set<number>();
+  private heldReply: Buffer | null = null;
 
   private constructor(
     private readonly port: SerialPort,
@@ -282,6 +284,14 @@ export class ModbusRtuSlave {
     return () => this.replyListeners.delete(listener);
   }
 
+  /**
+   * The unit's next answer comes too late: it goes onto the line only once the next request has arrived
+   * (the master gave up on it and moved on), just ahead of that request's own answer.
+   */
+  answerLate(unit: number): void {
+    this.lateUnits.add(unit);
+  }
+
   /** Raw bytes onto the line, e.g. a late reply or noise. */
   inject(bytes: Uint8Array): Promise<void> {
     return new Promise((resolve) => this.port.write(Buffer.from(bytes), () => resolve()));
@@ -291,6 +301,7 @@ export class ModbusRtuSlave {
     clearTimeout(this.transmitTimer);
     this.transmitTimer = undefined;
     this.transmitQueue.length = 0;
+    this.heldReply = null;
     if (this.port.isOpen) await new Promise<void>((resolve) => this.port.close(() => resolve()));
   }
 
@@ -322,8 +333,12 @@ export class ModbusRtuSlave {
     const request = { unit: unitId, fc, address: frame.readUInt16BE(2), at };
     const unit = this.units.received(request);
     const requestWireMs = frame.length * this.byteMs;
+    const held = this.heldReply;
+    this.heldReply = null;
+    if (held !== null) this.transmitQueue.push({ at, send: () => this.port.isOpen && this.port.write(held) });
     const reply = unit === undefined ? null : this.reply(unit, frame);
-    if (reply === null) {
+    if (reply !== null && this.lateUnits.delete(unitId)) this.heldReply = reply;
+    if (reply === null || this.heldReply === reply) {
       this.busyUntil = Math.max(this.busyUntil, at + requestWireMs);
       return;
     }
