@@ -200,8 +200,13 @@ describe('latched and unlatched presses shorter than the poll interval', () => {
 describe('replies that arrive in pieces', () => {
   let r: Rig;
   beforeAll(async () => {
-    // 2-byte pieces 3 ms apart: what a USB adapter with its latency timer hands the OS.
-    r = await rig({ devices: [{ id: 'col-1', unitId: 1 }, { id: 'relays', unitId: 2, profile: RB8 }], slave: { splitReplies: { bytes: 2, gapMs: 3 } } });
+    // 2-byte pieces 3 ms apart: what a USB adapter with its latency timer hands the OS. The test counts every
+    // protocol error: a generous timeout, so that a slave slowed by a loaded machine is not one of them.
+    r = await rig({
+      devices: [{ id: 'col-1', unitId: 1 }, { id: 'relays', unitId: 2, profile: RB8 }],
+      timing: fastTiming({ requestTimeoutMs: 1000 }),
+      slave: { splitReplies: { bytes: 2, gapMs: 3 } },
+    });
     r.slave.unit(1).set('discrete-inputs', 1, true);
     r.slave.unit(2);
     r.bus.start();
@@ -258,7 +263,7 @@ describe('offline and recovery', () => {
   beforeAll(async () => {
     r = await rig({
       devices: [{ id: 'col-1', unitId: 1 }, { id: 'col-2', unitId: 2 }],
-      timing: fastTiming({ requestTimeoutMs: 100, offlinePollIntervalMs: 200 }),
+      timing: fastTiming({ requestTimeoutMs: 100, offlinePollIntervalMs: 500 }),
     });
     r.slave.unit(1).set('discrete-inputs', 1, true);
     r.slave.unit(2).set('discrete-inputs', 1, true);
@@ -271,6 +276,7 @@ describe('offline and recovery', () => {
     const unit = r.slave.unit(1);
     unit.setFault('timeout');
     const offline = await waitFor('offline', () => r.events.find((e) => e.type === 'offline'));
+    const offlineSeenAt = performance.now();
     expect(offline).toMatchObject({ deviceId: 'col-1' });
     expect(offline.type === 'offline' && offline.reason).toMatch(/3 polls in a row failed; last: unit 1 .*no reply within 100 ms/);
     expect(r.device('col-1').health()).toMatchObject({ online: false, errors: { timeout: 3 } });
@@ -280,24 +286,36 @@ describe('offline and recovery', () => {
     expect(lastHeard).toBeLessThanOrEqual(offline.at - 3 * 100);
     const neighbourHeard = r.device('col-2').health().lastReplyAt ?? 0;
 
-    const [slow, fast] = [unit.requests, r.slave.unit(2).requests];
-    await sleep(800);
-    // 200 ms between tries of the offline unit (4 expected); the healthy one keeps its 20 ms between them.
-    expect(unit.requests - slow).toBeGreaterThanOrEqual(2);
-    expect(unit.requests - slow).toBeLessThanOrEqual(5);
-    expect(r.slave.unit(2).requests - fast).toBeGreaterThanOrEqual(10);
+    // The offline unit is tried once per offline poll interval, its neighbour whenever the bus is free: counted
+    // as the slave sees the requests, over three tries of the offline unit rather than a fixed time, which a
+    // busy machine fills with fewer polls.
+    const tries: number[] = [];
+    let neighbourPolls = 0;
+    const off = r.slave.onRequest((q) => {
+      if (q.unit === 1) tries.push(q.at);
+      else neighbourPolls++;
+    });
+    await waitFor('three tries of the offline unit', () => tries.length >= 3, 5000);
+    off();
+    // 500 ms apart, less what a request may wait for the bus and the PTY on a loaded machine.
+    for (let i = 1; i < tries.length; i++) expect(tries[i]! - tries[i - 1]!).toBeGreaterThan(250);
+    // At the offline unit's pace the neighbour would have been asked about as often, three or four times.
+    expect(neighbourPolls).toBeGreaterThan(2 * tries.length);
     expect(r.device('col-2').health().online).toBe(true);
     expect(Math.abs((r.device('col-1').health().lastReplyAt ?? 0) - lastHeard)).toBeLessThanOrEqual(1);
     expect(r.device('col-2').health().lastReplyAt).toBeGreaterThan(neighbourHeard + 1);
 
     unit.setFault('working');
+    // It answers from now on: offline at least since the test saw it go offline.
+    const offlineAtLeastMs = Math.floor(performance.now() - offlineSeenAt);
     const recovered = await waitFor('recovered', () => r.events.find((e) => e.type === 'recovered'));
     expect(recovered).toMatchObject({ deviceId: 'col-1' });
-    expect(recovered.type === 'recovered' && recovered.offlineForMs).toBeGreaterThanOrEqual(750);
+    expect(recovered.type === 'recovered' && recovered.offlineForMs).toBeGreaterThanOrEqual(offlineAtLeastMs);
     expect(r.device('col-1').health().online).toBe(true);
     expect(r.device('col-1').health().lastReplyAt).toBeGreaterThan(lastHeard + 1);
     expect(r.events.filter((e) => e.type === 'offline' || e.type === 'recovered')).toHaveLength(2);
-    expect(r.device('col-2').health().pollIntervalMs).toBeLessThan(100);
+    // Measured by the driver: well below the offline unit's 500 ms.
+    expect(r.device('col-2').health().pollIntervalMs).toBeLessThan(250);
   });
 
   it('counts a reply that comes too late against the device that was late, not the one asked next', async () => {
