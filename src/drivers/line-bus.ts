@@ -44,6 +44,8 @@ interface ColumnState {
   /** `unknown` until the first valid line: not yet heard, and not yet overdue. */
   presence: 'unknown' | 'online' | 'offline';
   offlineSince: number;
+  /** performance.now() of the last valid line from it; null until the first. */
+  heardAt: number | null;
   silenceTimer: NodeJS.Timeout | undefined;
   /** The column repeats its press line until reset; repeats of a held press are not new presses. */
   buttonLatched: boolean;
@@ -109,7 +111,7 @@ class LineBusCore implements LineBus {
     this.log = bound ? options.logger : options.logger.child({ bus: options.bus.id });
     this.now = options.now ?? Date.now;
     this.reopenDelayMs = options.timing.reopen.initialMs;
-    this.states = options.devices.map(({ config, profile }) => ({ config, profile, active: false, presence: 'unknown', offlineSince: 0,
+    this.states = options.devices.map(({ config, profile }) => ({ config, profile, active: false, presence: 'unknown', offlineSince: 0, heardAt: null,
       silenceTimer: undefined, buttonLatched: false, errors: {}, indicator: { desired: null, shown: null, writing: false, failedAt: -Infinity, waiters: new IndicatorWaiters() } }));
     this.byUnit = new Map(this.states.map((s) => [s.config.unitId, s]));
     this.devices = this.states.map((s) => this.deviceFor(s));
@@ -160,6 +162,8 @@ class LineBusCore implements LineBus {
       latching: state.profile.line.latchReset !== undefined,
       pollIntervalMs: null,
       worstPollGapMs: null,
+      // Counted back from now on the monotonic clock: right even if NTP moved the wall clock since.
+      lastReplyAt: state.heardAt === null ? null : Math.round(this.now() - (performance.now() - state.heardAt)),
       errors: { ...state.errors },
     };
   }
@@ -418,6 +422,7 @@ class LineBusCore implements LineBus {
 
 
   private sawLife(state: ColumnState): void {
+    state.heardAt = performance.now();
     const wasOffline = state.presence === 'offline';
     state.presence = 'online';
     this.armSilence(state);

@@ -79,6 +79,8 @@ export class ModbusDevice implements Device {
   private failures = 0;
   private offlineSince: number | null = null;
   private lastReadAt: number | null = null;
+  /** performance.now() of the last good reply (poll or write); health turns it into wall-clock time. */
+  private lastReplyAt: number | null = null;
   private intervalMs: number | null = null;
   /** Worst gap between two answered reads in the current and the previous window (GAP_WINDOW_MS). */
   private gapWindowStart = 0;
@@ -170,6 +172,8 @@ export class ModbusDevice implements Device {
       latching: button === undefined ? null : button.latch !== undefined,
       pollIntervalMs: this.intervalMs === null ? null : Math.round(this.intervalMs),
       worstPollGapMs: this.worstPollGapMs(),
+      // Counted back from now on the monotonic clock: right even if NTP moved the wall clock since.
+      lastReplyAt: this.lastReplyAt === null ? null : Math.round(this.options.now() - (performance.now() - this.lastReplyAt)),
       errors: { ...this.errors },
       ...(this.options.profile.status === undefined ? {} : { status: Object.fromEntries(this.knownStatus) }),
     };
@@ -195,7 +199,10 @@ export class ModbusDevice implements Device {
     try {
       const values = new Array<BlockValues>(this.blockReads.length);
       // One request per block, so a write waits for at most one poll request, never a whole device.
-      for (let i = 0; i < this.blockReads.length; i++) values[i] = await this.options.link.submit('poll', this.blockReads[i]!);
+      for (let i = 0; i < this.blockReads.length; i++) {
+        values[i] = await this.options.link.submit('poll', this.blockReads[i]!);
+        this.lastReplyAt = performance.now();
+      }
       this.onAnswer(values);
     } catch (error) {
       this.onFailure(asModbusError(error));
@@ -357,6 +364,7 @@ export class ModbusDevice implements Device {
       if (!this.running || !this.reachable()) return;
       try {
         await this.options.link.submit('indicator', (t) => writeOne(t, this.exchange, next));
+        this.lastReplyAt = performance.now();
         this.shownPoints.set(pointKey(next), next.value);
       } catch (cause) {
         const error = asModbusError(cause);
@@ -379,8 +387,11 @@ export class ModbusDevice implements Device {
    * job, queued together, so the bus keeps the 3.5-character silence between them as between any two frames.
    */
   private async write(writes: readonly ModbusWrite[], purpose: string): Promise<void> {
+    const acknowledged = (): void => {
+      this.lastReplyAt = performance.now();
+    };
     try {
-      await Promise.all(writes.map((w) => this.options.link.submit('write', (t) => writeOne(t, this.exchange, w))));
+      await Promise.all(writes.map((w) => this.options.link.submit('write', (t) => writeOne(t, this.exchange, w)).then(acknowledged)));
       this.log.debug({ purpose }, 'written');
     } catch (cause) {
       const error = asModbusError(cause);

@@ -102,6 +102,19 @@ function candidateLength(rx: Buffer, end: number, i: number, exp: Expectation): 
   return Math.min(exp.length, 5 + (rx[i + 2] ?? 0));
 }
 
+/**
+ * The length of a whole, CRC-valid reply to the `late` request at the start of `rx[0, end)`; 0 when none
+ * starts there, 'more' when one may still complete.
+ */
+function lateReplyAtStart(rx: Buffer, end: number, late: Expectation): number | 'more' {
+  if (rx[0] !== late.unit) return 0;
+  if (end < 2) return 'more';
+  const length = candidateLength(rx, end, 0, late);
+  if (length === 'none') return 0;
+  if (length === 'more' || end < length) return 'more';
+  return hasValidCrc(rx.subarray(0, length)) ? length : 0;
+}
+
 /** Why a complete-looking frame is not the reply asked for, in the order modbus-serial checked. */
 function faultOf(frame: Buffer, exp: Expectation): RtuFault | null {
   if (!hasValidCrc(frame)) return new RtuFault('crc', 'reply failed its CRC check');
@@ -175,6 +188,14 @@ export class RtuPort {
   private rx = Buffer.allocUnsafe(256);
   private rxLength = 0;
   private readonly exp: Expectation = { unit: 0, fc: 0, length: 0 };
+  /** The last request got no byte of reply in time. */
+  private silent = false;
+  /**
+   * That request, when it went to another unit than this one (else unit -1): its reply may still come, at
+   * the start of this exchange. Taken for an answer out of turn, it would count against this device, and
+   * this device's own reply, late in turn, against the next one asked: one slow device could fail them all.
+   */
+  private readonly late: Expectation = { unit: -1, fc: 0, length: 0 };
   private pending: Pending | null = null;
   /**
    * Armed with each request, cleared the moment it settles: a request takes ~15 ms and almost never times
@@ -232,6 +253,10 @@ export class RtuPort {
     const crc = crc16(request, 0, 6);
     request[6] = crc & 0xff;
     request[7] = crc >> 8;
+    this.late.unit = this.silent && this.exp.unit !== unit ? this.exp.unit : -1;
+    this.late.fc = this.exp.fc;
+    this.late.length = this.exp.length;
+    this.silent = false;
     this.exp.unit = unit;
     this.exp.fc = fc;
     this.exp.length = replyLength(fc, word);
@@ -254,6 +279,12 @@ export class RtuPort {
       this.deadlineTimer = setTimeout(this.onDeadline, Math.ceil(left));
       return;
     }
+    // Timers run before the event loop polls for input: after a stall (a long synchronous job, a GC pause)
+    // the reply may have arrived in time and be waiting unread in the port. Read it before calling it silence.
+    const port = this.port;
+    if (port !== null && isPolled(port)) while (this.pending === pending && this.readReady(port));
+    if (this.pending !== pending) return;
+    this.silent = this.rxLength === 0;
     this.fail(silence(this.rx.subarray(0, this.rxLength), this.exp, pending.timeoutMs));
   }
 
@@ -283,20 +314,30 @@ export class RtuPort {
     port.poller.on('readable', (err) => {
       if (this.port !== port) return;
       if (err) return this.lose(err.message);
-      if (port.fd === null) return;
       // One read per wake-up: the poll is level-triggered, and reading on to EAGAIN would throw (and
       // build a stack trace) on every chunk.
-      try {
-        const bytes = readSync(port.fd, this.chunk, 0, this.chunk.length, null);
-        // With VMIN=1 an empty port reads EAGAIN; 0 is a hang-up, which would otherwise wake us for ever.
-        if (bytes === 0) return this.lose('the port hung up');
-        this.receive(this.chunk, bytes);
-      } catch (error) {
-        if (!RETRY_LATER.has(errorCode(error) ?? '')) return this.lose(error instanceof Error ? error.message : String(error));
-      }
+      this.readReady(port);
       if (this.port === port) port.poller.poll(UV_READABLE);
     });
     port.poller.poll(UV_READABLE);
+  }
+
+  /** One read of what the port holds, without waiting; false when it held nothing (or is gone). */
+  private readReady(port: BindingPortInterface & Polled): boolean {
+    if (port.fd === null) return false;
+    try {
+      const bytes = readSync(port.fd, this.chunk, 0, this.chunk.length, null);
+      // With VMIN=1 an empty port reads EAGAIN; 0 is a hang-up, which would otherwise wake us for ever.
+      if (bytes === 0) {
+        this.lose('the port hung up');
+        return false;
+      }
+      this.receive(this.chunk, bytes);
+      return true;
+    } catch (error) {
+      if (!RETRY_LATER.has(errorCode(error) ?? '')) this.lose(error instanceof Error ? error.message : String(error));
+      return false;
+    }
   }
 
   private async readLoop(port: BindingPortInterface): Promise<void> {
@@ -332,7 +373,7 @@ export class RtuPort {
     // Outside an exchange this is a late reply or line noise; it must not become the next reply.
     const pending = this.pending;
     if (pending === null) return;
-    const end = this.rxLength + length;
+    let end = this.rxLength + length;
     if (end > this.rx.length) {
       const grown = Buffer.allocUnsafe(Math.max(end, 2 * this.rx.length));
       this.rx.copy(grown, 0, 0, this.rxLength);
@@ -340,6 +381,18 @@ export class RtuPort {
     }
     chunk.copy(this.rx, this.rxLength, 0, length);
     this.rxLength = end;
+    if (this.late.unit >= 0) {
+      const late = lateReplyAtStart(this.rx, end, this.late);
+      if (late === 'more') return;
+      this.late.unit = -1;
+      if (late > 0) {
+        // Counted already, as the late device's timeout: this exchange goes on without it.
+        this.rx.copyWithin(0, late, end);
+        end -= late;
+        this.rxLength = end;
+        if (end === 0) return;
+      }
+    }
     const frame = findFrame(this.rx, end, this.exp);
     if (frame === null) return;
     const fault = faultOf(frame, this.exp);

@@ -15,6 +15,9 @@ export class SimulatedDevice implements Device {
   private readonly declaredStatus: readonly StatusCondition[];
   private releaseTimer: NodeJS.Timeout | undefined;
   private online = true;
+  private started = false;
+  /** When it last answered before it stopped (by setOnline(false) or stop()); null if it never did. */
+  private answeredUntil: number | null = null;
   /** What the column shows; `desired` is what it was asked to show, shown once it answers (as the real drivers do). */
   indicator: IndicatorState = 'off';
   private desired: IndicatorState | null = null;
@@ -44,9 +47,13 @@ export class SimulatedDevice implements Device {
     return this.config.id;
   }
 
-  start(): void {}
+  start(): void {
+    this.started = true;
+  }
 
   async stop(): Promise<void> {
+    if (this.answering()) this.answeredUntil = this.now();
+    this.started = false;
     clearTimeout(this.releaseTimer);
   }
 
@@ -75,8 +82,9 @@ export class SimulatedDevice implements Device {
   /** Makes the device stop (false) or start (true) answering, as a cut cable would. */
   setOnline(online: boolean): void {
     if (online === this.online) return;
-    this.online = online;
     const at = this.now();
+    if (this.answering()) this.answeredUntil = at;
+    this.online = online;
     if (online) {
       if (this.desired !== null) this.show(this.desired);
       this.sink({ type: 'recovered', deviceId: this.id, at, offlineForMs: 0 });
@@ -132,6 +140,8 @@ export class SimulatedDevice implements Device {
       latching: hasButton ? this.latches('button') : null,
       pollIntervalMs: null,
       worstPollGapMs: null,
+      // Started and online, it answers every poll at once: its last reply is now.
+      lastReplyAt: this.answering() ? this.now() : this.answeredUntil,
       errors: {},
       ...(this.declaredStatus.length === 0 ? {} : { status: Object.fromEntries(this.reportedStatus) }),
     };
@@ -148,6 +158,10 @@ export class SimulatedDevice implements Device {
   private latches(input: InputName): boolean {
     if (this.profile.protocol === 'line') return this.profile.line.latchReset !== undefined && input === 'button';
     return this.profile.inputs[input]?.latch !== undefined;
+  }
+
+  private answering(): boolean {
+    return this.started && this.online;
   }
 
   private assertOnline(): void {

@@ -46,6 +46,11 @@ export interface DeviceHealth {
    * measured; null before two reads. Time while the device or its bus was down is not counted here.
    */
   worstPollGapMs: number | null;
+  /**
+   * When the device last answered well (epoch ms): a poll answered or a write acknowledged, a valid line
+   * heard on a line bus. Null if it has not answered since the service started. Kept while offline.
+   */
+  lastReplyAt: number | null;
   errors: Partial<Record<ProtocolErrorKind, number>>;
   /**
    * Last read value of each status condition the profile declares; absent when it declares none, and

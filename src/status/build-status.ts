@@ -1,5 +1,5 @@
 import { buildHealth, type HealthSources } from '../county/health-reporter.ts';
-import type { Now } from '../platform/time.ts';
+import { isoWithOffset, type Now } from '../platform/time.ts';
 import type { Activity } from './activity.ts';
 import type { StatusDocument } from './status-document.ts';
 import { readSystemFacts } from './system-facts.ts';
@@ -18,11 +18,17 @@ export interface StatusSources {
 
 export async function buildStatusDocument(sources: StatusSources): Promise<StatusDocument> {
   const system = await readSystemFacts({ dataDir: sources.dataDir, thermalDir: sources.thermalDir });
+  // Read once, so that the health part and the last replies describe the same moment.
+  const deviceHealth = sources.health.devices();
+  const lastReplyAt = new Map(deviceHealth.map((d) => [d.id, d.lastReplyAt]));
   return {
     format: 1,
-    health: buildHealth(sources.health, sources.now()),
+    health: buildHealth({ ...sources.health, devices: () => deviceHealth }, sources.now()),
     link: { url: withoutCredentials(sources.countyUrl), connected: sources.linkConnected(), ...sources.activity.link() },
-    devices: sources.devices.map((d) => ({ id: d.id, label: d.label, role: d.role, ...sources.activity.device(d.id) })),
+    devices: sources.devices.map((d) => {
+      const replied = lastReplyAt.get(d.id) ?? null;
+      return { id: d.id, label: d.label, role: d.role, lastReplyAt: replied === null ? null : isoWithOffset(replied), ...sources.activity.device(d.id) };
+    }),
     system,
   };
 }

@@ -117,6 +117,8 @@ function formatStatus(doc: StatusDocument): string {
     const change = note?.lastChange;
     const state = device.online ? (change?.online === true ? `online since ${when(change.at)}` : 'online') : `OFFLINE${change?.online === false ? ` since ${when(change.at)}${change.reason ? `: ${change.reason}` : ''}` : ''}`;
     const parts = [`${device.id}${note ? ` (${note.label})` : ''}, ${device.model} on ${device.bus}: ${state}`];
+    // Undefined from a service older than the field: say nothing rather than "never".
+    if (note?.lastReplyAt !== undefined) parts.push(note.lastReplyAt === null ? 'NO REPLY since start' : `last reply ${when(note.lastReplyAt)}`);
     if (errors.length > 0) parts.push(`errors ${errors.map(([kind, n]) => `${kind} ${n}`).join(', ')}`);
     if (note?.lastError) parts.push(`last error ${note.lastError.kind} ${when(note.lastError.at)}: ${note.lastError.detail}`);
     lines.push(`  ${parts.join('; ')}`);

@@ -28,8 +28,8 @@ export const statusDocumentSchema = z
       })
       .strict(),
     /**
-     * Per configured device, what the drivers' events said since start (null: nothing yet). The drivers do
-     * not report the time of each reply, so there is no last-reply time; `health.devices` has online and counts.
+     * Per configured device: when it last answered well, and what the drivers' events said since start
+     * (null: nothing yet). `health.devices` has online and the error counts.
      */
     devices: z.array(
       z
@@ -37,6 +37,12 @@ export const statusDocumentSchema = z
           id: z.string(),
           label: z.string(),
           role: z.string(),
+          /**
+           * Its last good reply (a poll answered, a write acknowledged, a valid line heard); null if none
+           * since start, or if the device is not running (refused at start). Absent from a service older
+           * than this field, such as one not yet restarted after an upgrade.
+           */
+          lastReplyAt: iso.nullable().optional(),
           lastChange: z.object({ online: z.boolean(), at: iso, reason: z.string().optional() }).strict().nullable(),
           lastError: z.object({ kind: z.string(), detail: z.string(), at: iso }).strict().nullable(),
         })

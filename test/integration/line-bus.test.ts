@@ -141,6 +141,30 @@ describe('line bus on a real PTY', () => {
     expect(await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper' && !e.active)).toBeDefined();
   });
 
+  it("stamps each column with the time of its last valid line; a bad line or another column's does not move it", async () => {
+    const { sim, col1, col2 } = await rig();
+    expect(col1.health().lastReplyAt).toBeNull();
+    const before = Date.now();
+    await sim.heartbeat(1);
+    await vi.waitFor(() => expect(col1.health().lastReplyAt).not.toBeNull(), { timeout: 2000, interval: 5 });
+    const first = col1.health().lastReplyAt ?? 0;
+    // Counted back from the monotonic clock: the wall-clock time is right to within a millisecond.
+    expect(first).toBeGreaterThanOrEqual(before - 1);
+    expect(first).toBeLessThanOrEqual(Date.now() + 1);
+    expect(col2.health().lastReplyAt).toBeNull();
+
+    // Lines are read in order: once column 2 is heard, column 1's bad line before it has been read too.
+    await sim.sendBadChecksum(1, 'HB');
+    await sim.heartbeat(2);
+    await vi.waitFor(() => expect(col2.health().lastReplyAt).not.toBeNull(), { timeout: 2000, interval: 5 });
+    expect(Math.abs((col1.health().lastReplyAt ?? 0) - first)).toBeLessThanOrEqual(1);
+
+    // The clock must have moved on for a later line to show a later time.
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(first + 2), { timeout: 2000, interval: 1 });
+    await sim.heartbeat(1);
+    await vi.waitFor(() => expect(col1.health().lastReplyAt).toBeGreaterThan(first + 1), { timeout: 2000, interval: 5 });
+  });
+
   it('writes indicator and latch-reset lines whole, with valid checksums; the newest state wins, a state shown is not written again', async () => {
     const { sim, col1, col2 } = await rig();
     // Four states asked for at once on two columns: the first goes out at once, then the newest; the two

@@ -7,6 +7,9 @@ import { fromBuild, startService, writeConfig, type ServiceProcess } from '../su
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { villageConfigJson } from '../support/village.ts';
 import { statusDocumentSchema } from '../../src/status/status-document.ts';
+import { waitFor } from '../support/modbus-rig.ts';
+import { ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
+import { openPtyPair, type PtyPair } from '../support/pty.ts';
 
 /**
  * `village-edge status` against the built service as production runs it: the CLI as a child process of
@@ -35,6 +38,11 @@ function cli(...args: string[]): Promise<CliResult> {
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** How long before `at` the device last replied (ms); NaN when it never did. */
+function ageMs(at: string, lastReplyAt: string | null | undefined): number {
+  return lastReplyAt === null || lastReplyAt === undefined ? NaN : Date.parse(at) - Date.parse(lastReplyAt);
 }
 
 describe('village-edge status', () => {
@@ -94,6 +102,11 @@ describe('village-edge status', () => {
       ['column-2', true],
     ]);
     expect(document.devices.map((d) => d.label)).toEqual(['column 1', 'column 2']);
+    // A simulated column answers every poll at once: its last reply is the moment the status was taken.
+    for (const device of document.devices) {
+      expect(ageMs(document.health.at, device.lastReplyAt)).toBeGreaterThanOrEqual(0);
+      expect(ageMs(document.health.at, device.lastReplyAt)).toBeLessThan(1000);
+    }
     expect(document.health.outbox).toMatchObject({ depth: expect.any(Number), oldestUnackedAgeSeconds: expect.toSatisfy((v) => v === null || typeof v === 'number') });
     expect(document.health.clock).toBeDefined();
     expect(document.health.audio.device).toBe('null');
@@ -103,6 +116,7 @@ describe('village-edge status', () => {
     expect(human.stdout).toContain('status-village');
     expect(human.stdout).toContain('48.3 °C (cpu-thermal)');
     expect(human.stdout).toMatch(/^devices +2 of 2 online$/m);
+    expect(human.stdout).toMatch(/^ +column-1 \(column 1\), ve-ac100-rtu on sim: online; last reply \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(0 s ago\)$/m);
     expect(human.stdout).toMatch(/^outbox /m);
     expect(human.stdout).toMatch(/^clock /m);
     expect(human.stdout).toMatch(/^storage .* free in /m);
@@ -123,11 +137,13 @@ describe('village-edge status', () => {
     expect(document.link.lastConnectedAt).not.toBeNull();
     const column2 = document.devices.find((d) => d.id === 'column-2');
     expect(column2?.lastChange).toMatchObject({ online: false });
+    // Kept while it does not answer: it was last heard as it went offline.
+    expect(column2?.lastReplyAt).toBe(column2?.lastChange?.at);
     expect(document.health.devices.find((d) => d.id === 'column-2')?.online).toBe(false);
 
     const human = await cli('status', '--config', configPath);
     expect(human.stdout).toMatch(/^county +connected to .*last connected/m);
-    expect(human.stdout).toMatch(/^ +column-2 \(column 2\).*OFFLINE since /m);
+    expect(human.stdout).toMatch(/^ +column-2 \(column 2\).*OFFLINE since .*; last reply \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\)$/m);
     expect(human.stdout).toMatch(/^devices +1 of 2 online$/m);
     running.send('online column-2');
   });
@@ -180,5 +196,61 @@ describe('village-edge status', () => {
     expect(noConfig.code).toBe(1);
     expect(noConfig.stderr.trim().split('\n')).toHaveLength(1);
     expect(noConfig.stderr).not.toMatch(/\n +at /);
+  });
+});
+
+describe('village-edge status: last replies on a real RS-485 bus', () => {
+  let dir: string;
+  let pair: PtyPair;
+  let slave: ModbusRtuSlave;
+  let service: ServiceProcess | undefined;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 've-status-rtu-'));
+    pair = await openPtyPair();
+    // Unit 1 answers; unit 9 is configured but nothing on the line answers for it.
+    slave = await ModbusRtuSlave.open({ path: pair.devicePath });
+    slave.unit(1).set('discrete-inputs', 1, true);
+  });
+
+  afterAll(async () => {
+    await service?.terminate();
+    await slave.close();
+    await pair.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows when an answering column last replied, and that a silent one never has', async () => {
+    const json = villageConfigJson({ villageId: 'status-rtu', brokerUrl, protocolVersion, columns: 0, dataDir: join(dir, 'data') });
+    const column = (id: string, unitId: number) => ({ id, bus: 'rs485-1', unitId, profile: 've-ac100-rtu', role: 'alarm-column', label: id });
+    const configPath = writeConfig(dir, {
+      ...json,
+      buses: [{ id: 'rs485-1', kind: 'modbus-rtu', path: pair.controllerPath, baudRate: 9600 }],
+      devices: [column('answering', 1), column('silent', 9)],
+    });
+    const startedAt = Date.now();
+    const running = startService(configPath, undefined, fromBuild(productionNodeFlags()));
+    service = running;
+    await running.waitForLog((l) => l.msg === 'device offline' && l['device'] === 'silent', 20_000);
+    // One request at a time on the bus: a second request to unit 1 went out after its first reply was read.
+    await waitFor('two polls of unit 1', () => slave.unit(1).requests >= 2, 10_000);
+
+    const json1 = await cli('status', '--config', configPath, '--json');
+    expect(json1.code).toBe(0);
+    const document = statusDocumentSchema.parse(JSON.parse(json1.stdout));
+    const answering = document.devices.find((d) => d.id === 'answering');
+    expect(Date.parse(answering?.lastReplyAt ?? '')).toBeGreaterThanOrEqual(startedAt);
+    expect(ageMs(document.health.at, answering?.lastReplyAt)).toBeGreaterThanOrEqual(0);
+    expect(ageMs(document.health.at, answering?.lastReplyAt)).toBeLessThan(5000);
+    expect(document.devices.find((d) => d.id === 'silent')?.lastReplyAt).toBeNull();
+    expect(document.health.devices.map((d) => [d.id, d.online])).toEqual([
+      ['answering', true],
+      ['silent', false],
+    ]);
+
+    const human = await cli('status', '--config', configPath);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^ +answering \(answering\), ve-ac100-rtu on rs485-1: online; last reply \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\)$/m);
+    expect(human.stdout).toMatch(/^ +silent \(silent\), ve-ac100-rtu on rs485-1: OFFLINE since .*; NO REPLY since start; errors timeout \d+; last error timeout /m);
   });
 });

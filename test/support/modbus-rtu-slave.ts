@@ -246,7 +246,11 @@ export class ModbusRtuSlave {
   private rx: Buffer = Buffer.alloc(0);
   private busyUntil = 0;
   private pendingReplies = 0;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Reply pieces not yet written, in line order; `at` is when each is due (performance.now()). */
+  private readonly transmitQueue: Array<{ at: number; send: () => void }> = [];
+  private transmitTimer: NodeJS.Timeout | undefined;
+  private readonly lateUnits = new Set<number>();
+  private heldReply: Buffer | null = null;
 
   private constructor(
     private readonly port: SerialPort,
@@ -280,14 +284,24 @@ export class ModbusRtuSlave {
     return () => this.replyListeners.delete(listener);
   }
 
+  /**
+   * The unit's next answer comes too late: it goes onto the line only once the next request has arrived
+   * (the master gave up on it and moved on), just ahead of that request's own answer.
+   */
+  answerLate(unit: number): void {
+    this.lateUnits.add(unit);
+  }
+
   /** Raw bytes onto the line, e.g. a late reply or noise. */
   inject(bytes: Uint8Array): Promise<void> {
     return new Promise((resolve) => this.port.write(Buffer.from(bytes), () => resolve()));
   }
 
   async close(): Promise<void> {
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
+    clearTimeout(this.transmitTimer);
+    this.transmitTimer = undefined;
+    this.transmitQueue.length = 0;
+    this.heldReply = null;
     if (this.port.isOpen) await new Promise<void>((resolve) => this.port.close(() => resolve()));
   }
 
@@ -319,8 +333,12 @@ export class ModbusRtuSlave {
     const request = { unit: unitId, fc, address: frame.readUInt16BE(2), at };
     const unit = this.units.received(request);
     const requestWireMs = frame.length * this.byteMs;
+    const held = this.heldReply;
+    this.heldReply = null;
+    if (held !== null) this.transmitQueue.push({ at, send: () => this.port.isOpen && this.port.write(held) });
     const reply = unit === undefined ? null : this.reply(unit, frame);
-    if (reply === null) {
+    if (reply !== null && this.lateUnits.delete(unitId)) this.heldReply = reply;
+    if (reply === null || this.heldReply === reply) {
       this.busyUntil = Math.max(this.busyUntil, at + requestWireMs);
       return;
     }
@@ -333,20 +351,45 @@ export class ModbusRtuSlave {
     this.pendingReplies++;
     pieces.forEach((piece, i) => {
       const last = i === pieces.length - 1;
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        if (last) {
-          this.pendingReplies--;
-          // Node timers may fire up to 1 ms before the performance.now() they aimed at: the line is free
-          // from when the reply really left, not from when it was planned to.
-          this.busyUntil = Math.min(this.busyUntil, performance.now());
-        }
-        if (!this.port.isOpen) return;
-        this.port.write(piece);
-        if (last) for (const listener of this.replyListeners) listener(unitId, reply);
-      }, Math.max(0, replyAt + i * gapMs - performance.now()));
-      this.timers.add(timer);
+      this.transmitQueue.push({
+        at: replyAt + i * gapMs,
+        send: () => {
+          if (last) {
+            this.pendingReplies--;
+            // Node timers may fire up to 1 ms before the performance.now() they aimed at: the line is free
+            // from when the reply really left, not from when it was planned to.
+            this.busyUntil = Math.min(this.busyUntil, performance.now());
+          }
+          if (!this.port.isOpen) return;
+          this.port.write(piece);
+          if (last) for (const listener of this.replyListeners) listener(unitId, reply);
+        },
+      });
     });
+    this.transmit();
+  }
+
+  /**
+   * Writes the queued pieces in order, each once it is due, with one timer at a time, as one UART sends its
+   * bytes. Not a timer per piece: when the event loop falls behind, Node runs overdue timers a list (of
+   * timers of one length) at a time rather than in the order they were due, and a reply's CRC then went out
+   * before its data.
+   */
+  private transmit(): void {
+    if (this.transmitTimer !== undefined) return;
+    for (let next = this.transmitQueue[0]; next !== undefined; next = this.transmitQueue[0]) {
+      const waitMs = next.at - performance.now();
+      // Within a millisecond is due: timers are no finer than that.
+      if (waitMs >= 1) {
+        this.transmitTimer = setTimeout(() => {
+          this.transmitTimer = undefined;
+          this.transmit();
+        }, waitMs);
+        return;
+      }
+      this.transmitQueue.shift();
+      next.send();
+    }
   }
 
   private reply(unit: SlaveUnit, frame: Buffer): Buffer | null {
