@@ -19,7 +19,8 @@ import { waitUntil as waitFor } from '../support/wait.ts';
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
 const repoRoot = new URL('../../', import.meta.url).pathname;
-const cliArgs = (...args: string[]) => ['--import', 'tsx', join(repoRoot, 'src/main.ts'), ...args];
+/** The built bundle, as the package installs it (the global setup builds it): no compiling at each start. */
+const cliArgs = (...args: string[]) => [join(repoRoot, 'dist/main.js'), ...args];
 
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {

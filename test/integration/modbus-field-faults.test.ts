@@ -196,15 +196,13 @@ describe('15: indicator writes do not blind polling', () => {
       await cycles(1);
     });
     expect(shown(2)).toBe(true);
-    const detail = `worst poll gap: normal ${normal.worst.toFixed(0)} ms, sent ${sent.worst.toFixed(0)} ms, acks ${burst.worst.toFixed(0)} ms`;
+    const detail = `worst poll gap: normal ${normal.worst.toFixed(0)} ms, sent ${sent.worst.toFixed(0)} ms, acks ${burst.worst.toFixed(0)} ms (one write: ${WRITE_MS.toFixed(0)} ms on the wire)`;
     console.log(detail);
     // Between two reads of one column, at most one write went out: the rule itself, free of timing.
     expect(sent.writesBetweenReads, detail).toBeLessThanOrEqual(1);
     expect(burst.writesBetweenReads, detail).toBeLessThanOrEqual(1);
-    // And in time: the normal cycle plus one write, with room for a loaded machine (hiccups of ~100 ms seen
-    // with both cores busy; the 32 writes that once went before any poll stretched it by ~650 ms).
-    expect(burst.worst, detail).toBeLessThan(normal.worst + WRITE_MS + 150);
-    expect(sent.worst, detail).toBeLessThan(normal.worst + WRITE_MS + 150);
+    // How long the gaps took is printed above and measured by npm run bench (row 1b), not asserted: with both
+    // cores busy a gap stretches by whatever the scheduler takes, while the rule above holds or does not.
     // sent → received changes the LED register only: the buzzer coil stays off and is not written again.
     expect(burst.log.filter((q) => q.fc === 5)).toEqual([]);
     expect(burst.log.filter((q) => q.fc === 6)).toHaveLength(16);

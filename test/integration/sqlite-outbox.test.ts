@@ -153,6 +153,7 @@ describe('SQLite outbox', () => {
     });
   });
 
+  // About memory, not speed: 100,000 appends and pages take ~10 s on a quiet machine, ~50 s with both cores busy.
   it('pages through 100,000 undelivered records with flat memory', () => {
     const gc = exposeGc();
     // tmpfs: this test is about memory, and 100,000 fsyncs on a real disk would take half a minute.
@@ -220,7 +221,7 @@ describe('SQLite outbox', () => {
       outbox.close();
       rmSync(shmDir, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
 
   it('loses no printed record when the appending process is killed with SIGKILL at random moments', async () => {
     const path = freshPath('crash');
