@@ -1,6 +1,7 @@
 import { readSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { autoDetect, type BindingPortInterface } from '@serialport/bindings-cpp';
+import { errorText } from '../platform/error-text.ts';
 import { hasValidCrc, crc16 } from './crc16.ts';
 import type { ProtocolErrorKind } from './types.ts';
 
@@ -301,12 +302,16 @@ export class RtuPort {
         written = writeSync(port.fd, request);
         if (written === request.length) return;
       } catch (error) {
-        if (!RETRY_LATER.has(errorCode(error) ?? '')) return this.fail(new RtuFault('port', `write failed: ${String(error)}`));
+        // A port that takes no bytes is gone (the adapter pulled out before we heard it hang up): the bus
+        // is lost, which is not a failed request of the device asked.
+        if (!RETRY_LATER.has(errorCode(error) ?? '')) return this.lose(`write failed: ${errorText(error)}`);
       }
     }
     // The output buffer is full (or there is no descriptor to write): let the binding wait for room to
     // write the rest, from a copy, as the next transaction reuses the request buffer.
-    port.write(Buffer.from(request.subarray(written))).catch((error: unknown) => this.fail(new RtuFault('port', `write failed: ${String(error)}`)));
+    port.write(Buffer.from(request.subarray(written))).catch((error: unknown) => {
+      if (this.port === port) this.lose(`write failed: ${errorText(error)}`);
+    });
   }
 
   /** One listener for the life of the port (not `once` per chunk), re-armed after every event. */

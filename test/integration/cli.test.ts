@@ -11,6 +11,8 @@ const repoRoot = new URL('../../', import.meta.url).pathname;
  * would compile ~150 modules at every one of these ~60 starts (seconds each with both cores busy).
  */
 const bundle = join(repoRoot, 'dist/main.js');
+/** For a test that runs the CLI many times in a row: with both cores busy each start takes a second or more. */
+const MANY_RUNS = { timeout: 120_000 };
 
 function cli(...args: string[]) {
   return cliIn({ cwd: repoRoot }, ...args);
@@ -59,7 +61,7 @@ describe('village-edge command line', () => {
     expect(template.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('check-config catches what run would fail on or run crippled by, each naming its field', () => {
+  it('check-config catches what run would fail on or run crippled by, each naming its field', MANY_RUNS, () => {
     const dir = mkdtempSync(join(tmpdir(), 've-cli-'));
     const base = JSON.parse(readFileSync('config/example.json', 'utf8')) as Record<string, unknown> & { county: Record<string, unknown> };
     const write = (name: string, config: unknown) => {
@@ -180,7 +182,7 @@ describe('village-edge command line', () => {
     expect(wrong.stderr).toMatch(/^unknown command "frobnicate"; village-edge --help lists them$/m);
   });
 
-  it('--help at the top level and on every command exits 0 and names every flag, with the levels, statuses and zones spelt out', () => {
+  it('--help at the top level and on every command exits 0 and names every flag, with the levels, statuses and zones spelt out', MANY_RUNS, () => {
     const top = cli('--help');
     expect(top.code).toBe(0);
     for (const command of Object.keys(flagsOf)) expect(top.stdout).toContain(command);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -252,6 +252,31 @@ describe('a reply that arrives while the event loop is held up', () => {
       await expect(reply).resolves.toEqual([false, true]);
     } finally {
       closeSync(column);
+      await transport.close();
+      await pair.close();
+    }
+  });
+});
+
+describe('a request written to a port that is gone', () => {
+  it('reports the port lost, not a failed request of the device asked', async () => {
+    const pair = await openPtyPair();
+    const transport = createRtuTransport({ path: pair.controllerPath, baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1 });
+    const lost: string[] = [];
+    try {
+      await transport.open((reason) => lost.push(reason));
+      // The adapter is pulled out between two polls, and the next request is written before the event loop
+      // has heard the port hang up: socat is killed and seen dead (a zombie, its PTYs closed) without yielding.
+      process.kill(pair.socatPid, 'SIGKILL');
+      while (!readFileSync(`/proc/${pair.socatPid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z'));
+      const failed = await transport.readDiscreteInputs({ unitId: 1, timeoutMs: 100 }, 0, 2).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(failed).toMatchObject({ kind: 'port' });
+      // Lost at once, so the bus stops and says so (bus-lost) before the device counts a failed poll.
+      expect(lost).toEqual([expect.stringMatching(/^write failed: /)]);
+    } finally {
       await transport.close();
       await pair.close();
     }

@@ -335,10 +335,19 @@ export class ModbusRtuSlave {
     const requestWireMs = frame.length * this.byteMs;
     const held = this.heldReply;
     this.heldReply = null;
-    if (held !== null) this.transmitQueue.push({ at, send: () => this.port.isOpen && this.port.write(held) });
-    const reply = unit === undefined ? null : this.reply(unit, frame);
-    if (reply !== null && this.lateUnits.delete(unitId)) this.heldReply = reply;
-    if (reply === null || this.heldReply === reply) {
+    if (held !== null) {
+      this.transmitQueue.push({
+        at,
+        send: () => {
+          if (this.port.isOpen) this.port.write(held);
+        },
+      });
+    }
+    const answer = unit === undefined ? null : this.reply(unit, frame);
+    const late = answer !== null && this.lateUnits.delete(unitId);
+    if (late) this.heldReply = answer;
+    const reply = late ? null : answer;
+    if (reply === null) {
       this.busyUntil = Math.max(this.busyUntil, at + requestWireMs);
       return;
     }

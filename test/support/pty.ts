@@ -10,6 +10,8 @@ export interface PtyPair {
   controllerPath: string;
   /** The end the simulated field device opens. */
   devicePath: string;
+  /** socat's process: killing it is pulling the adapter out. */
+  socatPid: number;
   close(): Promise<void>;
 }
 
@@ -28,9 +30,12 @@ export async function openPtyPair(): Promise<PtyPair> {
     if (Date.now() > deadline) throw new Error('socat did not create the PTY pair within 5 s');
     await sleep(10);
   }
+  const socatPid = socat.pid;
+  if (socatPid === undefined) throw new Error('socat did not start');
   return {
     controllerPath,
     devicePath,
+    socatPid,
     async close() {
       if (socat.exitCode === null) {
         const exited = new Promise((resolve) => socat.once('exit', resolve));
