@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { readConfigFile } from './config/load.ts';
-import { currentConfigVersion, migrateConfigFile } from './config/migrate.ts';
+import { migrateConfigFile, readConfigFile } from './config/load.ts';
+import { currentConfigVersion } from './config/migrate.ts';
 import { preflight } from './config/preflight.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { createVillageEdge, shippedProfilesDir, type VillageEdge } from './app.ts';

@@ -1,6 +1,3 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { writeFileDurably } from '../platform/durable-file.ts';
-
 /** The config version this build reads; older files are carried forward by `migrations`. */
 export const currentConfigVersion = 2;
 
@@ -43,45 +40,6 @@ export function migrateConfig(json: unknown): Migrated {
     version = value['version'] as number;
   }
   return { ok: true, value, from: declared };
-}
-
-export type FileMigration =
-  | { outcome: 'current'; version: number }
-  | { outcome: 'migrated'; from: number; to: number; backup: string }
-  | { outcome: 'failed'; errors: string[] };
-
-/**
- * Rewrites a config file of an older version at the current one (what the package's postinst runs on an
- * upgrade), after copying the old file beside it as `FILE.v<old>.bak` with the same owner and mode (it holds
- * the county password). The rewritten file is JSON with two-space indents: its comments-free layout may
- * differ from the old one, whose exact text the backup keeps. A file that cannot be read or parsed is left
- * as it is; check-config names what is wrong with it.
- */
-export function migrateConfigFile(path: string, now: () => Date = () => new Date()): FileMigration {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    return { outcome: 'failed', errors: [`(file): cannot read ${path}: ${(error as Error).message}`] };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    return { outcome: 'failed', errors: [`(file): ${path} is not valid JSON: ${(error as Error).message}; left as it is`] };
-  }
-  const migrated = migrateConfig(json);
-  if (!migrated.ok) return { outcome: 'failed', errors: migrated.errors };
-  if (migrated.from === currentConfigVersion) return { outcome: 'current', version: currentConfigVersion };
-  const stat = statSync(path);
-  const plain = `${path}.v${migrated.from}.bak`;
-  // An earlier backup of the same version is the installer's only copy of that file: never overwrite it.
-  const backup = existsSync(plain) ? `${path}.v${migrated.from}.${now().toISOString().replace(/[:.]/g, '-')}.bak` : plain;
-  // root (the postinst) keeps the file's owner and group; anyone else can only write files of their own.
-  const access = { mode: stat.mode & 0o777, ...(process.getuid?.() === 0 ? { uid: stat.uid, gid: stat.gid } : {}) };
-  writeFileDurably(backup, text, access);
-  writeFileDurably(path, `${JSON.stringify(migrated.value, null, 2)}\n`, access);
-  return { outcome: 'migrated', from: migrated.from, to: currentConfigVersion, backup };
 }
 
 function isObject(value: unknown): value is ConfigObject {

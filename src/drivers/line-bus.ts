@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
 import type { BusConfig, DeviceConfig, TimingConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
+import { wallClockOf } from '../platform/time.ts';
 import type { IndicatorState, InputName, LineProfile } from './profile-schema.ts';
 import type { Device, DeviceEvent, DeviceEventSink, DeviceHealth, ProtocolErrorKind } from './types.ts';
 import { watchForDeviceNode } from './device-node-watch.ts';
@@ -162,8 +163,7 @@ class LineBusCore implements LineBus {
       latching: state.profile.line.latchReset !== undefined,
       pollIntervalMs: null,
       worstPollGapMs: null,
-      // Counted back from now on the monotonic clock: right even if NTP moved the wall clock since.
-      lastReplyAt: state.heardAt === null ? null : Math.round(this.now() - (performance.now() - state.heardAt)),
+      lastReplyAt: state.heardAt === null ? null : wallClockOf(state.heardAt, this.now),
       errors: { ...state.errors },
     };
   }

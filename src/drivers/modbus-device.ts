@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { DeviceConfig, TimingConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
+import { wallClockOf } from '../platform/time.ts';
 import {
   coveringBlock,
   type IndicatorState,
@@ -172,8 +173,7 @@ export class ModbusDevice implements Device {
       latching: button === undefined ? null : button.latch !== undefined,
       pollIntervalMs: this.intervalMs === null ? null : Math.round(this.intervalMs),
       worstPollGapMs: this.worstPollGapMs(),
-      // Counted back from now on the monotonic clock: right even if NTP moved the wall clock since.
-      lastReplyAt: this.lastReplyAt === null ? null : Math.round(this.options.now() - (performance.now() - this.lastReplyAt)),
+      lastReplyAt: this.lastReplyAt === null ? null : wallClockOf(this.lastReplyAt, this.options.now),
       errors: { ...this.errors },
       ...(this.options.profile.status === undefined ? {} : { status: Object.fromEntries(this.knownStatus) }),
     };

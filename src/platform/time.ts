@@ -18,6 +18,14 @@ export function isoWithOffset(epochMs: number, offsetMinutes = -new Date(epochMs
 }
 
 /**
+ * The wall-clock time of a moment stamped with performance.now(), counted back from `now()` on the
+ * monotonic clock: right even if NTP moved the wall clock since the stamp.
+ */
+export function wallClockOf(monotonicAt: number, now: Now): number {
+  return Math.round(now() - (performance.now() - monotonicAt));
+}
+
+/**
  * UUID version 7 (RFC 9562): 48 bits of milliseconds then random bits, so ids sort by creation time and
  * stay unique across villages without coordination.
  */
