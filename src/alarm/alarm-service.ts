@@ -4,6 +4,7 @@ import type { Outbox, OutboxRecord } from '../store/types.ts';
 import type { AlarmPayload, AlarmType } from '../county/payloads.ts';
 import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
 import type { Clock } from '../platform/trusted-clock.ts';
+import { contained } from '../platform/contained.ts';
 
 export interface Terminal {
   /** Device id of the alarm column. */
@@ -99,10 +100,13 @@ export class AlarmService {
     state.ackTimer = undefined;
     this.showIndicator(state, 'received');
     clearTimeout(state.holdTimer);
-    state.holdTimer = setTimeout(() => {
-      state.holdTimer = undefined;
-      if (state.indicator === 'received') this.showIndicator(state, 'off');
-    }, this.options.timing.indicatorHoldMs);
+    state.holdTimer = setTimeout(
+      contained(this.options.logger, 'indicator hold timer', () => {
+        state.holdTimer = undefined;
+        if (state.indicator === 'received') this.showIndicator(state, 'off');
+      }),
+      this.options.timing.indicatorHoldMs,
+    );
   }
 
   private handleInput(deviceId: string, input: InputName, active: boolean, at: number): void {
@@ -231,12 +235,16 @@ export class AlarmService {
   private armAckTimer(state: TerminalState, alarm: AlarmPayload, delayMs: number): void {
     clearTimeout(state.ackTimer);
     clearTimeout(state.holdTimer);
-    state.ackTimer = setTimeout(() => {
-      state.ackTimer = undefined;
-      this.options.logger.warn({ alarmId: alarm.id, terminal: alarm.terminal, ackTimeoutMs: this.options.timing.ackTimeoutMs }, 'no ack from county within the ack timeout');
-      this.showIndicator(state, 'not-received');
-      this.options.onAckOverdue?.(alarm);
-    }, delayMs);
+    // Contained: what the overdue ack sets off (the local alarm) must not take the process, and the alarm, down.
+    state.ackTimer = setTimeout(
+      contained(this.options.logger, 'ack timer', () => {
+        state.ackTimer = undefined;
+        this.options.logger.warn({ alarmId: alarm.id, terminal: alarm.terminal, ackTimeoutMs: this.options.timing.ackTimeoutMs }, 'no ack from county within the ack timeout');
+        this.showIndicator(state, 'not-received');
+        this.options.onAckOverdue?.(alarm);
+      }),
+      delayMs,
+    );
   }
 
   private showIndicator(state: TerminalState, indicator: IndicatorState): void {

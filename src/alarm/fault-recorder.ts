@@ -62,6 +62,12 @@ export class FaultRecorder {
     }
   }
 
+  /** The sound output changed (`ok` null: not checked yet). Sound that cannot go out is a fault to the county, not only a log line. */
+  audioChanged(state: { device: string; ok: boolean | null; reason?: string }): void {
+    if (state.ok === true) this.raise('audio-recovered', state.device, `the sound output "${state.device}" opens again`);
+    else if (state.ok === false) this.raise('audio', state.device, `the sound output "${state.device}" cannot be opened: ${state.reason ?? 'unknown reason'}`);
+  }
+
   /** A fault the village meets outside the device events (storage, audio, clock): same durable path. */
   raise(kind: FaultKind, subject: string, detail: string, at: number = this.now()): void {
     this.record(kind, subject, detail, at);

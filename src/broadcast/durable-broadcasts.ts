@@ -28,8 +28,8 @@ const keptRequestSchema = z
   .strict();
 
 export interface DurableBroadcastsOptions {
-  /** Undefined when it could not be opened: commands then play unkept. */
-  journal: BroadcastJournal | undefined;
+  /** Opens the journal file; called by `start()`. When it throws, commands play unkept. */
+  openJournal: () => BroadcastJournal;
   /** The controller's submit. */
   submit: (request: PlayRequest) => void;
   /** Reports an event the controller never saw (an interrupted item that is not taken up again). */
@@ -50,8 +50,28 @@ export interface DurableBroadcastsOptions {
 export class DurableBroadcasts {
   /** Ids kept in this life, so the end of a local alarm costs no write. */
   private readonly kept = new Set<string>();
+  /** Undefined before start() and when it could not be opened. */
+  private journal: BroadcastJournal | undefined;
 
   constructor(private readonly options: DurableBroadcastsOptions) {}
+
+  /**
+   * Opens the journal, before the controller starts (and closed after it stopped, so the controller's last
+   * events are written). Throws, after `onStorageFailure`, when it cannot be opened; broadcasts still play.
+   */
+  start(): void {
+    try {
+      this.journal = this.options.openJournal();
+    } catch (error) {
+      this.options.onStorageFailure(error);
+      throw error;
+    }
+  }
+
+  stop(): void {
+    this.journal?.close();
+    this.journal = undefined;
+  }
 
   submit(request: PlayRequest): void {
     this.keep(request);
@@ -64,9 +84,10 @@ export class DurableBroadcasts {
     this.write('end', event.requestId, (journal) => journal.end(event.requestId));
   }
 
-  /** Once, after the controller started. */
+  /** What a kill -9 or a power cut left unfinished: emergencies play again, the rest is reported failed. Once, after the controller started. */
   resume(): void {
-    const { journal, logger } = this.options;
+    const { journal } = this;
+    const { logger } = this.options;
     if (journal === undefined) return;
     let unfinished;
     try {
@@ -124,7 +145,7 @@ export class DurableBroadcasts {
   }
 
   private write(what: 'open' | 'end', requestId: string, action: (journal: BroadcastJournal) => void): void {
-    const { journal } = this.options;
+    const { journal } = this;
     if (journal === undefined) return;
     try {
       action(journal);

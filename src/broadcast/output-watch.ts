@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { contained } from '../platform/contained.ts';
 import type { Now } from '../platform/time.ts';
 import type { AudioOutput, AudioState, OutputCheck } from './types.ts';
 
@@ -33,10 +34,9 @@ export class OutputWatch {
 
   start(): void {
     this.stop();
-    this.timer = setInterval(() => {
-      if (!this.options.busy()) void this.check();
-    }, this.options.intervalMs);
-    void this.check();
+    const tick = contained(this.options.logger, 'audio output check', () => (this.options.busy() ? undefined : this.check()));
+    this.timer = setInterval(tick, this.options.intervalMs);
+    tick();
   }
 
   stop(): void {

@@ -3,6 +3,7 @@ import type { Outbox, OutboxRecord } from '../store/types.ts';
 import type { ReportPayload } from '../county/payloads.ts';
 import type { PlaybackEvent } from './types.ts';
 import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
+import { contained } from '../platform/contained.ts';
 
 /** A command the gate refused: reported so the county sees every attempt to make the village speak. */
 export interface RejectedCommand {
@@ -72,10 +73,13 @@ export class ReportRecorder {
     const repeatedAckCause = command.kind === 'ack' && this.ackCausesReported.has(command.reason);
     if (repeatedAckCause || this.rejectionsInWindow >= this.rejectionBudget) {
       this.suppressed.set(command.reason, (this.suppressed.get(command.reason) ?? 0) + 1);
-      this.flushTimer ??= setTimeout(() => {
-        this.flushTimer = undefined;
-        this.flushSuppressed();
-      }, this.windowMs - (now - this.windowStart));
+      this.flushTimer ??= setTimeout(
+        contained(this.options.logger, 'rejection count flush', () => {
+          this.flushTimer = undefined;
+          this.flushSuppressed();
+        }),
+        this.windowMs - (now - this.windowStart),
+      );
       return;
     }
     this.rejectionsInWindow++;

@@ -49,10 +49,14 @@ export const commandKinds = Object.keys(knownKinds) as readonly CommandKind[];
 /** `village`: the topic of this village; `all`: the topic the county uses to reach every village at once. */
 export type AudienceTopic = 'village' | 'all';
 
-export type VerifiedCommand =
-  | { kind: 'ack'; claims: AckCommand }
-  | { kind: 'broadcast'; claims: BroadcastCommand }
-  | { kind: 'stop'; claims: StopCommand };
+/** The claims of each command kind once verified; keyed by CommandKind, so a new kind fails to compile until it has claims. */
+export interface CommandClaims {
+  ack: AckCommand;
+  broadcast: BroadcastCommand;
+  stop: StopCommand;
+}
+
+export type VerifiedCommand = { [K in CommandKind]: { kind: K; claims: CommandClaims[K] } }[CommandKind];
 
 export type GateResult =
   | { ok: true; command: VerifiedCommand }

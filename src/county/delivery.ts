@@ -18,6 +18,9 @@ export interface DeliveryOptions {
 /** Alarms first: a backlog of faults or reports must never delay a villager's alarm. */
 const streamOrder: readonly OutboxStream[] = ['alarm', 'fault', 'report'];
 
+/** Five missed one-second passes: long enough for a slow fsync, short enough for the watchdog to matter. */
+const livenessMs = 5000;
+
 /**
  * Publishes the outbox to the county, in `seq` order per stream, and republishes each record with
  * `attempt+1` on a backoff (5 s doubling to 60 s by default) until the county acknowledges it.
@@ -33,8 +36,8 @@ export class Delivery {
   private running = false;
   /** Acks arrive one message at a time; they are committed together, one fsync per batch. */
   private pendingAcks: string[] = [];
-  /** When a delivery pass last ran to completion; the systemd watchdog vouches for it. */
-  lastPassAt = 0;
+  /** When a delivery pass last ran to completion. */
+  private lastPassAt = 0;
   private ackFlush: NodeJS.Timeout | undefined;
   /** A refill after PUBACKs, coalesced: one pass for many freed slots, not one commit per PUBACK. */
   private refill: NodeJS.Immediate | undefined;
@@ -70,6 +73,14 @@ export class Delivery {
       clearTimeout(this.ackFlush);
       this.flushAcks();
     }
+  }
+
+  /**
+   * For the systemd watchdog: a pass ran to completion within the last five (the timer runs one a second),
+   * so the event loop turns and the store answers. False before start() and after stop().
+   */
+  alive(): boolean {
+    return this.running && this.now() - this.lastPassAt < livenessMs;
   }
 
   /** New record stored, link up, or a slot freed: publish what is due. */

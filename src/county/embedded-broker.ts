@@ -1,5 +1,7 @@
 import { createServer, type Socket } from 'node:net';
 import type { Logger } from '../platform/logger.ts';
+import type { Component } from '../platform/lifecycle.ts';
+import { errorText } from '../platform/error-text.ts';
 
 export interface EmbeddedBroker {
   /** `mqtt://host:port`, with the port actually bound (useful when asked for port 0). */
@@ -60,5 +62,26 @@ export async function startEmbeddedBroker(options: { host: string; port: number;
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * The embedded broker as a part of the service, listening where `county.url` points. When it cannot listen,
+ * whatever listens there (another broker, a stale copy of this service) is not the broker that was meant:
+ * a problem naming `county.url`, and the link still connects to it.
+ */
+export function embeddedBrokerComponent(countyUrl: string, logger: Logger): Component {
+  const url = new URL(countyUrl);
+  let broker: EmbeddedBroker | undefined;
+  return {
+    name: 'embedded broker',
+    async start() {
+      broker = await startEmbeddedBroker({ host: url.hostname, port: Number(url.port || 1883), logger });
+    },
+    async stop() {
+      await broker?.close();
+      broker = undefined;
+    },
+    problem: (error) => `county.url: the embedded broker cannot listen on ${url.host} (${errorText(error)}); the link connects to whatever listens there`,
   };
 }

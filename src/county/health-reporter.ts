@@ -88,10 +88,17 @@ export class HealthReporter {
     this.timer = undefined;
   }
 
+  /** Never throws: it runs from a timer, and a health source that fails must not end the process. */
   publish(): void {
     if (!this.options.uplink.connected) return;
-    this.options.uplink
-      .publishHealth(buildHealth(this.options.sources, this.now()))
-      .catch((error: unknown) => this.options.logger.debug({ err: error }, 'health not published'));
+    let health: HealthPayload;
+    try {
+      health = buildHealth(this.options.sources, this.now());
+    } catch (error) {
+      // Logged each time: the county sees health go missing, the technician sees why; the next beat tries again.
+      this.options.logger.error({ err: error }, 'health could not be built; not published');
+      return;
+    }
+    this.options.uplink.publishHealth(health).catch((error: unknown) => this.options.logger.debug({ err: error }, 'health not published'));
   }
 }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
+import { contained } from './contained.ts';
 
 export interface SdNotifier {
   /** Tells systemd start-up is complete (`Type=notify`). */
@@ -34,10 +35,14 @@ export function createSdNotifier(options: { env: NodeJS.ProcessEnv; alive: () =>
     ready() {
       send('READY=1');
       if (watchdogUsec > 0) {
-        timer = setInterval(() => {
-          if (options.alive()) send('WATCHDOG=1');
-          else options.logger.error('watchdog withheld: a vital loop has stalled');
-        }, Math.max(1, Math.floor(watchdogUsec / 2000)));
+        // A check that throws withholds the beat too (systemd then restarts us), but never ends the process itself.
+        timer = setInterval(
+          contained(options.logger, 'watchdog check', () => {
+            if (options.alive()) send('WATCHDOG=1');
+            else options.logger.error('watchdog withheld: a vital loop has stalled');
+          }),
+          Math.max(1, Math.floor(watchdogUsec / 2000)),
+        );
       }
     },
     stopping() {

@@ -29,6 +29,8 @@ export interface TrustedClockOptions {
   /** Milliseconds that only move forward, whatever the wall clock does. */
   monotonic?: () => number;
   flagExists?: (path: string) => boolean;
+  /** How often `start()` looks for the flag until it appears. */
+  flagCheckMs?: number;
 }
 
 /** The interface the domain sees: time it can put in a payload, and whether it may be believed. */
@@ -51,6 +53,7 @@ export class TrustedClock implements Clock {
   private floor: { at: number; seenAt: number } | undefined;
   private synchronized = false;
   private readonly listeners: Array<(state: ClockState) => void> = [];
+  private flagCheck: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: TrustedClockOptions) {
     this.systemNow = options.systemNow ?? Date.now;
@@ -97,7 +100,25 @@ export class TrustedClock implements Clock {
     return !wasTrusted;
   }
 
-  /** Called when time becomes trusted or is corrected by more than a second. */
+  /**
+   * Under `timesyncd`, looks for the synchronisation flag now and every few seconds until it appears.
+   * Nothing waits for it: alarms are relayed with whatever time there is, and say whether it is trusted.
+   */
+  start(): void {
+    this.refresh();
+    if (this.state().trusted || this.options.policy !== 'timesyncd') return;
+    this.flagCheck = setInterval(() => {
+      if (this.synchronized || this.refresh()) this.stop();
+    }, this.options.flagCheckMs ?? 5000);
+    this.flagCheck.unref?.();
+  }
+
+  stop(): void {
+    clearInterval(this.flagCheck);
+    this.flagCheck = undefined;
+  }
+
+  /** Called when time becomes trusted or is corrected by more than a second; keep it from throwing (see `contained`). */
   onCorrected(listener: (state: ClockState) => void): void {
     this.listeners.push(listener);
   }

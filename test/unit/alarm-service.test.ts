@@ -142,6 +142,25 @@ describe('AlarmService', () => {
     expect(lines.some((l) => l.msg === 'no ack from county within the ack timeout')).toBe(true);
   });
 
+  it('keeps an ack timer whose local alarm throws from ending the process; the column still shows not-received', async () => {
+    const { logger, lines } = memoryLogger();
+    const sim = simulatedPort(['c1', 'c2'], logger);
+    const service = new AlarmService({
+      village, terminals: [{ id: 'c1', label: 'gate', testMode: false }, { id: 'c2', label: 'school', testMode: false }], devices: sim.port, outbox: createMemoryOutbox(), timing, logger, onStored: () => undefined,
+      onAckOverdue: () => {
+        throw new Error('broadcast controller gone');
+      },
+    });
+    sim.listen((e) => service.handleDeviceEvent(e));
+    service.start();
+    sim.device('c1').press();
+    sim.device('c2').press();
+    // Before the ack timer was contained, the throw escaped the timer here (and ended the service).
+    await vi.advanceTimersByTimeAsync(timing.ackTimeoutMs);
+    expect([sim.device('c1').indicator, sim.device('c2').indicator]).toEqual(['not-received', 'not-received']);
+    expect(lines.filter((l) => l.msg === 'ack timer failed')).toHaveLength(2);
+  });
+
   it('raises a new alarm for a press after the previous one was acknowledged', async () => {
     const { sim, outbox, stored, service } = setup();
     sim.device('c1').press();

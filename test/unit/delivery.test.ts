@@ -103,4 +103,30 @@ describe('Delivery', () => {
     expect(uplink.published.length).toBe(before + 1);
     delivery.stop();
   });
+
+  it('vouches for the watchdog only while its once-a-second pass runs: not before start, not after a stall, not after stop', async () => {
+    const outbox = createMemoryOutbox();
+    const uplink = new FakeUplink();
+    const delivery = new Delivery({ outbox, uplink, retry: { initialMs: 5000, maxMs: 60000 }, logger: memoryLogger().logger, onAcked: () => undefined });
+    expect(delivery.alive()).toBe(false);
+    uplink.setConnected(true);
+    delivery.start();
+    expect(delivery.alive()).toBe(true);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(delivery.alive()).toBe(true);
+    // A pass that cannot complete (the store throws) for five seconds: the watchdog is withheld.
+    const stats = outbox.due.bind(outbox);
+    outbox.due = () => {
+      throw new Error('SQLITE_IOERR');
+    };
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(delivery.alive()).toBe(true);
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(delivery.alive()).toBe(false);
+    outbox.due = stats;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(delivery.alive()).toBe(true);
+    delivery.stop();
+    expect(delivery.alive()).toBe(false);
+  });
 });

@@ -30,13 +30,16 @@ function rig(journal: BroadcastJournal, now = t0) {
   const reported: PlaybackEvent[] = [];
   const failures: unknown[] = [];
   const durable = new DurableBroadcasts({
-    journal,
+    openJournal: () => journal,
     submit: (r) => submitted.push(r),
     report: (e) => reported.push(e),
     onStorageFailure: (e) => failures.push(e),
     logger: memoryLogger().logger,
     now: () => now,
   });
+  // Opens the journal and resumes what it holds, as at the service's start.
+  durable.start();
+  durable.resume();
   return { durable, submitted, reported, failures };
 }
 
@@ -63,7 +66,6 @@ describe('DurableBroadcasts', () => {
     before.durable.submit(request('a1', { priority: 'announcement', level: undefined }));
     before.durable.submit(request('e-test', { status: 'test' }));
     const after = rig(journal, t0 + 5000);
-    after.durable.resume();
     expect(after.submitted).toEqual([{ ...request('e-live'), resumedFrom: t0 }]);
     expect(after.reported.map((e) => [e.requestId, e.event, e.reason])).toEqual([
       ['e-old', 'failed', `interrupted: the village restarted before it ended, and it expired at ${new Date(t0 + 1000).toISOString()}`],
@@ -78,11 +80,9 @@ describe('DurableBroadcasts', () => {
     rig(journal).durable.submit(request('e1'));
     for (let life = 1; life <= 3; life++) {
       const { durable, submitted } = rig(journal, t0 + life);
-      durable.resume();
       expect(submitted).toHaveLength(1);
     }
     const last = rig(journal, t0 + 4);
-    last.durable.resume();
     expect(last.submitted).toEqual([]);
     expect(last.reported[0]?.reason).toBe('interrupted: the village restarted before it ended, 4 times; it is not played again');
   });
@@ -91,7 +91,6 @@ describe('DurableBroadcasts', () => {
     const journal = memoryJournal();
     journal.open('torn', {} as JsonObject, t0);
     const { durable, submitted, reported } = rig(journal);
-    durable.resume();
     expect(submitted).toEqual([]);
     expect(reported).toEqual([]);
     expect(journal.rows.size).toBe(0);
@@ -101,5 +100,26 @@ describe('DurableBroadcasts', () => {
     failing.durable.submit(request('e2'));
     expect(failing.submitted.map((r) => r.id)).toEqual(['e2']);
     expect(failing.failures).toEqual([new Error('SQLITE_FULL: database or disk is full')]);
+  });
+
+  it('plays unkept when the journal cannot be opened, and says so once', () => {
+    const submitted: PlayRequest[] = [];
+    const failures: unknown[] = [];
+    const durable = new DurableBroadcasts({
+      openJournal: () => {
+        throw new Error('broadcast journal database /var/lib/village-edge/broadcasts.sqlite: file is not a database');
+      },
+      submit: (r) => submitted.push(r),
+      report: () => undefined,
+      onStorageFailure: (e) => failures.push(e),
+      logger: memoryLogger().logger,
+      now: () => t0,
+    });
+    expect(() => durable.start()).toThrow(/file is not a database/);
+    durable.resume();
+    durable.submit(request('e3'));
+    durable.observe(ended('e3', 'finished'));
+    expect(submitted.map((r) => r.id)).toEqual(['e3']);
+    expect(failures).toHaveLength(1);
   });
 });
