@@ -2,7 +2,7 @@ import * as z from 'zod';
 import type { Logger } from 'pino';
 import { contentSchema } from '../config/schema.ts';
 import type { Now } from '../platform/time.ts';
-import type { BroadcastJournal, JsonObject } from '../store/types.ts';
+import type { BroadcastJournal, JsonObject, UnfinishedBroadcast } from '../store/types.ts';
 import { broadcastStatuses, priorities, type PlaybackEvent, type PlaybackEventKind, type PlayRequest } from './types.ts';
 
 /** After one of these the item is over: nothing of it is left to resume. */
@@ -89,7 +89,7 @@ export class DurableBroadcasts {
     const { journal } = this;
     const { logger } = this.options;
     if (journal === undefined) return;
-    let unfinished;
+    let unfinished: UnfinishedBroadcast[];
     try {
       unfinished = journal.unfinished();
     } catch (error) {

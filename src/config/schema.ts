@@ -211,6 +211,7 @@ export const contentSchema = z.discriminatedUnion('kind', [
     .object({
       kind: z.literal('tts'),
       // A NUL cannot be passed as a process argument; other control characters have no business in speech.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the pattern names control characters in order to refuse them.
       text: z.string().min(1).max(2000).regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'no control characters'),
     })
     .strict(),

@@ -87,7 +87,10 @@ export class AnnounceTracker {
 
   outcome(village: string): VillageOutcome {
     let outcome = this.villages.get(village);
-    if (outcome === undefined) this.villages.set(village, (outcome = {}));
+    if (outcome === undefined) {
+      outcome = {};
+      this.villages.set(village, outcome);
+    }
     return outcome;
   }
 

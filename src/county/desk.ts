@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import type * as z from 'zod';
 import { levelNames } from './announce-outcome.ts';
 import { alarmPayloadSchema, faultPayloadSchema, reportPayloadSchema, statePayloadSchema, type ReportPayload } from './payloads.ts';
 import type { UpKind } from './topics.ts';

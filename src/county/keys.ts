@@ -77,7 +77,8 @@ export async function writeKeyFiles(dir: string, kid: string): Promise<CommandKe
  * would put the county's private key one `git add .` away from a public repository.
  */
 export function defaultKeyDirectory(env: Readonly<Record<string, string | undefined>> = process.env, home: string = homedir()): string {
-  const config = env['XDG_CONFIG_HOME'] !== undefined && env['XDG_CONFIG_HOME'].startsWith('/') ? env['XDG_CONFIG_HOME'] : join(home, '.config');
+  const xdg = env['XDG_CONFIG_HOME'];
+  const config = xdg?.startsWith('/') ? xdg : join(home, '.config');
   return join(config, 'village-edge', 'keys');
 }
 

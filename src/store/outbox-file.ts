@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Logger } from '../platform/logger.ts';
-import { OutboxMarker } from './outbox-marker.ts';
+import type { OutboxMarker } from './outbox-marker.ts';
 import { openSqliteOutbox, type SqliteOutbox } from './sqlite-outbox.ts';
 import { isCorruption, moveAside } from './storage-files.ts';
 import { errorText } from '../platform/error-text.ts';

@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { resolve } from 'node:path';
 import { DurableStorageError, openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { syncDirectory } from '../platform/durable-file.ts';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DurableStorageError } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
 import { errorText } from '../platform/error-text.ts';

@@ -34,9 +34,9 @@ export function target(text: string, met: boolean): string {
 }
 
 export function renderTable(rows: readonly Row[]): string {
-  const escape = (cell: string): string => cell.replaceAll('|', '\\|');
+  const escapeCell = (cell: string): string => cell.replaceAll('|', '\\|');
   const lines = ['| figure | value | target | note |', '| --- | --- | --- | --- |'];
-  for (const row of rows) lines.push(`| ${[row.figure, row.value, row.target, row.note].map(escape).join(' | ')} |`);
+  for (const row of rows) lines.push(`| ${[row.figure, row.value, row.target, row.note].map(escapeCell).join(' | ')} |`);
   return lines.join('\n');
 }
 

@@ -47,7 +47,10 @@ export async function measureReconnect(options: { outages: number; seed: number;
     await waitFor('the county link', () => app.uplink.connected, 10_000);
 
     let random = options.seed >>> 0;
-    const next = () => ((random = (random * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+    const next = () => {
+      random = (random * 1664525 + 1013904223) >>> 0;
+      return random / 2 ** 32;
+    };
     const delivered: number[] = [];
     const outages: number[] = [];
     for (let round = 1; round <= options.outages; round++) {

@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
-import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
+import { createVillageEdge } from '../../src/app.ts';
 import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, reportPayloadSchema, statePayloadSchema } from '../../src/county/payloads.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { startBroker, type TestBroker } from '../support/broker.ts';

@@ -223,10 +223,10 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     const result = await runCli('announce', '--key', key, '--broker', brokerUrl, '--protocol', String(protocolVersion), '--prefix', prefix, '--all', '--emergency', '3', '--text', '通知', '--timeout', '3');
     expect(result.stderr).toBe('');
     expect(result.stdout).toContain('all-1 started (emergency level 3 较大, zones square)');
-    expect(result.stdout).toMatch(/^  village +link +outcome$/m);
-    expect(result.stdout).toMatch(/^  all-1 +online +started$/m);
-    expect(result.stdout).toMatch(/^  all-away +offline +offline: no answer/m);
-    expect(result.stdout).toMatch(/^  all-ghost +online +no answer$/m);
+    expect(result.stdout).toMatch(/^ {2}village +link +outcome$/m);
+    expect(result.stdout).toMatch(/^ {2}all-1 +online +started$/m);
+    expect(result.stdout).toMatch(/^ {2}all-away +offline +offline: no answer/m);
+    expect(result.stdout).toMatch(/^ {2}all-ghost +online +no answer$/m);
     expect(result.stdout).toMatch(/^summary: 3 village\(s\): 1 started, 1 offline, 1 no answer$/m);
     expect(result.code).toBe(3);
   });

@@ -21,6 +21,7 @@ function sh(command: string, args: string[], options: { env?: NodeJS.ProcessEnv 
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, out: `${result.stdout}${result.stderr}` };
 }
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: ${Version} is dpkg-query's format syntax, not JavaScript's.
 const installedVersion = () => sh('dpkg-query', ['--showformat=${Version}', '--show', 'village-edge']).stdout;
 /** As the unit runs it: as the service's user, so "readable" means readable by the service. */
 const checkConfigAsService = () => sh('runuser', ['-u', 'village-edge', '--', 'village-edge', 'check-config', config]);
@@ -119,6 +120,7 @@ unlessUnprivileged('the Debian package', () => {
       'root:village-edge 750',
       'root:village-edge 640',
     ]);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ${Conffiles} is dpkg-query's format syntax, not JavaScript's.
     expect(sh('dpkg-query', ['--showformat=${Conffiles}', '--show', 'village-edge']).stdout).toMatch(/\/etc\/village-edge\/config\.json [0-9a-f]{32}/);
     expect(existsSync('/etc/systemd/system/multi-user.target.wants/village-edge.service')).toBe(true);
 

@@ -301,7 +301,10 @@ describe('16: a replugged bus is polled again within 2 s', () => {
       devices: [{ id: 'col-1', unitId: 1, profile: AC100 }],
       // The shipped reopen backoff: 1 s doubling to 30 s.
       timing: testTiming({ reopen: { initialMs: 1000, maxMs: 30_000 } }),
-      path: (pair) => (symlinkSync(pair.controllerPath, link), link),
+      path: (pair) => {
+        symlinkSync(pair.controllerPath, link);
+        return link;
+      },
     });
     r.slave.unit(1).set('discrete-inputs', 1, true);
   });

@@ -183,7 +183,10 @@ describe('latched and unlatched presses shorter than the poll interval', () => {
           off();
           setTimeout(() => {
             press();
-            setTimeout(() => (release(), resolve()), 5);
+            setTimeout(() => {
+              release();
+              resolve();
+            }, 5);
           }, 10);
         });
       });
@@ -368,7 +371,10 @@ describe('losing the serial port', () => {
     link = join(dir, 'ttyVE0');
     r = await rig({
       devices: [{ id: 'col-1', unitId: 1 }],
-      path: (pair) => (symlinkSync(pair.controllerPath, link), link),
+      path: (pair) => {
+        symlinkSync(pair.controllerPath, link);
+        return link;
+      },
     });
     r.slave.unit(1).set('discrete-inputs', 1, true);
     expect(r.device('col-1').health().lastReplyAt).toBeNull();

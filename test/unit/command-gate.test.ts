@@ -172,8 +172,8 @@ describe('command gate: one test per rejection reason', () => {
     // A media path that would leave the library is refused at the gate, before any player sees it.
     const sha256 = 'e'.repeat(64);
     for (const file of ['../etc/shadow.wav', 'alarm/../../x.mp3', 'alarm/./flood.mp3', '/etc/x.wav', '..']) {
-      const escape = a.claims('broadcast', { content: { kind: 'media', file, sha256 } });
-      expectRejected(await verify(g, await a.sign(escape)), 'invalid-body', /^content\.file: /, String(escape['jti']));
+      const outside = a.claims('broadcast', { content: { kind: 'media', file, sha256 } });
+      expectRejected(await verify(g, await a.sign(outside)), 'invalid-body', /^content\.file: /, String(outside['jti']));
     }
     // No usable jti in the claims: nothing to report.
     expectRejected(await verify(g, await a.ack({ jti: undefined }), 'ack'), 'invalid-body', 'jti:', null);

@@ -24,7 +24,10 @@ describe('crc16 (Modbus)', () => {
 
   it('agrees with the bitwise definition on random frames, and over a sub-range', () => {
     let seed = 12345;
-    const random = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed & 0xff;
+    };
     for (let n = 0; n < 200; n++) {
       const bytes = Uint8Array.from({ length: 1 + (n % 40) }, random);
       expect(crc16(bytes)).toBe(reference(bytes));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCommandGate } from '../../src/county/command-gate.ts';
-import { generateCountyKeyPair, loadPrivateKey, signCommand, writeKeyFiles } from '../../src/county/keys.ts';
+import { type CommandKeyEntry, generateCountyKeyPair, loadPrivateKey, signCommand, writeKeyFiles } from '../../src/county/keys.ts';
 import { countySchema } from '../../src/config/schema.ts';
 import { InvalidInputError } from '../../src/platform/schema-errors.ts';
 import { splitToken, toPayload } from '../support/county-signer.ts';
@@ -24,7 +24,7 @@ describe('county key tooling', () => {
     for (const umask of [0o022, 0o077, 0o000]) {
       const keyDir = freshDir();
       const previous = process.umask(umask);
-      let entry;
+      let entry: CommandKeyEntry;
       try {
         entry = await writeKeyFiles(keyDir, 'county-2026');
       } finally {
