@@ -287,7 +287,14 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       { name: 'devices', start: () => hub.start(), stop: () => hub.stop() },
       // Broadcasts still play without it; only one cut off by a restart would go unreported (a fault says so).
       { name: 'broadcast journal', start: () => durable.start(), stop: () => durable.stop(), problem: (error) => errorText(error) },
-      { name: 'broadcasts', start: () => (broadcast.start(), durable.resume()), stop: () => broadcast.stop() },
+      {
+        name: 'broadcasts',
+        start: () => {
+          broadcast.start();
+          durable.resume();
+        },
+        stop: () => broadcast.stop(),
+      },
       { name: 'health', start: () => health.start(), stop: () => health.stop() },
       {
         name: 'status socket',

@@ -79,7 +79,7 @@ describe('DurableBroadcasts', () => {
     const journal = memoryJournal();
     rig(journal).durable.submit(request('e1'));
     for (let life = 1; life <= 3; life++) {
-      const { durable, submitted } = rig(journal, t0 + life);
+      const { submitted } = rig(journal, t0 + life);
       expect(submitted).toHaveLength(1);
     }
     const last = rig(journal, t0 + 4);
@@ -90,7 +90,7 @@ describe('DurableBroadcasts', () => {
   it('drops an unreadable row, and plays on when the journal fails', () => {
     const journal = memoryJournal();
     journal.open('torn', {} as JsonObject, t0);
-    const { durable, submitted, reported } = rig(journal);
+    const { submitted, reported } = rig(journal);
     expect(submitted).toEqual([]);
     expect(reported).toEqual([]);
     expect(journal.rows.size).toBe(0);
