@@ -186,6 +186,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     logger: logger.child({ component: 'alarm' }),
     onStored,
     onAckOverdue: (alarm) => localAlarm.ackOverdue(alarm),
+    onUnreadable: (error) => faults.raise('storage', 'outbox', error.message),
     sendEarly: (record) => delivery.sendEarly(record),
     now,
     clock,
@@ -206,6 +207,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       alarms.acknowledged(record);
       localAlarm.acknowledged(record);
     },
+    onUnreadable: (error) => faults.raise('storage', 'outbox', error.message),
     now,
   });
 

@@ -16,6 +16,7 @@ import { defaultKeyDirectory, enclosingCheckout, ensureKeyDirectory, writeKeyFil
 import { InvalidInputError } from './platform/schema-errors.ts';
 import { announce, watch, type AnnounceBody, type BrokerOptions } from './county/county-tools.ts';
 import { statusCommand } from './status/status-cli.ts';
+import { broadcastStatuses } from './contract/vocabulary.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -280,7 +281,7 @@ async function announceCommand(args: string[]): Promise<number> {
       cmd: 'broadcast',
       priority: level === undefined ? 'announcement' : 'emergency',
       ...(level === undefined ? {} : { level }),
-      status: choiceFlag(cmd, 'status', values.status, ['actual', 'exercise', 'test'] as const),
+      status: choiceFlag(cmd, 'status', values.status, broadcastStatuses),
       zones: values.zones === 'all' ? 'all' : values.zones.split(',').filter((z) => z !== ''),
       content,
       chime: values.chime,

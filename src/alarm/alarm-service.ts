@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { DeviceEvent, DevicePort, IndicatorState, InputName } from '../drivers/types.ts';
 import type { Outbox, OutboxRecord } from '../store/types.ts';
-import type { AlarmPayload, AlarmType } from '../county/payloads.ts';
+import { alarmPayloadSchema, type AlarmPayload } from '../contract/payloads.ts';
+import { StoredPayloadError, storedPayload } from '../contract/stored.ts';
+import type { AlarmType } from '../contract/vocabulary.ts';
 import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
 import type { Clock } from '../platform/trusted-clock.ts';
 import { contained } from '../platform/contained.ts';
@@ -30,6 +32,8 @@ export interface AlarmServiceOptions {
   sendEarly?: (record: OutboxRecord) => OutboxRecord;
   /** Called when an alarm's ack timeout passes without an ack (local autonomy hooks in here). */
   onAckOverdue?: (alarm: AlarmPayload) => void;
+  /** A stored alarm that no longer reads as one (a damaged card): a fault for the county, not only a log line. */
+  onUnreadable?: (error: StoredPayloadError) => void;
   now?: Now;
   /** Whether time can be believed; alarms raised while it cannot say so, and get their time corrected later. */
   clock?: Pick<Clock, 'state' | 'monotonic'>;
@@ -92,7 +96,8 @@ export class AlarmService {
   /** The county acknowledged an alarm record. */
   acknowledged(record: OutboxRecord): void {
     if (record.stream !== 'alarm') return;
-    const alarm = record.payload as unknown as AlarmPayload;
+    const alarm = this.readAlarm(record, 'acknowledged, but its column cannot be told');
+    if (alarm === undefined) return;
     const state = this.terminals.get(alarm.terminal);
     this.options.logger.info({ alarmId: alarm.id, seq: alarm.seq, terminal: alarm.terminal, type: alarm.type, ackAfterMs: this.now() - record.createdAt }, 'alarm acknowledged by county');
     if (state === undefined || alarm.type === 'tamper') return;
@@ -126,14 +131,17 @@ export class AlarmService {
   }
 
   private raise(state: TerminalState, type: AlarmType, input: InputName, at: number): void {
-    const { outbox, logger } = this.options;
+    const { outbox } = this.options;
     const terminal = state.terminal;
     const open = outbox.latestUnacked('alarm', subjectOf(terminal.id, type));
-    if (open !== undefined) {
-      this.countPress(state, open, input, at);
-      return;
-    }
-    const record = this.store(state, type, at, { presses: 1 });
+    if (open !== undefined) this.countPress(state, open, type, input, at);
+    else this.raiseNew(state, type, input, at);
+  }
+
+  private raiseNew(state: TerminalState, type: AlarmType, input: InputName, at: number): void {
+    const { logger } = this.options;
+    const terminal = state.terminal;
+    const { record, payload } = this.store(state, type, at, { presses: 1 });
     // Only now, with the alarm committed, may anything say it exists.
     // `durable: false`: the card takes no writes, so it lives in memory until it does (and goes out all the same).
     logger.warn({ alarmId: record.id, seq: record.seq, terminal: terminal.id, type, ...(record.payload['durable'] === false ? { durable: false } : {}) }, 'alarm raised and stored');
@@ -141,7 +149,7 @@ export class AlarmService {
     this.resetLatch(terminal.id, input);
     if (type !== 'tamper') {
       this.showIndicator(state, 'sent');
-      this.armAckTimer(state, record.payload as unknown as AlarmPayload, this.options.timing.ackTimeoutMs);
+      this.armAckTimer(state, payload, this.options.timing.ackTimeoutMs);
     }
   }
 
@@ -150,15 +158,19 @@ export class AlarmService {
    * been published; once a copy is on its way the county may ack that copy and never read a later count,
    * so the new count travels as a follow-up alarm (`followUpOf`), which later presses count on in turn.
    */
-  private countPress(state: TerminalState, open: OutboxRecord, input: InputName, at: number): void {
+  private countPress(state: TerminalState, open: OutboxRecord, type: AlarmType, input: InputName, at: number): void {
     const { outbox, logger } = this.options;
-    const alarm = open.payload as unknown as AlarmPayload;
+    const alarm = this.readAlarm(open, 'a new alarm is raised for this press instead');
+    if (alarm === undefined) {
+      this.raiseNew(state, type, input, at);
+      return;
+    }
     const presses = alarm.presses + 1;
     if (open.attempts === 0) {
       outbox.updatePayload(open.id, { ...alarm, presses });
       logger.info({ alarmId: alarm.id, terminal: alarm.terminal, type: alarm.type, presses }, 'press counted on open alarm');
     } else {
-      const record = this.store(state, alarm.type, at, { presses, followUpOf: alarm.followUpOf ?? alarm.id });
+      const { record } = this.store(state, alarm.type, at, { presses, followUpOf: alarm.followUpOf ?? alarm.id });
       logger.warn({ alarmId: record.id, seq: record.seq, followUpOf: alarm.followUpOf ?? alarm.id, terminal: alarm.terminal, type: alarm.type, presses }, 'press counted in a follow-up alarm');
       this.options.onStored(record);
     }
@@ -178,45 +190,54 @@ export class AlarmService {
       this.untrustedRaises.delete(id);
       const record = outbox.get(id);
       if (record === undefined || record.ackedAt !== null) continue;
-      const { clockTrusted: _untrusted, ...alarm } = record.payload as unknown as AlarmPayload;
+      const stored = this.readAlarm(record, 'its time cannot be corrected');
+      if (stored === undefined) continue;
+      const { clockTrusted: _untrusted, ...alarm } = stored;
       const raisedAt = isoWithOffset(now - (monoNow - monoAt));
       outbox.updatePayload(id, { ...alarm, raisedAt });
       logger.warn({ alarmId: id, was: alarm.raisedAt, raisedAt }, 'alarm time corrected: the clock is trusted now');
     }
   }
 
-  private store(state: TerminalState, type: AlarmType, at: number, count: { presses: number; followUpOf?: string }): OutboxRecord {
+  /** An alarm of the outbox, read through its schema; undefined (logged, and told to `onUnreadable`) when the row is damaged. */
+  private readAlarm(record: OutboxRecord, consequence: string): AlarmPayload | undefined {
+    try {
+      return storedPayload(alarmPayloadSchema, record);
+    } catch (error) {
+      this.options.logger.error({ err: error, alarmId: record.id, seq: record.seq }, `stored alarm unreadable; ${consequence}`);
+      this.options.onUnreadable?.(error instanceof StoredPayloadError ? error : new StoredPayloadError(record, [String(error)]));
+      return undefined;
+    }
+  }
+
+  private store(state: TerminalState, type: AlarmType, at: number, count: { presses: number; followUpOf?: string }): { record: OutboxRecord; payload: AlarmPayload } {
     const { village, clock } = this.options;
     const terminal = state.terminal;
     const id = uuidv7(at);
     const untrusted = clock !== undefined && !clock.state().trusted;
     if (untrusted) this.untrustedRaises.set(id, clock.monotonic() - (this.now() - at));
-    const prepared = this.options.outbox.prepare({
-      stream: 'alarm',
+    const alarmOf = (seq: number): AlarmPayload => ({
       id,
-      subject: subjectOf(terminal.id, type),
-      now: this.now(),
-      build: (seq): AlarmPayload => ({
-        id,
-        seq,
-        village: village.id,
-        terminal: terminal.id,
-        type,
-        raisedAt: isoWithOffset(at),
-        location: {
-          village: village.name,
-          terminal: terminal.label,
-          lat: village.location.lat,
-          lon: village.location.lon,
-          ...(village.location.address === undefined ? {} : { address: village.location.address }),
-        },
-        attempt: 1,
-        ...count,
-        ...(untrusted ? { clockTrusted: false as const } : {}),
-      }),
+      seq,
+      village: village.id,
+      terminal: terminal.id,
+      type,
+      raisedAt: isoWithOffset(at),
+      location: {
+        village: village.name,
+        terminal: terminal.label,
+        lat: village.location.lat,
+        lon: village.location.lon,
+        ...(village.location.address === undefined ? {} : { address: village.location.address }),
+      },
+      attempt: 1,
+      ...count,
+      ...(untrusted ? { clockTrusted: false as const } : {}),
     });
+    const prepared = this.options.outbox.prepare({ stream: 'alarm', id, subject: subjectOf(terminal.id, type), now: this.now(), build: alarmOf });
     // On its way to the county while the card flushes; only the commit makes it exist for the villager.
-    return this.options.outbox.commit(this.options.sendEarly?.(prepared) ?? prepared);
+    const record = this.options.outbox.commit(this.options.sendEarly?.(prepared) ?? prepared);
+    return { record, payload: alarmOf(record.seq) };
   }
 
   private restoreOpenAlarm(state: TerminalState): void {
@@ -225,7 +246,8 @@ export class AlarmService {
       if (open === undefined) continue;
       const remaining = open.createdAt + this.options.timing.ackTimeoutMs - this.now();
       this.showIndicator(state, remaining > 0 ? 'sent' : 'not-received');
-      if (remaining > 0) this.armAckTimer(state, open.payload as unknown as AlarmPayload, remaining);
+      const alarm = remaining > 0 ? this.readAlarm(open, 'no local alarm if the county does not ack it') : undefined;
+      if (alarm !== undefined) this.armAckTimer(state, alarm, remaining);
       return;
     }
     // Nothing open: the column must not go on showing what it showed before a crash (e.g. `received`).

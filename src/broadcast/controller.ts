@@ -43,7 +43,8 @@ import { EventOutlet } from './event-outlet.ts';
 import { comparePlayOrder, preempts } from './priority.ts';
 import { OutputWatch } from './output-watch.ts';
 import { SoundPath } from './sound-path.ts';
-import type { AudioOutput, AudioState, Content, PlayRequest, PlaybackEvent, PlaybackEventKind, PlayOutcome, Player, PlayerRun, ZoneFault } from './types.ts';
+import type { Content, PlaybackEventKind } from '../contract/vocabulary.ts';
+import type { AudioOutput, AudioState, PlayRequest, PlaybackEvent, PlayOutcome, Player, PlayerRun, ZoneFault } from './types.ts';
 
 export type BroadcastSettings = Pick<
   BroadcastConfig,

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { BroadcastCommand, StopCommand } from '../county/payloads.ts';
+import type { BroadcastCommand, StopCommand } from '../contract/payloads.ts';
 import type { PlayRequest } from './types.ts';
 
 /** A verified county broadcast as the controller's request; `zones: 'all'` becomes every zone this village has. */

@@ -1,9 +1,9 @@
 import * as z from 'zod';
 import type { Logger } from 'pino';
-import { contentSchema } from '../config/schema.ts';
+import { broadcastStatusSchema, contentSchema, emergencyLevelSchema, prioritySchema, type PlaybackEventKind } from '../contract/vocabulary.ts';
 import type { Now } from '../platform/time.ts';
 import type { BroadcastJournal, JsonObject, UnfinishedBroadcast } from '../store/types.ts';
-import { broadcastStatuses, priorities, type PlaybackEvent, type PlaybackEventKind, type PlayRequest } from './types.ts';
+import type { PlaybackEvent, PlayRequest } from './types.ts';
 
 /** After one of these the item is over: nothing of it is left to resume. */
 const endings: ReadonlySet<PlaybackEventKind> = new Set(['rejected', 'preempted', 'stopped', 'finished', 'failed', 'tested']);
@@ -15,9 +15,9 @@ const defaultMaxResumes = 3;
 const keptRequestSchema = z
   .object({
     id: z.string().min(1),
-    priority: z.enum(priorities),
-    level: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
-    status: z.enum(broadcastStatuses),
+    priority: prioritySchema,
+    level: emergencyLevelSchema.optional(),
+    status: broadcastStatusSchema,
     zones: z.array(z.string()),
     content: contentSchema,
     chime: z.boolean(),

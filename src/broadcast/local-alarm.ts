@@ -1,5 +1,5 @@
-import type { AlarmType } from '../county/payloads.ts';
-import type { Content, PlayRequest } from './types.ts';
+import type { AlarmType, Content } from '../contract/vocabulary.ts';
+import type { PlayRequest } from './types.ts';
 
 export interface LocalAlarmOptions {
   /** `devices` of the config: an alarm column with a `zone` sounds there. */

@@ -1,4 +1,4 @@
-import { priorities, type EmergencyLevel, type Priority } from './types.ts';
+import { priorities, type EmergencyLevel, type Priority } from '../contract/vocabulary.ts';
 
 /** What decides the order of two requests. `seq` is the order in which the controller received them. */
 export interface PlayOrderKey {

@@ -7,7 +7,8 @@ import type { BroadcastConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { Readable } from 'node:stream';
 import { launchGroup, type GroupProcess, type ProcessEnd, type SpawnProcess } from './process-group.ts';
-import type { Content, PlayJob, PlayOutcome, Player, PlayerRun } from './types.ts';
+import type { Content } from '../contract/vocabulary.ts';
+import type { PlayJob, PlayOutcome, Player, PlayerRun } from './types.ts';
 
 export type { SpawnProcess } from './process-group.ts';
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Outbox, OutboxRecord } from '../store/types.ts';
-import type { ReportPayload } from '../county/payloads.ts';
+import type { ReportPayload } from '../contract/payloads.ts';
 import type { PlaybackEvent } from './types.ts';
 import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
 import { contained } from '../platform/contained.ts';
@@ -125,7 +125,7 @@ export class ReportRecorder {
   private store(subject: string, build: (id: string, seq: number) => ReportPayload, at: number): void {
     const id = uuidv7(at);
     const record = this.options.outbox.append({ stream: 'report', id, subject, now: this.now(), build: (seq) => build(id, seq) });
-    const payload = record.payload as unknown as ReportPayload;
+    const payload = build(id, record.seq);
     this.options.logger.info({ reportId: id, seq: record.seq, jti: payload.jti, event: payload.event, reason: payload.reason }, 'playback report stored');
     this.options.onStored(record);
   }

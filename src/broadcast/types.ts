@@ -1,24 +1,10 @@
 /**
  * The broadcast domain's own vocabulary. County commands, local alarms and the schedule all become a
  * `PlayRequest`; the controller turns requests into relay writes and player runs, and tells what it did
- * through `PlaybackEvent`s (which become durable reports to the county).
+ * through `PlaybackEvent`s (which become durable reports to the county). The words it shares with the
+ * county (priorities, statuses, levels, events, content) come from the contract's vocabulary.
  */
-
-/** Highest first. A higher priority preempts a lower one at once; equal ones queue in order. */
-export const priorities = ['emergency', 'local-alarm', 'announcement', 'scheduled'] as const;
-export type Priority = (typeof priorities)[number];
-
-/** `actual` plays publicly; `exercise` plays with the drill chime and says so; `test` drives everything but the loudspeakers. */
-export const broadcastStatuses = ['actual', 'exercise', 'test'] as const;
-export type BroadcastStatus = (typeof broadcastStatuses)[number];
-
-/** 1 = 特别重大 (particularly serious) … 4 = 一般 (general); emergencies only. */
-export type EmergencyLevel = 1 | 2 | 3 | 4;
-
-export type Content =
-  | { kind: 'tts'; text: string }
-  /** A file in the local media library, by name; `sha256` must match its bytes or nothing plays. */
-  | { kind: 'media'; file: string; sha256: string };
+import type { BroadcastStatus, Content, EmergencyLevel, PlaybackEventKind, Priority } from '../contract/vocabulary.ts';
 
 export interface PlayRequest {
   /** The county command's `jti`, or a local id for local alarms and programmes. */
@@ -39,9 +25,6 @@ export interface PlayRequest {
   /** Epoch ms it was first accepted, when it is taken up again after a restart cut it off; every report says so. */
   resumedFrom?: number;
 }
-
-export const playbackEvents = ['accepted', 'rejected', 'queued', 'started', 'preempted', 'stopped', 'finished', 'failed', 'tested'] as const;
-export type PlaybackEventKind = (typeof playbackEvents)[number];
 
 export interface ZoneFault {
   zone: string;

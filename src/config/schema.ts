@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import * as z from 'zod';
 import { ed25519PublicKeyProblem } from '../platform/ed25519-public-key.ts';
+import { contentSchema } from '../contract/vocabulary.ts';
 
 /** Ids that end up in MQTT topics and log lines: no wildcards, separators or spaces. */
 const topicSafeId = z
@@ -205,29 +206,6 @@ const relayChannelSchema = z
   .object({ device: topicSafeId, channel: z.number().int().min(0).max(63) })
   .strict();
 
-/** What to play: text to speak, or a file of the local media library checked by its sha256. */
-export const contentSchema = z.discriminatedUnion('kind', [
-  z
-    .object({
-      kind: z.literal('tts'),
-      // A NUL cannot be passed as a process argument; other control characters have no business in speech.
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: the pattern names control characters in order to refuse them.
-      text: z.string().min(1).max(2000).regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'no control characters'),
-    })
-    .strict(),
-  z
-    .object({
-      kind: z.literal('media'),
-      file: z
-        .string()
-        .max(255)
-        .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'a path inside the media library: letters, digits, ".", "-", "_" and "/" between names, no leading "/"')
-        // "." is a legal character, so the regex alone lets "../x" and "a/./b" through.
-        .refine((file) => file.split('/').every((name) => name !== '.' && name !== '..'), 'no "." or ".." path segment: the file must stay inside the media library'),
-      sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
-    })
-    .strict(),
-]);
 
 /** argv templates, no shell: `{text}`, `{file}`, `{volume}` are replaced in single arguments. */
 const commandTemplate = z.array(z.string().min(1)).min(1);

@@ -1,4 +1,4 @@
-import type { ReportPayload, StatePayload } from './payloads.ts';
+import type { ReportPayload, StatePayload } from '../contract/payloads.ts';
 
 /**
  * What each village made of one command, from its reports: the first answer (`accepted` / `rejected`),

@@ -10,7 +10,7 @@ import {
   type AckCommand,
   type BroadcastCommand,
   type StopCommand,
-} from './payloads.ts';
+} from '../contract/payloads.ts';
 import type { CommandKind } from './topics.ts';
 
 /**

@@ -4,7 +4,7 @@ import type { MqttClient } from 'mqtt';
 import { wholeMqttJs } from './broker-socket.ts';
 import { loadPrivateKey, signCommand } from './keys.ts';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics } from './topics.ts';
-import { broadcastCommandSchema, reportPayloadSchema, statePayloadSchema, stopCommandSchema } from './payloads.ts';
+import { broadcastCommandSchema, reportPayloadSchema, statePayloadSchema, stopCommandSchema } from '../contract/payloads.ts';
 import { AnnounceTracker, type AnnounceOutcome } from './announce-outcome.ts';
 import { Desk, parseDeskMessage } from './desk.ts';
 import { describeIssues } from '../platform/schema-errors.ts';

@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import type { Outbox, OutboxRecord, OutboxStream } from '../store/types.ts';
 import type { PublishOptions, Uplink } from './types.ts';
+import type * as z from 'zod';
+import { topicKindOfStream, topicSpecs, type PayloadOf, type RecordKind } from './topics.ts';
+import { StoredPayloadError, storedPayload } from '../contract/stored.ts';
 import { backoffDelay, type Now } from '../platform/time.ts';
 
 export interface DeliveryOptions {
@@ -10,10 +13,19 @@ export interface DeliveryOptions {
   logger: Logger;
   /** Called with each record the county acknowledged (first ack only). */
   onAcked: (record: OutboxRecord) => void;
+  /** A stored record no longer reads as its stream's payload (a damaged card): a fault for the county. */
+  onUnreadable?: (error: StoredPayloadError) => void;
   /** Most records published and not yet PUBACKed at once; bounds memory during a big drain. */
   window?: number;
   now?: Now;
 }
+
+/** Each stream's payload schema, keyed so that reading a record of kind K yields PayloadOf<K>. */
+const recordSchemas: { readonly [K in RecordKind]: z.ZodType<PayloadOf<K>> } = {
+  alarm: topicSpecs.alarm.schema,
+  fault: topicSpecs.fault.schema,
+  report: topicSpecs.report.schema,
+};
 
 /** Alarms first: a backlog of faults or reports must never delay a villager's alarm. */
 const streamOrder: readonly OutboxStream[] = ['alarm', 'fault', 'report'];
@@ -43,6 +55,8 @@ export class Delivery {
   private refill: NodeJS.Immediate | undefined;
   /** Next attempts the outbox could not record, kept here so a failing store is not republished in a loop. */
   private readonly unrecorded = new Map<string, number>();
+  /** Rows already reported unreadable, so a damaged record retried every minute is one fault, not one a minute. */
+  private readonly unreadable = new Set<string>();
 
   constructor(private readonly options: DeliveryOptions) {
     this.now = options.now ?? Date.now;
@@ -148,9 +162,11 @@ export class Delivery {
   private publish(record: OutboxRecord, options?: PublishOptions): void {
     const { uplink, logger } = this.options;
     const { stream, attempts: attempt } = record;
+    const payload = this.readPayload(topicKindOfStream(stream), record);
+    if (payload === undefined) return;
     this.inFlight++;
     uplink
-      .publishRecord(stream, { ...record.payload, attempt }, options)
+      .publish(topicKindOfStream(stream), { ...payload, attempt }, options)
       .then(
         () => logger.debug({ stream, id: record.id, seq: record.seq, attempt }, 'published'),
         (error: unknown) => logger.warn({ stream, id: record.id, seq: record.seq, attempt, err: error }, 'publish failed; will retry'),
@@ -163,6 +179,24 @@ export class Delivery {
           this.kick();
         });
       });
+  }
+
+  /**
+   * The record's payload read through its topic's schema: what goes to the county is what the contract says,
+   * even from a damaged card. An unreadable row is logged each time, and told to `onUnreadable` once a life.
+   */
+  private readPayload<K extends RecordKind>(kind: K, record: OutboxRecord): PayloadOf<K> | undefined {
+    try {
+      return storedPayload(recordSchemas[kind], record);
+    } catch (error) {
+      const unreadable = error instanceof StoredPayloadError ? error : new StoredPayloadError(record, [String(error)]);
+      this.options.logger.error({ err: unreadable, stream: record.stream, id: record.id, seq: record.seq }, 'stored record unreadable; not published');
+      if (!this.unreadable.has(record.id)) {
+        this.unreadable.add(record.id);
+        this.options.onUnreadable?.(unreadable);
+      }
+      return undefined;
+    }
   }
 
   private pump(): void {

@@ -1,6 +1,6 @@
 import type * as z from 'zod';
 import { levelNames } from './announce-outcome.ts';
-import { alarmPayloadSchema, faultPayloadSchema, reportPayloadSchema, statePayloadSchema, type ReportPayload } from './payloads.ts';
+import { alarmPayloadSchema, faultPayloadSchema, reportPayloadSchema, statePayloadSchema, type ReportPayload } from '../contract/payloads.ts';
 import type { UpKind } from './topics.ts';
 
 /**

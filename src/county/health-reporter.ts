@@ -3,7 +3,7 @@ import type { DeviceHealth } from '../drivers/types.ts';
 import type { OutboxStats } from '../store/types.ts';
 import type { StorageHealth } from '../store/resilient-outbox.ts';
 import type { ClockState } from '../platform/trusted-clock.ts';
-import type { HealthPayload } from './payloads.ts';
+import type { HealthPayload } from '../contract/payloads.ts';
 import type { Uplink } from './types.ts';
 import { isoWithOffset, type Now } from '../platform/time.ts';
 
@@ -99,6 +99,6 @@ export class HealthReporter {
       this.options.logger.error({ err: error }, 'health could not be built; not published');
       return;
     }
-    this.options.uplink.publishHealth(health).catch((error: unknown) => this.options.logger.debug({ err: error }, 'health not published'));
+    this.options.uplink.publish('health', health).catch((error: unknown) => this.options.logger.debug({ err: error }, 'health not published'));
   }
 }

@@ -6,12 +6,11 @@ import type { CountyConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/logger.ts';
 import { errorText } from '../platform/error-text.ts';
 import { InvalidInputError } from '../platform/schema-errors.ts';
-import type { JsonObject, OutboxStream } from '../store/types.ts';
 import { isSocketUrl, socketBuilder, wholeMqttJs, type TlsMaterial } from './broker-socket.ts';
 import type { OversizedPublish } from './inbound-guard.ts';
-import type { HealthPayload, StatePayload } from './payloads.ts';
-import { commandKindOf, topicKindOfStream, topicSpecs, villageTopics, type TopicSpec, type VillageTopics } from './topics.ts';
-import type { PublishOptions, Uplink, UplinkEvents } from './types.ts';
+import type { StatePayload } from '../contract/payloads.ts';
+import { commandKindOf, topicSpecs, villageTopics, type PayloadOf, type TopicSpec, type VillageTopics } from './topics.ts';
+import type { PublishedKind, PublishOptions, Uplink, UplinkEvents } from './types.ts';
 
 export interface Backoff {
   initialMs: number;
@@ -167,9 +166,8 @@ class MqttLink implements Uplink {
     this.listeners = { connected: [], disconnected: [], command: [] };
   }
 
-  publishRecord(stream: OutboxStream, payload: JsonObject, options: PublishOptions = {}): Promise<void> {
-    const kind = topicKindOfStream(stream);
-    const sent = this.publish(this.topics.topic(kind), topicSpecs[kind], JSON.stringify(payload));
+  publish<K extends PublishedKind>(kind: K, payload: PayloadOf<K>, options: PublishOptions = {}): Promise<void> {
+    const sent = this.send(this.topics.topic(kind), topicSpecs[kind], JSON.stringify(payload));
     // mqtt-packet corks the socket and uncorks it on the next tick, to batch a drain's packets into one
     // write; a caller about to block the loop (an fsync) wants this one on the wire now.
     const socket = this.client?.stream;
@@ -177,11 +175,7 @@ class MqttLink implements Uplink {
     return sent;
   }
 
-  publishHealth(payload: HealthPayload): Promise<void> {
-    return this.publish(this.topics.topic('health'), topicSpecs.health, JSON.stringify(payload));
-  }
-
-  private publish(topic: string, spec: TopicSpec, body: string): Promise<void> {
+  private send(topic: string, spec: TopicSpec, body: string): Promise<void> {
     const client = this.client;
     // Rejecting at once (instead of letting mqtt.js queue in memory) leaves retries to the durable outbox.
     if (!this.up || client === undefined) return Promise.reject(new LinkDownError('county link is down'));

@@ -8,7 +8,7 @@ import {
   reportPayloadSchema,
   statePayloadSchema,
   stopCommandSchema,
-} from './payloads.ts';
+} from '../contract/payloads.ts';
 import type { OutboxStream } from '../store/types.ts';
 
 /**
@@ -62,10 +62,13 @@ export type UpKind = KindsGoing<'up'>;
 export type DownKind = KindsGoing<'down'>;
 export type PayloadOf<K extends TopicKind> = z.infer<(typeof topicSpecs)[K]['schema']>;
 
-/** A new outbox stream fails to compile until it is given its topic here. */
-const streamTopics: Record<OutboxStream, UpKind> = { alarm: 'alarm', fault: 'fault', report: 'report' };
+/** The topics the outbox's records go out on, one per stream. */
+export type RecordKind = 'alarm' | 'fault' | 'report';
 
-export function topicKindOfStream(stream: OutboxStream): UpKind {
+/** A new outbox stream fails to compile until it is given its topic here. */
+const streamTopics: Record<OutboxStream, RecordKind> = { alarm: 'alarm', fault: 'fault', report: 'report' };
+
+export function topicKindOfStream(stream: OutboxStream): RecordKind {
   return streamTopics[stream];
 }
 

@@ -1,6 +1,4 @@
-import type { OutboxStream, JsonObject } from '../store/types.ts';
-import type { HealthPayload } from './payloads.ts';
-import type { CommandKind } from './topics.ts';
+import type { CommandKind, PayloadOf, RecordKind } from './topics.ts';
 
 /** A county→village message as it arrived: not yet verified, not yet parsed. */
 export interface InboundCommand {
@@ -28,6 +26,9 @@ export interface PublishOptions {
   flush?: boolean;
 }
 
+/** What the rest of the service publishes: the outbox's records and health (the link publishes `state` itself). */
+export type PublishedKind = RecordKind | 'health';
+
 /** The county link as the rest of the service sees it; the MQTT implementation lives in mqtt-link.ts. */
 export interface Uplink {
   readonly connected: boolean;
@@ -35,11 +36,10 @@ export interface Uplink {
   /** Publishes `{"online":false}` itself, then disconnects. */
   stop(): Promise<void>;
   /**
-   * QoS 1; resolves when the broker has the message (PUBACK). Rejects (LinkDownError) at once while the
+   * Records: QoS 1; resolves when the broker has the message (PUBACK). Health: QoS 0, resolves once written. Rejects (LinkDownError) at once while the
    * link is down, when it drops before the PUBACK, or when no PUBACK comes within 1.5 × keepalive.
    */
-  publishRecord(stream: OutboxStream, payload: JsonObject, options?: PublishOptions): Promise<void>;
-  publishHealth(payload: HealthPayload): Promise<void>;
+  publish<K extends PublishedKind>(kind: K, payload: PayloadOf<K>, options?: PublishOptions): Promise<void>;
   /** An alarm waits: while the link is down, the next attempt to bring it up comes within a couple of seconds. */
   hurry(): void;
   on<E extends keyof UplinkEvents>(event: E, listener: UplinkEvents[E]): void;

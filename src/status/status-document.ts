@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { healthPayloadSchema } from '../county/payloads.ts';
+import { healthPayloadSchema } from '../contract/payloads.ts';
 import { join } from 'node:path';
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
 import { createProcessPlayer } from '../../src/broadcast/process-player.ts';
 import type { PlayJob, Player, PlayerRun } from '../../src/broadcast/types.ts';
-import { reportPayloadSchema } from '../../src/county/payloads.ts';
+import { reportPayloadSchema } from '../../src/contract/payloads.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { startBroker } from '../support/broker.ts';
 import { connectCounty } from '../support/county.ts';

@@ -6,7 +6,7 @@
  */
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import type { CommandKeyEntry } from '../../src/county/keys.ts';
-import { alarmPayloadSchema } from '../../src/county/payloads.ts';
+import { alarmPayloadSchema } from '../../src/contract/payloads.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 import { epochNow } from './figures.ts';

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { CommandKeyEntry } from '../../src/county/keys.ts';
-import type { AlarmPayload } from '../../src/county/payloads.ts';
+import type { AlarmPayload } from '../../src/contract/payloads.ts';
 import { isoWithOffset, uuidv7 } from '../../src/platform/time.ts';
 import { freePort, startBroker, type BrokerKind } from '../support/broker.ts';
 import type { FromCounty, ToCounty } from './drain-county.ts';

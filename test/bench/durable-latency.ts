@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { NODE_RED_TOPIC, startNodeRed } from './node-red.ts';
-import type { AlarmPayload } from '../../src/county/payloads.ts';
+import type { AlarmPayload } from '../../src/contract/payloads.ts';
 import { connectCounty } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 import { waitFor } from '../support/modbus-rig.ts';

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { createVillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { CommandKeyEntry } from '../../src/county/keys.ts';
-import { alarmPayloadSchema, type AlarmPayload } from '../../src/county/payloads.ts';
+import { alarmPayloadSchema, type AlarmPayload } from '../../src/contract/payloads.ts';
 import type { BrokerKind } from '../support/broker.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createVillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import type { AlarmPayload } from '../../src/county/payloads.ts';
+import type { AlarmPayload } from '../../src/contract/payloads.ts';
 import { startBroker, type BrokerKind } from '../support/broker.ts';
 import { connectCounty } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';

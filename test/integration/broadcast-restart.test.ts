@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createVillageEdge } from '../../src/app.ts';
-import { faultPayloadSchema, type ReportPayload } from '../../src/county/payloads.ts';
+import { faultPayloadSchema, type ReportPayload } from '../../src/contract/payloads.ts';
 import { openSqliteBroadcastJournal } from '../../src/store/sqlite-broadcast-journal.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import { faultPayloadSchema, healthPayloadSchema, type FaultPayload, type HealthPayload, type ReportPayload } from '../../src/county/payloads.ts';
+import { faultPayloadSchema, healthPayloadSchema, type FaultPayload, type HealthPayload, type ReportPayload } from '../../src/contract/payloads.ts';
 import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';

@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import { alarmPayloadSchema, faultPayloadSchema, type ReportPayload } from '../../src/county/payloads.ts';
+import { alarmPayloadSchema, faultPayloadSchema, type ReportPayload } from '../../src/contract/payloads.ts';
 import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';

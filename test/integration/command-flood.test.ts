@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import { alarmPayloadSchema } from '../../src/county/payloads.ts';
+import { alarmPayloadSchema } from '../../src/contract/payloads.ts';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';

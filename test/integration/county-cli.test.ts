@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import { reportPayloadSchema } from '../../src/county/payloads.ts';
+import { reportPayloadSchema } from '../../src/contract/payloads.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import type { ReportPayload } from '../../src/county/payloads.ts';
+import type { ReportPayload } from '../../src/contract/payloads.ts';
 import type { DownKind } from '../../src/county/topics.ts';
 import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';
 import { algNone, createCountySigner, flipSignatureByte, hs256WithPublicKey, relabelKid, type CountySigner } from '../support/county-signer.ts';

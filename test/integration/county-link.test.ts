@@ -8,7 +8,7 @@ import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { LinkDownError } from '../../src/county/mqtt-link.ts';
 import type { InboundCommand } from '../../src/county/types.ts';
 import { createCountySigner } from '../support/county-signer.ts';
-import { alarmPayloadSchema, healthPayloadSchema, statePayloadSchema, type HealthPayload } from '../../src/county/payloads.ts';
+import { alarmPayloadSchema, healthPayloadSchema, statePayloadSchema, type HealthPayload } from '../../src/contract/payloads.ts';
 import { startEmbeddedBroker } from '../../src/county/embedded-broker.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { startBroker } from '../support/broker.ts';
@@ -66,12 +66,12 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     expect(state.since).toBeDefined();
   });
 
-  it('publishRecord resolves on PUBACK, and the county gets the alarm under the configured prefix', async () => {
+  it('publish resolves on PUBACK, and the county gets the alarm under the configured prefix', async () => {
     const prefix = `county-${randomUUID().slice(0, 6)}/edge`;
     const desk = await county({ prefix });
     const { link: uplink, village } = await started(link({ county: { topicPrefix: prefix } }));
     const alarm = sampleAlarm(village);
-    await uplink.publishRecord('alarm', alarm);
+    await uplink.publish('alarm', alarm);
     const got = await desk.waitFor((m) => m.kind === 'alarm' && m.village === village);
     expect(got.topic).toBe(`${prefix}/${village}/alarm`);
     expect(got.retain).toBe(false);
@@ -79,7 +79,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     expect(alarmPayloadSchema.parse(got.payload)).toEqual(alarm);
   });
 
-  it('publishHealth sends QoS 0, not retained, on the health topic', async () => {
+  it('publish of health sends QoS 0, not retained, on the health topic', async () => {
     const desk = await county();
     const { link: uplink, village } = await started(link());
     const health: HealthPayload = {
@@ -93,7 +93,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
       memory: { rssBytes: 1, heapUsedBytes: 1 },
       problems: [],
     };
-    await uplink.publishHealth(health);
+    await uplink.publish('health', health);
     const got = await desk.waitFor((m) => m.kind === 'health' && m.village === village);
     expect({ topic: got.topic, qos: got.qos, retain: got.retain }).toEqual({ topic: `village-edge/${village}/health`, qos: 0, retain: false });
     expect(healthPayloadSchema.parse(got.payload)).toEqual(health);
@@ -112,7 +112,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     expect(statePayloadSchema.parse(live.payload).since).toBeDefined();
     const late = await county();
     expect((await late.waitFor(stateOf(village, false))).retain).toBe(true);
-    await expect(uplink.publishRecord('alarm', sampleAlarm(village))).rejects.toBeInstanceOf(LinkDownError);
+    await expect(uplink.publish('alarm', sampleAlarm(village))).rejects.toBeInstanceOf(LinkDownError);
   });
 
   it.each(versions)('leaves a retained offline will when its connection dies without a DISCONNECT (MQTT version %i)', async (version) => {
@@ -189,7 +189,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     cleanups.push(() => proxy.close());
     const { link: uplink, village } = await started(link({ url: proxy.url }));
     proxy.freeze();
-    const publishing = uplink.publishRecord('alarm', sampleAlarm(village));
+    const publishing = uplink.publish('alarm', sampleAlarm(village));
     let settled = false;
     void publishing.then(
       () => (settled = true),
@@ -202,7 +202,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     proxy.cutAll();
     await expect(publishing).rejects.toThrow(/dropped before PUBACK/);
     await reconnected;
-    await uplink.publishRecord('alarm', sampleAlarm(village));
+    await uplink.publish('alarm', sampleAlarm(village));
   });
 
   it('stops within seconds when the broker has stopped answering, leaving nothing that keeps the process alive', async () => {
@@ -218,7 +218,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
       link.start();
       await connected;
       proxy.freeze();
-      const unacked = link.publishRecord('alarm', sampleAlarm(village)).catch((error) => error);
+      const unacked = link.publish('alarm', sampleAlarm(village)).catch((error) => error);
       const t0 = performance.now();
       await link.stop();
       const stopMs = Math.round(performance.now() - t0);
@@ -272,13 +272,13 @@ describe(`county link when its broker (${brokerKind}) goes down`, () => {
     await disconnected;
     expect(uplink.connected).toBe(false);
     const t0 = performance.now();
-    await expect(uplink.publishRecord('alarm', sampleAlarm(village))).rejects.toBeInstanceOf(LinkDownError);
+    await expect(uplink.publish('alarm', sampleAlarm(village))).rejects.toBeInstanceOf(LinkDownError);
     expect(performance.now() - t0).toBeLessThan(50);
 
     const reconnected = nextEvent(uplink, 'connected', 10_000);
     await broker.restart();
     await reconnected;
-    await uplink.publishRecord('alarm', sampleAlarm(village));
+    await uplink.publish('alarm', sampleAlarm(village));
     // The restarted broker lost its retained messages; the link announced itself again on reconnect.
     const desk = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion });
     cleanups.push(() => desk.close());
@@ -299,7 +299,7 @@ describe('county link on the embedded aedes broker (MQTT 3.1.1)', () => {
     const { link: uplink, village } = await started(made);
     const alarm = sampleAlarm(village);
     const acked = nextEvent(uplink, 'command');
-    await uplink.publishRecord('alarm', alarm);
+    await uplink.publish('alarm', alarm);
     const [ack] = await acked;
     expect(ack.command).toBe('ack');
     await desk.waitFor(stateOf(village, true));

@@ -61,7 +61,7 @@ describe.skipIf(!mosquittoAvailable())('county link over TLS to Mosquitto', () =
       link.start();
       await connected;
       const alarm = sampleAlarm(village);
-      await link.publishRecord('alarm', alarm);
+      await link.publish('alarm', alarm);
       const got = await desk.waitFor((m) => m.kind === 'alarm' && m.village === village);
       expect(got.payload).toEqual(alarm);
     } finally {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createProcessPlayer, type ProcessPlayerOptions } from '../../src/broadcast/process-player.ts';
 import { createProcessOutput } from '../../src/broadcast/process-output.ts';
-import type { Content } from '../../src/broadcast/types.ts';
+import type { Content } from '../../src/contract/vocabulary.ts';
 import type { BroadcastConfig } from '../../src/config/schema.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createVillageEdge } from '../../src/app.ts';
-import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, reportPayloadSchema } from '../../src/county/payloads.ts';
+import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, reportPayloadSchema } from '../../src/contract/payloads.ts';
 import { connectCounty, type CountyClient, type CountyMessage } from '../support/county.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { mountLoopExt4, mountSkipReason, mountTmpfs } from '../support/filesystems.ts';

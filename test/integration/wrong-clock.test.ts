@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectCounty } from '../support/county.ts';
-import { alarmPayloadSchema, reportPayloadSchema } from '../../src/county/payloads.ts';
+import { alarmPayloadSchema, reportPayloadSchema } from '../../src/contract/payloads.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 import { fromBuild, startService, writeConfig } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';

@@ -4,7 +4,8 @@ import { BroadcastController, type BroadcastControllerOptions, type BroadcastSet
 import { deviceProfileSchema } from '../../src/drivers/profile-schema.ts';
 import { createSimulatedBus, type SimulatedDevice } from '../../src/drivers/simulated-bus.ts';
 import type { Device, DevicePort } from '../../src/drivers/types.ts';
-import type { PlaybackEvent, PlayJob, PlayOutcome, Player, PlayerRun, PlayRequest, Priority } from '../../src/broadcast/types.ts';
+import type { PlaybackEvent, PlayJob, PlayOutcome, Player, PlayerRun, PlayRequest } from '../../src/broadcast/types.ts';
+import type { Priority } from '../../src/contract/vocabulary.ts';
 import { memoryLogger } from './log-sink.ts';
 
 /** An eight-relay Modbus board, as data (the shape of `devices/ve-rb8-rtu.json`). */

@@ -3,7 +3,7 @@ import { Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics, type DownKind, type UpKind } from '../../src/county/topics.ts';
 import type { CountySigner } from './county-signer.ts';
-import { reportPayloadSchema, type ReportPayload } from '../../src/county/payloads.ts';
+import { reportPayloadSchema, type ReportPayload } from '../../src/contract/payloads.ts';
 
 /** One message a village published, as the county received it. */
 export interface CountyMessage {

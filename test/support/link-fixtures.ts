@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { countySchema } from '../../src/config/schema.ts';
 import { createMqttLink } from '../../src/county/mqtt-link.ts';
-import type { AlarmPayload } from '../../src/county/payloads.ts';
+import type { AlarmPayload } from '../../src/contract/payloads.ts';
 import type { Uplink, UplinkEvents } from '../../src/county/types.ts';
 import { memoryLogger, type LogLine } from './log-sink.ts';
 

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AlarmService, type AlarmServiceOptions, type Terminal } from '../../src/alarm/alarm-service.ts';
-import { alarmPayloadSchema, type AlarmPayload } from '../../src/county/payloads.ts';
+import { alarmPayloadSchema, type AlarmPayload } from '../../src/contract/payloads.ts';
 import type { OutboxRecord } from '../../src/store/types.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { memoryLogger } from '../support/log-sink.ts';
@@ -54,6 +54,30 @@ describe('AlarmService', () => {
     }
     expect(stored).toHaveLength(1);
     expect((outbox.get(stored[0]!.id)!.payload as AlarmPayload).presses).toBe(5);
+  });
+
+  it('raises a new alarm for a press when the open one no longer reads as an alarm, and names the row', async () => {
+    const { logger, lines } = memoryLogger();
+    const sim = simulatedPort(['c1'], logger);
+    const outbox = createMemoryOutbox();
+    const unreadable: string[] = [];
+    const stored: OutboxRecord[] = [];
+    const service = new AlarmService({
+      village, terminals: [{ id: 'c1', label: 'gate', testMode: false }], devices: sim.port, outbox, timing, logger, onStored: (r) => stored.push(r),
+      onUnreadable: (error) => unreadable.push(error.message),
+    });
+    sim.listen((e) => service.handleDeviceEvent(e));
+    service.start();
+    sim.device('c1').press();
+    await vi.advanceTimersByTimeAsync(500);
+    const first = stored[0]!;
+    outbox.updatePayload(first.id, { ...first.payload, presses: 'many' });
+    sim.device('c1').press();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(stored).toHaveLength(2);
+    expect(alarmPayloadSchema.parse(stored[1]!.payload).presses).toBe(1);
+    expect(unreadable).toEqual([`outbox alarm record ${first.id} (seq 1) is unreadable: payload.presses: Invalid input: expected number, received string`]);
+    expect(lines.some((l) => l.msg === 'stored alarm unreadable; a new alarm is raised for this press instead')).toBe(true);
   });
 
   it('counts presses after a copy went out in follow-up alarms, so the county can never ack away a count', async () => {

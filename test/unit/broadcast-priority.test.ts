@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { comparePlayOrder, preempts, type PlayOrderKey } from '../../src/broadcast/priority.ts';
-import type { Priority } from '../../src/broadcast/types.ts';
+import type { Priority } from '../../src/contract/vocabulary.ts';
 
 describe('play order', () => {
   const key = (priority: Priority, seq: number, level?: 1 | 2 | 3 | 4): PlayOrderKey => ({ priority, seq, level });

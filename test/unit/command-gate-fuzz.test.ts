@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createCommandGate, commandKinds, type AudienceTopic, type CommandGate, type GateResult } from '../../src/county/command-gate.ts';
 import type { CommandKind } from '../../src/county/topics.ts';
-import { ackCommandSchema, broadcastCommandSchema, stopCommandSchema } from '../../src/county/payloads.ts';
+import { ackCommandSchema, broadcastCommandSchema, stopCommandSchema } from '../../src/contract/payloads.ts';
 import { algNone, createCountySigner, flipSignatureByte, hs256WithPublicKey, relabelKid, withHeader, type Claims, type CountySigner } from '../support/county-signer.ts';
 import { memoryReplayGuard } from '../support/memory-replay-guard.ts';
 

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { statePayloadSchema } from '../../src/county/payloads.ts';
+import { statePayloadSchema } from '../../src/contract/payloads.ts';
 import { topicKinds, topicSpecs, villageTopics, type TopicKind } from '../../src/county/topics.ts';
 
-const doc = readFileSync(new URL('../../src/county/contract.md', import.meta.url), 'utf8');
+const doc = readFileSync(new URL('../../src/contract/contract.md', import.meta.url), 'utf8');
 const topicsAsDocumented = villageTopics('{prefix}', '{village}');
 
 /** `<!-- example: NAME -->` followed by a fenced json block; NAME is `kind` or `kind-variant`. */
@@ -15,7 +15,7 @@ const examples = [...doc.matchAll(/<!-- example: ([a-z-]+) -->\n```json\n([\s\S]
 const kindOf = (name: string): string => name.split('-')[0] ?? name;
 const isKind = (kind: string): kind is TopicKind => kind in topicSpecs;
 
-describe('county contract document (src/county/contract.md)', () => {
+describe('county contract document (src/contract/contract.md)', () => {
   it('has examples, each named after a topic of the map', () => {
     expect(examples.length).toBeGreaterThan(0);
     // A marker whose block did not match the pattern would be silently unchecked.

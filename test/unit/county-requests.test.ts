@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { countyBroadcastHandlers, toPlayRequest } from '../../src/broadcast/county-requests.ts';
 import type { PlayRequest } from '../../src/broadcast/types.ts';
-import { broadcastCommandSchema, stopCommandSchema } from '../../src/county/payloads.ts';
+import { broadcastCommandSchema, stopCommandSchema } from '../../src/contract/payloads.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 
 const iat = 1_800_000_000;

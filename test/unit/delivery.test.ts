@@ -1,23 +1,26 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
 import { Delivery } from '../../src/county/delivery.ts';
-import type { Uplink, UplinkEvents } from '../../src/county/types.ts';
+import type { StoredPayloadError } from '../../src/contract/stored.ts';
+import type { PayloadOf } from '../../src/county/topics.ts';
+import type { PublishedKind, Uplink, UplinkEvents } from '../../src/county/types.ts';
 import type { JsonObject, Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { memoryLogger } from '../support/log-sink.ts';
+import { sampleAlarm } from '../support/link-fixtures.ts';
 
 /** An uplink whose broker answers PUBACK at once while "connected". Pure-logic fake. */
 class FakeUplink implements Uplink {
   connected = false;
-  readonly published: Array<{ stream: OutboxStream; payload: JsonObject; at: number }> = [];
+  readonly published: Array<{ stream: PublishedKind; payload: Record<string, unknown>; at: number }> = [];
   private readonly events = new EventEmitter();
   start() {}
   async stop() {}
-  async publishRecord(stream: OutboxStream, payload: JsonObject) {
+  async publish<K extends PublishedKind>(kind: K, payload: PayloadOf<K>) {
     if (!this.connected) throw new Error('offline');
-    this.published.push({ stream, payload, at: Date.now() });
+    this.published.push({ stream: kind, payload, at: Date.now() });
   }
-  async publishHealth() {}
   hurry() {}
   on<E extends keyof UplinkEvents>(event: E, listener: UplinkEvents[E]) {
     this.events.on(event, listener);
@@ -28,10 +31,23 @@ class FakeUplink implements Uplink {
   }
 }
 
+/** A payload its stream's schema accepts: delivery reads every record through it before publishing. */
+function payloadOf(stream: OutboxStream, id: string, seq: number): JsonObject {
+  const at = new Date().toISOString();
+  switch (stream) {
+    case 'alarm':
+      return { ...sampleAlarm('v1'), id, seq };
+    case 'fault':
+      return { id, seq, village: 'v1', kind: 'device-offline', subject: 'column-1', detail: 'no reply', raisedAt: at, attempt: 1 };
+    case 'report':
+      return { id, seq, village: 'v1', jti: null, event: 'rejected', priority: null, status: null, zones: [], faultyZones: [], at, attempt: 1 };
+  }
+}
+
 function append(outbox: Outbox, stream: OutboxStream, n: number): void {
   for (let i = 0; i < n; i++) {
     const id = `${stream}-${i}`;
-    outbox.append({ stream, id, subject: 's', now: Date.now(), build: (seq) => ({ id, seq, attempt: 1 }) });
+    outbox.append({ stream, id, subject: 's', now: Date.now(), build: (seq) => payloadOf(stream, randomUUID(), seq) });
   }
 }
 
@@ -128,5 +144,22 @@ describe('Delivery', () => {
     expect(delivery.alive()).toBe(true);
     delivery.stop();
     expect(delivery.alive()).toBe(false);
+  });
+
+  it('publishes nothing that does not read as its stream\'s payload, names the row, tells once, and sends the rest', async () => {
+    const outbox = createMemoryOutbox();
+    const uplink = new FakeUplink();
+    const { logger, lines } = memoryLogger();
+    const unreadable: StoredPayloadError[] = [];
+    const delivery = new Delivery({ outbox, uplink, retry: { initialMs: 1000, maxMs: 1000 }, logger, onAcked: () => undefined, onUnreadable: (e) => unreadable.push(e) });
+    outbox.append({ stream: 'alarm', id: 'torn', subject: 's', now: Date.now(), build: (seq) => ({ ...sampleAlarm('v1'), seq, presses: 'many' }) });
+    append(outbox, 'alarm', 1);
+    uplink.setConnected(true);
+    delivery.start();
+    await vi.advanceTimersByTimeAsync(3500);
+    expect([...new Set(uplink.published.map((p) => p.payload['seq']))]).toEqual([2]);
+    expect(unreadable.map((e) => e.message)).toEqual(['outbox alarm record torn (seq 1) is unreadable: payload.presses: Invalid input: expected number, received string']);
+    expect(lines.filter((l) => l.msg === 'stored record unreadable; not published').length).toBeGreaterThan(1);
+    delivery.stop();
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FaultRecorder } from '../../src/alarm/fault-recorder.ts';
-import { faultPayloadSchema } from '../../src/county/payloads.ts';
+import { faultPayloadSchema } from '../../src/contract/payloads.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 

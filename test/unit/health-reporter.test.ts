@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HealthReporter, type HealthSources } from '../../src/county/health-reporter.ts';
-import type { HealthPayload } from '../../src/county/payloads.ts';
+import type { HealthPayload } from '../../src/contract/payloads.ts';
 import type { Uplink, UplinkEvents } from '../../src/county/types.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { memoryLogger } from '../support/log-sink.ts';
@@ -15,9 +15,8 @@ function connectedUplink(): Uplink & { health: HealthPayload[] } {
     connected: true,
     start: () => undefined,
     stop: async () => undefined,
-    publishRecord: async () => undefined,
-    publishHealth: async (payload) => {
-      health.push(payload);
+    publish: async (kind, payload) => {
+      if (kind === 'health') health.push(payload as HealthPayload);
     },
     hurry: () => undefined,
     on<E extends keyof UplinkEvents>(event: E, listener: UplinkEvents[E]) {

@@ -1,5 +1,13 @@
 import * as z from 'zod';
-import { contentSchema } from '../config/schema.ts';
+import {
+  alarmTypeSchema,
+  broadcastStatusSchema,
+  contentSchema,
+  countyPrioritySchema,
+  emergencyLevelSchema,
+  playbackEventSchema,
+  prioritySchema,
+} from './vocabulary.ts';
 
 /**
  * Every payload that crosses the county link, one schema each; the TypeScript types are inferred from
@@ -18,9 +26,6 @@ export const locationSchema = z
     address: z.string().optional(),
   })
   .strict();
-
-export const alarmTypeSchema = z.enum(['button', 'tamper', 'test']);
-export type AlarmType = z.infer<typeof alarmTypeSchema>;
 
 export const alarmPayloadSchema = z
   .object({
@@ -174,10 +179,10 @@ export const broadcastCommandSchema = z
   .object({
     ...commandClaims,
     cmd: z.literal('broadcast'),
-    priority: z.enum(['emergency', 'announcement']),
-    /** 1 特别重大, 2 重大, 3 较大, 4 一般; required for (and only for) emergencies. */
-    level: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
-    status: z.enum(['actual', 'exercise', 'test']),
+    priority: countyPrioritySchema,
+    /** Required for (and only for) emergencies. */
+    level: emergencyLevelSchema.optional(),
+    status: broadcastStatusSchema,
     zones: zoneList,
     content: contentSchema,
     chime: z.boolean().default(false),
@@ -205,8 +210,6 @@ export const ackCommandSchema = z
   .strict();
 export type AckCommand = z.infer<typeof ackCommandSchema>;
 
-export const playbackEventSchema = z.enum(['accepted', 'rejected', 'queued', 'started', 'preempted', 'stopped', 'finished', 'failed', 'tested']);
-
 /** Village → county: what happened to a command (or a local alarm / programme), durable and acked like alarms. */
 export const reportPayloadSchema = z
   .object({
@@ -217,9 +220,9 @@ export const reportPayloadSchema = z
     jti: z.string().nullable(),
     event: playbackEventSchema,
     reason: z.string().optional(),
-    priority: z.enum(['emergency', 'local-alarm', 'announcement', 'scheduled']).nullable(),
-    level: z.number().int().min(1).max(4).optional(),
-    status: z.enum(['actual', 'exercise', 'test']).nullable(),
+    priority: prioritySchema.nullable(),
+    level: emergencyLevelSchema.optional(),
+    status: broadcastStatusSchema.nullable(),
     zones: z.array(z.string()),
     /** Zones covered by this report whose amplifier is faulty, and why. */
     faultyZones: z.array(z.object({ zone: z.string(), amplifier: z.string(), fault: z.string() }).strict()),
