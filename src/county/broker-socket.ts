@@ -8,8 +8,8 @@ import { guardedConnection, type InboundGuardOptions, type OnRead } from './inbo
 /**
  * The socket under the MQTT client, built afresh for every (re)connect to an mqtt:// or mqtts:// broker,
  * as mqtt.js' own TCP and TLS builders build it. Ours rather than `mqtt.connect`'s: its first connect
- * loads every transport it knows, WebSocket and SOCKS with them (http, https, zlib, dns: ~3 MB of RSS on
- * the Pi, for a link that never uses them). ws:// and wss:// stay with `mqtt.connect`.
+ * loads every transport it knows, WebSocket and SOCKS with them (http, https, zlib, dns: megabytes of RSS
+ * on the Pi, for a link that never uses them). ws:// and wss:// stay with `mqtt.connect`.
  */
 
 export interface TlsMaterial {
@@ -53,7 +53,7 @@ export function socketBuilder(url: URL, tls: TlsMaterial | undefined, guard: Inb
   const port = url.port === '' ? scheme.port : Number(url.port);
   // Nagle would hold a small QoS 1 publish behind the previous one's delayed ACK (~40 ms, TOOLCHAIN.md).
   if (!scheme.tls) return () => guardedConnection((onread) => connectTcp({ host, port, onread }).setNoDelay(true), guard).stream;
-  // Loaded only for a TLS link: ~1.7 MB of RSS that a plain-TCP village need not carry.
+  // Loaded only for a TLS link: RSS that a plain-TCP village need not carry.
   const { connect: connectTls } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
   return (client) => {
     const { socket, stream } = guardedConnection(

@@ -318,8 +318,8 @@ function splitCompact(payload: Uint8Array): CompactParts | string {
 /**
  * JWS EdDSA verification (RFC 8037) done here rather than by jose: the header has already been checked
  * (alg, no `crit`/`b64`), so what is left is one Ed25519 verify of `header.payload`. Synchronous, it costs
- * about half the CPU of jose's asynchronous path per message (measured with the unit's --no-opt: 156 µs
- * against 289 µs, most of jose's on the main thread too), which is what a flood of wrong-key junk costs.
+ * less CPU per message than jose's asynchronous path (most of whose work runs on the main thread too), and
+ * that cost is what a flood of wrong-key junk spends (`npm run bench` measures it).
  */
 function verifySignature(token: string, key: KeyObject): Uint8Array | string {
   const firstDot = token.indexOf('.');

@@ -15,7 +15,7 @@ export interface EmbeddedBroker {
  */
 export async function startEmbeddedBroker(options: { host: string; port: number; logger: Logger }): Promise<EmbeddedBroker> {
   const logger = options.logger.child({ component: 'embedded-broker' });
-  // Loaded here, not at start-up: most villages use the county broker, and aedes alone adds ~12 MB of RSS.
+  // Loaded here, not at start-up: most villages use the county broker, and aedes is the biggest module we have.
   const { Aedes } = await import('aedes');
   const aedes = await Aedes.createBroker();
   aedes.on('clientError', (client, error) => logger.debug({ client: client.id, err: error.message }, 'client error'));

@@ -3,8 +3,8 @@ import type { Socket } from 'node:net';
 
 /**
  * Bounded memory for whatever the broker sends. mqtt.js (mqtt-packet) buffers a packet whole before it
- * parses it, so one 150 MB PUBLISH cost the service its 256 MB (killed by the kernel, then handed the same
- * message again on every reconnect). This sits between the socket and mqtt.js and reads only MQTT fixed
+ * parses it, so one PUBLISH bigger than the unit's memory limit got the service killed by the kernel, then
+ * handed the same message again on every reconnect. This sits between the socket and mqtt.js and reads only MQTT fixed
  * headers: a packet within the cap passes through untouched; a PUBLISH over it keeps its variable header
  * (topic, packet id, MQTT 5 properties), its body is dropped as it streams by, and mqtt.js is handed the
  * same PUBLISH with an empty payload, so it acknowledges it as usual and the broker does not send it again.
@@ -164,8 +164,8 @@ const READ_BUFFER_BYTES = 64 * 1024;
 /**
  * The socket as mqtt.js sees it: writes go straight through, reads pass the filter. `open` must build the
  * socket with the `onread` given: every read then lands in the same 64 KiB buffer, so the body of a big
- * message is dropped without allocating anything (with a Buffer per read, 150 MB of them cost ~30 MB of
- * RSS before the collector caught up). What the filter hands on is copied out of it. Back-pressure is kept:
+ * message is dropped without allocating anything (with a Buffer per read, the garbage of a big message
+ * raised RSS by a good part of its size before the collector caught up). What the filter hands on is copied out of it. Back-pressure is kept:
  * the socket is paused while mqtt.js has not taken what it was given.
  */
 export function guardedConnection<S extends Socket>(open: (onread: OnRead) => S, options: InboundGuardOptions): { socket: S; stream: Duplex } {

@@ -221,8 +221,8 @@ class MqttLink implements Uplink {
       // We subscribe on every connect ourselves, after which `connected` is announced.
       resubscribe: false,
       queueQoSZero: false,
-      // mqtt-packet otherwise fills a table of 65,536 two-byte Buffers at the first publish: ~6 MB of heap
-      // for packet ids, a tenth of the Pi's memory budget for this service, to save one tiny allocation.
+      // mqtt-packet otherwise fills a table of 65,536 two-byte Buffers at the first publish: megabytes of heap
+      // for packet ids, a large share of the Pi's memory budget for this service, to save one tiny allocation.
       writeCache: false,
       will: { topic: this.topics.topic('state'), payload: Buffer.from(this.stateBody(false)), qos: 1, retain: true },
       // MQTT 5 lets the broker know our limit, so it drops an oversized message instead of sending it at all.

@@ -63,8 +63,8 @@ export interface Outbox {
   /** No-op on an acked record (the ack can overtake the attempt's bookkeeping); throws on an unknown id. */
   recordAttempt(id: string, attempts: number, nextAttemptAt: number): void;
   /**
-   * Many attempts in one transaction, i.e. one fsync: per-record commits cap a drain far below 2,000/s
-   * (1,300/s measured here, far less on an SD card). All or nothing; acked ids are skipped.
+   * Many attempts in one transaction, i.e. one fsync: per-record commits cap a drain below the rate the
+   * county can take, far below on an SD card. All or nothing; acked ids are skipped.
    */
   recordAttempts(updates: readonly AttemptUpdate[]): void;
   /** Make every unacked record that waits for a later attempt due now (the link just came back). */
