@@ -34,9 +34,11 @@ export class OutputWatch {
 
   start(): void {
     this.stop();
-    const tick = contained(this.options.logger, 'audio output check', () => (this.options.busy() ? undefined : this.check()));
-    this.timer = setInterval(tick, this.options.intervalMs);
-    tick();
+    const check = contained(this.options.logger, 'audio output check', (skipWhileBusy: boolean) =>
+      skipWhileBusy && this.options.busy() ? undefined : this.check(),
+    );
+    this.timer = setInterval(() => check(true), this.options.intervalMs);
+    check(false);
   }
 
   stop(): void {
