@@ -167,7 +167,9 @@ describe('signed county commands through a real broker', () => {
     expect(v.player.started).toHaveLength(1);
     expect(v.reports().filter((r) => r.event === 'started').map((r) => r.jti)).toEqual(['cmd-d-after']);
     expect(v.app.uplink.connected).toBe(true);
-    // Rejections are rate-limited in reports so a flood cannot wear out the SD card.
-    expect(v.reports().filter((r) => r.event === 'rejected').length).toBeLessThanOrEqual(21);
+    // Rejections are rate-limited in reports so a flood cannot wear out the SD card: at most 20 reported one by one
+    // and one count per minute's window. A busy machine stretches the flood over more than one window.
+    const windows = Math.floor((Date.now() - started) / 60_000) + 1;
+    expect(v.reports().filter((r) => r.event === 'rejected').length).toBeLessThanOrEqual(21 * windows);
   }, 120_000);
 });
