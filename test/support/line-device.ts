@@ -19,6 +19,51 @@ export interface SimulatedLineDevice {
   close(): Promise<void>;
 }
 
+/** Line-protocol columns as the AC200 behaves, on one simulated line device; see `runLineColumns`. */
+export interface LineColumns {
+  /** The button goes down and up: the column repeats BTN instead of its heartbeat until it is sent RST. */
+  press(unit: number): void;
+  /** The column stops sending anything (a cut cable), or starts again. */
+  answering(unit: number, on: boolean): void;
+  /** Indicator lines (`LED,<arg>`) the column was sent, by their argument, in order. */
+  ledArgs(unit: number): string[];
+  resets(unit: number): number;
+  stop(): void;
+}
+
+/**
+ * Drives `units` on `device` every `tickMs`: a heartbeat, or BTN while the press is latched; RST ends the latch
+ * and the column says BTNUP, as the AC200's profile describes (with a faster heartbeat, for tests).
+ */
+export function runLineColumns(device: SimulatedLineDevice, units: readonly number[], tickMs: number): LineColumns {
+  const latched = new Set<number>();
+  const silent = new Set<number>();
+  const released = new Set<number>();
+  let read = 0;
+  const ofUnit = (unit: number) => device.written.map((line) => /^\$[A-Z]+,(\d+),([^*]*)\*/.exec(line)).filter((m) => m !== null && Number(m[1]) === unit).map((m) => m![2]!);
+  const tick = (): void => {
+    for (const line of device.written.slice(read)) {
+      const match = /^\$[A-Z]+,(\d+),RST\*/.exec(line);
+      const unit = Number(match?.[1]);
+      if (match !== null && latched.delete(unit)) released.add(unit);
+    }
+    read = device.written.length;
+    for (const unit of units) {
+      if (silent.has(unit)) continue;
+      const body = latched.has(unit) ? 'BTN' : released.delete(unit) ? 'BTNUP' : 'HB';
+      void device.send(unit, body).catch(() => undefined);
+    }
+  };
+  const timer = setInterval(tick, tickMs);
+  return {
+    press: (unit) => void latched.add(unit),
+    answering: (unit, on) => void (on ? silent.delete(unit) : silent.add(unit)),
+    ledArgs: (unit) => ofUnit(unit).filter((body) => body.startsWith('LED,')).map((body) => body.slice(4)),
+    resets: (unit) => ofUnit(unit).filter((body) => body === 'RST').length,
+    stop: () => clearInterval(timer),
+  };
+}
+
 function checksumOf(inner: string): string {
   let sum = 0;
   for (const byte of Buffer.from(inner, 'latin1')) sum ^= byte;
