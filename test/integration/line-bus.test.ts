@@ -110,6 +110,9 @@ async function ptyPairAt(controllerPath: string, devicePath: string): Promise<()
 const inputs = (events: DeviceEvent[], deviceId: string, input: string) =>
   events.filter((e): e is EventOf<'input'> => e.type === 'input' && e.deviceId === deviceId && e.input === input);
 
+/** Every input event told, of any column, as `<device> <input> <active>`: a line must reach its own column only. */
+const told = (events: DeviceEvent[]) => events.filter((e): e is EventOf<'input'> => e.type === 'input').map((e) => `${e.deviceId} ${e.input} ${e.active}`);
+
 describe('line bus on a real PTY', () => {
   it('turns a press into one input event, however often the latched column repeats it, until the latch is reset', async () => {
     const { sim, events, col1, waitFor } = await rig();
@@ -119,6 +122,7 @@ describe('line bus on a real PTY', () => {
     await sim.send(1, 'TAMP');
     await waitFor('input', (e) => e.input === 'tamper');
     expect(inputs(events, 'col-1', 'button')).toEqual([{ type: 'input', deviceId: 'col-1', input: 'button', active: true, at: expect.any(Number) }]);
+    expect(told(events)).toEqual(['col-1 button true', 'col-1 tamper true']);
     expect(inputs(events, 'col-1', 'button')[0]?.at).toBeGreaterThanOrEqual(before);
     expect(col1.health()).toMatchObject({ online: true, latching: true, pollIntervalMs: null, errors: {} });
 
@@ -129,16 +133,17 @@ describe('line bus on a real PTY', () => {
 
     await sim.send(1, 'BTN');
     await vi.waitFor(() => expect(inputs(events, 'col-1', 'button')).toHaveLength(2), { timeout: 2000, interval: 5 });
+    expect(told(events)).toEqual(['col-1 button true', 'col-1 tamper true', 'col-1 button true']);
   });
 
   it('tells the columns sharing the port apart by unit number', async () => {
-    const { sim, waitFor } = await rig();
+    const { sim, events, waitFor } = await rig();
     await sim.send(2, 'TAMP');
     await sim.send(1, 'BTN');
     await sim.send(2, 'TAMPOK');
-    expect(await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper' && e.active)).toBeDefined();
-    expect(await waitFor('input', (e) => e.deviceId === 'col-1' && e.input === 'button' && e.active)).toBeDefined();
-    expect(await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper' && !e.active)).toBeDefined();
+    // Lines are handled in order: once the last one is told, each line has been told to its column, and only to it.
+    await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper' && !e.active);
+    expect(told(events)).toEqual(['col-2 tamper true', 'col-1 button true', 'col-2 tamper false']);
   });
 
   it("stamps each column with the time of its last valid line; a bad line or another column's does not move it", async () => {
@@ -249,6 +254,7 @@ describe('line bus on a real PTY', () => {
     // A column that went silent may have restarted: its next press is a new one, latch or not.
     await sim.send(1, 'BTN');
     await vi.waitFor(() => expect(inputs(events, 'col-1', 'button')).toHaveLength(2), { timeout: 2000, interval: 5 });
+    expect(told(events)).toEqual(['col-1 button true', 'col-1 button true']);
   });
 
   it('after a restart on the same PTY, a line the column was cut off in is neither heard nor counted', async () => {
@@ -262,6 +268,7 @@ describe('line bus on a real PTY', () => {
     await sim.send(2, 'TAMP');
     await waitFor('input', (e) => e.deviceId === 'col-2' && e.input === 'tamper');
     expect(events.filter((e) => e.type !== 'input')).toEqual([]);
+    expect(told(events)).toEqual(['col-2 tamper true']);
   });
 
   it('reopens a port that disappeared, with backoff, drops stale bytes, and hears the columns again', async () => {
@@ -294,6 +301,7 @@ describe('line bus on a real PTY', () => {
     await sim2.sendRaw('1,HB*2A');
     await sim2.send(1, 'BTN');
     await waitFor('input', (e) => e.deviceId === 'col-1' && e.input === 'button');
+    expect(told(events)).toEqual(['col-1 button true']);
     expect(events.filter((e) => e.type === 'protocol-error')).toHaveLength(errorsBefore);
     expect(logs.some((l) => l.msg === 'dropped bytes left over from before the port opened' && l['text'] === '"1,HB*2A"')).toBe(true);
     expect(hasValidChecksum(await sim2.waitForWritten((line) => line.startsWith('$VE,1,LED,BLINK*')))).toBe(true);
