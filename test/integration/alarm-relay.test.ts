@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
 import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, reportPayloadSchema, statePayloadSchema } from '../../src/county/payloads.ts';
-import { connectCounty, type CountyClient } from '../support/county.ts';
+import { connectCounty, type CountyClient, type CountyMessage } from '../support/county.ts';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { villageConfig } from '../support/village.ts';
@@ -329,7 +329,16 @@ describe('alarm relay, end to end through a real broker', () => {
     await until(() => app.uplink.connected);
     cleanups.pop();
     await app.stop();
-    const last = await dispatch.waitFor((m) => m.kind === 'state' && m.village === 'e2e-g' && (m.payload as { online: boolean }).online === false);
-    expect(last.retain || last.qos === 1).toBe(true);
+    const offline = (m: CountyMessage) => m.kind === 'state' && m.village === 'e2e-g' && (m.payload as { online: boolean }).online === false;
+    const goodbye = await dispatch.waitFor(offline);
+    // `since` tells the village's own goodbye from the will the broker publishes for a link that died without
+    // one (fixed before any connect, the will carries no time): a stop that skipped the goodbye would pass else.
+    expect(statePayloadSchema.parse(goodbye.payload)).toEqual({ online: false, village: 'e2e-g', version: '0.0.0-test', since: expect.any(String) });
+    expect(goodbye.qos).toBe(1);
+    // Retained, so a county desk that connects later still learns the village went away cleanly.
+    const late = await county();
+    const kept = await late.waitFor(offline);
+    expect(kept.retain).toBe(true);
+    expect(statePayloadSchema.parse(kept.payload).since).toBeDefined();
   });
 });
