@@ -15,6 +15,7 @@ import { startBroker } from '../support/broker.ts';
 import { connectCounty, type CountyClient, type CountyMessage } from '../support/county.ts';
 import { messagesOf, nextEvent, sampleAlarm, testLink, uniqueVillage, type TestLink } from '../support/link-fixtures.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
+import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const brokerKind = inject('brokerKind');
@@ -284,6 +285,42 @@ describe(`county link when its broker (${brokerKind}) goes down`, () => {
     cleanups.push(() => desk.close());
     expect((await desk.waitFor(stateOf(village, true))).retain).toBe(true);
     expect(messagesOf(made.lines)).toContain('county link down');
+  });
+});
+
+describe('county link reconnect backoff (mqtt.js reconnects only when the link tells it to)', () => {
+  /** Each measured delay at least the configured one (less a timer's early millisecond), and not far past it. */
+  function expectDelays(measured: readonly number[], configured: readonly number[]): void {
+    const seen = `measured ${JSON.stringify(measured.map(Math.round))}, configured ${JSON.stringify(configured)}`;
+    expect(measured.length, seen).toBe(configured.length);
+    configured.forEach((delay, i) => {
+      expect(measured[i], seen).toBeGreaterThanOrEqual(delay - 5);
+      expect(measured[i], seen).toBeLessThan(delay * 1.5 + 50);
+    });
+  }
+  const gaps = (stamps: readonly number[]): number[] => stamps.slice(1).map((at, i) => at - stamps[i]!);
+
+  it('waits initialMs, doubling up to maxMs, between refused attempts, and initialMs again after a good connection', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: brokerPort });
+    cleanups.push(() => proxy.close());
+    proxy.refuse();
+    // The top of each jittered range: every delay is then exactly initialMs doubled per failed attempt, capped.
+    const made = link({ url: proxy.url, reconnect: { initialMs: 100, maxMs: 800 }, random: () => 1 });
+    made.link.start();
+    await waitFor('six refused connection attempts', () => proxy.refused.length >= 6, 10_000);
+    expectDelays(gaps(proxy.refused.slice(0, 6)), [100, 200, 400, 800, 800]);
+
+    const connected = nextEvent(made.link, 'connected');
+    proxy.relay();
+    await connected;
+
+    // A good connection resets the backoff: the next outage starts from initialMs.
+    proxy.refuse();
+    const from = proxy.refused.length;
+    const cutAt = performance.now();
+    proxy.cutAll();
+    await waitFor('two refused attempts after the cut', () => proxy.refused.length >= from + 2);
+    expectDelays(gaps([cutAt, ...proxy.refused.slice(from, from + 2)]), [100, 200]);
   });
 });
 
