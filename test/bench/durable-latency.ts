@@ -16,7 +16,8 @@ import { waitFor } from '../support/modbus-rig.ts';
 import { latchedButton } from '../support/modbus-rtu-slave.ts';
 import { fromBuild, startService, writeConfig, type LogRecord } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
-import { BenchFailure, percentile } from './figures.ts';
+import { BenchFailure } from './figures.ts';
+import { percentile } from '../support/stats.ts';
 import { openRtuRig, rtuColumnsConfig } from './rtu-village.ts';
 import { Teardown } from './teardown.ts';
 

@@ -10,10 +10,10 @@ import { withCrc } from '../../src/drivers/crc16.ts';
 import { createRtuTransport } from '../../src/drivers/modbus-transport.ts';
 import type { ModbusProfile } from '../../src/drivers/profile-schema.ts';
 import type { DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
-import { watchBus, type BusFigures } from '../bench/bus-monitor.ts';
 import { inputEvents, modbusProfile, rtuRig, testTiming as fastTiming, waitFor, type RtuRig as Rig } from '../support/modbus-rig.ts';
 import { latchedButton, ModbusRtuSlave, type RequestRecord, type RtuSlaveOptions, type SlaveFault } from '../support/modbus-rtu-slave.ts';
 import { openPtyPair, type PtyPair } from '../support/pty.ts';
+import { watchBus, type BusFigures } from '../support/bus-monitor.ts';
 
 const AC100 = modbusProfile('ve-ac100-rtu');
 const RB8 = modbusProfile('ve-rb8-rtu');
@@ -491,7 +491,7 @@ describe('the 3.5-character gap between frames', () => {
   let r: Rig;
 
   /**
-   * What the slave saw of the line while `during` ran (the bench's monitor). It stamps a reply when it writes
+   * What the slave saw of the line while `during` ran (the monitor the bench uses too). It stamps a reply when it writes
    * it and a request when it reads it, so a measured silence is never shorter than the one on the line.
    */
   async function lineWhile(during: () => Promise<void>): Promise<BusFigures> {
