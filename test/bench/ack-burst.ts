@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { modbusProfile, rtuRig, testTiming, waitFor } from '../support/modbus-rig.ts';
+import { modbusProfile, rtuRig, testTiming } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import { watchBus, type BusFigures } from '../support/bus-monitor.ts';
 
 const BAUD = 9600;

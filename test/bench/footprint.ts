@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { BrokerKind } from '../support/broker.ts';
-import { waitFor } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import type { BusFigures } from '../support/bus-monitor.ts';
 import { BenchFailure } from './figures.ts';
 import { mean } from '../support/stats.ts';

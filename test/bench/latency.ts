@@ -11,7 +11,7 @@ import { alarmPayloadSchema, type AlarmPayload } from '../../src/county/payloads
 import type { BrokerKind } from '../support/broker.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
-import { waitFor } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import { latchedButton } from '../support/modbus-rtu-slave.ts';
 import type { BusFigures } from '../support/bus-monitor.ts';
 import { BenchFailure } from './figures.ts';

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, Socket, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { LinkDownError } from '../../src/county/mqtt-link.ts';
@@ -145,7 +146,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     await desk.send(village, 'ack', 'eyJhbGciOiJFZERTQSJ9.e30.c2ln');
     await desk.send(village, 'broadcastAll', Buffer.from([0xff, 0x00, 0x7b]));
     await desk.send(village, 'stop', '');
-    await vi.waitFor(() => expect(seen).toHaveLength(3));
+    await waitFor('three commands handed on', () => seen.length === 3);
     expect(seen.map((m) => [m.command, m.audienceTopic, m.topic, m.payload.toString('latin1')])).toEqual([
       ['ack', 'village', `village-edge/${village}/ack`, 'eyJhbGciOiJFZERTQSJ9.e30.c2ln'],
       ['broadcast', 'all', 'village-edge/all/cmd/broadcast', '\xff\x00{'],
@@ -180,7 +181,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     const publisher = await mqtt.connectAsync(brokerUrl, { protocolVersion: 4 });
     cleanups.push(() => publisher.endAsync());
     await publisher.publishAsync(stale, '{"id":"x"}', { qos: 1 });
-    await vi.waitFor(() => expect(lines.some((l) => l.msg.startsWith('ignored a message') && l['topic'] === stale)).toBe(true));
+    await waitFor('the debug line of the ignored message', () => lines.some((l) => l.msg.startsWith('ignored a message') && l['topic'] === stale));
     expect(lines.filter((l) => l.msg.startsWith('rejected county message'))).toEqual([]);
     expect(made.link.connected).toBe(true);
   });
@@ -196,7 +197,8 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
       () => (settled = true),
       () => (settled = true),
     );
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Proving that nothing happens: no PUBACK can come through the frozen relay, so the publish stays open.
+    await sleep(100);
     expect(settled).toBe(false);
     const reconnected = nextEvent(uplink, 'connected');
     proxy.thaw();
@@ -236,7 +238,8 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     expect(stopMs).toBeLessThan(4500);
     expect(rejected).toBe(true);
     // A leaked timer or socket would keep it running; a few hundred ms covers Node's own exit.
-    await vi.waitFor(() => expect(child.exitCode).toBe(0), { timeout: 1500, interval: 20 });
+    await waitFor('the child to exit by itself', () => child.exitCode !== null, { timeoutMs: 1500, intervalMs: 20 });
+    expect(child.exitCode).toBe(0);
     // Its offline state never got through, so the broker published the will instead.
     const desk = await county();
     expect((await desk.waitFor(stateOf(village, false))).retain).toBe(true);

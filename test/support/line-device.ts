@@ -1,4 +1,5 @@
 import { SerialPort } from 'serialport';
+import { waitFor } from './wait.ts';
 
 /**
  * A line-protocol alarm column at the far end of a PTY. It computes checksums itself rather than with
@@ -81,7 +82,6 @@ export async function openLineDevice(options: { path: string; talker: string; de
   const port = new SerialPort({ path: options.path, baudRate: 9600, autoOpen: false });
   await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
   const written: string[] = [];
-  const waiters = new Set<() => void>();
   let partial = '';
   port.on('data', (chunk: Buffer) => {
     partial += chunk.toString('latin1');
@@ -90,7 +90,6 @@ export async function openLineDevice(options: { path: string; talker: string; de
       written.push(partial.slice(0, end + 1));
       partial = partial.slice(end + 1);
     }
-    for (const wake of [...waiters]) wake();
   });
   // The controller's side going away (socat killed) surfaces here; the test decides what it means.
   port.on('error', () => undefined);
@@ -114,24 +113,8 @@ export async function openLineDevice(options: { path: string; talker: string; de
     sendBadChecksum: (unit, body) => write(line(unit, body, true)),
     heartbeat: (unit) => write(line(unit, 'HB', false)),
     sendRaw: write,
-    async waitForWritten(match, timeoutMs = 2000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = written.find(match);
-        if (found !== undefined) return found;
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`no matching line written within ${timeoutMs} ms; got ${JSON.stringify(written)}`);
-        await new Promise<void>((resolve) => {
-          const wake = (): void => {
-            waiters.delete(wake);
-            clearTimeout(timer);
-            resolve();
-          };
-          const timer = setTimeout(wake, left);
-          waiters.add(wake);
-        });
-      }
-    },
+    waitForWritten: (match, timeoutMs = 2000) =>
+      waitFor('a matching line written to the column', () => written.find(match), { timeoutMs, context: () => `written: ${JSON.stringify(written)}` }),
     async close() {
       if (!port.isOpen) return;
       await new Promise<void>((resolve) => port.close(() => resolve()));

@@ -6,6 +6,8 @@ export interface WaitOptions {
   timeoutMs?: number;
   /** How often `check` is asked; default 5. Make it longer when asking is costly (a connect, a file read). */
   intervalMs?: number;
+  /** What there was to see, added to the error when time runs out (the lines printed so far, say). */
+  context?: () => string;
 }
 
 /**
@@ -18,7 +20,7 @@ export async function waitFor<T>(
   check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   options: number | WaitOptions = {},
 ): Promise<T> {
-  const { timeoutMs = 5000, intervalMs = 5 } = typeof options === 'number' ? { timeoutMs: options } : options;
+  const { timeoutMs = 5000, intervalMs = 5, context } = typeof options === 'number' ? { timeoutMs: options } : options;
   const deadline = performance.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -31,13 +33,10 @@ export async function waitFor<T>(
     }
     if (performance.now() > deadline) {
       const why = lastError === undefined ? '' : `; last check failed with: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`, lastError === undefined ? {} : { cause: lastError });
+      const seen = context === undefined ? '' : `\n${context()}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}${seen}`, lastError === undefined ? {} : { cause: lastError });
     }
     await sleep(intervalMs);
   }
 }
 
-/** Until every user has moved to waitFor. */
-export async function waitUntil(condition: () => boolean, timeoutMs = 5000, _pollMs = 10): Promise<void> {
-  await waitFor('condition', condition, timeoutMs);
-}
