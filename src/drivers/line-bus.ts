@@ -21,20 +21,12 @@ export interface LineBusOptions {
   now?: () => number;
 }
 
-export interface LineBusHealth {
-  busId: string;
-  open: boolean;
-  /** Errors that could not be put on a device: unreadable unit, or a unit not configured here. */
-  errors: ErrorCounts;
-}
-
 export interface LineBus {
   /** Opens the port and starts listening for every device. */
   start(): void;
   /** Closes the port and clears every timer; pending writes reject. */
   stop(): Promise<void>;
   readonly devices: Device[];
-  health(): LineBusHealth;
 }
 
 /** Everything the bus knows about one column; only the bus changes it. */
@@ -92,7 +84,6 @@ class LineBusCore implements LineBus {
   private readonly now: () => number;
   private readonly maxLength: number;
   private readonly framer: LineFramer;
-  private readonly busErrors: ErrorCounts = {};
   private port: SerialPort | null = null;
   private opening: Promise<void> = Promise.resolve();
   private running = false;
@@ -127,10 +118,6 @@ class LineBusCore implements LineBus {
 
   async stop(): Promise<void> {
     await Promise.all(this.states.map((state) => this.stopDevice(state)));
-  }
-
-  health(): LineBusHealth {
-    return { busId: this.busConfig.id, open: this.port?.isOpen ?? false, errors: { ...this.busErrors } };
   }
 
   /**
@@ -296,7 +283,6 @@ class LineBusCore implements LineBus {
     if (this.lost === null) {
       const at = this.now();
       this.lost = { reason, at };
-      this.count(this.busErrors, 'port');
       this.log.error({ reason }, 'bus lost');
       this.emit({ type: 'bus-lost', busId: this.busConfig.id, at, reason });
     }
@@ -414,7 +400,8 @@ class LineBusCore implements LineBus {
   }
 
   private protocolError(state: ColumnState | undefined, kind: ProtocolErrorKind, detail: string): void {
-    this.count(state?.errors ?? this.busErrors, kind);
+    // One that cannot be put on a device (unreadable or unknown unit) is told and logged, not counted.
+    if (state !== undefined) this.count(state.errors, kind);
     this.log.warn({ device: state?.config.id, kind, reason: detail }, 'protocol error');
     const base = { type: 'protocol-error' as const, busId: this.busConfig.id, kind, detail, at: this.now() };
     this.emit(state === undefined ? base : { ...base, deviceId: state.config.id });

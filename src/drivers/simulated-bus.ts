@@ -4,16 +4,23 @@ import { statusConditions, type DeviceProfile } from './profile-schema.ts';
 import type { Device, DeviceEventSink, DeviceHealth, IndicatorState, InputName, StatusCondition } from './types.ts';
 import type { Now } from '../platform/time.ts';
 
-/** A device with no hardware behind it, for `npm start` and domain tests; driven by `press()` etc. */
+/**
+ * A device with no hardware behind it, for `npm start` and domain tests; driven by `press()` etc. It is polled,
+ * as far as anyone can tell, from start() to stop(), and answers each poll at once: the first at start().
+ * Outside that it is offline and tells nothing, as a real device nobody polls.
+ */
 export class SimulatedDevice implements Device {
   readonly busId: string;
   private readonly active = new Map<InputName, boolean>();
+  /** What the controller was last told of each input; empty until its first poll, as the real driver's. */
+  private readonly reportedInputs = new Map<InputName, boolean>();
   private readonly relays = new Map<number, boolean>();
   /** What the device holds now, and what the controller was last told (they differ while offline). */
   private readonly status = new Map<StatusCondition, boolean>();
   private readonly reportedStatus = new Map<StatusCondition, boolean>();
   private readonly declaredStatus: readonly StatusCondition[];
   private releaseTimer: NodeJS.Timeout | undefined;
+  /** Whether it answers (a cut cable makes it stop); whether it is online also needs it to be polled (started). */
   private online = true;
   private started = false;
   /** When it last answered before it stopped (by setOnline(false) or stop()); null if it never did. */
@@ -48,7 +55,11 @@ export class SimulatedDevice implements Device {
   }
 
   start(): void {
+    if (this.started) return;
     this.started = true;
+    this.reportedInputs.clear();
+    // Its first poll: what is active now is news, what is at rest is not.
+    if (this.online) this.report();
   }
 
   async stop(): Promise<void> {
@@ -68,7 +79,7 @@ export class SimulatedDevice implements Device {
   setInput(input: InputName, active: boolean): void {
     if (this.active.get(input) === active) return;
     this.active.set(input, active);
-    if (this.online) this.sink({ type: 'input', deviceId: this.id, input, active, at: this.now() });
+    if (this.answering()) this.reportInputs();
   }
 
   /** The device's own monitor changes, e.g. `setStatus('overheat', true)`; only conditions its profile declares. */
@@ -76,20 +87,21 @@ export class SimulatedDevice implements Device {
     if (!this.declaredStatus.includes(condition))
       throw new Error(`${this.id}: profile "${this.profile.model}" declares no status condition "${condition}"`);
     this.status.set(condition, active);
-    if (this.online) this.reportStatus();
+    if (this.answering()) this.reportStatus();
   }
 
-  /** Makes the device stop (false) or start (true) answering, as a cut cable would. */
+  /** Makes the device stop (false) or start (true) answering, as a cut cable would; told only while started. */
   setOnline(online: boolean): void {
     if (online === this.online) return;
     const at = this.now();
     if (this.answering()) this.answeredUntil = at;
     this.online = online;
+    if (!this.started) return;
     if (online) {
       if (this.desired !== null) this.show(this.desired);
       this.sink({ type: 'recovered', deviceId: this.id, at, offlineForMs: 0 });
       // The real driver's first poll after recovery reports what changed while it was not answering.
-      this.reportStatus();
+      this.report();
     } else {
       this.indicatorKnown = false;
       this.sink({ type: 'offline', deviceId: this.id, at, reason: 'simulated: not answering' });
@@ -136,7 +148,7 @@ export class SimulatedDevice implements Device {
       id: this.id,
       bus: this.busId,
       model: this.profile.model,
-      online: this.online,
+      online: this.answering(),
       latching: hasButton ? this.latches('button') : null,
       pollIntervalMs: null,
       worstPollGapMs: null,
@@ -145,6 +157,21 @@ export class SimulatedDevice implements Device {
       errors: {},
       ...(this.declaredStatus.length === 0 ? {} : { status: Object.fromEntries(this.reportedStatus) }),
     };
+  }
+
+  private report(): void {
+    this.reportInputs();
+    this.reportStatus();
+  }
+
+  private reportInputs(): void {
+    for (const [input, active] of this.active) {
+      const before = this.reportedInputs.get(input);
+      if (before === active) continue;
+      this.reportedInputs.set(input, active);
+      if (before === undefined && !active) continue;
+      this.sink({ type: 'input', deviceId: this.id, input, active, at: this.now() });
+    }
   }
 
   private reportStatus(): void {

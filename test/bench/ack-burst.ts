@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { modbusProfile, rtuRig, testTiming, waitFor } from '../support/modbus-rig.ts';
-import { watchBus, type BusFigures } from './bus-monitor.ts';
+import { modbusProfile, rtuRig, testTiming } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
+import { watchBus, type BusFigures } from '../support/bus-monitor.ts';
 
 const BAUD = 9600;
 

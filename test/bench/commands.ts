@@ -10,7 +10,8 @@ import { startBroker } from '../support/broker.ts';
 import { connectCounty } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 import { villageConfig } from '../support/village.ts';
-import { BenchFailure, mean, percentile } from './figures.ts';
+import { BenchFailure } from './figures.ts';
+import { mean, percentile } from '../support/stats.ts';
 
 /** Wraps the real process player and notes when each job's process is started. */
 class TimedPlayer implements Player {

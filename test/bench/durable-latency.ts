@@ -12,11 +12,12 @@ import { NODE_RED_TOPIC, startNodeRed } from './node-red.ts';
 import type { AlarmPayload } from '../../src/contract/payloads.ts';
 import { connectCounty } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
-import { waitFor } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import { latchedButton } from '../support/modbus-rtu-slave.ts';
 import { fromBuild, startService, writeConfig, type LogRecord } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
-import { BenchFailure, percentile } from './figures.ts';
+import { BenchFailure } from './figures.ts';
+import { percentile } from '../support/stats.ts';
 import { openRtuRig, rtuColumnsConfig } from './rtu-village.ts';
 import { Teardown } from './teardown.ts';
 

@@ -11,10 +11,11 @@ import { alarmPayloadSchema, type AlarmPayload } from '../../src/contract/payloa
 import type { BrokerKind } from '../support/broker.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
-import { waitFor } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import { latchedButton } from '../support/modbus-rtu-slave.ts';
-import type { BusFigures } from './bus-monitor.ts';
-import { BenchFailure, percentile } from './figures.ts';
+import type { BusFigures } from '../support/bus-monitor.ts';
+import { BenchFailure } from './figures.ts';
+import { percentile } from '../support/stats.ts';
 import { LogTap } from './log-tap.ts';
 import { openRtuRig, rtuColumnsConfig } from './rtu-village.ts';
 import { Teardown } from './teardown.ts';

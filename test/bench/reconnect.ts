@@ -8,9 +8,10 @@ import type { AlarmPayload } from '../../src/contract/payloads.ts';
 import { startBroker, type BrokerKind } from '../support/broker.ts';
 import { connectCounty } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
-import { waitFor } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import { villageConfigJson } from '../support/village.ts';
-import { BenchFailure, percentile } from './figures.ts';
+import { BenchFailure } from './figures.ts';
+import { percentile } from '../support/stats.ts';
 import { LogTap } from './log-tap.ts';
 import { Teardown } from './teardown.ts';
 

@@ -2,7 +2,7 @@ import type { CommandKeyEntry } from '../../src/county/keys.ts';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
 import { openPtyPair, type PtyPair } from '../support/pty.ts';
-import { watchBus } from './bus-monitor.ts';
+import { watchBus } from '../support/bus-monitor.ts';
 import type { Teardown } from './teardown.ts';
 
 const BENCH_BUS = 'rs485-1';

@@ -11,7 +11,7 @@ import { BenchFailure, ms, renderTable, target, type Row } from './figures.ts';
 import { measureDrain, type DrainResult } from './drain.ts';
 import { measureFloor, type FloorResult } from './floor.ts';
 import { measureFootprint, type FootprintResult } from './footprint.ts';
-import type { BusFigures } from './bus-monitor.ts';
+import type { BusFigures } from '../support/bus-monitor.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { measureDurableLatency, type DurableLatencyResult } from './durable-latency.ts';

@@ -1,12 +1,13 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
-import { createVillageEdge } from '../../src/app.ts';
+import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
 import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, reportPayloadSchema, statePayloadSchema } from '../../src/contract/payloads.ts';
-import { connectCounty, type CountyClient } from '../support/county.ts';
+import { connectCounty, type CountyClient, type CountyMessage } from '../support/county.ts';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { villageConfig } from '../support/village.ts';
-import { waitUntil as until } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 const brokerUrl = inject('brokerUrl');
@@ -48,7 +49,7 @@ describe('alarm relay, end to end through a real broker', () => {
     const { app, column } = await village('e2e-a');
     const birth = await dispatch.waitFor((m) => m.kind === 'state' && m.village === 'e2e-a');
     expect(statePayloadSchema.parse(birth.payload).online).toBe(true);
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
 
     const pressedAt = Date.now();
     column(1).press();
@@ -58,17 +59,17 @@ describe('alarm relay, end to end through a real broker', () => {
     expect(alarm).toMatchObject({ terminal: 'column-1', type: 'button', seq: 1, attempt: 1 });
     expect(message.qos).toBe(1);
     expect(latencyMs).toBeLessThan(1000);
-    await until(() => column(1).indicator === 'received');
+    await waitFor("column 1 to show 'received'", () => column(1).indicator === 'received');
     // `off` at start: nothing is open, and the column must not keep what it showed before a restart.
     expect(column(1).commands.slice(0, 4)).toEqual(['indicator off', 'reset button', 'indicator sent', 'indicator received']);
-    await until(() => app.outbox.stats().depth === 0);
+    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0);
   });
 
   it('runs two villages in one process without either seeing the other', async () => {
     const dispatch = await county();
     const a = await village('e2e-b1');
     const b = await village('e2e-b2');
-    await until(() => a.app.uplink.connected && b.app.uplink.connected);
+    await waitFor('both county links up', () => a.app.uplink.connected && b.app.uplink.connected);
     a.column(2).press();
     b.column(3).press('tamper');
     const fromA = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-b1')).payload);
@@ -81,14 +82,14 @@ describe('alarm relay, end to end through a real broker', () => {
   it('reports a device that stops answering as a fault, and its recovery', async () => {
     const dispatch = await county();
     const { app, column } = await village('e2e-c');
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
     column(2).setOnline(false);
     const offline = faultPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'fault' && m.village === 'e2e-c')).payload);
     expect(offline).toMatchObject({ kind: 'device-offline', subject: 'column-2', seq: 1 });
     column(2).setOnline(true);
     const recovered = await dispatch.waitFor((m) => m.kind === 'fault' && m.village === 'e2e-c' && (m.payload as { kind: string }).kind === 'device-recovered');
     expect(faultPayloadSchema.parse(recovered.payload).seq).toBe(2);
-    await until(() => app.outbox.stats().depth === 0);
+    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0);
   });
 
   it('publishes health with devices, outbox depth and memory', async () => {
@@ -130,26 +131,24 @@ describe('alarm relay, end to end through a real broker', () => {
     const broker: TestBroker = await startBroker();
     cleanups.push(() => broker.stop());
     const { app, column } = await village('e2e-e', broker.url);
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
     await broker.stop();
-    await until(() => !app.uplink.connected);
+    await waitFor('the county link down', () => !app.uplink.connected);
     for (const n of [1, 2, 3]) column(n).press();
-    await new Promise((r) => setTimeout(r, 300));
-    expect(app.outbox.stats().byStream.alarm).toBe(3);
-    expect(column(1).indicator).toBe('sent');
+    await waitFor("three alarms stored and column 1 showing 'sent'", () => app.outbox.stats().byStream.alarm === 3 && column(1).indicator === 'sent');
 
     await broker.restart();
     const dispatch = await county(broker.url);
-    await until(() => dispatch.messages.filter((m) => m.kind === 'alarm').length >= 3, 10_000);
+    await waitFor('three alarms at the county', () => dispatch.messages.filter((m) => m.kind === 'alarm').length >= 3, 10_000);
     const seqs = dispatch.messages.filter((m) => m.kind === 'alarm').map((m) => alarmPayloadSchema.parse(m.payload).seq);
     expect(seqs.slice(0, 3)).toEqual([1, 2, 3]);
-    await until(() => app.outbox.stats().depth === 0 && column(3).indicator === 'received', 10_000);
+    await waitFor("an empty outbox and column 3 showing 'received'", () => app.outbox.stats().depth === 0 && column(3).indicator === 'received', 10_000);
   });
 
   it('takes only signed acks: junk, unsigned and forged acks are rejected and reported, a signed one works', async () => {
     const dispatch = await county(brokerUrl, false);
     const { app, column, lines } = await village('e2e-f');
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
     column(1).press();
     const alarm = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-f')).payload);
     const forger = await createCountySigner({ villageId: 'e2e-f', kid: signer.kid });
@@ -158,14 +157,15 @@ describe('alarm relay, end to end through a real broker', () => {
     // Over county.maxInboundBytes (32 KiB), under the packet cap: a broker passes it on under MQTT 5 too.
     await dispatch.send('e2e-f', 'ack', Buffer.alloc(40_000, 1));
     await dispatch.send('e2e-f', 'ack', await forger.ack({ id: alarm.id }));
-    await new Promise((r) => setTimeout(r, 300));
+    // Commands are judged in arrival order: once the forged ack is rejected, every bad ack before it was judged.
+    await waitFor('the forged ack rejected', () => lines.some((l) => l.msg === 'county command rejected' && l['reason'] === 'bad-signature'));
     expect(column(1).indicator).toBe('sent');
     await dispatch.ack('e2e-f', alarm.id);
-    await until(() => column(1).indicator === 'received');
+    await waitFor("column 1 to show 'received'", () => column(1).indicator === 'received');
     // A rejected ack is logged and reported once per cause a minute (the second malformed one is counted).
     const rejected = lines.filter((l) => l.msg === 'county command rejected').map((l) => l['reason']);
     expect(rejected).toEqual(['malformed', 'oversized', 'bad-signature']);
-    const reports = await until(() => dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-f').length >= 3, 5000).then(() =>
+    const reports = await waitFor('three reports from e2e-f', () => dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-f').length >= 3, 5000).then(() =>
       dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-f').map((m) => reportPayloadSchema.parse(m.payload)),
     );
     expect(reports.map((r) => [r.event, r.reason?.split(':')[0], r.jti])).toEqual([
@@ -195,13 +195,13 @@ describe('alarm relay, end to end through a real broker', () => {
     // A county that handles each id once and ignores later copies, as the contract tells it to.
     const dispatch = await county(broker.url);
     const { app, column } = await village('e2e-k', proxy.url, { debounceMs: 0 });
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
     // Publishes still reach the broker; PUBACKs and the county's acks do not come back.
     proxy.freeze();
     const resets = () => column(1).commands.filter((c) => c === 'reset button').length;
     for (let n = 1; n <= 50; n++) {
       column(1).press();
-      await until(() => resets() === n);
+      await waitFor('`n` latch resets', () => resets() === n);
     }
     proxy.thaw();
     proxy.cutAll();
@@ -214,10 +214,10 @@ describe('alarm relay, end to end through a real broker', () => {
       }
       return [...byId.values()];
     };
-    await until(() => firstCopies().some((c) => c.presses === 50), 20_000);
+    await waitFor('a copy counting 50 presses', () => firstCopies().some((c) => c.presses === 50), 20_000);
     const chains = new Set(firstCopies().map((c) => c.chain));
     expect(chains.size).toBe(1);
-    await until(() => app.outbox.stats().depth === 0, 20_000);
+    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0, 20_000);
     console.log(`  50 presses through a stalled link: ${firstCopies().length} records (the alarm and its follow-ups), highest count 50`);
   });
 
@@ -225,11 +225,11 @@ describe('alarm relay, end to end through a real broker', () => {
     const dispatch = await county();
     const behind = () => Date.now() - 10 * 60_000;
     const { app, column, lines } = await village('e2e-i', brokerUrl, {}, behind);
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
     column(1).press();
     await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-i');
-    await until(() => column(1).indicator === 'received');
-    await until(() => app.outbox.stats().depth === 0);
+    await waitFor("column 1 to show 'received'", () => column(1).indicator === 'received');
+    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0);
     expect(lines.filter((l) => l.msg === 'county command rejected')).toEqual([]);
     expect(dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-i')).toEqual([]);
   });
@@ -237,7 +237,7 @@ describe('alarm relay, end to end through a real broker', () => {
   it('reports rejected acks once per cause a minute, so an ack the village refuses cannot feed a report loop', async () => {
     const dispatch = await county(brokerUrl, false);
     const { app, lines } = await village('e2e-j');
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
     const forger = await createCountySigner({ villageId: 'e2e-j', kid: signer.kid });
     const stranger = await createCountySigner({ villageId: 'e2e-j' });
     for (let i = 0; i < 5; i++) {
@@ -268,13 +268,13 @@ describe('alarm relay, end to end through a real broker', () => {
     const app = createVillageEdge({ config: { ...config, county: { ...config.county, reconnect: { initialMs: 20_000, maxMs: 60_000 } } }, version: '0.0.0-test', logger });
     await app.start();
     cleanups.push(() => app.stop());
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
     await broker.stop();
-    await until(() => !app.uplink.connected);
+    await waitFor('the county link down', () => !app.uplink.connected);
     app.devices.simulated('column-1')!.press();
-    await until(() => app.outbox.stats().byStream.alarm === 1);
-    // The outage goes on a while: the village keeps trying within 2 s, not 10-20.
-    await new Promise((r) => setTimeout(r, 3000));
+    await waitFor('one alarm in the outbox', () => app.outbox.stats().byStream.alarm === 1);
+    // The outage goes on a while (a duration, not a wait for anything): the village keeps trying within 2 s, not 10-20.
+    await sleep(3000);
     await broker.restart();
     const backAt = Date.now();
     const dispatch = await county(broker.url);
@@ -291,7 +291,7 @@ describe('alarm relay, end to end through a real broker', () => {
     cleanups.push(() => proxy.close());
     const dispatch = await county(broker.url, false);
     const { app, column } = await village('e2e-m', proxy.url);
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
     // The copy reaches the broker, its PUBACK never comes back: it sits in the client's queue.
     proxy.freeze();
     column(1).press();
@@ -326,10 +326,19 @@ describe('alarm relay, end to end through a real broker', () => {
   it('says offline itself on a clean stop', async () => {
     const dispatch = await county();
     const { app } = await village('e2e-g');
-    await until(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected);
     cleanups.pop();
     await app.stop();
-    const last = await dispatch.waitFor((m) => m.kind === 'state' && m.village === 'e2e-g' && (m.payload as { online: boolean }).online === false);
-    expect(last.retain || last.qos === 1).toBe(true);
+    const offline = (m: CountyMessage) => m.kind === 'state' && m.village === 'e2e-g' && (m.payload as { online: boolean }).online === false;
+    const goodbye = await dispatch.waitFor(offline);
+    // `since` tells the village's own goodbye from the will the broker publishes for a link that died without
+    // one (fixed before any connect, the will carries no time): a stop that skipped the goodbye would pass else.
+    expect(statePayloadSchema.parse(goodbye.payload)).toEqual({ online: false, village: 'e2e-g', version: '0.0.0-test', since: expect.any(String) });
+    expect(goodbye.qos).toBe(1);
+    // Retained, so a county desk that connects later still learns the village went away cleanly.
+    const late = await county();
+    const kept = await late.waitFor(offline);
+    expect(kept.retain).toBe(true);
+    expect(statePayloadSchema.parse(kept.payload).since).toBeDefined();
   });
 });

@@ -11,7 +11,7 @@ import { createCountySigner, type CountySigner } from '../support/county-signer.
 import { fromBuild, startService, writeConfig, type ServiceProcess } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { villageConfig, villageConfigJson, oneZoneBroadcast } from '../support/village.ts';
-import { waitUntil } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 // The built service, as production runs it, killed with SIGKILL in the middle of an emergency and started
 // again on the same data directory: what it had accepted is played again or reported, never dropped.
@@ -70,7 +70,7 @@ describe('a broadcast cut off by kill -9', () => {
       // Expires while the village is down: not played again, however serious.
       const shortExp = nowS + 5;
       await county.send(villageId, 'broadcast', await signer.broadcast({ jti: 'br-emergency-short', aud: villageId, priority: 'emergency', level: 2, exp: shortExp }));
-      await waitUntil(() => events('br-emergency-1').includes('started') && events('br-announcement-1').includes('queued') && events('br-emergency-short').includes('queued'), 10_000);
+      await waitFor('the emergency started and both others queued', () => events('br-emergency-1').includes('started') && events('br-announcement-1').includes('queued') && events('br-emergency-short').includes('queued'), 10_000);
       const player = await service.waitForLog((l) => l.msg === 'player started');
       orphans.push(player['pid'] as number);
 
@@ -78,14 +78,14 @@ describe('a broadcast cut off by kill -9', () => {
       // The player it started lingers in its own process group; under systemd (KillMode=control-group, the
       // default) the unit's cgroup is killed before the restart, so it is killed here the same way.
       for (const pid of orphans.splice(0)) killGroup(pid);
-      await waitUntil(() => Date.now() > shortExp * 1000, 10_000);
+      await waitFor('the short emergency to expire', () => Date.now() > shortExp * 1000, 10_000);
 
       writeConfig(dir, config(undefined));
       const restartedAt = Date.now();
       service = startService(configPath, undefined, production);
       const up = await service.waitForLog((l) => l.msg === 'village-edge started');
-      await waitUntil(() => events('br-emergency-1').includes('finished'), 15_000);
-      await waitUntil(() => events('br-announcement-1').includes('failed') && events('br-emergency-short').includes('failed'), 10_000);
+      await waitFor('the emergency to finish', () => events('br-emergency-1').includes('finished'), 15_000);
+      await waitFor('the announcement and the short emergency reported failed', () => events('br-announcement-1').includes('failed') && events('br-emergency-short').includes('failed'), 10_000);
 
       const resumed = reports('br-emergency-1');
       expect(resumed.map((r) => r.event)).toEqual(['accepted', 'started', 'accepted', 'started', 'finished']);
@@ -102,7 +102,7 @@ describe('a broadcast cut off by kill -9', () => {
 
       // Its jti stays used: the same signed command again is refused as a replay, and nothing else plays.
       await county.send(villageId, 'broadcast', emergency);
-      await waitUntil(() => events('br-emergency-1').includes('rejected'), 10_000);
+      await waitFor('the emergency rejected', () => events('br-emergency-1').includes('rejected'), 10_000);
       expect(reports('br-emergency-1').at(-1)?.reason).toMatch(/^replayed/);
 
       // A clean restart now finds nothing to resume.
@@ -137,9 +137,9 @@ describe('a broadcast journal that fails', () => {
     await app.start();
     try {
       expect(app.problems).toEqual([expect.stringMatching(/^broadcast journal database .*broadcasts\.sqlite: /)]);
-      await waitUntil(() => app.uplink.connected);
+      await waitFor('the county link up', () => app.uplink.connected);
       await county.send(id, 'broadcast', await signer.broadcast({ jti: 'br-journal-bad-1', aud: id, priority: 'emergency', level: 1 }));
-      await waitUntil(() => events('br-journal-bad-1', id).includes('finished'), 10_000);
+      await waitFor('the broadcast to finish', () => events('br-journal-bad-1', id).includes('finished'), 10_000);
       expect(events('br-journal-bad-1', id)).toEqual(['accepted', 'started', 'finished']);
       const fault = faultPayloadSchema.parse((await county.waitFor((m) => m.kind === 'fault' && m.village === id)).payload);
       expect(fault).toMatchObject({ kind: 'storage', subject: 'broadcasts.sqlite' });
@@ -157,16 +157,16 @@ describe('a broadcast journal that fails', () => {
     const app = createVillageEdge({ config: parsed, version: '0.0.0-test', logger, adapters: { journal } });
     await app.start();
     try {
-      await waitUntil(() => app.uplink.connected);
+      await waitFor('the county link up', () => app.uplink.connected);
       // A real SQLite journal whose every write now throws, as on a card that went away.
       journal.close();
       for (const jti of ['br-journal-fail-1', 'br-journal-fail-2']) {
         await county.send(id, 'broadcast', await signer.broadcast({ jti, aud: id, priority: 'emergency', level: 1 }));
-        await waitUntil(() => events(jti, id).includes('finished'), 10_000);
+        await waitFor(`${jti} to finish`, () => events(jti, id).includes('finished'), 10_000);
         expect(events(jti, id)).toEqual(['accepted', 'started', 'finished']);
       }
       const faults = () => county.messages.filter((m) => m.kind === 'fault' && m.village === id).map((m) => faultPayloadSchema.parse(m.payload));
-      await waitUntil(() => faults().length > 0);
+      await waitFor('a fault at the county', () => faults().length > 0);
       expect(lines.filter((l) => l.msg === 'broadcast journal write failed; the broadcast goes on').length).toBeGreaterThanOrEqual(2);
       expect(faults()).toEqual([expect.objectContaining({ kind: 'storage', subject: 'broadcasts.sqlite', detail: expect.stringMatching(/^broadcast journal: .*broadcasts play/) })]);
     } finally {

@@ -10,7 +10,7 @@ import { connectCounty, distinctReports, type CountyClient } from '../support/co
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { villageConfig, oneZoneBroadcast } from '../support/village.ts';
-import { waitUntil } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 // A village with the real process player, real media files and the real broker; sound goes to ALSA's null
 // device (this machine has no sound card, so `default` is the real "no sound card" case).
@@ -68,9 +68,9 @@ async function start(villageId: string, broadcast: Record<string, unknown> = {},
   const app = createVillageEdge({ config, version: '0.0.0-test', logger });
   await app.start();
   apps.push(app);
-  await waitUntil(() => app.uplink.connected);
+  await waitFor('the county link up', () => app.uplink.connected);
   const reports = (jti?: string): ReportPayload[] => distinctReports(county, villageId).filter((r) => jti === undefined || r.jti === jti);
-  const ended = (jti: string) => waitUntil(() => reports(jti).some((r) => ['finished', 'failed', 'rejected'].includes(r.event)), 10_000);
+  const ended = (jti: string) => waitFor(`${jti} to end`, () => reports(jti).some((r) => ['finished', 'failed', 'rejected'].includes(r.event)), 10_000);
   const faults = (kind?: string): FaultPayload[] =>
     county.messages.filter((m) => m.kind === 'fault' && m.village === villageId).map((m) => faultPayloadSchema.parse(m.payload)).filter((f) => kind === undefined || f.kind === kind);
   const health = async (match: (h: HealthPayload) => boolean): Promise<HealthPayload> =>
@@ -86,7 +86,7 @@ async function start(villageId: string, broadcast: Record<string, unknown> = {},
 describe('a broadcast reports finished only when sound went out', () => {
   it('with no sound card ("default" does not open): an audio fault at start, health says so, and an emergency fails with the reason', async () => {
     const v = await start('bs-nocard', { output: { device: 'default' } }, { healthIntervalMs: 1000 });
-    await waitUntil(() => v.faults('audio').length > 0, 10_000);
+    await waitFor('an audio fault', () => v.faults('audio').length > 0, 10_000);
     expect(v.faults('audio')[0]).toMatchObject({ subject: 'default', detail: expect.stringMatching(/^the sound output "default" cannot be opened: aplay exited with code 1: .*audio open error/) });
     const reports = await v.speak('bs-nocard-1');
     expect(reports.map((r) => r.event)).toEqual(['accepted', 'failed']);
@@ -108,14 +108,14 @@ describe('a broadcast reports finished only when sound went out', () => {
 
     setVeSound('gone');
     const lostAt = Date.now();
-    await waitUntil(() => v.faults('audio').length === 1, 10_000);
+    await waitFor('one audio fault', () => v.faults('audio').length === 1, 10_000);
     console.info(`audio fault raised ${Date.now() - lostAt} ms after the device went away (checkIntervalMs 1000)`);
     const failed = await v.speak('bs-flaky-2');
     expect(failed.map((r) => r.event)).toEqual(['accepted', 'failed']);
     expect(failed[1]?.reason).toMatch(/^audio output ve_sound: aplay exited with code 1: /);
 
     setVeSound('works');
-    await waitUntil(() => v.faults('audio-recovered').length === 1, 10_000);
+    await waitFor('one audio-recovered fault', () => v.faults('audio-recovered').length === 1, 10_000);
     expect(v.faults('audio-recovered')[0]).toMatchObject({ subject: 've_sound', detail: 'the sound output "ve_sound" opens again' });
     expect((await v.speak('bs-flaky-3')).map((r) => r.event)).toEqual(['accepted', 'started', 'finished']);
   });

@@ -6,7 +6,7 @@ import { createCountySigner, type CountySigner } from '../support/county-signer.
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
 import { villageConfig } from '../support/village.ts';
-import { waitUntil } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -58,7 +58,7 @@ async function start(villageId: string, options: { autoAck: boolean; ackTimeoutM
   const app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: options.realPlayer === undefined ? { player } : {} });
   await app.start();
   apps.push(app);
-  await waitUntil(() => app.uplink.connected);
+  await waitFor('the county link up', () => app.uplink.connected);
   const reports = (): ReportPayload[] => distinctReports(county, villageId);
   return { app, county, player, reports, lines };
 }
@@ -70,7 +70,7 @@ describe('broadcasts in a running village', () => {
     const fault = faultPayloadSchema.parse((await v.county.waitFor((m) => m.kind === 'fault' && m.village === 'bv-amp')).payload);
     expect(fault).toMatchObject({ kind: 'amplifier-overheat', subject: 'amp-status-1' });
     await v.county.send('bv-amp', 'broadcast', await signer.broadcast({ jti: 'bv-amp-0001', aud: 'bv-amp', zones: ['school'] }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-amp-0001' && r.event === 'finished'));
+    await waitFor('bv-amp-0001 finished', () => v.reports().some((r) => r.jti === 'bv-amp-0001' && r.event === 'finished'));
     for (const report of v.reports().filter((r) => r.jti === 'bv-amp-0001'))
       expect(report.faultyZones).toEqual([{ zone: 'school', amplifier: 'amp-1', fault: 'amplifier amp-1: overheat' }]);
   });
@@ -79,36 +79,36 @@ describe('broadcasts in a running village', () => {
     const v = await start('bv-local', { autoAck: false, ackTimeoutMs: 300 });
     v.app.devices.simulated('column-1')!.press();
     const alarm = alarmPayloadSchema.parse((await v.county.waitFor((m) => m.kind === 'alarm' && m.village === 'bv-local')).payload);
-    await waitUntil(() => v.reports().some((r) => r.event === 'started' && r.priority === 'local-alarm'), 5000);
+    await waitFor('the local alarm to start', () => v.reports().some((r) => r.event === 'started' && r.priority === 'local-alarm'), 5000);
     const started = v.reports().find((r) => r.event === 'started' && r.priority === 'local-alarm')!;
     expect(started).toMatchObject({ jti: `local-alarm-${alarm.id}`, zones: ['east'], status: 'actual' });
     expect(v.app.devices.simulated('column-1')!.indicator).toBe('not-received');
     expect(v.player.started.at(-1)?.volume).toBe(90);
     await v.county.ack('bv-local', alarm.id);
-    await waitUntil(() => v.reports().some((r) => r.jti === `local-alarm-${alarm.id}` && r.event === 'stopped'));
+    await waitFor(`local-alarm-${alarm.id} stopped`, () => v.reports().some((r) => r.jti === `local-alarm-${alarm.id}` && r.event === 'stopped'));
     expect(v.reports().find((r) => r.jti === `local-alarm-${alarm.id}` && r.event === 'stopped')?.reason).toMatch(/acknowledged/);
-    await waitUntil(() => v.app.devices.simulated('column-1')!.indicator === 'received');
+    await waitFor("column 1 to show 'received'", () => v.app.devices.simulated('column-1')!.indicator === 'received');
   });
 
   it('obeys the local stop input over an emergency, until it is released', async () => {
     const v = await start('bv-stop', { autoAck: true });
     await v.county.send('bv-stop', 'broadcast', await signer.broadcast({ jti: 'bv-stop-001', aud: 'bv-stop', priority: 'emergency', level: 1, repeat: 10 }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-stop-001' && r.event === 'started'));
+    await waitFor('bv-stop-001 started', () => v.reports().some((r) => r.jti === 'bv-stop-001' && r.event === 'started'));
     v.app.devices.simulated('column-1')!.setInput('stop', true);
-    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-stop-001' && r.event === 'stopped'));
+    await waitFor('bv-stop-001 stopped', () => v.reports().some((r) => r.jti === 'bv-stop-001' && r.event === 'stopped'));
     await v.county.send('bv-stop', 'broadcast', await signer.broadcast({ jti: 'bv-stop-002', aud: 'bv-stop', priority: 'emergency', level: 1 }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-stop-002' && r.event === 'stopped'));
+    await waitFor('bv-stop-002 stopped', () => v.reports().some((r) => r.jti === 'bv-stop-002' && r.event === 'stopped'));
     expect(v.reports().filter((r) => r.jti === 'bv-stop-002').map((r) => r.event)).toEqual(['accepted', 'stopped']);
     v.app.devices.simulated('column-1')!.setInput('stop', false);
     await v.county.send('bv-stop', 'broadcast', await signer.broadcast({ jti: 'bv-stop-003', aud: 'bv-stop' }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-stop-003' && r.event === 'finished'));
+    await waitFor('bv-stop-003 finished', () => v.reports().some((r) => r.jti === 'bv-stop-003' && r.event === 'finished'));
   });
 
   it('drives the whole path for a test command but the loudspeakers, and reports tested', async () => {
     const v = await start('bv-test', { autoAck: true });
     const relaysBefore = v.app.devices.simulated('relays-1')!.commands.length;
     await v.county.send('bv-test', 'broadcastAll', await signer.broadcast({ jti: 'bv-test-001', aud: 'all', status: 'test' }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-test-001' && r.event === 'tested'));
+    await waitFor('bv-test-001 tested', () => v.reports().some((r) => r.jti === 'bv-test-001' && r.event === 'tested'));
     expect(v.reports().filter((r) => r.jti === 'bv-test-001').map((r) => [r.event, r.status])).toEqual([
       ['accepted', 'test'],
       ['tested', 'test'],
@@ -122,13 +122,13 @@ describe('broadcasts in a running village', () => {
     const v = await start('bv-kill', { autoAck: true, realPlayer: ['sh', '-c', 'sleep 30', '{text}'] });
     const pids = () => v.lines.filter((l) => l.msg === 'player started').map((l) => l['pid'] as number);
     await v.county.send('bv-kill', 'broadcast', await signer.broadcast({ jti: 'bv-kill-ann', aud: 'bv-kill' }));
-    await waitUntil(() => pids().length === 1);
+    await waitFor('one player process', () => pids().length === 1);
     const first = pids()[0]!;
     expect(() => process.kill(first, 0)).not.toThrow();
     await v.county.send('bv-kill', 'broadcast', await signer.broadcast({ jti: 'bv-kill-emg', aud: 'bv-kill', priority: 'emergency', level: 1 }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-kill-ann' && r.event === 'preempted'));
-    await waitUntil(() => pids().length === 2, 3000);
+    await waitFor('bv-kill-ann preempted', () => v.reports().some((r) => r.jti === 'bv-kill-ann' && r.event === 'preempted'));
+    await waitFor('two player processes', () => pids().length === 2, 3000);
     expect(() => process.kill(first, 0)).toThrow();
-    await waitUntil(() => v.reports().some((r) => r.jti === 'bv-kill-emg' && r.event === 'started'));
+    await waitFor('bv-kill-emg started', () => v.reports().some((r) => r.jti === 'bv-kill-emg' && r.event === 'started'));
   });
 });

@@ -10,7 +10,7 @@ import { createCountySigner } from '../support/county-signer.ts';
 import { fromBuild, startService, writeConfig } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { villageConfigJson } from '../support/village.ts';
-import { waitUntil } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * Production runs dist/main.js, one esbuild bundle, not src/. Built here and run as the systemd unit runs
@@ -81,7 +81,7 @@ describe('the built service (dist/main.js)', () => {
     const service = startService(configPath, undefined, fromBuild(productionNodeFlags(), { NOTIFY_SOCKET: notifyPath, WATCHDOG_USEC: '2000000' }));
     try {
       await service.waitForLog((l) => l.msg === 'village-edge started', 20_000);
-      await waitUntil(() => notes.includes('READY=1'), 5_000);
+      await waitFor('READY=1 from the service', () => notes.includes('READY=1'), 5_000);
       await county.waitFor((m) => m.kind === 'state' && m.village === 'built-village' && (m.payload as { online: boolean }).online, 10_000);
 
       service.send('press column-1');

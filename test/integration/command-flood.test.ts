@@ -7,7 +7,7 @@ import { createCountySigner, type CountySigner } from '../support/county-signer.
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
 import { villageConfig, oneZoneBroadcast } from '../support/village.ts';
-import { waitUntil } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * A junk flood must not delay real acks or wear the card: thousands of commands signed with a wrong key
@@ -55,7 +55,7 @@ describe('a flood of wrong-key commands', () => {
     });
     app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: { player: new RecordingPlayer(20) } });
     await app.start();
-    await waitUntil(() => app!.uplink.connected);
+    await waitFor('the county link up', () => app!.uplink.connected);
     const column = app.devices.simulated('column-1')!;
     column.press();
     const alarm = alarmPayloadSchema.parse((await county.waitFor((m) => m.kind === 'alarm' && m.village === villageId)).payload);
@@ -73,7 +73,7 @@ describe('a flood of wrong-key commands', () => {
     await county.send(villageId, 'ack', ack);
 
     const accepted = (l: { msg: string; jti?: unknown }) => l.msg === 'county broadcast accepted by the gate' && l.jti === 'flood-control';
-    await waitUntil(() => column.indicator === 'received' && lines.some(accepted), 60_000);
+    await waitFor("the column showing 'received' and the command accepted", () => column.indicator === 'received' && lines.some(accepted), 60_000);
     const ackLine = lines.findIndex((l) => l.msg === 'alarm acknowledged by county');
     const controlLine = lines.findIndex(accepted);
     const at = (i: number) => Date.parse(String(lines[i]!['time']));

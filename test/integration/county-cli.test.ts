@@ -14,7 +14,7 @@ import { connectCounty, type CountyClient } from '../support/county.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
 import { villageConfig, oneZoneBroadcast } from '../support/village.ts';
-import { waitUntil as waitFor } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -44,6 +44,9 @@ class MediaFailingPlayer extends RecordingPlayer {
   }
 }
 
+/** The waits here include child processes of the CLI, which start slowly under tsx: longer than the default. */
+const CLI_WAIT_MS = 10_000;
+
 interface Watcher {
   readonly lines: string[];
   /** The first line, seen or still to come, that matches; `poke` runs every 200 ms meanwhile. */
@@ -64,19 +67,20 @@ function startWatch(...args: string[]): Watcher {
   cleanups.push(stop);
   return {
     lines,
-    async waitFor(match, timeoutMs = 10_000, poke) {
-      const deadline = Date.now() + timeoutMs;
-      let poked = 0;
-      for (;;) {
-        const line = lines.find(match);
-        if (line !== undefined) return line;
-        if (Date.now() > deadline) throw new Error(`county watch printed no matching line in ${timeoutMs} ms:\n${lines.join('\n')}`);
-        if (poke !== undefined && Date.now() - poked >= 200) {
-          poked = Date.now();
-          await poke();
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
+    waitFor(match, timeoutMs = CLI_WAIT_MS, poke) {
+      let pokedAt = -Infinity;
+      return waitFor(
+        'a matching line from county watch',
+        async () => {
+          const line = lines.find(match);
+          if (line === undefined && poke !== undefined && performance.now() - pokedAt >= 200) {
+            pokedAt = performance.now();
+            await poke();
+          }
+          return line;
+        },
+        { timeoutMs, intervalMs: 20, context: () => `it printed:\n${lines.join('\n')}` },
+      );
     },
     stop,
   };
@@ -113,8 +117,6 @@ function fakeRejection(jti: string, seq: number) {
   };
 }
 
-/** The waits here include child processes of the CLI, which start slowly under tsx: a longer default. */
-const waitUntil = (condition: () => boolean, timeoutMs = 10_000) => waitFor(condition, timeoutMs, 20);
 
 describe('county tooling on the command line: keygen, announce, county watch', () => {
   const keyDir = mkdtempSync(join(tmpdir(), 've-keys-'));
@@ -148,7 +150,7 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     cleanups.push(() => app.stop());
     listener = await connectCounty({ url: brokerUrl, protocolVersion });
     cleanups.push(() => listener.close());
-    await waitUntil(() => app.uplink.connected);
+    await waitFor('the county link up', () => app.uplink.connected, CLI_WAIT_MS);
 
     const announced = await runCli('announce', ...common(), '--emergency', '1', '--zones', 'square', '--text', '山洪预警，请立即转移。');
     expect(announced.stderr).toBe('');
@@ -165,7 +167,7 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     expect(stopped.stdout).toMatch(/^published stop \S+ to village-edge\/cli-village\/cmd\/stop$/m);
     expect(stopped.code).toBe(0);
     const reports = () => listener.messages.filter((m) => m.kind === 'report' && m.village === 'cli-village').map((m) => reportPayloadSchema.parse(m.payload));
-    await waitUntil(() => reports().some((r) => r.jti === jti && r.event === 'stopped'));
+    await waitFor(`${jti} stopped`, () => reports().some((r) => r.jti === jti && r.event === 'stopped'), CLI_WAIT_MS);
 
     // A bad command is refused by the tool itself, naming the field, before anything is signed.
     const bad = await runCli('announce', ...common(), '--announcement', '--zones', 'a b', '--text', 'x');
@@ -208,7 +210,7 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     const other = createVillageEdge({ config: { ...config, county: { ...config.county, topicPrefix: prefix } }, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player: new RecordingPlayer(10_000) } });
     await other.start();
     cleanups.push(() => other.stop());
-    await waitUntil(() => other.uplink.connected);
+    await waitFor('the county link up', () => other.uplink.connected, CLI_WAIT_MS);
     // Two villages that exist only as retained states: one online that never answers, one offline.
     const fake = await mqtt.connectAsync(brokerUrl, { protocolVersion });
     const state = (village: string, online: boolean) => JSON.stringify({ online, village, version: '0.0.0-test' });
@@ -238,11 +240,11 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     app.devices.simulated('column-1')!.press();
     await watcher.waitFor((l) => / cli-village ALARM button at column-1, raised \S+; presses 1, attempt 1; id \S+$/.test(l));
     await watcher.waitFor((l) => / cli-village ack sent for alarm \S+ \(ack-/.test(l));
-    await waitUntil(() => app.devices.simulated('column-1')!.indicator === 'received');
+    await waitFor("column 1 to show 'received'", () => app.devices.simulated('column-1')!.indicator === 'received', CLI_WAIT_MS);
     // The announce tests' reports, which announce does not ack, are acked here too: sent again now rather
     // than at their next retry, so that the next test's desk sees only what it causes itself.
     app.outbox.rescheduleAll(Date.now());
-    await waitUntil(() => app.outbox.stats().depth === 0, 15_000);
+    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0, 15_000);
     await watcher.stop();
   });
 

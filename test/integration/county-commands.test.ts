@@ -8,7 +8,7 @@ import { algNone, createCountySigner, flipSignatureByte, hs256WithPublicKey, rel
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
 import { villageConfig } from '../support/village.ts';
-import { waitUntil } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -41,7 +41,7 @@ async function startVillage(villageId: string, playMs = 50): Promise<Village> {
   const app = createVillageEdge({ config, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player } });
   await app.start();
   apps.push(app);
-  await waitUntil(() => app.uplink.connected);
+  await waitFor('the county link up', () => app.uplink.connected);
   return {
     app,
     player,
@@ -65,7 +65,7 @@ describe('signed county commands through a real broker', () => {
     const v = await startVillage('cmd-a');
     const token = await signer.broadcast({ jti: 'cmd-a-ok-1', aud: 'cmd-a', priority: 'emergency', level: 1, zones: ['east'] });
     await county.send('cmd-a', 'broadcast', token);
-    await waitUntil(() => v.reports().some((r) => r.jti === 'cmd-a-ok-1' && r.event === 'finished'));
+    await waitFor('cmd-a-ok-1 finished', () => v.reports().some((r) => r.jti === 'cmd-a-ok-1' && r.event === 'finished'));
     expect(v.reports().filter((r) => r.jti === 'cmd-a-ok-1').map((r) => r.event)).toEqual(['accepted', 'started', 'finished']);
     expect(v.player.started).toHaveLength(1);
     expect(v.player.started[0]!.volume).toBe(100);
@@ -83,7 +83,7 @@ describe('signed county commands through a real broker', () => {
     const escaped = await signer.signRaw(new TextEncoder().encode(escapedJson), { kid: signer.kid, typ: 'JWT' });
     console.log(`2,000-character broadcast: ${utf8.length} bytes as UTF-8, ${escaped.length} bytes \\u-escaped`);
     for (const token of [utf8, escaped]) await county.send('cmd-e', 'broadcast', token);
-    await waitUntil(() => ['cmd-e-utf8', 'cmd-e-escaped'].every((jti) => v.reports().some((r) => r.jti === jti && r.event === 'finished')), 10_000);
+    await waitFor('both encodings finished', () => ['cmd-e-utf8', 'cmd-e-escaped'].every((jti) => v.reports().some((r) => r.jti === jti && r.event === 'finished')), 10_000);
     expect(v.player.started.map((p) => p.content)).toEqual([{ kind: 'tts', text }, { kind: 'tts', text }]);
   });
 
@@ -111,9 +111,9 @@ describe('signed county commands through a real broker', () => {
     ];
     // The genuine first copy of the replayed command plays once; its second copy is the `replayed` case.
     await county.send('cmd-b', 'broadcast', replayed);
-    await waitUntil(() => v.reports().some((r) => r.jti === 'cmd-b-replay' && r.event === 'finished'));
+    await waitFor('cmd-b-replay finished', () => v.reports().some((r) => r.jti === 'cmd-b-replay' && r.event === 'finished'));
     for (const c of cases) await county.send('cmd-b', c.kind, c.payload);
-    await waitUntil(() => v.reports().filter((r) => r.event === 'rejected').length >= cases.length, 10_000);
+    await waitFor('a rejection of every case', () => v.reports().filter((r) => r.event === 'rejected').length >= cases.length, 10_000);
     const rejected = v.reports().filter((r) => r.event === 'rejected');
     expect(rejected.map((r) => r.reason?.split(':')[0])).toEqual(cases.map((c) => c.reason));
     // Only the replay's signature was genuine for this village, so only its jti may be echoed.
@@ -126,13 +126,13 @@ describe('signed county commands through a real broker', () => {
     const v = await startVillage('cmd-c', 300);
     const now = Math.floor(Date.now() / 1000);
     await county.send('cmd-c', 'broadcast', await signer.broadcast({ jti: 'cmd-c-long', aud: 'cmd-c', priority: 'emergency', level: 2, repeat: 10 }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'cmd-c-long' && r.event === 'started'));
+    await waitFor('cmd-c-long started', () => v.reports().some((r) => r.jti === 'cmd-c-long' && r.event === 'started'));
     // Waits behind the emergency (10 × 300 ms), and expires 1–2 s later, before the emergency is over.
     await county.send('cmd-c', 'broadcast', await signer.broadcast({ jti: 'cmd-c-brief', aud: 'cmd-c', iat: now, exp: now + 2 }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'cmd-c-brief' && r.event === 'stopped'), 3000);
+    await waitFor('cmd-c-brief stopped', () => v.reports().some((r) => r.jti === 'cmd-c-brief' && r.event === 'stopped'), 3000);
     expect(v.reports().find((r) => r.jti === 'cmd-c-brief' && r.event === 'stopped')?.reason).toMatch(/expired/);
     await county.send('cmd-c', 'stop', await signer.stop({ aud: 'cmd-c', target: { jti: 'cmd-c-long' } }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'cmd-c-long' && r.event === 'stopped'));
+    await waitFor('cmd-c-long stopped', () => v.reports().some((r) => r.jti === 'cmd-c-long' && r.event === 'stopped'));
     expect(v.reports().find((r) => r.jti === 'cmd-c-long' && r.event === 'stopped')?.reason).toMatch(/stopped by the county/);
     expect(v.reports().filter((r) => r.jti === 'cmd-c-brief').map((r) => r.event)).toEqual(['accepted', 'queued', 'stopped']);
   });
@@ -162,7 +162,7 @@ describe('signed county commands through a real broker', () => {
     const sendMs = Date.now() - started;
     // A valid command after the flood is still heard: the gate and the queue are alive.
     await county.send('cmd-d', 'broadcast', await signer.broadcast({ jti: 'cmd-d-after', aud: 'cmd-d' }));
-    await waitUntil(() => v.reports().some((r) => r.jti === 'cmd-d-after' && r.event === 'finished'), 60_000);
+    await waitFor('cmd-d-after finished', () => v.reports().some((r) => r.jti === 'cmd-d-after' && r.event === 'finished'), 60_000);
     console.log(`command-topic fuzz: ${sent} payloads in ${sendMs} ms; ${v.player.started.length} played (the control only)`);
     expect(v.player.started).toHaveLength(1);
     expect(v.reports().filter((r) => r.event === 'started').map((r) => r.jti)).toEqual(['cmd-d-after']);

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, Socket, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { LinkDownError } from '../../src/county/mqtt-link.ts';
@@ -15,6 +16,7 @@ import { startBroker } from '../support/broker.ts';
 import { connectCounty, type CountyClient, type CountyMessage } from '../support/county.ts';
 import { messagesOf, nextEvent, sampleAlarm, testLink, uniqueVillage, type TestLink } from '../support/link-fixtures.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
+import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const brokerKind = inject('brokerKind');
@@ -144,7 +146,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     await desk.send(village, 'ack', 'eyJhbGciOiJFZERTQSJ9.e30.c2ln');
     await desk.send(village, 'broadcastAll', Buffer.from([0xff, 0x00, 0x7b]));
     await desk.send(village, 'stop', '');
-    await vi.waitFor(() => expect(seen).toHaveLength(3));
+    await waitFor('three commands handed on', () => seen.length === 3);
     expect(seen.map((m) => [m.command, m.audienceTopic, m.topic, m.payload.toString('latin1')])).toEqual([
       ['ack', 'village', `village-edge/${village}/ack`, 'eyJhbGciOiJFZERTQSJ9.e30.c2ln'],
       ['broadcast', 'all', 'village-edge/all/cmd/broadcast', '\xff\x00{'],
@@ -179,7 +181,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     const publisher = await mqtt.connectAsync(brokerUrl, { protocolVersion: 4 });
     cleanups.push(() => publisher.endAsync());
     await publisher.publishAsync(stale, '{"id":"x"}', { qos: 1 });
-    await vi.waitFor(() => expect(lines.some((l) => l.msg.startsWith('ignored a message') && l['topic'] === stale)).toBe(true));
+    await waitFor('the debug line of the ignored message', () => lines.some((l) => l.msg.startsWith('ignored a message') && l['topic'] === stale));
     expect(lines.filter((l) => l.msg.startsWith('rejected county message'))).toEqual([]);
     expect(made.link.connected).toBe(true);
   });
@@ -195,7 +197,8 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
       () => (settled = true),
       () => (settled = true),
     );
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Proving that nothing happens: no PUBACK can come through the frozen relay, so the publish stays open.
+    await sleep(100);
     expect(settled).toBe(false);
     const reconnected = nextEvent(uplink, 'connected');
     proxy.thaw();
@@ -235,7 +238,8 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     expect(stopMs).toBeLessThan(4500);
     expect(rejected).toBe(true);
     // A leaked timer or socket would keep it running; a few hundred ms covers Node's own exit.
-    await vi.waitFor(() => expect(child.exitCode).toBe(0), { timeout: 1500, interval: 20 });
+    await waitFor('the child to exit by itself', () => child.exitCode !== null, { timeoutMs: 1500, intervalMs: 20 });
+    expect(child.exitCode).toBe(0);
     // Its offline state never got through, so the broker published the will instead.
     const desk = await county();
     expect((await desk.waitFor(stateOf(village, false))).retain).toBe(true);
@@ -284,6 +288,42 @@ describe(`county link when its broker (${brokerKind}) goes down`, () => {
     cleanups.push(() => desk.close());
     expect((await desk.waitFor(stateOf(village, true))).retain).toBe(true);
     expect(messagesOf(made.lines)).toContain('county link down');
+  });
+});
+
+describe('county link reconnect backoff (mqtt.js reconnects only when the link tells it to)', () => {
+  /** Each measured delay at least the configured one (less a timer's early millisecond), and not far past it. */
+  function expectDelays(measured: readonly number[], configured: readonly number[]): void {
+    const seen = `measured ${JSON.stringify(measured.map(Math.round))}, configured ${JSON.stringify(configured)}`;
+    expect(measured.length, seen).toBe(configured.length);
+    configured.forEach((delay, i) => {
+      expect(measured[i], seen).toBeGreaterThanOrEqual(delay - 5);
+      expect(measured[i], seen).toBeLessThan(delay * 1.5 + 50);
+    });
+  }
+  const gaps = (stamps: readonly number[]): number[] => stamps.slice(1).map((at, i) => at - stamps[i]!);
+
+  it('waits initialMs, doubling up to maxMs, between refused attempts, and initialMs again after a good connection', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: brokerPort });
+    cleanups.push(() => proxy.close());
+    proxy.refuse();
+    // The top of each jittered range: every delay is then exactly initialMs doubled per failed attempt, capped.
+    const made = link({ url: proxy.url, reconnect: { initialMs: 100, maxMs: 800 }, random: () => 1 });
+    made.link.start();
+    await waitFor('six refused connection attempts', () => proxy.refused.length >= 6, 10_000);
+    expectDelays(gaps(proxy.refused.slice(0, 6)), [100, 200, 400, 800, 800]);
+
+    const connected = nextEvent(made.link, 'connected');
+    proxy.relay();
+    await connected;
+
+    // A good connection resets the backoff: the next outage starts from initialMs.
+    proxy.refuse();
+    const from = proxy.refused.length;
+    const cutAt = performance.now();
+    proxy.cutAll();
+    await waitFor('two refused attempts after the cut', () => proxy.refused.length >= from + 2);
+    expectDelays(gaps([cutAt, ...proxy.refused.slice(from, from + 2)]), [100, 200]);
   });
 });
 

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/platform/schema-errors.ts';
 import { mosquittoAvailable, requireMosquittoUnderCi, startMosquittoTls, type TestBroker } from '../support/broker.ts';
 import { connectCounty } from '../support/county.ts';
 import { messagesOf, nextEvent, sampleAlarm, testLink } from '../support/link-fixtures.ts';
 import { generateTestPki, type TestPki } from '../support/tls.ts';
+import { waitFor } from '../support/wait.ts';
 
 requireMosquittoUnderCi();
 
@@ -84,7 +85,7 @@ describe.skipIf(!mosquittoAvailable())('county link over TLS to Mosquitto', () =
       link.start();
       // It keeps trying (the county may fix its certificate) and every attempt fails the same way.
       const attempts = (): number => lines.filter((l) => l.msg === 'county link reconnecting').length;
-      await vi.waitFor(() => expect(attempts()).toBeGreaterThanOrEqual(3), { timeout: 5000, interval: 20 });
+      await waitFor('three reconnect attempts', () => attempts() >= 3, { timeoutMs: 5000, intervalMs: 20 });
       expect(connected).toBe(false);
       expect(link.connected).toBe(false);
       expect(messagesOf(lines)).toContain('county link error: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)');

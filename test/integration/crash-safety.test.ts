@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startBroker } from '../support/broker.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { fromBuild, startService, writeConfig, type LogRecord } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { villageConfigJson } from '../support/village.ts';
 import { createCountySigner } from '../support/county-signer.ts';
+import { waitFor } from '../support/wait.ts';
 
 const cycles = 20;
 const terminals = 3 * cycles;
@@ -80,10 +82,11 @@ describe('crash safety', () => {
         const presses = 1 + Math.floor(rand() * 3);
         for (let p = 0; p < presses; p++) {
           service.send(`press column-${++next}`);
-          await new Promise((r) => setTimeout(r, rand() * 30));
+          // Random pacing, not a wait for anything: presses come at uneven moments.
+          await sleep(rand() * 30);
         }
-        // Killed anywhere from before the first press is read to well after delivery.
-        await new Promise((r) => setTimeout(r, rand() * 400));
+        // Killed anywhere from before the first press is read to well after delivery: a random moment on purpose.
+        await sleep(rand() * 400);
         await service.kill9();
       }
       collect();
@@ -92,11 +95,9 @@ describe('crash safety', () => {
         await listen();
       }
       const final = startService(configPath, onLog, production);
-      const deadline = Date.now() + 30_000;
-      while ([...stored].some((id) => !received.has(id)) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100));
-        collect();
-      }
+      // Not asserted here: the service is stopped first, then the assertion below names whatever is missing.
+      const allReceived = () => (collect(), [...stored].every((id) => received.has(id)));
+      await waitFor('every stored alarm at the county', allReceived, { timeoutMs: 30_000, intervalMs: 100 }).catch(() => undefined);
       await final.terminate();
       const missing = [...stored].filter((id) => !received.has(id));
       console.log(`crash-safety: ${cycles} kills (${downCycles} with the broker down), ${stored.size} alarms stored, ${received.size} distinct received, ${missing.length} missing`);

@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/profile-schema.ts';
 import type { DeviceEvent } from '../../src/drivers/types.ts';
-import { inputEvents, modbusProfile, rtuRig, statusEvents, testTiming, waitFor, type RtuRig } from '../support/modbus-rig.ts';
+import { inputEvents, modbusProfile, rtuRig, statusEvents, testTiming, type RtuRig } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import type { SlaveUnit } from '../support/modbus-rtu-slave.ts';
 
 const AMP60 = modbusProfile('ve-amp60-rtu');
@@ -99,7 +99,8 @@ describe('Modbus RTU amplifier status over a PTY', () => {
     await waitFor('offline', () => r.events.slice(seen).find((e) => e.type === 'offline' && e.deviceId === 'amp-1'));
     amp.set('holding-registers', STATUS_REGISTER, 0);
     expect(r.device('amp-1').health()).toMatchObject({ online: false, status: { power: true, overheat: false, 'line-fault': true } });
-    await sleep(150);
+    // Asked twice more while offline, and told nothing of what changed.
+    await polls(amp, 2);
     expect(r.events.slice(seen).filter((e) => e.type === 'status')).toEqual([]);
 
     // Back: what changed while it was silent is told once, after the recovery.

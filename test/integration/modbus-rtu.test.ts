@@ -10,10 +10,11 @@ import { withCrc } from '../../src/drivers/crc16.ts';
 import { createRtuTransport } from '../../src/drivers/modbus-transport.ts';
 import type { ModbusProfile } from '../../src/drivers/profile-schema.ts';
 import type { DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
-import { watchBus, type BusFigures } from '../bench/bus-monitor.ts';
-import { inputEvents, modbusProfile, rtuRig, testTiming as fastTiming, waitFor, type RtuRig as Rig } from '../support/modbus-rig.ts';
+import { inputEvents, modbusProfile, rtuRig, testTiming as fastTiming, type RtuRig as Rig } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import { latchedButton, ModbusRtuSlave, type RequestRecord, type RtuSlaveOptions, type SlaveFault } from '../support/modbus-rtu-slave.ts';
 import { openPtyPair, type PtyPair } from '../support/pty.ts';
+import { watchBus, type BusFigures } from '../support/bus-monitor.ts';
 
 const AC100 = modbusProfile('ve-ac100-rtu');
 const RB8 = modbusProfile('ve-rb8-rtu');
@@ -53,8 +54,10 @@ describe('Modbus RTU alarm column over a PTY', () => {
     expect(event).toMatchObject({ type: 'input', deviceId: 'col-1', input: 'button', active: true });
     expect(event.at).toBeGreaterThanOrEqual(before);
     button.release();
-    await sleep(60);
-    // Still latched: the release alone changes nothing on the wire.
+    // Still latched: the release alone changes nothing on the wire. One request at a time: once the third
+    // request after the release arrives, the replies to the two before it have been read.
+    const requests = r.slave.unit(1).requests;
+    await waitFor('two polls of col-1 after the release', () => r.slave.unit(1).requests >= requests + 3);
     expect(inputEvents(r.events, 'col-1')).toHaveLength(1);
     await r.device('col-1').resetLatch('button');
     await waitFor('release after latch reset', () => inputEvents(r.events, 'col-1').find((e) => !e.active));
@@ -134,7 +137,9 @@ describe('Modbus RTU alarm column over a PTY', () => {
     });
     await waitFor('ten injections', () => injected >= 10);
     off();
-    await sleep(60);
+    // Read by now: one request at a time, so a later request means the line before it was read through.
+    const requests = r.slave.unit(1).requests;
+    await waitFor('two more polls of unit 1', () => r.slave.unit(1).requests >= requests + 2);
     expect(r.events.slice(seen).filter((e) => e.type === 'input' || e.type === 'protocol-error')).toEqual([]);
   });
 
@@ -195,7 +200,9 @@ describe('latched and unlatched presses shorter than the poll interval', () => {
       pressAfterPoll(2, () => plain.set('discrete-inputs', 0, true), () => plain.set('discrete-inputs', 0, false)),
     ]);
     await waitFor('latched press', () => inputEvents(r.events, 'latched').find((e) => e.active), 1000);
-    await sleep(200);
+    // Polled twice since the press was over (the third request is sent once the second reply was read): unseen.
+    const requests = r.slave.unit(2).requests;
+    await waitFor('two more polls of the plain column', () => r.slave.unit(2).requests >= requests + 3);
     expect(inputEvents(r.events, 'plain')).toEqual([]);
     expect(r.device('latched').health().latching).toBe(true);
     expect(r.device('plain').health().latching).toBe(false);
@@ -392,9 +399,9 @@ describe('losing the serial port', () => {
     const lost = await waitFor('bus-lost', () => r.events.find((e) => e.type === 'bus-lost'));
     expect(lost).toMatchObject({ busId: BUS_ID });
     expect(r.device('col-1').health().online).toBe(false);
-    await sleep(450);
-    const delays = r.lines.filter((l) => l.msg === 'reopening modbus port after a delay').map((l) => l.delayMs);
-    expect(delays.slice(0, 3)).toEqual([50, 100, 200]);
+    const delays = () => r.lines.filter((l) => l.msg === 'reopening modbus port after a delay').map((l) => l.delayMs);
+    await waitFor('three reopen attempts', () => delays().length >= 3);
+    expect(delays().slice(0, 3)).toEqual([50, 100, 200]);
 
     const pair = await openPtyPair();
     const slave = await ModbusRtuSlave.open({ path: pair.devicePath });
@@ -497,7 +504,7 @@ describe('the 3.5-character gap between frames', () => {
   let r: Rig;
 
   /**
-   * What the slave saw of the line while `during` ran (the bench's monitor). It stamps a reply when it writes
+   * What the slave saw of the line while `during` ran (the monitor the bench uses too). It stamps a reply when it writes
    * it and a request when it reads it, so a measured silence is never shorter than the one on the line.
    */
   async function lineWhile(during: () => Promise<void>): Promise<BusFigures> {
@@ -527,16 +534,19 @@ describe('the 3.5-character gap between frames', () => {
     // With time to spare between polls the bus sets no timer after a reply (it would wake the service for
     // nothing); a request that comes during the gap must still wait it out.
     let writes = 0;
+    let unsettled = 0;
     const line = await lineWhile(async () => {
       const off = r.slave.onReply((unit, reply) => {
         if (reply[1] !== 2) return;
         const delayMs = [0.5, 1.5, 2.5, 3][writes % 4]!;
         writes++;
-        setTimeout(() => void r.device(unit === 1 ? 'col-1' : 'col-2').setIndicator(writes % 2 ? 'sent' : 'received'), delayMs);
+        unsettled++;
+        setTimeout(() => void r.device(unit === 1 ? 'col-1' : 'col-2').setIndicator(writes % 2 ? 'sent' : 'received').finally(() => unsettled--), delayMs);
       });
+      // A window of traffic to measure, not a wait for anything.
       await sleep(1500);
       off();
-      await sleep(100);
+      await waitFor('every indicator asked for to be shown', () => unsettled === 0);
     });
     expect(writes).toBeGreaterThan(5);
     expect(line.requests).toBeGreaterThan(11);

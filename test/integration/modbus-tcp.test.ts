@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus-bus.ts';
 import type { Device, DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
 import { memoryLogger, type LogLine } from '../support/log-sink.ts';
-import { deviceConfig, modbusProfile, testTiming, waitFor } from '../support/modbus-rig.ts';
+import { deviceConfig, modbusProfile, testTiming } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import { latchedButton, type SlaveFault } from '../support/modbus-rtu-slave.ts';
 import { ModbusTcpSlave } from '../support/modbus-tcp-slave.ts';
 

@@ -5,12 +5,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createProcessPlayer, type ProcessPlayerOptions } from '../../src/broadcast/process-player.ts';
 import { createProcessOutput } from '../../src/broadcast/process-output.ts';
 import type { Content } from '../../src/contract/vocabulary.ts';
 import type { BroadcastConfig } from '../../src/config/schema.ts';
 import { memoryLogger } from '../support/log-sink.ts';
+import { waitFor } from '../support/wait.ts';
 
 // Real players, to null sinks. A missing tool skips its test on a developer's machine, never under CI.
 const installed = (tool: string): boolean => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', tool]).status === 0;
@@ -73,13 +73,12 @@ function isGone(pid: number): boolean {
 }
 
 /** An orphan closes its pipes a moment before the kernel marks it a zombie: allow for that moment. */
-async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 50 && !isGone(pid); i++) await sleep(10);
-  return isGone(pid);
+async function expectGone(pid: number): Promise<void> {
+  await waitFor(`process ${pid} gone`, () => isGone(pid), 500);
 }
 
 async function readPid(path: string): Promise<number> {
-  for (let i = 0; i < 200 && !existsSync(path); i++) await sleep(10);
+  await waitFor(`the pid file ${path}`, () => existsSync(path), 2000);
   return Number(readFileSync(path, 'utf8').trim());
 }
 
@@ -167,7 +166,7 @@ describe('process player: real players to null sinks', () => {
     // Without a sound card, plain `mpg123 -q` (the schema's default .mp3 template) never finishes.
     const { player: p, lines } = player({ media: { '.mp3': ['mpg123', '-q', '{file}'] } });
     const run = p.start(media('notice.mp3'));
-    await sleep(300);
+    await waitFor('the player started', () => lines.some((l) => l.msg === 'player started'));
     const pid = startedPid(lines);
     const asked = Date.now();
     await run.stop();
@@ -225,7 +224,7 @@ describe('process player: the tts pipeline fails when the output does', () => {
     const pids = lines.find((l) => l.msg === 'player started')?.['pids'] as number[];
     await run.stop();
     expect(await run.done).toEqual({ outcome: 'stopped' });
-    for (const pid of pids) expect(await gone(pid)).toBe(true);
+    for (const pid of pids) await expectGone(pid);
   });
 
   it('starts nothing of a pipeline whose output command is not installed, and says which', async () => {
@@ -321,7 +320,7 @@ describe('process player: stop and the maxRunMs guard kill the real process', ()
   it('stops a running player at once with SIGTERM', async () => {
     const { player: p, lines } = player(sh('exec sleep 30'));
     const run = p.start(say());
-    await sleep(100);
+    await waitFor('the player started', () => lines.some((l) => l.msg === 'player started'));
     const pid = startedPid(lines);
     const asked = Date.now();
     await run.stop();
@@ -343,14 +342,14 @@ describe('process player: stop and the maxRunMs guard kill the real process', ()
     expect(took).toBeLessThan(killTimeoutMs + 500);
     expect(await run.done).toEqual({ outcome: 'stopped' });
     expect(() => process.kill(pid, 0)).toThrow();
-    expect(await gone(background)).toBe(true);
+    await expectGone(background);
   });
 
   it('leaves nothing of its group behind when the leader exits by itself', async () => {
     const pidFile = join(dir, 'leftover.pid');
     const { player: p } = player(sh(`sleep 30 & echo $! > ${pidFile}`));
     expect(await p.start(say()).done).toEqual({ outcome: 'finished' });
-    expect(await gone(await readPid(pidFile))).toBe(true);
+    await expectGone(await readPid(pidFile));
   });
 
   it('stop() twice, and after the end, resolves without error', async () => {
@@ -373,14 +372,14 @@ describe('process player: stop and the maxRunMs guard kill the real process', ()
     const { logger } = memoryLogger();
     const p = createProcessPlayer({ templates: templates({ tts: ['sleep', '30', '{text}'] }), library, device: 'null', logger, spawn: deaf });
     const run = p.start(say());
-    await sleep(50);
+    await waitFor('the player spawned', () => real.length === 1);
     const asked = Date.now();
     await run.stop();
     const took = Date.now() - asked;
     expect(took).toBeGreaterThanOrEqual(2 * killTimeoutMs - 5);
     expect(took).toBeLessThan(2 * killTimeoutMs + 500);
     expect(await run.done).toEqual({ outcome: 'failed', reason: 'sleep was stopped; it did not exit even after SIGKILL and was given up on' });
-    expect(await gone(real[0]!.pid!)).toBe(true);
+    await expectGone(real[0]!.pid!);
   });
 
   it('kills a player that runs over maxRunMs and reports it failed', async () => {
@@ -424,7 +423,7 @@ describe('process player: volume', () => {
   it('stop() during the volume command stops it and starts no player', async () => {
     const { player: p, runs } = player({ volume: ['sleep', '30', '{volume}'] });
     const run = p.start(say());
-    await sleep(100);
+    await waitFor('the volume command started', () => runs.length === 1);
     await run.stop();
     expect(await run.done).toEqual({ outcome: 'stopped' });
     expect(runs.map((argv) => argv[0])).toEqual(['sleep']);

@@ -7,7 +7,7 @@ import { fromBuild, startService, writeConfig, type ServiceProcess } from '../su
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { villageConfigJson } from '../support/village.ts';
 import { statusDocumentSchema } from '../../src/status/status-document.ts';
-import { waitFor } from '../support/modbus-rig.ts';
+import { waitFor } from '../support/wait.ts';
 import { ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
 import { openPtyPair, type PtyPair } from '../support/pty.ts';
 

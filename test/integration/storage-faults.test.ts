@@ -12,7 +12,7 @@ import { memoryLogger } from '../support/log-sink.ts';
 import { fromBuild, startService, writeConfig } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { villageConfig, villageConfigJson, type VillageOptions } from '../support/village.ts';
-import { waitUntil } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -58,7 +58,7 @@ async function startVillage(options: VillageOptions) {
     await app.stop();
   };
   cleanups.push(stop);
-  await waitUntil(() => app.uplink.connected, 10_000);
+  await waitFor('the county link up', () => app.uplink.connected, 10_000);
   return { app, lines, stop, column: (n: number) => app.devices.simulated(`column-${n}`)! };
 }
 
@@ -89,7 +89,7 @@ describe.skipIf(skipMounts !== undefined)(`storage that fails under a running vi
 
     mount.fill();
     for (let n = 1; n <= 100; n++) column(n).press();
-    await waitUntil(() => new Set(alarmsFrom(dispatch, 'full-card').map((a) => a.id)).size === 100, 30_000);
+    await waitFor('100 distinct alarms from full-card', () => new Set(alarmsFrom(dispatch, 'full-card').map((a) => a.id)).size === 100, 30_000);
     const alarms = alarmsFrom(dispatch, 'full-card');
     expect(new Set(alarms.map((a) => a.terminal)).size).toBe(100);
     // Unique seqs: the ones from memory continue above the ones on the card.
@@ -104,11 +104,11 @@ describe.skipIf(skipMounts !== undefined)(`storage that fails under a running vi
       (await dispatch.waitFor((m) => m.kind === 'health' && m.village === 'full-card' && (m.payload as { storage?: { state: string } }).storage?.state === 'memory', 10_000)).payload,
     );
     expect(health.problems.some((p) => p.startsWith('storage: '))).toBe(true);
-    await waitUntil(() => app.outbox.stats().depth === 0, 10_000);
+    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0, 10_000);
 
     mount.unfill();
     await dispatch.waitFor(isFault('full-card', 'storage-recovered'), 15_000);
-    await waitUntil(() => app.outbox.stats().depth === 0, 10_000);
+    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0, 10_000);
     await stop();
     // Everything that lived in memory is on the card now, with the seq it was published with.
     expect(storedAlarmRows(dataDir)).toBe(100);
@@ -122,10 +122,10 @@ describe.skipIf(skipMounts !== undefined)(`storage that fails under a running vi
     const { app, column, stop } = await startVillage(villageOptions('ro-card', dataDir, 103));
 
     for (const n of [101, 102, 103]) column(n).press();
-    await waitUntil(() => alarmsFrom(dispatch, 'ro-card').length >= 3, 10_000);
+    await waitFor('three alarms from ro-card', () => alarmsFrom(dispatch, 'ro-card').length >= 3, 10_000);
     mount.turnReadOnly();
     // Delivery must not stop because the next attempt cannot be recorded: each is published again.
-    await waitUntil(() => {
+    await waitFor('each of the three alarms published three times', () => {
       const attempts = new Map<string, number>();
       for (const a of alarmsFrom(dispatch, 'ro-card')) attempts.set(a.id, Math.max(a.attempt, attempts.get(a.id) ?? 0));
       return attempts.size === 3 && [...attempts.values()].every((n) => n >= 3);
@@ -146,16 +146,16 @@ describe.skipIf(skipMounts !== undefined)(`storage that fails under a running vi
       }
     };
     for (let n = 1; n <= 100; n++) column(n).press();
-    await waitUntil(() => new Set(alarmsFrom(dispatch, 'ro-card').map((a) => a.id)).size === 103, 30_000);
+    await waitFor('103 distinct alarms from ro-card', () => new Set(alarmsFrom(dispatch, 'ro-card').map((a) => a.id)).size === 103, 30_000);
     await ackAll();
     const fresh = alarmsFrom(dispatch, 'ro-card').filter((a) => a.terminal !== 'column-101' && a.terminal !== 'column-102' && a.terminal !== 'column-103');
     expect(new Set(fresh.map((a) => a.id)).size).toBe(100);
     expect(fresh.every((a) => a.durable === false)).toBe(true);
     const fault = faultPayloadSchema.parse((await dispatch.waitFor(isFault('ro-card', 'storage'), 10_000)).payload);
     expect(fault.durable).toBe(false);
-    await waitUntil(() => app.outbox.stats().byStream.alarm === 0, 15_000, 50).catch(async () => {
+    await waitFor('no alarm left in the outbox', () => app.outbox.stats().byStream.alarm === 0, { timeoutMs: 15_000, intervalMs: 50 }).catch(async () => {
       await ackAll();
-      await waitUntil(() => app.outbox.stats().byStream.alarm === 0, 15_000, 50);
+      await waitFor('no alarm left in the outbox', () => app.outbox.stats().byStream.alarm === 0, { timeoutMs: 15_000, intervalMs: 50 });
     });
     await stop();
   }, 90_000);
@@ -170,7 +170,7 @@ describe('a lost outbox is never taken for a fresh install', () => {
       const dispatch = await county(false);
       const first = await startVillage(villageOptions(village, dataDir, 3));
       for (const n of [1, 2, 3]) first.column(n).press();
-      await waitUntil(() => alarmsFrom(dispatch, village).length >= 3, 10_000);
+      await waitFor('three alarms from the village', () => alarmsFrom(dispatch, village).length >= 3, 10_000);
       await first.stop();
       const oldSeqs = alarmsFrom(dispatch, village).map((a) => a.seq);
 

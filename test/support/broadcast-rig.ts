@@ -57,6 +57,8 @@ export function relayRig(ids: readonly string[], logger: Logger) {
     },
   });
   const byId = new Map(bus.devices.map((d) => [d.id, recording(d)]));
+  // Started, as the app starts its hub before the broadcast controller: a board nobody polls is offline.
+  bus.start();
   const port: DevicePort = {
     start: bus.start,
     stop: bus.stop,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/county/embedded-broker.ts';
 import { createLogger } from '../../src/platform/logger.ts';
+import { waitFor } from './wait.ts';
 
 export const MOSQUITTO_PATH = '/usr/sbin/mosquitto';
 const HOST = '127.0.0.1';
@@ -165,14 +166,13 @@ async function launchMosquitto(port: number, tlsLines: string[]): Promise<Runnin
 }
 
 async function waitUntilListening(port: number, child: ChildProcess, stderr: string[]): Promise<void> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(`mosquitto exited (${child.exitCode ?? child.signalCode}): ${stderr.join('').trim()}`);
-    if (await canConnect(port)) return;
-    if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port} within 5 s: ${stderr.join('').trim()}`);
-    await sleep(15);
-  }
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const outcome = await waitFor(`mosquitto listening on ${port}`, async () => (exited() ? 'exited' : (await canConnect(port)) && 'listening'), {
+    timeoutMs: 5000,
+    intervalMs: 15,
+    context: () => `its stderr: ${stderr.join('').trim()}`,
+  });
+  if (outcome === 'exited') throw new Error(`mosquitto exited (${child.exitCode ?? child.signalCode}): ${stderr.join('').trim()}`);
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -3,6 +3,7 @@ import { Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics, type DownKind, type UpKind } from '../../src/county/topics.ts';
 import type { CountySigner } from './county-signer.ts';
+import { waitFor } from './wait.ts';
 import { reportPayloadSchema, type ReportPayload } from '../../src/contract/payloads.ts';
 
 /** One message a village published, as the county received it. */
@@ -64,7 +65,6 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
   // Nagle on loopback would hold a publish behind the previous one's delayed ACK (~40 ms, TOOLCHAIN.md).
   if (client.stream instanceof Socket) client.stream.setNoDelay(true);
   const messages: CountyMessage[] = [];
-  const waiters = new Set<(message: CountyMessage) => void>();
 
   const ack = async (village: string, id: string): Promise<void> => {
     if (options.signer === undefined) throw new Error('county: acks must be signed; pass a signer to connectCounty');
@@ -84,7 +84,6 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
     }
     const message: CountyMessage = { ...uplink, topic, payload: parsed, retain: packet.retain, qos: packet.qos };
     messages.push(message);
-    for (const waiter of [...waiters]) waiter(message);
     const id = typeof parsed === 'object' && parsed !== null ? (parsed as { id?: unknown }).id : undefined;
     if (options.autoAck && (uplink.kind === 'alarm' || uplink.kind === 'fault' || uplink.kind === 'report') && typeof id === 'string')
       void ack(uplink.village, id).catch(() => undefined);
@@ -94,24 +93,11 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
 
   return {
     messages,
-    waitFor(match, timeoutMs = 5000) {
-      const seen = messages.find(match);
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          const got = messages.map((m) => `${m.topic} ${JSON.stringify(m.payload)}`).join('\n  ');
-          reject(new Error(`county: no matching message within ${timeoutMs} ms; received:\n  ${got || '(nothing)'}`));
-        }, timeoutMs);
-        const waiter = (message: CountyMessage): void => {
-          if (!match(message)) return;
-          clearTimeout(timer);
-          waiters.delete(waiter);
-          resolve(message);
-        };
-        waiters.add(waiter);
-      });
-    },
+    waitFor: (match, timeoutMs = 5000) =>
+      waitFor('a matching county message', () => messages.find(match), {
+        timeoutMs,
+        context: () => `received:\n  ${messages.map((m) => `${m.topic} ${JSON.stringify(m.payload)}`).join('\n  ') || '(nothing)'}`,
+      }),
     ack,
     async send(village, kind, payload) {
       await client.publishAsync(villageTopics(prefix, village).topic(kind), payload, { qos: topicSpecs[kind].qos });

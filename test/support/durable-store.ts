@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { waitFor } from './wait.ts';
 import type { DurableStorageError } from '../../src/store/durable-sqlite.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -18,15 +19,13 @@ export async function printedUntilKilled(childScript: string, args: string[], af
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const deadline = Date.now() + 15_000;
-  while (!out.startsWith('ready\n')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`child did not start: ${err}`);
-    await sleep(5);
-  }
-  while (!/^ready\n[^\n]*\n/.test(out)) {
-    if (child.exitCode !== null || Date.now() > deadline + 15_000) throw new Error(`child committed nothing: ${err}`);
-    await sleep(5);
-  }
+  const exited = () => child.exitCode !== null;
+  const context = () => `its stderr: ${err}`;
+  const started = await waitFor('the child ready', () => (exited() ? 'exited' : out.startsWith('ready\n') && 'ready'), { timeoutMs: 15_000, context });
+  if (started === 'exited') throw new Error(`child did not start: ${err}`);
+  const committed = await waitFor('its first committed record', () => (exited() ? 'exited' : /^ready\n[^\n]*\n/.test(out) && 'committed'), { timeoutMs: 15_000, context });
+  if (committed === 'exited') throw new Error(`child committed nothing: ${err}`);
+  // Not a wait for anything: the kill is meant to land at some point while it keeps committing.
   await sleep(afterMs);
   child.kill('SIGKILL');
   await closed;

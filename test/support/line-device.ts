@@ -1,4 +1,5 @@
 import { SerialPort } from 'serialport';
+import { waitFor } from './wait.ts';
 
 /**
  * A line-protocol alarm column at the far end of a PTY. It computes checksums itself rather than with
@@ -19,6 +20,51 @@ export interface SimulatedLineDevice {
   close(): Promise<void>;
 }
 
+/** Line-protocol columns as the AC200 behaves, on one simulated line device; see `runLineColumns`. */
+export interface LineColumns {
+  /** The button goes down and up: the column repeats BTN instead of its heartbeat until it is sent RST. */
+  press(unit: number): void;
+  /** The column stops sending anything (a cut cable), or starts again. */
+  answering(unit: number, on: boolean): void;
+  /** Indicator lines (`LED,<arg>`) the column was sent, by their argument, in order. */
+  ledArgs(unit: number): string[];
+  resets(unit: number): number;
+  stop(): void;
+}
+
+/**
+ * Drives `units` on `device` every `tickMs`: a heartbeat, or BTN while the press is latched; RST ends the latch
+ * and the column says BTNUP, as the AC200's profile describes (with a faster heartbeat, for tests).
+ */
+export function runLineColumns(device: SimulatedLineDevice, units: readonly number[], tickMs: number): LineColumns {
+  const latched = new Set<number>();
+  const silent = new Set<number>();
+  const released = new Set<number>();
+  let read = 0;
+  const ofUnit = (unit: number) => device.written.map((line) => /^\$[A-Z]+,(\d+),([^*]*)\*/.exec(line)).filter((m) => m !== null && Number(m[1]) === unit).map((m) => m![2]!);
+  const tick = (): void => {
+    for (const line of device.written.slice(read)) {
+      const match = /^\$[A-Z]+,(\d+),RST\*/.exec(line);
+      const unit = Number(match?.[1]);
+      if (match !== null && latched.delete(unit)) released.add(unit);
+    }
+    read = device.written.length;
+    for (const unit of units) {
+      if (silent.has(unit)) continue;
+      const body = latched.has(unit) ? 'BTN' : released.delete(unit) ? 'BTNUP' : 'HB';
+      void device.send(unit, body).catch(() => undefined);
+    }
+  };
+  const timer = setInterval(tick, tickMs);
+  return {
+    press: (unit) => void latched.add(unit),
+    answering: (unit, on) => void (on ? silent.delete(unit) : silent.add(unit)),
+    ledArgs: (unit) => ofUnit(unit).filter((body) => body.startsWith('LED,')).map((body) => body.slice(4)),
+    resets: (unit) => ofUnit(unit).filter((body) => body === 'RST').length,
+    stop: () => clearInterval(timer),
+  };
+}
+
 function checksumOf(inner: string): string {
   let sum = 0;
   for (const byte of Buffer.from(inner, 'latin1')) sum ^= byte;
@@ -36,7 +82,6 @@ export async function openLineDevice(options: { path: string; talker: string; de
   const port = new SerialPort({ path: options.path, baudRate: 9600, autoOpen: false });
   await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
   const written: string[] = [];
-  const waiters = new Set<() => void>();
   let partial = '';
   port.on('data', (chunk: Buffer) => {
     partial += chunk.toString('latin1');
@@ -45,7 +90,6 @@ export async function openLineDevice(options: { path: string; talker: string; de
       written.push(partial.slice(0, end + 1));
       partial = partial.slice(end + 1);
     }
-    for (const wake of [...waiters]) wake();
   });
   // The controller's side going away (socat killed) surfaces here; the test decides what it means.
   port.on('error', () => undefined);
@@ -69,24 +113,8 @@ export async function openLineDevice(options: { path: string; talker: string; de
     sendBadChecksum: (unit, body) => write(line(unit, body, true)),
     heartbeat: (unit) => write(line(unit, 'HB', false)),
     sendRaw: write,
-    async waitForWritten(match, timeoutMs = 2000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = written.find(match);
-        if (found !== undefined) return found;
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`no matching line written within ${timeoutMs} ms; got ${JSON.stringify(written)}`);
-        await new Promise<void>((resolve) => {
-          const wake = (): void => {
-            waiters.delete(wake);
-            clearTimeout(timer);
-            resolve();
-          };
-          const timer = setTimeout(wake, left);
-          waiters.add(wake);
-        });
-      }
-    },
+    waitForWritten: (match, timeoutMs = 2000) =>
+      waitFor('a matching line written to the column', () => written.find(match), { timeoutMs, context: () => `written: ${JSON.stringify(written)}` }),
     async close() {
       if (!port.isOpen) return;
       await new Promise<void>((resolve) => port.close(() => resolve()));

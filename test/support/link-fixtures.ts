@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { countySchema } from '../../src/config/schema.ts';
-import { createMqttLink } from '../../src/county/mqtt-link.ts';
+import { createMqttLink, type Backoff } from '../../src/county/mqtt-link.ts';
 import type { AlarmPayload } from '../../src/contract/payloads.ts';
 import type { Uplink, UplinkEvents } from '../../src/county/types.ts';
 import { memoryLogger, type LogLine } from './log-sink.ts';
@@ -23,6 +23,9 @@ export function testLink(options: {
   village?: string;
   county?: Record<string, unknown>;
   configDir?: string;
+  reconnect?: Backoff;
+  /** The reconnect jitter's randomness; 1 makes every delay the top of its range. */
+  random?: () => number;
 }): TestLink {
   const { logger, lines } = memoryLogger();
   const village = options.village ?? uniqueVillage();
@@ -33,7 +36,8 @@ export function testLink(options: {
     version: '0.0.0-test',
     logger,
     ...(options.configDir === undefined ? {} : { configDir: options.configDir }),
-    reconnect: { initialMs: 50, maxMs: 250 },
+    reconnect: options.reconnect ?? { initialMs: 50, maxMs: 250 },
+    ...(options.random === undefined ? {} : { random: options.random }),
   });
   return { link, lines, village };
 }

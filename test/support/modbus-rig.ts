@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { timingSchema, type DeviceConfig, type TimingConfig } from '../../src/config/schema.ts';
 import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus-bus.ts';
 import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/profile-schema.ts';
@@ -30,16 +29,6 @@ export function testTiming(overrides: Partial<TimingConfig> = {}): TimingConfig 
 export function deviceConfig(bus: string, id: string, unitId: number, model: string): DeviceConfig {
   const role = model === 've-rb8-rtu' ? 'relay-board' : model === 've-amp60-rtu' ? 'amplifier' : 'alarm-column';
   return { id, bus, unitId, profile: model, role, label: id, testMode: false };
-}
-
-export async function waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 3000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 export function inputEvents(events: readonly DeviceEvent[], deviceId: string): Array<Extract<DeviceEvent, { type: 'input' }>> {

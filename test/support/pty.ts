@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from './wait.ts';
 
 /** A real pseudo-terminal pair made by socat: what one side writes, the other reads. */
 export interface PtyPair {
@@ -24,12 +24,12 @@ export async function openPtyPair(): Promise<PtyPair> {
     [`pty,raw,echo=0,link=${controllerPath}`, `pty,raw,echo=0,link=${devicePath}`],
     { stdio: 'ignore' },
   );
-  const deadline = Date.now() + 5000;
-  while (!(existsSync(controllerPath) && existsSync(devicePath))) {
-    if (socat.exitCode !== null) throw new Error(`socat exited with ${socat.exitCode}; is socat installed?`);
-    if (Date.now() > deadline) throw new Error('socat did not create the PTY pair within 5 s');
-    await sleep(10);
-  }
+  const made = await waitFor(
+    'socat to create the PTY pair',
+    () => (socat.exitCode !== null ? 'exited' : existsSync(controllerPath) && existsSync(devicePath) && 'made'),
+    { timeoutMs: 5000, intervalMs: 10 },
+  );
+  if (made === 'exited') throw new Error(`socat exited with ${socat.exitCode}; is socat installed?`);
   const socatPid = socat.pid;
   if (socatPid === undefined) throw new Error('socat did not start');
   return {

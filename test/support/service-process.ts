@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { waitFor } from './wait.ts';
 
 export interface LogRecord {
   msg: string;
@@ -49,7 +50,6 @@ export function startService(configPath: string, onLog?: (line: LogRecord) => vo
     env: { ...process.env, ...launch.env },
   });
   const logs: LogRecord[] = [];
-  const waiters = new Set<(line: LogRecord) => void>();
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   createInterface({ input: child.stdout! }).on('line', (text) => {
     let line: LogRecord;
@@ -60,7 +60,6 @@ export function startService(configPath: string, onLog?: (line: LogRecord) => vo
     }
     logs.push(line);
     onLog?.(line);
-    for (const waiter of [...waiters]) waiter(line);
   });
   const stderr: string[] = [];
   child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
@@ -68,23 +67,8 @@ export function startService(configPath: string, onLog?: (line: LogRecord) => vo
   return {
     child,
     logs,
-    waitForLog(match, timeoutMs = 15_000) {
-      const seen = logs.find(match);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`service: no matching log line in ${timeoutMs} ms; stderr: ${stderr.join('')}`));
-        }, timeoutMs);
-        const waiter = (line: LogRecord) => {
-          if (!match(line)) return;
-          clearTimeout(timer);
-          waiters.delete(waiter);
-          resolve(line);
-        };
-        waiters.add(waiter);
-      });
-    },
+    waitForLog: (match, timeoutMs = 15_000) =>
+      waitFor('a matching log line from the service', () => logs.find(match), { timeoutMs, context: () => `stderr: ${stderr.join('')}` }),
     send(line) {
       child.stdin!.write(`${line}\n`);
     },

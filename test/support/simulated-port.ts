@@ -21,7 +21,10 @@ export const latchingColumnProfile: DeviceProfile = deviceProfileSchema.parse({
   },
 });
 
-/** Simulated columns behind the DevicePort interface; events go to whatever `listen` was given. */
+/**
+ * Simulated columns behind the DevicePort interface, started (as the app starts its hub at start-up), so they
+ * are online and their presses are told; events go to whatever `listen` was given.
+ */
 export function simulatedPort(
   ids: readonly string[],
   logger: Logger,
@@ -37,6 +40,7 @@ export function simulatedPort(
     logger,
   });
   const byId = new Map(bus.devices.map((d) => [d.id, d]));
+  bus.start();
   return {
     port: {
       start: bus.start,

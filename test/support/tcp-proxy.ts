@@ -1,4 +1,5 @@
 import { connect, createServer, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 /**
  * A loopback TCP relay between a client and a broker, to break the network in ways a broker restart cannot:
@@ -12,6 +13,11 @@ export interface TcpProxy {
   thaw(): void;
   /** Close every relayed connection at once; new ones are still accepted. */
   cutAll(): void;
+  /** Close each new connection as soon as it is made, as a broker host that refuses it would (until `relay`). */
+  refuse(): void;
+  relay(): void;
+  /** performance.now() of every connection closed by `refuse`: the client's attempts, as the network saw them. */
+  readonly refused: readonly number[];
   /** Cut everything and stop accepting: clients can no longer reach the broker. */
   close(): Promise<void>;
 }
@@ -19,7 +25,15 @@ export interface TcpProxy {
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let frozen = false;
+  let refusing = false;
+  const refused: number[] = [];
   const server = createServer((downstream) => {
+    if (refusing) {
+      refused.push(performance.now());
+      downstream.on('error', () => undefined);
+      downstream.resetAndDestroy();
+      return;
+    }
     const upstream = connect(target);
     const pair: [Socket, Socket] = [downstream, upstream];
     pairs.add(pair);
@@ -58,6 +72,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     freeze: () => void (frozen = true),
     thaw: () => void (frozen = false),
     cutAll,
+    refuse: () => void (refusing = true),
+    relay: () => void (refusing = false),
+    refused,
     async close() {
       cutAll();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -6,7 +6,7 @@ import type { InboundCommand } from '../../src/county/types.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { memoryReplayGuard } from '../support/memory-replay-guard.ts';
-import { waitUntil } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 const village = 'dongcun';
 let county: CountySigner;
@@ -45,7 +45,7 @@ describe('county command router', () => {
     await r.send('ack', await county.ack({ id }));
     await r.send('broadcast', await county.broadcast({ jti: 'bcast-0001' }));
     await r.send('stop', await county.stop({ jti: 'stop-0001', target: { jti: 'bcast-0001' } }));
-    await waitUntil(() => r.handled.length === 3);
+    await waitFor('three commands handled', () => r.handled.length === 3);
     expect(r.handled.map(([kind, claims]) => [kind, claims['cmd'], claims['jti'] ?? null])).toEqual([
       ['ack', 'ack', expect.any(String)],
       ['broadcast', 'broadcast', 'bcast-0001'],
@@ -60,7 +60,7 @@ describe('county command router', () => {
     const r = rig();
     await r.send('broadcast', 'not.a.jws');
     await r.send('stop', await county.stop({ aud: 'xicun' }));
-    await waitUntil(() => r.rejected.length === 2);
+    await waitFor('two refusals', () => r.rejected.length === 2);
     expect(r.handled).toEqual([]);
     expect(r.issuedAt).toEqual([]);
     expect(r.rejected.map((x) => [x.kind, x.topic, x.reason])).toEqual([
@@ -76,9 +76,9 @@ describe('county command router', () => {
       },
     });
     await r.send('broadcast', await county.broadcast());
-    await waitUntil(() => r.log.lines.some((l) => l.msg === 'county command handler failed'));
+    await waitFor('the handler failure logged', () => r.log.lines.some((l) => l.msg === 'county command handler failed'));
     await r.send('stop', await county.stop({ target: 'all' }));
-    await waitUntil(() => r.handled.length === 2);
+    await waitFor('the next command handled', () => r.handled.length === 2);
   });
 
   it('needs a handler for every command kind (a kind without one does not compile)', () => {

@@ -17,6 +17,8 @@ function simulated() {
   });
   const [amp, column] = bus.devices;
   if (amp === undefined || column === undefined) throw new Error('two simulated devices expected');
+  // Polled from here on: a device nobody polls tells nothing.
+  bus.start();
   return { amp, column, events };
 }
 

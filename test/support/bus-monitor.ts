@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { ModbusRtuSlave } from '../support/modbus-rtu-slave.ts';
-import { mean, percentile } from './figures.ts';
+import type { ModbusRtuSlave } from './modbus-rtu-slave.ts';
+import { mean, percentile } from './stats.ts';
 
 /** What the far end of the RS-485 line saw in a window: how often each unit was read, how busy the wire was. */
 export interface BusFigures {
