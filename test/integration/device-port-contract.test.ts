@@ -134,8 +134,8 @@ describeDevicePortContract('line bus on a PTY', async (): Promise<PortRig> => {
   const device = await openLineDevice({ path: pair.devicePath, talker: 'VE' });
   const ac200 = shipped('ve-ac200-line');
   if (ac200.protocol !== 'line') throw new Error('ve-ac200-line must be a line profile');
-  // Heard every 50 ms, silent after 500: fast for tests, with room for a busy machine.
-  const profile: DeviceProfile = { ...ac200, line: { ...ac200.line, silenceTimeoutMs: 500 } };
+  // Heard every 50 ms, offline after 1 s of silence: fast for tests, with room for a machine busy elsewhere.
+  const profile: DeviceProfile = { ...ac200, line: { ...ac200.line, silenceTimeoutMs: 1000 } };
   const columns = runLineColumns(device, Object.values(COLUMN_UNITS), 50);
   const bus: BusConfig = { id: 'line0', kind: 'line', path: pair.controllerPath, baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1 };
   const { port, events } = hubOn(bus, profile, timingSchema.parse({ requestTimeoutMs: 400, reopen: { initialMs: 50, maxMs: 400 } }), false);
@@ -147,7 +147,7 @@ describeDevicePortContract('line bus on a PTY', async (): Promise<PortRig> => {
     indicatorWrites: (id) => columns.ledArgs(unitOf(id)).map((arg) => ledStates.get(arg) ?? expect.fail(`LED,${arg}`)),
     latchResets: (id) => columns.resets(unitOf(id)),
     answering: (id, on) => columns.answering(unitOf(id), on),
-    offlineWithinMs: 500 + 1000,
+    offlineWithinMs: 1000 + 1000,
     async close() {
       columns.stop();
       await port.stop();
