@@ -14,7 +14,7 @@ export default {
     'src/county/command-router.ts',
   ],
   testRunner: 'vitest',
-  vitest: { configFile: 'test/vitest.unit.config.ts' },
+  vitest: { configFile: 'test/vitest.mutate.config.ts' },
   coverageAnalysis: 'perTest',
   // Stryker rewrites the tsconfig's outward paths through TypeScript's JS API, which the native compiler (7.x)
   // does not have; ours point nowhere outside the sandbox, so no tsconfig is named and none is rewritten.
