@@ -263,13 +263,15 @@ export class BroadcastController {
 
   private advance(): void {
     if (this.current !== undefined || !this.running) return;
-    let next = this.queue.shift();
+    // Looked at in the queue, not taken out first: `expire` reports only what is still queued.
+    let next = this.queue[0];
     while (next !== undefined && this.expired(next.request)) {
       this.expire(next);
-      next = this.queue.shift();
+      next = this.queue[0];
     }
-    if (next === undefined) this.soundPath.release();
-    else this.begin(next);
+    if (next === undefined) return this.soundPath.release();
+    this.dequeue(next);
+    this.begin(next);
   }
 
   private begin(item: Item): void {
