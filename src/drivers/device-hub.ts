@@ -56,7 +56,7 @@ export function createDeviceHub(options: {
         return;
       case 'simulated': {
         const sim = createSimulatedBus({ devices: members, sink: options.sink, logger: common.logger, ...(options.now ? { now: options.now } : {}) });
-        sim.devices.forEach((d) => simulated.set(d.id, d));
+        for (const d of sim.devices) simulated.set(d.id, d);
         buses.push(sim);
         return;
       }
@@ -67,7 +67,9 @@ export function createDeviceHub(options: {
   for (const bus of buses) for (const device of bus.devices) byId.set(device.id, device);
 
   const hub: DeviceHub = {
-    start: () => buses.forEach((b) => b.start()),
+    start: () => {
+      for (const b of buses) b.start();
+    },
     stop: async () => {
       await Promise.all(buses.map((b) => b.stop()));
     },

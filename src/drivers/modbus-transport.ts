@@ -10,7 +10,7 @@ export type { SerialLine };
  * comes out as a `ModbusError` with one of our `ProtocolErrorKind`s. No library type leaves this file.
  *
  * RTU runs on our own master (modbus-rtu-port.ts); TCP on `modbus-serial`, loaded only when a TCP bus
- * is configured (it also loads every port type it has, ~2 MB of heap a serial-only controller never uses).
+ * is configured (it also loads every port type it has: heap a serial-only controller never uses).
  */
 
 type Client = InstanceType<(typeof ModbusSerial)['default']>;
@@ -94,8 +94,8 @@ function echoMismatch(x: Exchange, fc: WriteCode, address: number, value: number
 /**
  * The request on the port: settled by its reply, or by a close or a lost port first. A plain record the
  * transport points at, not a per-request abort closure kept in a field: with the closure, every request's
- * promise, closures and result outlived two scavenges and went to the old generation (~64 KB a scavenge),
- * so RSS rose ~0.9 MB a minute until a major GC, a sawtooth up to 65 MB; with the record, ~0.3 KB.
+ * promise, closures and result outlived two scavenges and went to the old generation, so RSS rose steadily
+ * until a major GC, a sawtooth; the record is all that survives a request.
  */
 interface PendingCall {
   resolve: (value: unknown) => void;
@@ -308,8 +308,14 @@ class LibraryLink implements Link {
       this.client.setID(x.unitId);
       this.client.setTimeout(x.timeoutMs);
       run(this.client).then(
-        (value) => (clearTimeout(guard), resolve(value)),
-        (error: unknown) => (clearTimeout(guard), reject(classify(error, x, what()))),
+        (value) => {
+          clearTimeout(guard);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(guard);
+          reject(classify(error, x, what()));
+        },
       );
     });
   }

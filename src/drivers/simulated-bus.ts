@@ -206,7 +206,9 @@ export function createSimulatedBus(options: {
   const devices = options.devices.map((d) => new SimulatedDevice(d.config, d.profile, options.sink, options.logger, now));
   return {
     devices,
-    start: () => devices.forEach((d) => d.start()),
+    start: () => {
+      for (const d of devices) d.start();
+    },
     stop: async () => {
       await Promise.all(devices.map((d) => d.stop()));
     },

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
-import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
+import { createVillageEdge } from '../../src/app.ts';
 import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, reportPayloadSchema, statePayloadSchema } from '../../src/contract/payloads.ts';
 import { connectCounty, type CountyClient, type CountyMessage } from '../support/county.ts';
 import { startBroker, type TestBroker } from '../support/broker.ts';

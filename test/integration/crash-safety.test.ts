@@ -96,7 +96,10 @@ describe('crash safety', () => {
       }
       const final = startService(configPath, onLog, production);
       // Not asserted here: the service is stopped first, then the assertion below names whatever is missing.
-      const allReceived = () => (collect(), [...stored].every((id) => received.has(id)));
+      const allReceived = () => {
+        collect();
+        return [...stored].every((id) => received.has(id));
+      };
       await waitFor('every stored alarm at the county', allReceived, { timeoutMs: 30_000, intervalMs: 100 }).catch(() => undefined);
       await final.terminate();
       const missing = [...stored].filter((id) => !received.has(id));

@@ -269,7 +269,7 @@ describe('line bus on a real PTY', () => {
   });
 
   it('reopens a port that disappeared, with backoff, drops stale bytes, and hears the columns again', async () => {
-    const { bus, sim, events, logs, col1, controllerPath, devicePath, unplug, waitForEvent } = await rig();
+    const { sim, events, logs, col1, controllerPath, devicePath, unplug, waitForEvent } = await rig();
     await sim.heartbeat(1);
     await waitFor('col-1 online', () => col1.health().online, 2000);
 

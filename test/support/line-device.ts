@@ -85,8 +85,7 @@ export async function openLineDevice(options: { path: string; talker: string; de
   let partial = '';
   port.on('data', (chunk: Buffer) => {
     partial += chunk.toString('latin1');
-    let end: number;
-    while ((end = partial.indexOf('\n')) >= 0) {
+    for (let end = partial.indexOf('\n'); end >= 0; end = partial.indexOf('\n')) {
       written.push(partial.slice(0, end + 1));
       partial = partial.slice(end + 1);
     }

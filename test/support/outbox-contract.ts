@@ -54,7 +54,10 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
       it('rejects a duplicate id without building, storing or consuming a seq', () => {
         add('alarm', 'a1');
         let built = false;
-        expect(() => outbox.append({ stream: 'fault', id: 'a1', subject: 'x', now: t0, build: () => ((built = true), {}) })).toThrow(/a1/);
+        expect(() => outbox.append({ stream: 'fault', id: 'a1', subject: 'x', now: t0, build: () => {
+          built = true;
+          return {};
+        } })).toThrow(/a1/);
         expect(built).toBe(false);
         expect(outbox.get('a1')?.stream).toBe('alarm');
         expect(add('alarm', 'a2').seq).toBe(2);
@@ -101,7 +104,7 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
         expect(outbox.get('nope')).toBeUndefined();
         add('alarm', 'a1', t0, 's', { list: [1] });
         const copy = outbox.get('a1');
-        (copy?.payload['list'] as number[]).push(2);
+        (copy!.payload['list'] as number[]).push(2);
         expect(outbox.get('a1')?.payload['list']).toEqual([1]);
       });
     });

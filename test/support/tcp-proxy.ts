@@ -69,11 +69,19 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   };
   return {
     url: `mqtt://127.0.0.1:${port}`,
-    freeze: () => void (frozen = true),
-    thaw: () => void (frozen = false),
+    freeze: () => {
+      frozen = true;
+    },
+    thaw: () => {
+      frozen = false;
+    },
     cutAll,
-    refuse: () => void (refusing = true),
-    relay: () => void (refusing = false),
+    refuse: () => {
+      refusing = true;
+    },
+    relay: () => {
+      refusing = false;
+    },
     refused,
     async close() {
       cutAll();
