@@ -50,7 +50,15 @@ export interface VillageEdgeOptions {
   logger: Logger;
   env?: NodeJS.ProcessEnv;
   /** Any I/O edge can be swapped for another real one (tests); each has a production default. */
-  adapters?: { outbox?: Outbox; uplink?: Uplink; player?: Player; audioOutput?: AudioOutput; replay?: ReplayGuard; journal?: BroadcastJournal; now?: Now };
+  adapters?: {
+    outbox?: Outbox;
+    uplink?: Uplink;
+    player?: Player;
+    audioOutput?: AudioOutput;
+    replay?: ReplayGuard;
+    journal?: BroadcastJournal;
+    now?: Now;
+  };
 }
 
 export interface VillageEdge {
@@ -69,7 +77,11 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   const { adapters = {} } = options;
   // One notion of time for everything: the system clock once it is trusted, never earlier than the newest
   // verified county command (a Pi without a battery clock may boot years behind).
-  const clock = new TrustedClock({ policy: config.clock.systemClock, synchronizedFlag: config.clock.synchronizedFlag, systemNow: adapters.now ?? Date.now });
+  const clock = new TrustedClock({
+    policy: config.clock.systemClock,
+    synchronizedFlag: config.clock.synchronizedFlag,
+    systemNow: adapters.now ?? Date.now,
+  });
   const now = () => clock.now();
   const env = options.env ?? process.env;
   const startedAt = now();
@@ -90,11 +102,24 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     faults.raise(notice.kind === 'problem' ? 'storage' : 'storage-recovered', 'data-directory', notice.detail);
   const storage = adapters.outbox
     ? undefined
-    : new ResilientOutbox({ dataDir: config.dataDir, reserveBytes: config.storage.reserveBytes, retryMs: config.storage.retryMs, logger: storeLogger, onNotice: onStorageNotice, now });
+    : new ResilientOutbox({
+        dataDir: config.dataDir,
+        reserveBytes: config.storage.reserveBytes,
+        retryMs: config.storage.retryMs,
+        logger: storeLogger,
+        onNotice: onStorageNotice,
+        now,
+      });
   const outbox: Outbox = adapters.outbox ?? storage!;
   const replayStore = adapters.replay
     ? undefined
-    : new ResilientReplayGuard({ path: join(config.dataDir, 'commands.sqlite'), logger: storeLogger, onNotice: onStorageNotice, now, retryMs: config.storage.retryMs });
+    : new ResilientReplayGuard({
+        path: join(config.dataDir, 'commands.sqlite'),
+        logger: storeLogger,
+        onNotice: onStorageNotice,
+        now,
+        retryMs: config.storage.retryMs,
+      });
   const replay: ReplayGuard = adapters.replay ?? replayStore!;
   const uplink =
     adapters.uplink ??
@@ -149,7 +174,11 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     onStorageFailure: (error) => {
       if (journalFaultRaised) return;
       journalFaultRaised = true;
-      faults.raise('storage', 'broadcasts.sqlite', `broadcast journal: ${errorText(error)}; broadcasts play, but one cut off by a restart would not be resumed`);
+      faults.raise(
+        'storage',
+        'broadcasts.sqlite',
+        `broadcast journal: ${errorText(error)}; broadcasts play, but one cut off by a restart would not be resumed`,
+      );
     },
     logger: broadcastLogger,
     now,
@@ -179,7 +208,9 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
 
   const alarms = new AlarmService({
     village: config.village,
-    terminals: config.devices.filter((d) => d.role === 'alarm-column' && hub.device(d.id) !== undefined).map((d) => ({ id: d.id, label: d.label, testMode: d.testMode })),
+    terminals: config.devices
+      .filter((d) => d.role === 'alarm-column' && hub.device(d.id) !== undefined)
+      .map((d) => ({ id: d.id, label: d.label, testMode: d.testMode })),
     devices: hub,
     outbox,
     timing: config.timing,

@@ -50,7 +50,9 @@ async function main(argv: string[]): Promise<number> {
     case 'county':
       if (rest[0] === 'watch') return countyWatch(rest.slice(1));
       if (rest[0] === '--help' || rest[0] === '-h') return printHelp('county watch');
-      throw new UsageError(`county: ${rest[0] === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(rest[0])}`}; the one there is: county watch`);
+      throw new UsageError(
+        `county: ${rest[0] === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(rest[0])}`}; the one there is: county watch`,
+      );
     case '--version':
     case 'version':
       console.log(version);
@@ -206,7 +208,10 @@ const brokerArgs = {
   password: { type: 'string' },
 } as const;
 
-function brokerOf(command: string, values: { broker: string; prefix: string; protocol: string; username?: string | undefined; password?: string | undefined }): BrokerOptions {
+function brokerOf(
+  command: string,
+  values: { broker: string; prefix: string; protocol: string; username?: string | undefined; password?: string | undefined },
+): BrokerOptions {
   return {
     url: values.broker,
     prefix: values.prefix,
@@ -224,7 +229,8 @@ async function keygen(args: string[]): Promise<number> {
   if (dir === undefined) {
     dir = defaultKeyDirectory();
     const checkout = enclosingCheckout(dir);
-    if (checkout !== undefined) throw new UsageError(`keygen: the default key folder ${dir} is inside the git checkout ${checkout}; give --out DIR outside it`);
+    if (checkout !== undefined)
+      throw new UsageError(`keygen: the default key folder ${dir} is inside the git checkout ${checkout}; give --out DIR outside it`);
   }
   try {
     ensureKeyDirectory(dir);
@@ -272,10 +278,16 @@ async function announceCommand(args: string[]): Promise<number> {
   let body: AnnounceBody;
   if (values.stop !== undefined) body = { cmd: 'stop', target: values.stop === 'all' ? 'all' : { jti: values.stop } };
   else {
-    if ((values.emergency === undefined) === !values.announcement) throw new UsageError('announce: give exactly one of --emergency LEVEL (1-4) or --announcement');
-    if ((values.text === undefined) === (values.media === undefined)) throw new UsageError('announce: give exactly one of --text TEXT or --media FILE (with --sha256 HEX)');
-    if (values.media !== undefined && values.sha256 === undefined) throw new UsageError('announce: --media needs --sha256 HEX, the file\'s checksum the village checks before playing');
-    const content = values.text !== undefined ? { kind: 'tts' as const, text: values.text } : { kind: 'media' as const, file: values.media!, sha256: values.sha256! };
+    if ((values.emergency === undefined) === !values.announcement)
+      throw new UsageError('announce: give exactly one of --emergency LEVEL (1-4) or --announcement');
+    if ((values.text === undefined) === (values.media === undefined))
+      throw new UsageError('announce: give exactly one of --text TEXT or --media FILE (with --sha256 HEX)');
+    if (values.media !== undefined && values.sha256 === undefined)
+      throw new UsageError("announce: --media needs --sha256 HEX, the file's checksum the village checks before playing");
+    const content =
+      values.text !== undefined
+        ? { kind: 'tts' as const, text: values.text }
+        : { kind: 'media' as const, file: values.media!, sha256: values.sha256! };
     const level = values.emergency === undefined ? undefined : (intFlag(cmd, 'emergency', values.emergency, 1, 4) as 1 | 2 | 3 | 4);
     body = {
       cmd: 'broadcast',
@@ -313,7 +325,12 @@ async function announceCommand(args: string[]): Promise<number> {
 
 async function countyWatch(args: string[]): Promise<number> {
   const cmd = 'county watch';
-  const { values } = parseFlags(cmd, args, { ...brokerArgs, key: { type: 'string' }, ack: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
+  const { values } = parseFlags(cmd, args, {
+    ...brokerArgs,
+    key: { type: 'string' },
+    ack: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  });
   if (values.help) return printHelp(cmd);
   if (values.ack && values.key === undefined) throw new UsageError('county watch: --ack needs --key FILE: villages take only signed acks');
   const broker = brokerOf(cmd, values);
@@ -321,7 +338,14 @@ async function countyWatch(args: string[]): Promise<number> {
   process.once('SIGINT', () => stop.abort());
   process.once('SIGTERM', () => stop.abort());
   try {
-    await watch({ broker, ...(values.key === undefined ? {} : { keyFile: values.key }), ack: values.ack, json: values.json, print: (line) => console.log(line), signal: stop.signal });
+    await watch({
+      broker,
+      ...(values.key === undefined ? {} : { keyFile: values.key }),
+      ack: values.ack,
+      json: values.json,
+      print: (line) => console.log(line),
+      signal: stop.signal,
+    });
     return 0;
   } catch (error) {
     console.error(`county watch: ${(error as Error).message}`);

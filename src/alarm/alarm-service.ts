@@ -99,7 +99,10 @@ export class AlarmService {
     const alarm = this.readAlarm(record, 'acknowledged, but its column cannot be told');
     if (alarm === undefined) return;
     const state = this.terminals.get(alarm.terminal);
-    this.options.logger.info({ alarmId: alarm.id, seq: alarm.seq, terminal: alarm.terminal, type: alarm.type, ackAfterMs: this.now() - record.createdAt }, 'alarm acknowledged by county');
+    this.options.logger.info(
+      { alarmId: alarm.id, seq: alarm.seq, terminal: alarm.terminal, type: alarm.type, ackAfterMs: this.now() - record.createdAt },
+      'alarm acknowledged by county',
+    );
     if (state === undefined || alarm.type === 'tamper') return;
     clearTimeout(state.ackTimer);
     state.ackTimer = undefined;
@@ -144,7 +147,10 @@ export class AlarmService {
     const { record, payload } = this.store(state, type, at, { presses: 1 });
     // Only now, with the alarm committed, may anything say it exists.
     // `durable: false`: the card takes no writes, so it lives in memory until it does (and goes out all the same).
-    logger.warn({ alarmId: record.id, seq: record.seq, terminal: terminal.id, type, ...(record.payload['durable'] === false ? { durable: false } : {}) }, 'alarm raised and stored');
+    logger.warn(
+      { alarmId: record.id, seq: record.seq, terminal: terminal.id, type, ...(record.payload['durable'] === false ? { durable: false } : {}) },
+      'alarm raised and stored',
+    );
     this.options.onStored(record);
     this.resetLatch(terminal.id, input);
     if (type !== 'tamper') {
@@ -171,7 +177,10 @@ export class AlarmService {
       logger.info({ alarmId: alarm.id, terminal: alarm.terminal, type: alarm.type, presses }, 'press counted on open alarm');
     } else {
       const { record } = this.store(state, alarm.type, at, { presses, followUpOf: alarm.followUpOf ?? alarm.id });
-      logger.warn({ alarmId: record.id, seq: record.seq, followUpOf: alarm.followUpOf ?? alarm.id, terminal: alarm.terminal, type: alarm.type, presses }, 'press counted in a follow-up alarm');
+      logger.warn(
+        { alarmId: record.id, seq: record.seq, followUpOf: alarm.followUpOf ?? alarm.id, terminal: alarm.terminal, type: alarm.type, presses },
+        'press counted in a follow-up alarm',
+      );
       this.options.onStored(record);
     }
     this.resetLatch(state.terminal.id, input);
@@ -210,7 +219,12 @@ export class AlarmService {
     }
   }
 
-  private store(state: TerminalState, type: AlarmType, at: number, count: { presses: number; followUpOf?: string }): { record: OutboxRecord; payload: AlarmPayload } {
+  private store(
+    state: TerminalState,
+    type: AlarmType,
+    at: number,
+    count: { presses: number; followUpOf?: string },
+  ): { record: OutboxRecord; payload: AlarmPayload } {
     const { village, clock } = this.options;
     const terminal = state.terminal;
     const id = uuidv7(at);
@@ -261,7 +275,10 @@ export class AlarmService {
     state.ackTimer = setTimeout(
       contained(this.options.logger, 'ack timer', () => {
         state.ackTimer = undefined;
-        this.options.logger.warn({ alarmId: alarm.id, terminal: alarm.terminal, ackTimeoutMs: this.options.timing.ackTimeoutMs }, 'no ack from county within the ack timeout');
+        this.options.logger.warn(
+          { alarmId: alarm.id, terminal: alarm.terminal, ackTimeoutMs: this.options.timing.ackTimeoutMs },
+          'no ack from county within the ack timeout',
+        );
         this.showIndicator(state, 'not-received');
         this.options.onAckOverdue?.(alarm);
       }),

@@ -37,7 +37,13 @@ export class FaultRecorder {
         // Power on/off follows the amplifier's relay and is the broadcast controller's business, not a fault.
         if (event.condition === 'power') return;
         return this.record(
-          event.condition === 'overheat' ? (event.active ? 'amplifier-overheat' : 'amplifier-overheat-cleared') : event.active ? 'amplifier-line-fault' : 'amplifier-line-fault-cleared',
+          event.condition === 'overheat'
+            ? event.active
+              ? 'amplifier-overheat'
+              : 'amplifier-overheat-cleared'
+            : event.active
+              ? 'amplifier-line-fault'
+              : 'amplifier-line-fault-cleared',
           event.deviceId,
           event.active ? `${event.condition} reported by the amplifier` : `${event.condition} cleared`,
           event.at,
@@ -65,7 +71,8 @@ export class FaultRecorder {
   /** The sound output changed (`ok` null: not checked yet). Sound that cannot go out is a fault to the county, not only a log line. */
   audioChanged(state: { device: string; ok: boolean | null; reason?: string }): void {
     if (state.ok === true) this.raise('audio-recovered', state.device, `the sound output "${state.device}" opens again`);
-    else if (state.ok === false) this.raise('audio', state.device, `the sound output "${state.device}" cannot be opened: ${state.reason ?? 'unknown reason'}`);
+    else if (state.ok === false)
+      this.raise('audio', state.device, `the sound output "${state.device}" cannot be opened: ${state.reason ?? 'unknown reason'}`);
   }
 
   /** A fault the village meets outside the device events (storage, audio, clock): same durable path. */

@@ -1,9 +1,5 @@
 /** How a bounded wait ended. */
-export type Waited<T> =
-  | { kind: 'settled'; value: T }
-  | { kind: 'rejected'; error: unknown }
-  | { kind: 'timeout' }
-  | { kind: 'cancelled' };
+export type Waited<T> = { kind: 'settled'; value: T } | { kind: 'rejected'; error: unknown } | { kind: 'timeout' } | { kind: 'cancelled' };
 
 /**
  * A switch that ends every wait made through it, and clears their timers. Each playing item owns one, so

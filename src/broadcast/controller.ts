@@ -118,7 +118,14 @@ export class BroadcastController {
     this.outputWatch =
       output === undefined
         ? undefined
-        : new OutputWatch({ output: output.port, intervalMs: output.checkIntervalMs, busy: () => this.current !== undefined, onChange: output.onChange, logger, now: this.now });
+        : new OutputWatch({
+            output: output.port,
+            intervalMs: output.checkIntervalMs,
+            busy: () => this.current !== undefined,
+            onChange: output.onChange,
+            logger,
+            now: this.now,
+          });
     this.events = new EventOutlet(options.onEvent, (error, event) =>
       logger.error({ err: error, requestId: event.requestId, event: event.event }, 'playback event sink threw'),
     );
@@ -222,8 +229,7 @@ export class BroadcastController {
   private problemWith(item: Item): string | undefined {
     const { request } = item;
     if (!this.running) return 'controller not running';
-    if (request.status !== 'test' && [this.current?.item, ...this.queue].some((i) => i?.request.id === request.id))
-      return 'duplicate request id';
+    if (request.status !== 'test' && [this.current?.item, ...this.queue].some((i) => i?.request.id === request.id)) return 'duplicate request id';
     if (item.zones.length === 0) return 'no configured zone';
     if (!Number.isInteger(request.repeat) || request.repeat < 1) return `repeat must be a positive integer, got ${request.repeat}`;
     if (this.expired(request)) return 'expired before it could start';
@@ -298,7 +304,8 @@ export class BroadcastController {
       const checked = await token.wait(output);
       if (checked.kind === 'cancelled' || token.cancelled) return;
       // A player would exit 0 into a missing card (espeak-ng does): nothing may be reported played then.
-      if (checked.kind === 'settled' && !checked.value.ok) return this.end(active, 'failed', `audio output ${this.outputWatch?.device ?? ''}: ${checked.value.reason}`);
+      if (checked.kind === 'settled' && !checked.value.ok)
+        return this.end(active, 'failed', `audio output ${this.outputWatch?.device ?? ''}: ${checked.value.reason}`);
     }
     const { opening, closing, drill } = this.chimesFor(request);
     if (opening !== undefined) {
@@ -350,7 +357,8 @@ export class BroadcastController {
     if (waited.kind === 'cancelled' || active.token.cancelled) return 'cancelled';
     active.run = undefined;
     // A run that failed after it started may have met a device that just died: find out now, not at the next tick.
-    if (began.kind === 'settled' && began.value && !(waited.kind === 'settled' && waited.value.outcome === 'finished')) void this.outputWatch?.check();
+    if (began.kind === 'settled' && began.value && !(waited.kind === 'settled' && waited.value.outcome === 'finished'))
+      void this.outputWatch?.check();
     if (waited.kind === 'settled') {
       // The controller alone stops runs; a run that says it was stopped was ended by something else.
       return waited.value.outcome === 'stopped' ? { outcome: 'failed', reason: 'player stopped without being asked' } : waited.value;
@@ -387,10 +395,15 @@ export class BroadcastController {
   /** The next item waits for this stop, but not past `playerStopWaitMs`: a hung stop must not hang us. */
   private stopRun(run: PlayerRun, requestId: string): void {
     const waitMs = this.options.playerStopWaitMs ?? 2500;
-    const stopped = this.lifetime.wait(Promise.resolve().then(() => run.stop()), waitMs).then((waited) => {
-      if (waited.kind === 'timeout') this.options.logger.error({ requestId, waitMs }, 'player run did not stop in time; going on');
-      if (waited.kind === 'rejected') this.options.logger.error({ requestId, err: waited.error }, 'player run failed to stop; going on');
-    });
+    const stopped = this.lifetime
+      .wait(
+        Promise.resolve().then(() => run.stop()),
+        waitMs,
+      )
+      .then((waited) => {
+        if (waited.kind === 'timeout') this.options.logger.error({ requestId, waitMs }, 'player run did not stop in time; going on');
+        if (waited.kind === 'rejected') this.options.logger.error({ requestId, err: waited.error }, 'player run failed to stop; going on');
+      });
     this.stopping = Promise.all([this.stopping, stopped]).then(() => undefined);
   }
 

@@ -101,7 +101,10 @@ export class DurableBroadcasts {
     for (const entry of unfinished) {
       const parsed = keptRequestSchema.safeParse(entry.request);
       if (!parsed.success) {
-        logger.error({ requestId: entry.id, issues: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) }, 'unreadable broadcast in the journal; dropped');
+        logger.error(
+          { requestId: entry.id, issues: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) },
+          'unreadable broadcast in the journal; dropped',
+        );
         this.write('end', entry.id, (j) => j.end(entry.id));
         continue;
       }
@@ -109,7 +112,10 @@ export class DurableBroadcasts {
       const request: PlayRequest = { ...rest, ...(level === undefined ? {} : { level }), ...(expiresAt === undefined ? {} : { expiresAt }) };
       const why = this.reasonNotToResume(request, entry.resumes, now);
       if (why === undefined) {
-        logger.warn({ requestId: request.id, acceptedAt: entry.acceptedAt, resumes: entry.resumes + 1 }, 'emergency cut off by a restart; playing it again');
+        logger.warn(
+          { requestId: request.id, acceptedAt: entry.acceptedAt, resumes: entry.resumes + 1 },
+          'emergency cut off by a restart; playing it again',
+        );
         this.submit({ ...request, resumedFrom: entry.acceptedAt });
         continue;
       }
@@ -133,7 +139,8 @@ export class DurableBroadcasts {
     const accepted = 'the village restarted before it ended';
     if (request.priority !== 'emergency') return `${accepted}; only emergencies are played again`;
     if (request.status === 'test') return `${accepted}; a test is not played again`;
-    if (request.expiresAt !== undefined && now >= request.expiresAt) return `${accepted}, and it expired at ${new Date(request.expiresAt).toISOString()}`;
+    if (request.expiresAt !== undefined && now >= request.expiresAt)
+      return `${accepted}, and it expired at ${new Date(request.expiresAt).toISOString()}`;
     const max = this.options.maxResumes ?? defaultMaxResumes;
     if (resumes >= max) return `${accepted}, ${resumes + 1} times; it is not played again`;
     return undefined;

@@ -27,11 +27,7 @@ export function preempts(incoming: Pick<PlayOrderKey, 'priority'>, running: Pick
  * the county always states it, so an emergency without one makes no claim to be the most serious.
  */
 export function comparePlayOrder(a: PlayOrderKey, b: PlayOrderKey): number {
-  return (
-    priorityRank(a.priority) - priorityRank(b.priority) ||
-    levelRank(a.level) - levelRank(b.level) ||
-    a.seq - b.seq
-  );
+  return priorityRank(a.priority) - priorityRank(b.priority) || levelRank(a.level) - levelRank(b.level) || a.seq - b.seq;
 }
 
 function levelRank(level: EmergencyLevel | undefined): number {

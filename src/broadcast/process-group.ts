@@ -147,7 +147,10 @@ function stderrTail(): { push(chunk: Buffer): void; lastLine(): string } {
       if (kept.length > stderrTailBytes) kept = kept.subarray(kept.length - stderrTailBytes);
     },
     lastLine() {
-      const lines = kept.toString('utf8').split(/\r\n|\r|\n/).map((line) => line.trim());
+      const lines = kept
+        .toString('utf8')
+        .split(/\r\n|\r|\n/)
+        .map((line) => line.trim());
       const last = lines.filter((line) => line !== '').at(-1) ?? '';
       return last.length > maxReasonLineChars ? `${last.slice(0, maxReasonLineChars)}…` : last;
     },

@@ -33,7 +33,13 @@ export function createProcessOutput(options: ProcessOutputOptions): AudioOutput 
       const said = end.lastStderrLine === '' ? '' : `: ${end.lastStderrLine}`;
       let result: OutputCheck;
       if (end.startError !== undefined)
-        result = { ok: false, reason: end.startError.code === 'ENOENT' ? `check command not found: ${command} (is it installed?)` : `cannot start ${command}: ${end.startError.code ?? end.startError.message}` };
+        result = {
+          ok: false,
+          reason:
+            end.startError.code === 'ENOENT'
+              ? `check command not found: ${command} (is it installed?)`
+              : `cannot start ${command}: ${end.startError.code ?? end.startError.message}`,
+        };
       else if (end.terminated) result = { ok: false, reason: `${command} did not open the device within ${checkTimeoutMs} ms` };
       else if (end.signal !== null) result = { ok: false, reason: `${command} was killed by ${end.signal}${said}` };
       else if (end.code !== 0) result = { ok: false, reason: `${command} exited with code ${end.code ?? 'unknown'}${said}` };

@@ -108,7 +108,8 @@ async function play(job: PlayJob, context: RunContext, stopSignal: AbortSignal, 
     onPlaying();
   });
   const notStarted = run.ends.find((e) => e.end.startError !== undefined);
-  if (notStarted?.end.startError !== undefined) return end({ outcome: 'failed', reason: startFailure(notStarted.command, notStarted.end.startError) });
+  if (notStarted?.end.startError !== undefined)
+    return end({ outcome: 'failed', reason: startFailure(notStarted.command, notStarted.end.startError) });
   const abandoned = run.ends.some((e) => e.end.abandoned) ? abandonedNote({ abandoned: true }) : '';
   if (run.overran) return end({ outcome: 'failed', reason: `player ran over maxRunMs (${templates.maxRunMs} ms)${abandoned}` });
   if (run.stopped) return end(abandoned !== '' ? { outcome: 'failed', reason: `${command} was stopped${abandoned}` } : { outcome: 'stopped' });
@@ -267,7 +268,10 @@ async function runBounded(
   let upstream: Readable | undefined;
   for (const [i, argv] of argvs.entries()) {
     const feeds = i < argvs.length - 1;
-    const child = launchGroup(context.spawn, argv, context.templates.killTimeoutMs, { ...(upstream === undefined ? {} : { stdin: upstream }), ...(feeds ? { stdout: 'pipe' } : {}) });
+    const child = launchGroup(context.spawn, argv, context.templates.killTimeoutMs, {
+      ...(upstream === undefined ? {} : { stdin: upstream }),
+      ...(feeds ? { stdout: 'pipe' } : {}),
+    });
     // The next process holds its own copy of the pipe; ours would only keep it open (and could steal its bytes).
     upstream?.destroy();
     children.push({ command: argv[0] ?? '', process: child });

@@ -32,28 +32,30 @@ export class ReportRecorder {
   private ackCausesReported = new Set<string>();
   private flushTimer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly options: { villageId: string; outbox: Outbox; logger: Logger; onStored: (record: OutboxRecord) => void; now?: Now },
-  ) {
+  constructor(private readonly options: { villageId: string; outbox: Outbox; logger: Logger; onStored: (record: OutboxRecord) => void; now?: Now }) {
     this.now = options.now ?? Date.now;
   }
 
   playback(event: PlaybackEvent): void {
-    this.store(event.requestId, (id, seq) => ({
-      id,
-      seq,
-      village: this.options.villageId,
-      jti: event.requestId,
-      event: event.event,
-      ...(event.reason === undefined ? {} : { reason: event.reason }),
-      priority: event.priority,
-      ...(event.level === undefined ? {} : { level: event.level }),
-      status: event.status,
-      zones: [...event.zones],
-      faultyZones: event.faultyZones.map((f) => ({ ...f })),
-      at: isoWithOffset(event.at),
-      attempt: 1,
-    }), event.at);
+    this.store(
+      event.requestId,
+      (id, seq) => ({
+        id,
+        seq,
+        village: this.options.villageId,
+        jti: event.requestId,
+        event: event.event,
+        ...(event.reason === undefined ? {} : { reason: event.reason }),
+        priority: event.priority,
+        ...(event.level === undefined ? {} : { level: event.level }),
+        status: event.status,
+        zones: [...event.zones],
+        faultyZones: event.faultyZones.map((f) => ({ ...f })),
+        at: isoWithOffset(event.at),
+        attempt: 1,
+      }),
+      event.at,
+    );
   }
 
   /**
@@ -99,34 +101,47 @@ export class ReportRecorder {
     const byReason = Object.fromEntries(this.suppressed);
     const count = [...this.suppressed.values()].reduce((sum, n) => sum + n, 0);
     this.suppressed = new Map();
-    const reasons = Object.entries(byReason).map(([reason, n]) => `${reason} ${n}`).join(', ');
+    const reasons = Object.entries(byReason)
+      .map(([reason, n]) => `${reason} ${n}`)
+      .join(', ');
     this.options.logger.warn({ count, byReason }, 'county commands rejected (rate-limited: counted, not logged one by one)');
-    this.storeRejection({ jti: null, reason: 'rate-limited', detail: `${count} more rejected commands in ${this.windowMs / 1000} s were counted but not reported one by one (${reasons})` });
+    this.storeRejection({
+      jti: null,
+      reason: 'rate-limited',
+      detail: `${count} more rejected commands in ${this.windowMs / 1000} s were counted but not reported one by one (${reasons})`,
+    });
   }
 
   private storeRejection(command: RejectedCommand): void {
     const at = this.now();
-    this.store(command.jti ?? 'unverified', (id, seq) => ({
-      id,
-      seq,
-      village: this.options.villageId,
-      jti: command.jti,
-      event: 'rejected',
-      reason: `${command.reason}: ${command.detail}`,
-      priority: null,
-      status: null,
-      zones: [],
-      faultyZones: [],
-      at: isoWithOffset(at),
-      attempt: 1,
-    }), at);
+    this.store(
+      command.jti ?? 'unverified',
+      (id, seq) => ({
+        id,
+        seq,
+        village: this.options.villageId,
+        jti: command.jti,
+        event: 'rejected',
+        reason: `${command.reason}: ${command.detail}`,
+        priority: null,
+        status: null,
+        zones: [],
+        faultyZones: [],
+        at: isoWithOffset(at),
+        attempt: 1,
+      }),
+      at,
+    );
   }
 
   private store(subject: string, build: (id: string, seq: number) => ReportPayload, at: number): void {
     const id = uuidv7(at);
     const record = this.options.outbox.append({ stream: 'report', id, subject, now: this.now(), build: (seq) => build(id, seq) });
     const payload = build(id, record.seq);
-    this.options.logger.info({ reportId: id, seq: record.seq, jti: payload.jti, event: payload.event, reason: payload.reason }, 'playback report stored');
+    this.options.logger.info(
+      { reportId: id, seq: record.seq, jti: payload.jti, event: payload.event, reason: payload.reason },
+      'playback report stored',
+    );
     this.options.onStored(record);
   }
 }

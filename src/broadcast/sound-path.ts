@@ -103,7 +103,8 @@ export class SoundPath {
         const error = await this.write(amp.power, true, `amplifier ${amp.id}`);
         if (error === undefined) continue;
         for (const zone of zones)
-          if (zone.amplifier === amp.id) faults.push({ zone: zone.id, amplifier: amp.id, fault: `amplifier power relay ${label(amp.power)}: ${error}` });
+          if (zone.amplifier === amp.id)
+            faults.push({ zone: zone.id, amplifier: amp.id, fault: `amplifier power relay ${label(amp.power)}: ${error}` });
       }
       const warmAt = Math.max(...amps.map((a) => (this.poweredAt.get(a.id) ?? Number.NEGATIVE_INFINITY) + this.options.warmUpMs));
       await token.sleep(warmAt - this.options.now());

@@ -44,12 +44,14 @@ function describeParseError(error: unknown): string {
 /** A whole number in [min, max], or a UsageError naming the flag. */
 export function intFlag(command: string, flag: string, value: string, min: number, max: number): number {
   const n = /^-?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${command}: --${flag} ${JSON.stringify(value)}: a whole number from ${min} to ${max}`);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new UsageError(`${command}: --${flag} ${JSON.stringify(value)}: a whole number from ${min} to ${max}`);
   return n;
 }
 
 /** One of `allowed`, or a UsageError naming the flag and the choices. */
 export function choiceFlag<T extends string>(command: string, flag: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${command}: --${flag} ${JSON.stringify(value)}: one of ${allowed.join(', ')}`);
+  if (!(allowed as readonly string[]).includes(value))
+    throw new UsageError(`${command}: --${flag} ${JSON.stringify(value)}: one of ${allowed.join(', ')}`);
   return value as T;
 }

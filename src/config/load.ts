@@ -7,8 +7,7 @@ import { writeFileDurably } from '../platform/durable-file.ts';
 
 export type ConfigResult =
   /** `fromVersion`: the version the file declared (older ones are migrated in memory; check-config says so). */
-  | { ok: true; config: Config; configDir: string; fromVersion: number }
-  | { ok: false; errors: string[] };
+  { ok: true; config: Config; configDir: string; fromVersion: number } | { ok: false; errors: string[] };
 
 /** A config file's text and its JSON, or one line naming what is wrong (JSON syntax errors with line and column). */
 export function readJsonFile(path: string): { ok: true; text: string; json: unknown } | { ok: false; errors: string[] } {
@@ -79,7 +78,11 @@ function resolvePaths(config: Config, configDir: string): Config {
     ...config,
     dataDir: abs(config.dataDir),
     profilesDir: config.profilesDir === undefined ? undefined : abs(config.profilesDir),
-    status: { ...config.status, socket: config.status.socket === undefined ? undefined : abs(config.status.socket), thermalDir: abs(config.status.thermalDir) },
+    status: {
+      ...config.status,
+      socket: config.status.socket === undefined ? undefined : abs(config.status.socket),
+      thermalDir: abs(config.status.thermalDir),
+    },
     broadcast: { ...config.broadcast, library: abs(config.broadcast.library) },
     county: {
       ...config.county,

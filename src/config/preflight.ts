@@ -46,12 +46,17 @@ export function preflight(config: Config, environment: PreflightEnvironment): Pr
 
   const tls = county.tls;
   if (tls !== undefined) {
-    for (const [field, file] of [['ca', tls.ca], ['cert', tls.cert], ['key', tls.key]] as const) {
+    for (const [field, file] of [
+      ['ca', tls.ca],
+      ['cert', tls.cert],
+      ['key', tls.key],
+    ] as const) {
       if (file === undefined) continue;
       const problem = unreadable(file);
       if (problem !== undefined) errors.push(`county.tls.${field}: ${problem}`);
     }
-    if (tls.key !== undefined && readableByOthers(tls.key)) warnings.push(`county.tls.key: ${tls.key} is readable by other users: chmod 600 it (it is the village's private key)`);
+    if (tls.key !== undefined && readableByOthers(tls.key))
+      warnings.push(`county.tls.key: ${tls.key} is readable by other users: chmod 600 it (it is the village's private key)`);
   }
   const holdsSecret = county.password !== undefined || /^[a-z]+:\/\/[^/]*:[^/]*@/.test(county.url);
   if (holdsSecret && readableByOthers(environment.configPath))
@@ -95,7 +100,8 @@ function unreadable(path: string, mode = constants.R_OK): string | undefined {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return `${path} does not exist`;
-    if (code === 'EACCES') return `${path} cannot be ${mode & constants.W_OK ? 'opened for reading and writing' : 'read'} by this user (${process.getuid?.() ?? '?'})`;
+    if (code === 'EACCES')
+      return `${path} cannot be ${mode & constants.W_OK ? 'opened for reading and writing' : 'read'} by this user (${process.getuid?.() ?? '?'})`;
     return `${path}: ${code ?? String(error)}`;
   }
 }

@@ -18,11 +18,21 @@ function asKidAndX(value: unknown, ctx: z.core.$RefinementCtx<unknown>): unknown
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
   const { kty, crv, use, alg, pem, ...rest } = value as Record<string, unknown>;
   if ('d' in rest) {
-    ctx.addIssue({ code: 'custom', message: 'this is the county\'s PRIVATE key (it has "d"): keep it at the county and paste the public {"kid","x"} that keygen printed' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'this is the county\'s PRIVATE key (it has "d"): keep it at the county and paste the public {"kid","x"} that keygen printed',
+    });
     return value;
   }
-  if ((kty !== undefined && kty !== 'OKP') || (crv !== undefined && crv !== 'Ed25519') || (alg !== undefined && alg !== 'EdDSA' && alg !== 'Ed25519')) {
-    ctx.addIssue({ code: 'custom', message: `an Ed25519 key is expected (kty "OKP", crv "Ed25519"), not kty ${JSON.stringify(kty)}, crv ${JSON.stringify(crv)}` });
+  if (
+    (kty !== undefined && kty !== 'OKP') ||
+    (crv !== undefined && crv !== 'Ed25519') ||
+    (alg !== undefined && alg !== 'EdDSA' && alg !== 'Ed25519')
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `an Ed25519 key is expected (kty "OKP", crv "Ed25519"), not kty ${JSON.stringify(kty)}, crv ${JSON.stringify(crv)}`,
+    });
     return value;
   }
   if (use !== undefined && use !== 'sig') ctx.addIssue({ code: 'custom', message: `use: ${JSON.stringify(use)}, a signing key ("sig") is expected` });
@@ -121,9 +131,7 @@ const tlsSchema = z
 
 export const countySchema = z
   .object({
-    url: z
-      .string()
-      .regex(/^(mqtt|mqtts|tcp|ssl|ws|wss):\/\/[^/]+/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
+    url: z.string().regex(/^(mqtt|mqtts|tcp|ssl|ws|wss):\/\/[^/]+/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
     /** Run an in-process broker on the url's host and port (demo / single-village use). */
     embeddedBroker: z.boolean().default(false),
     clientId: z.string().min(1).max(64).optional(),
@@ -184,7 +192,12 @@ export const countySchema = z
     /** A command whose `iat` lies further in the future than this is refused (clocks drift; replays don't). */
     maxClockSkewSeconds: z.number().int().min(0).max(3600).default(60),
     /** A broadcast or stop whose `exp` lies further after its `iat` than this is refused (a long-lived capture is a long-lived replay). */
-    maxCommandLifetimeSeconds: z.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600),
+    maxCommandLifetimeSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 24 * 3600)
+      .default(24 * 3600),
     /** Delay between reconnect attempts: doubles from initialMs to maxMs, with jitter. */
     reconnect: backoffSchema.default({ initialMs: 1000, maxMs: 30000 }),
   })
@@ -202,10 +215,7 @@ export const countySchema = z
     path: ['password'],
   });
 
-const relayChannelSchema = z
-  .object({ device: topicSafeId, channel: z.number().int().min(0).max(63) })
-  .strict();
-
+const relayChannelSchema = z.object({ device: topicSafeId, channel: z.number().int().min(0).max(63) }).strict();
 
 /** argv templates, no shell: `{text}`, `{file}`, `{volume}` are replaced in single arguments. */
 const commandTemplate = z.array(z.string().min(1)).min(1);
@@ -216,7 +226,11 @@ const templateWith = (placeholder: string) =>
 const volume = z.number().int().min(0).max(100);
 
 /** ALSA's PCM names: `default`, `hw:0,0`, `plughw:CARD=Device,DEV=0`, `null`; one argument, no spaces. */
-const alsaDevice = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:,=@-]+$/, 'an ALSA PCM name such as "default", "hw:0,0" or "plughw:CARD=Device,DEV=0"');
+const alsaDevice = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_.:,=@-]+$/, 'an ALSA PCM name such as "default", "hw:0,0" or "plughw:CARD=Device,DEV=0"');
 
 const defaultOutputCheck = ['aplay', '-q', '-D', '{device}', '-t', 'raw', '-f', 'S16_LE', '-r', '8000', '-c', '1', '-s', '1', '/dev/zero'];
 
@@ -247,9 +261,7 @@ const defaultPlayer = {
 
 export const broadcastSchema = z
   .object({
-    zones: z
-      .array(z.object({ id: topicSafeId, label: z.string().min(1), relay: relayChannelSchema, amplifier: topicSafeId }).strict())
-      .default([]),
+    zones: z.array(z.object({ id: topicSafeId, label: z.string().min(1), relay: relayChannelSchema, amplifier: topicSafeId }).strict()).default([]),
     amplifiers: z
       .array(
         z
@@ -291,7 +303,11 @@ export const broadcastSchema = z
         volume: templateWith('{volume}').optional(),
         killTimeoutMs: z.number().int().min(100).max(30_000).default(2000),
         /** A player that runs longer than this is stopped and reported `failed`: never a hang. */
-        maxRunMs: z.number().int().min(1000).default(15 * 60_000),
+        maxRunMs: z
+          .number()
+          .int()
+          .min(1000)
+          .default(15 * 60_000),
       })
       .strict()
       .default(() => ({
@@ -332,7 +348,12 @@ export const configSchema = z
          * Bytes of the data directory held for the outbox (a file it deletes when the card is full), so alarms
          * are still stored durably after journald or media filled the card; 0 for none.
          */
-        reserveBytes: z.number().int().min(0).max(1 << 30).default(8 * 1024 * 1024),
+        reserveBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(1 << 30)
+          .default(8 * 1024 * 1024),
         /** While the card takes no writes, how often it is tried again. */
         retryMs: z.number().int().min(100).max(600_000).default(5000),
       })
@@ -385,18 +406,21 @@ export const configSchema = z
       deviceIds.add(dev.id);
       if (!busIds.has(dev.bus)) ctx.addIssue({ code: 'custom', path: ['devices', i, 'bus'], message: `no bus with id "${dev.bus}"` });
       const unitKey = `${dev.bus}/${dev.unitId}`;
-      if (units.has(unitKey)) ctx.addIssue({ code: 'custom', path: ['devices', i, 'unitId'], message: `unit ${dev.unitId} is already used on bus "${dev.bus}"` });
+      if (units.has(unitKey))
+        ctx.addIssue({ code: 'custom', path: ['devices', i, 'unitId'], message: `unit ${dev.unitId} is already used on bus "${dev.bus}"` });
       units.add(unitKey);
     });
     const devicesById = new Map(cfg.devices.map((d) => [d.id, d]));
     const relayCheck = (ref: { device: string }, path: (string | number)[]) => {
       const dev = devicesById.get(ref.device);
       if (dev === undefined) ctx.addIssue({ code: 'custom', path: [...path, 'device'], message: `no device with id "${ref.device}"` });
-      else if (dev.role !== 'relay-board') ctx.addIssue({ code: 'custom', path: [...path, 'device'], message: `device "${ref.device}" is a ${dev.role}, not a relay-board` });
+      else if (dev.role !== 'relay-board')
+        ctx.addIssue({ code: 'custom', path: [...path, 'device'], message: `device "${ref.device}" is a ${dev.role}, not a relay-board` });
     };
     const amplifierIds = new Set<string>();
     cfg.broadcast.amplifiers.forEach((amp, i) => {
-      if (amplifierIds.has(amp.id)) ctx.addIssue({ code: 'custom', path: ['broadcast', 'amplifiers', i, 'id'], message: `duplicate amplifier id "${amp.id}"` });
+      if (amplifierIds.has(amp.id))
+        ctx.addIssue({ code: 'custom', path: ['broadcast', 'amplifiers', i, 'id'], message: `duplicate amplifier id "${amp.id}"` });
       amplifierIds.add(amp.id);
       relayCheck(amp.power, ['broadcast', 'amplifiers', i, 'power']);
       if (amp.statusDevice !== undefined && !devicesById.has(amp.statusDevice))

@@ -154,9 +154,7 @@ export const healthPayloadSchema = z
     /** Start-up configuration problems (devices refused, profiles rejected); the county should know. */
     problems: z.array(z.string()),
     /** The sound output as last checked: `ok` null before the first check, `reason` when it failed. */
-    audio: z
-      .object({ device: z.string(), ok: z.boolean().nullable(), reason: z.string().optional(), checkedAt: isoWithOffset.nullable() })
-      .strict(),
+    audio: z.object({ device: z.string(), ok: z.boolean().nullable(), reason: z.string().optional(), checkedAt: isoWithOffset.nullable() }).strict(),
   })
   .strict();
 export type HealthPayload = z.infer<typeof healthPayloadSchema>;
@@ -166,14 +164,24 @@ export type HealthPayload = z.infer<typeof healthPayloadSchema>;
  * the signature checked out: who it is for, when it was issued and expires, and one id never to accept twice.
  */
 const commandClaims = {
-  jti: z.string().min(8).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, "_", ".", ":" and "-" only'),
+  jti: z
+    .string()
+    .min(8)
+    .max(128)
+    .regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, "_", ".", ":" and "-" only'),
   iat: z.number().int().positive(),
   exp: z.number().int().positive(),
   /** A village id, or `all`. */
   aud: z.string().min(1).max(64),
 };
 
-const zoneList = z.union([z.literal('all'), z.array(z.string().regex(/^[A-Za-z0-9_-]+$/)).min(1).max(64)]);
+const zoneList = z.union([
+  z.literal('all'),
+  z
+    .array(z.string().regex(/^[A-Za-z0-9_-]+$/))
+    .min(1)
+    .max(64),
+]);
 
 export const broadcastCommandSchema = z
   .object({
@@ -205,9 +213,7 @@ export const stopCommandSchema = z
   .strict();
 export type StopCommand = z.infer<typeof stopCommandSchema>;
 
-export const ackCommandSchema = z
-  .object({ ...commandClaims, cmd: z.literal('ack'), id: z.string().uuid() })
-  .strict();
+export const ackCommandSchema = z.object({ ...commandClaims, cmd: z.literal('ack'), id: z.string().uuid() }).strict();
 export type AckCommand = z.infer<typeof ackCommandSchema>;
 
 /** Village → county: what happened to a command (or a local alarm / programme), durable and acked like alarms. */

@@ -38,8 +38,12 @@ export const contentSchema = z.discriminatedUnion('kind', [
     .object({
       kind: z.literal('tts'),
       // A NUL cannot be passed as a process argument; other control characters have no business in speech.
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: the pattern names control characters in order to refuse them.
-      text: z.string().min(1).max(2000).regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'no control characters'),
+      text: z
+        .string()
+        .min(1)
+        .max(2000)
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: the pattern names control characters in order to refuse them.
+        .regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'no control characters'),
     })
     .strict(),
   z
@@ -48,9 +52,15 @@ export const contentSchema = z.discriminatedUnion('kind', [
       file: z
         .string()
         .max(255)
-        .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'a path inside the media library: letters, digits, ".", "-", "_" and "/" between names, no leading "/"')
+        .regex(
+          /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/,
+          'a path inside the media library: letters, digits, ".", "-", "_" and "/" between names, no leading "/"',
+        )
         // "." is a legal character, so the regex alone lets "../x" and "a/./b" through.
-        .refine((file) => file.split('/').every((name) => name !== '.' && name !== '..'), 'no "." or ".." path segment: the file must stay inside the media library'),
+        .refine(
+          (file) => file.split('/').every((name) => name !== '.' && name !== '..'),
+          'no "." or ".." path segment: the file must stay inside the media library',
+        ),
       sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
     })
     .strict(),

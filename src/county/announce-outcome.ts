@@ -102,28 +102,35 @@ export class AnnounceTracker {
     const counts = new Map<string, number>();
     const table = rows.map(([village, v]) => {
       const status =
-        v.answer === 'rejected' ? 'rejected'
-        : v.result !== undefined ? v.result
-        : v.answer === 'accepted' ? 'accepted, no start in time'
-        : v.online === false ? 'offline: no answer (gets it on reconnect, unless it expires first)'
-        : 'no answer';
+        v.answer === 'rejected'
+          ? 'rejected'
+          : v.result !== undefined
+            ? v.result
+            : v.answer === 'accepted'
+              ? 'accepted, no start in time'
+              : v.online === false
+                ? 'offline: no answer (gets it on reconnect, unless it expires first)'
+                : 'no answer';
       if (v.answer === 'rejected' || v.result === 'failed') rejectedOrFailed++;
       // An offline village's persistent session keeps the command for it: not a failure of this run.
       else if (v.result === undefined && (v.online !== false || this.command.audience !== 'all')) silent++;
-      const key = v.answer === 'rejected' ? 'rejected' : (v.result ?? (v.answer === 'accepted' ? 'no start' : v.online === false ? 'offline' : 'no answer'));
+      const key =
+        v.answer === 'rejected' ? 'rejected' : (v.result ?? (v.answer === 'accepted' ? 'no start' : v.online === false ? 'offline' : 'no answer'));
       counts.set(key, (counts.get(key) ?? 0) + 1);
       const online = v.online === undefined ? '?' : v.online ? 'online' : 'offline';
       return `  ${village.padEnd(24)} ${online.padEnd(8)} ${status}${v.reason === undefined ? '' : ` (${v.reason})`}`;
     });
     const summary = `summary: ${rows.length} village(s): ${[...counts.entries()].map(([k, n]) => `${n} ${k}`).join(', ') || 'none answered'}`;
-    const lines = this.command.audience === 'all' || rows.length > 1 ? [`  ${'village'.padEnd(24)} ${'link'.padEnd(8)} outcome`, ...table, summary] : [summary];
+    const lines =
+      this.command.audience === 'all' || rows.length > 1 ? [`  ${'village'.padEnd(24)} ${'link'.padEnd(8)} outcome`, ...table, summary] : [summary];
     return { exitCode: rejectedOrFailed > 0 ? 1 : silent > 0 ? 3 : 0, lines };
   }
 }
 
 function describe(report: ReportPayload): string {
   const parts: string[] = [];
-  if (report.priority !== null) parts.push(report.level === undefined ? report.priority : `${report.priority} level ${report.level} ${levelNames[report.level] ?? ''}`);
+  if (report.priority !== null)
+    parts.push(report.level === undefined ? report.priority : `${report.priority} level ${report.level} ${levelNames[report.level] ?? ''}`);
   if (report.status !== null && report.status !== 'actual') parts.push(report.status);
   if (report.zones.length > 0) parts.push(`zones ${report.zones.join(',')}`);
   for (const f of report.faultyZones) parts.push(`zone ${f.zone}: amplifier ${f.amplifier} ${f.fault}`);

@@ -56,22 +56,19 @@ export function socketBuilder(url: URL, tls: TlsMaterial | undefined, guard: Inb
   // Loaded only for a TLS link: RSS that a plain-TCP village need not carry.
   const { connect: connectTls } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
   return (client) => {
-    const { socket, stream } = guardedConnection(
-      (onread) => {
-        // tls.connect passes onread to its socket (Node >= 14), though @types/node does not list it.
-        const options: ConnectionOptions & { onread: OnRead } = {
-          host,
-          port,
-          onread,
-          // SNI names the broker; an IP address is not a server name.
-          ...(isIP(host) === 0 ? { servername: host } : {}),
-          ...(tls ?? {}),
-          rejectUnauthorized: true,
-        };
-        return connectTls(options).setNoDelay(true);
-      },
-      guard,
-    );
+    const { socket, stream } = guardedConnection((onread) => {
+      // tls.connect passes onread to its socket (Node >= 14), though @types/node does not list it.
+      const options: ConnectionOptions & { onread: OnRead } = {
+        host,
+        port,
+        onread,
+        // SNI names the broker; an IP address is not a server name.
+        ...(isIP(host) === 0 ? { servername: host } : {}),
+        ...(tls ?? {}),
+        rejectUnauthorized: true,
+      };
+      return connectTls(options).setNoDelay(true);
+    }, guard);
     // As mqtt.js does: a failed handshake (unknown CA, wrong name) is the client's error, and the socket
     // is ended so that the client's reconnect takes over.
     const onHandshakeError = (error: Error): void => {

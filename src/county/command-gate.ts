@@ -165,8 +165,7 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     if (!isKind(kind) || (audienceTopic !== 'village' && audienceTopic !== ALL_VILLAGES))
       return reject('malformed', `unknown topic: kind ${quote(kind)}, audience ${quote(audienceTopic)}`);
 
-    if (payload.length > options.maxBytes)
-      return reject('oversized', `payload is ${payload.length} bytes, over the ${options.maxBytes}-byte limit`);
+    if (payload.length > options.maxBytes) return reject('oversized', `payload is ${payload.length} bytes, over the ${options.maxBytes}-byte limit`);
 
     const parts = splitCompact(payload);
     if (typeof parts === 'string') return reject('malformed', parts);
@@ -178,7 +177,10 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     if (typeof kid !== 'string') return reject('unknown-kid', `protected header kid ${quote(kid)}: a key id is required`);
     const key = keys.get(kid);
     if (key === undefined)
-      return reject('unknown-kid', `protected header kid ${quote(kid)} is not in county.commandKeys (${[...keys.keys()].join(', ') || 'none configured'})`);
+      return reject(
+        'unknown-kid',
+        `protected header kid ${quote(kid)} is not in county.commandKeys (${[...keys.keys()].join(', ') || 'none configured'})`,
+      );
     return { token: parts.token, key };
   }
 
@@ -203,13 +205,20 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     const at = now();
     // An ack can only close an alarm this village raised (ids are unique), so its times add nothing, and
     // judging them would let a village clock minutes behind refuse every ack while the county has every alarm.
-    if (command.kind !== 'ack' && exp * 1000 <= at) return refuse('expired', `exp: expired ${ago(at - exp * 1000)} ago (exp ${exp}, now ${Math.floor(at / 1000)})`);
+    if (command.kind !== 'ack' && exp * 1000 <= at)
+      return refuse('expired', `exp: expired ${ago(at - exp * 1000)} ago (exp ${exp}, now ${Math.floor(at / 1000)})`);
     if (command.kind !== 'ack' && iat * 1000 - at > skewMs)
-      return refuse('not-yet-valid', `iat: ${ago(iat * 1000 - at)} in the future, more than the ${options.maxClockSkewSeconds} s allowed clock skew (iat ${iat}, now ${Math.floor(at / 1000)}${iat > 1e11 ? '; iat must be in seconds, not milliseconds' : ''})`);
+      return refuse(
+        'not-yet-valid',
+        `iat: ${ago(iat * 1000 - at)} in the future, more than the ${options.maxClockSkewSeconds} s allowed clock skew (iat ${iat}, now ${Math.floor(at / 1000)}${iat > 1e11 ? '; iat must be in seconds, not milliseconds' : ''})`,
+      );
     // A long-lived capture is a long-lived replay: with trusted time resting on the newest iat seen, the cap
     // bounds how old a command may be and still play.
     if (command.kind !== 'ack' && exp - iat > maxLifetimeSeconds)
-      return refuse('invalid-body', `exp: ${ago((exp - iat) * 1000)} after iat, longer than the ${ago(maxLifetimeSeconds * 1000)} a command may live (county.maxCommandLifetimeSeconds)`);
+      return refuse(
+        'invalid-body',
+        `exp: ${ago((exp - iat) * 1000)} after iat, longer than the ${ago(maxLifetimeSeconds * 1000)} a command may live (county.maxCommandLifetimeSeconds)`,
+      );
 
     if (cmd !== kind) return refuse('wrong-audience', `cmd: a ${quote(cmd)} command arrived on the ${kind} topic`);
     if (audienceTopic === ALL_VILLAGES && aud !== ALL_VILLAGES)
@@ -225,7 +234,10 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     try {
       fresh = options.replay.remember(command.claims.jti, exp * 1000, at);
     } catch (error) {
-      return refuse('replay-guard-failed', `jti could not be recorded, so the command is refused: ${error instanceof Error ? error.message : String(error)}`);
+      return refuse(
+        'replay-guard-failed',
+        `jti could not be recorded, so the command is refused: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     if (!fresh) return refuse('replayed', `jti: ${quote(command.claims.jti)} was already accepted and has not expired`);
     return { ok: true, command };
@@ -301,7 +313,11 @@ function splitCompact(payload: Uint8Array): CompactParts | string {
   const segments = token.split('.');
   if (segments.length !== 3) return `not a compact JWS: ${segments.length - 1} dots, 2 expected`;
   const [headerText, payloadText, signatureText] = segments as [string, string, string];
-  for (const [name, text] of [['header', headerText], ['payload', payloadText], ['signature', signatureText]] as const) {
+  for (const [name, text] of [
+    ['header', headerText],
+    ['payload', payloadText],
+    ['signature', signatureText],
+  ] as const) {
     if (decodeSegment(text) === undefined) return `not a compact JWS: the ${name} segment is not canonical base64url`;
   }
   if (headerText === '' || payloadText === '') return 'not a compact JWS: empty header or payload segment';
@@ -310,7 +326,8 @@ function splitCompact(payload: Uint8Array): CompactParts | string {
   const extra = Object.keys(header).find((name) => !allowedHeaderMembers.has(name));
   if (extra !== undefined) return `protected header member ${quote(extra)} is not supported (only alg, kid, typ)`;
   const typ = header['typ'];
-  if (typ !== undefined && (typeof typ !== 'string' || typ.toUpperCase() !== 'JWT')) return `protected header typ ${quote(typ)}: "JWT" or nothing expected`;
+  if (typ !== undefined && (typeof typ !== 'string' || typ.toUpperCase() !== 'JWT'))
+    return `protected header typ ${quote(typ)}: "JWT" or nothing expected`;
   if (parseObject(decodeSegment(payloadText)) === undefined) return 'payload is not a JSON object in UTF-8';
   return { token, header };
 }
@@ -326,7 +343,8 @@ function verifySignature(token: string, key: KeyObject): Uint8Array | string {
   const lastDot = token.lastIndexOf('.');
   try {
     const signature = Buffer.from(token.slice(lastDot + 1), 'base64url');
-    if (!cryptoVerify(null, Buffer.from(token.slice(0, lastDot), 'latin1'), key, signature)) return 'signature does not verify with the key of this kid';
+    if (!cryptoVerify(null, Buffer.from(token.slice(0, lastDot), 'latin1'), key, signature))
+      return 'signature does not verify with the key of this kid';
   } catch (error) {
     return `signature could not be checked (${error instanceof Error ? error.message : String(error)})`;
   }

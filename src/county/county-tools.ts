@@ -81,11 +81,16 @@ export async function announce(options: {
       });
       // Subscribed before publishing, so no report can come before we listen; retained states say who is online.
       const village = all ? '+' : options.audience;
-      await client.subscribeAsync({ [`${options.broker.prefix}/${village}/report`]: { qos: 1 }, [`${options.broker.prefix}/${village}/state`]: { qos: 1 } });
+      await client.subscribeAsync({
+        [`${options.broker.prefix}/${village}/report`]: { qos: 1 },
+        [`${options.broker.prefix}/${village}/state`]: { qos: 1 },
+      });
     }
     await client.publishAsync(topic, token, { qos: topicSpecs[kind].qos, retain: false });
     if (tracker === undefined || wait === undefined) return { jti, topic };
-    wait.print(`published ${options.body.cmd} ${jti} to ${topic}; waiting up to ${Math.round(wait.timeoutMs / 1000)} s for the village${all ? 's' : ''}' reports`);
+    wait.print(
+      `published ${options.body.cmd} ${jti} to ${topic}; waiting up to ${Math.round(wait.timeoutMs / 1000)} s for the village${all ? 's' : ''}' reports`,
+    );
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, wait.timeoutMs);
       settled = () => {
@@ -140,7 +145,10 @@ export async function watch(options: {
     client.subscribe(filters, (error) => {
       if (error !== null && error !== undefined) return options.print(`${stamp()} subscribe failed: ${error.message}`);
       // Said once the broker has granted the subscriptions: from this line on, nothing a village sends is missed.
-      if (options.json !== true) options.print(`${stamp()} ${reconnected ? 'reconnected to' : 'watching'} ${options.broker.url} under ${options.broker.prefix}/+/…${options.ack ? ', acknowledging' : ''}; Ctrl-C to stop`);
+      if (options.json !== true)
+        options.print(
+          `${stamp()} ${reconnected ? 'reconnected to' : 'watching'} ${options.broker.url} under ${options.broker.prefix}/+/…${options.ack ? ', acknowledging' : ''}; Ctrl-C to stop`,
+        );
     });
   });
   client.on('close', () => {
@@ -160,7 +168,8 @@ export async function watch(options: {
     if (uplink === undefined || uplink.kind === 'health') return;
     const message = parseDeskMessage(uplink.kind, uplink.village, payload);
     const decision = desk.take(message);
-    if (options.json === true) say(uplink.village, uplink.kind, '', message.valid ? { payload: message.payload } : { raw: message.raw, problem: message.problem });
+    if (options.json === true)
+      say(uplink.village, uplink.kind, '', message.valid ? { payload: message.payload } : { raw: message.raw, problem: message.problem });
     else for (const line of decision.lines) options.print(`${stamp()} ${line}`);
     const ack = decision.ack;
     if (ack === undefined || signing === undefined) return;
@@ -171,7 +180,14 @@ export async function watch(options: {
       .then((token) => client.publishAsync(villageTopics(options.broker.prefix, uplink.village).topic('ack'), token, { qos: 1 }))
       // Sent, not taken: a village that refuses it says so in a rejected report, shown as ACK REJECTED.
       .then(() => say(uplink.village, 'ack-sent', `${uplink.village} ack sent for ${ack.what} (${ackJti})`, { id: ack.id, jti: ackJti }))
-      .catch((error: unknown) => say(uplink.village, 'ack-failed', `${uplink.village} ack of ${ack.what} not sent: ${error instanceof Error ? error.message : String(error)}`, { id: ack.id }));
+      .catch((error: unknown) =>
+        say(
+          uplink.village,
+          'ack-failed',
+          `${uplink.village} ack of ${ack.what} not sent: ${error instanceof Error ? error.message : String(error)}`,
+          { id: ack.id },
+        ),
+      );
   });
   await new Promise<void>((resolve) => {
     if (options.signal.aborted) resolve();

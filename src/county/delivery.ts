@@ -154,7 +154,8 @@ export class Delivery {
       this.options.logger.error({ err: error, ids }, 'could not store acks; the records will be sent again');
       return;
     }
-    if (acked.length < ids.length) this.options.logger.debug({ unknownOrRepeated: ids.length - acked.length }, 'acks for unknown or already acknowledged records');
+    if (acked.length < ids.length)
+      this.options.logger.debug({ unknownOrRepeated: ids.length - acked.length }, 'acks for unknown or already acknowledged records');
     for (const record of acked) this.options.onAcked(record);
   }
 
@@ -174,10 +175,11 @@ export class Delivery {
       .finally(() => {
         this.inFlight--;
         // Refill once half the window is free, so each pass (and its commit) covers many records.
-        if (this.inFlight <= this.window / 2) this.refill ??= setImmediate(() => {
-          this.refill = undefined;
-          this.kick();
-        });
+        if (this.inFlight <= this.window / 2)
+          this.refill ??= setImmediate(() => {
+            this.refill = undefined;
+            this.kick();
+          });
       });
   }
 
@@ -190,7 +192,10 @@ export class Delivery {
       return storedPayload(recordSchemas[kind], record);
     } catch (error) {
       const unreadable = error instanceof StoredPayloadError ? error : new StoredPayloadError(record, [String(error)]);
-      this.options.logger.error({ err: unreadable, stream: record.stream, id: record.id, seq: record.seq }, 'stored record unreadable; not published');
+      this.options.logger.error(
+        { err: unreadable, stream: record.stream, id: record.id, seq: record.seq },
+        'stored record unreadable; not published',
+      );
       if (!this.unreadable.has(record.id)) {
         this.unreadable.add(record.id);
         this.options.onUnreadable?.(unreadable);
@@ -210,7 +215,11 @@ export class Delivery {
       if (due.length === 0) continue;
       // Scheduled before they leave, in one commit: if we die mid-publish they are simply due again later.
       // Bookkeeping that cannot be written must not hold back a record that is stored: it goes out anyway.
-      const updates = due.map((r) => ({ id: r.id, attempts: r.attempts + 1, nextAttemptAt: now + backoffDelay(r.attempts + 1, retry.initialMs, retry.maxMs) }));
+      const updates = due.map((r) => ({
+        id: r.id,
+        attempts: r.attempts + 1,
+        nextAttemptAt: now + backoffDelay(r.attempts + 1, retry.initialMs, retry.maxMs),
+      }));
       try {
         outbox.recordAttempts(updates);
         for (const update of updates) this.unrecorded.delete(update.id);

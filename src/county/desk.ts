@@ -43,7 +43,14 @@ export function parseDeskMessage(kind: UpKind, village: string, payload: Buffer)
   }
   if (kind === 'health') return { kind, village, payload: json, valid: true };
   const parsed = (schemas[kind] as z.ZodType).safeParse(json);
-  if (!parsed.success) return { kind, village, raw, valid: false, problem: parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ') };
+  if (!parsed.success)
+    return {
+      kind,
+      village,
+      raw,
+      valid: false,
+      problem: parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; '),
+    };
   return { kind, village, payload: parsed.data, valid: true };
 }
 
@@ -79,7 +86,11 @@ export class Desk {
         return this.report(village, reportPayloadSchema.parse(message.payload));
       case 'state': {
         const s = statePayloadSchema.parse(message.payload);
-        const how = s.online ? `online${s.since === undefined ? '' : ` since ${s.since}`}` : s.since === undefined ? 'OFFLINE (last will: its link died without a goodbye)' : `offline since ${s.since} (clean shutdown)`;
+        const how = s.online
+          ? `online${s.since === undefined ? '' : ` since ${s.since}`}`
+          : s.since === undefined
+            ? 'OFFLINE (last will: its link died without a goodbye)'
+            : `offline since ${s.since} (clean shutdown)`;
         return { lines: [`${village} ${how}${s.version === undefined ? '' : `, version ${s.version}`}`] };
       }
       case 'health':
@@ -109,15 +120,21 @@ export class Desk {
 
     const ours = r.jti === null ? undefined : this.sentAcks.get(r.jti);
     const reason = r.reason ?? '';
-    const keyRefused = r.jti === null && this.options.kid !== undefined && reason.startsWith('unknown-kid') && reason.includes(JSON.stringify(this.options.kid));
+    const keyRefused =
+      r.jti === null && this.options.kid !== undefined && reason.startsWith('unknown-kid') && reason.includes(JSON.stringify(this.options.kid));
     const lines = [line];
     if (ours !== undefined) lines.push(`${village} ACK REJECTED: the village refused this desk's ack of ${ours.what}`);
     if (keyRefused)
-      lines.push(`${village} ACK REJECTED: the village does not know this desk's key ${this.options.kid}, so it takes none of its acks; add the key's {kid, x} to its county.commandKeys`);
+      lines.push(
+        `${village} ACK REJECTED: the village does not know this desk's key ${this.options.kid}, so it takes none of its acks; add the key's {kid, x} to its county.commandKeys`,
+      );
     if (!this.options.ack) return { lines };
     // Each answer to a refusal could be refused in turn: answer a refusal once, and never a refusal of such an answer.
     if (keyRefused) return { lines: [...lines, `${village} left unacked: an ack signed with the same key would be refused the same way`] };
-    if (ours?.ofRefusal === true) return { lines: [...lines, `${village} left unacked: the refused ack was itself the answer to a refusal, and answering again would feed a loop`] };
+    if (ours?.ofRefusal === true)
+      return {
+        lines: [...lines, `${village} left unacked: the refused ack was itself the answer to a refusal, and answering again would feed a loop`],
+      };
     if (this.answeredRefusals.has(r.id)) return { lines: [...lines, `${village} left unacked: this rejection was acked once already`] };
     this.answeredRefusals.add(r.id);
     if (this.answeredRefusals.size > REMEMBERED_ACKS) this.answeredRefusals.delete(this.answeredRefusals.values().next().value!);

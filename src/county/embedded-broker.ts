@@ -82,6 +82,7 @@ export function embeddedBrokerComponent(countyUrl: string, logger: Logger): Comp
       await broker?.close();
       broker = undefined;
     },
-    problem: (error) => `county.url: the embedded broker cannot listen on ${url.host} (${errorText(error)}); the link connects to whatever listens there`,
+    problem: (error) =>
+      `county.url: the embedded broker cannot listen on ${url.host} (${errorText(error)}); the link connects to whatever listens there`,
   };
 }

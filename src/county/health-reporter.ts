@@ -48,7 +48,9 @@ export function buildHealth(sources: HealthSources, now: number): HealthPayload 
       missablePressMs: d.latching === false ? (d.worstPollGapMs ?? d.pollIntervalMs ?? sources.pollIntervalMs) : null,
       pollIntervalMs: d.pollIntervalMs,
       errors: Object.fromEntries(Object.entries(d.errors).filter((e): e is [string, number] => e[1] !== undefined)),
-      ...(d.status === undefined ? {} : { status: Object.fromEntries(Object.entries(d.status).filter((e): e is [string, boolean] => e[1] !== undefined)) }),
+      ...(d.status === undefined
+        ? {}
+        : { status: Object.fromEntries(Object.entries(d.status).filter((e): e is [string, boolean] => e[1] !== undefined)) }),
     })),
     memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
     ...(sources.clock === undefined ? {} : { clock: sources.clock() }),
@@ -72,9 +74,7 @@ export class HealthReporter {
   private timer: NodeJS.Timeout | undefined;
   private readonly now: Now;
 
-  constructor(
-    private readonly options: { sources: HealthSources; uplink: Uplink; intervalMs: number; logger: Logger; now?: Now },
-  ) {
+  constructor(private readonly options: { sources: HealthSources; uplink: Uplink; intervalMs: number; logger: Logger; now?: Now }) {
     this.now = options.now ?? Date.now;
   }
 

@@ -68,7 +68,9 @@ export function createInboundFilter(options: InboundGuardOptions): (chunk: Buffe
           } else if (header[0]! >> 4 === PUBLISH) {
             state = { at: 'variable', first: header[0]!, total: remaining, bytes: [], have: 0 };
           } else {
-            throw new InboundPacketError(`an MQTT packet of type ${header[0]! >> 4} and ${remaining} bytes, over the ${options.maxPacketBytes}-byte limit`);
+            throw new InboundPacketError(
+              `an MQTT packet of type ${header[0]! >> 4} and ${remaining} bytes, over the ${options.maxPacketBytes}-byte limit`,
+            );
           }
           break;
         }
@@ -83,7 +85,9 @@ export function createInboundFilter(options: InboundGuardOptions): (chunk: Buffe
           const need = variableHeaderLength(Buffer.concat(state.bytes), state.first, options.protocolVersion);
           const wanted = need ?? state.have + 1;
           if (wanted > options.maxPacketBytes || wanted > state.total)
-            throw new InboundPacketError(`an MQTT PUBLISH of ${state.total} bytes whose header does not fit the ${options.maxPacketBytes}-byte limit`);
+            throw new InboundPacketError(
+              `an MQTT PUBLISH of ${state.total} bytes whose header does not fit the ${options.maxPacketBytes}-byte limit`,
+            );
           if (need !== undefined && state.have >= need) {
             const variable = Buffer.concat(state.bytes);
             const topicLength = variable.readUInt16BE(0);

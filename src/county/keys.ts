@@ -138,7 +138,9 @@ function writeNewFile(path: string, text: string, mode: number): void {
     fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new Error(code === 'EEXIST' ? `${path} already exists; refusing to overwrite a key` : `cannot create ${path} (${String(error)})`, { cause: error });
+    throw new Error(code === 'EEXIST' ? `${path} already exists; refusing to overwrite a key` : `cannot create ${path} (${String(error)})`, {
+      cause: error,
+    });
   }
   try {
     fchmodSync(fd, mode);

@@ -226,7 +226,9 @@ class MqttLink implements Uplink {
       writeCache: false,
       will: { topic: this.topics.topic('state'), payload: Buffer.from(this.stateBody(false)), qos: 1, retain: true },
       // MQTT 5 lets the broker know our limit, so it drops an oversized message instead of sending it at all.
-      ...(config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS, maximumPacketSize: config.maxInboundPacketBytes } } : {}),
+      ...(config.protocolVersion === 5
+        ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS, maximumPacketSize: config.maxInboundPacketBytes } }
+        : {}),
     };
   }
 
@@ -264,7 +266,8 @@ class MqttLink implements Uplink {
       if (client !== this.client || !client.connected || this.stopped) return;
       if (error) this.log.error({ err: error.message }, 'subscribing to county topics failed');
       for (const grant of granted ?? [])
-        if (grant.qos >= SUBACK_FAILURE) this.log.error({ topic: grant.topic }, `county broker refused subscription to ${grant.topic}: nothing sent there will arrive`);
+        if (grant.qos >= SUBACK_FAILURE)
+          this.log.error({ topic: grant.topic }, `county broker refused subscription to ${grant.topic}: nothing sent there will arrive`);
       this.up = true;
       this.emit('connected');
     });
@@ -320,20 +323,23 @@ class MqttLink implements Uplink {
       return;
     }
     // Signature, size, claims and replay are judged by the command gate, which also reports rejections.
-    this.emit('command', { ...commandKindOf(inbound.kind), topic, payload, ...(discarded === undefined ? {} : { discardedBytes: discarded.payloadBytes }) });
+    this.emit('command', {
+      ...commandKindOf(inbound.kind),
+      topic,
+      payload,
+      ...(discarded === undefined ? {} : { discardedBytes: discarded.payloadBytes }),
+    });
   }
 
   private publishOfflineState(client: MqttClient): Promise<boolean> {
     const spec = topicSpecs.state;
-    const published = client
-      .publishAsync(this.topics.topic('state'), this.stateBody(false, this.now()), { qos: spec.qos, retain: spec.retain })
-      .then(
-        () => true,
-        (error: unknown) => {
-          this.log.warn({ err: errorText(error) }, 'offline state not delivered; the broker will publish the will');
-          return false;
-        },
-      );
+    const published = client.publishAsync(this.topics.topic('state'), this.stateBody(false, this.now()), { qos: spec.qos, retain: spec.retain }).then(
+      () => true,
+      (error: unknown) => {
+        this.log.warn({ err: errorText(error) }, 'offline state not delivered; the broker will publish the will');
+        return false;
+      },
+    );
     return settleWithin(published, STOP_STEP_TIMEOUT_MS, false);
   }
 

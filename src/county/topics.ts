@@ -48,7 +48,13 @@ export const topicSpecs = {
 
 /** What a county→village message asks for, whichever topic (own or `all`) it came on. */
 export type CommandKind = 'ack' | 'broadcast' | 'stop';
-const commandOfDownKind: Record<DownKind, CommandKind> = { ack: 'ack', broadcast: 'broadcast', broadcastAll: 'broadcast', stop: 'stop', stopAll: 'stop' };
+const commandOfDownKind: Record<DownKind, CommandKind> = {
+  ack: 'ack',
+  broadcast: 'broadcast',
+  broadcastAll: 'broadcast',
+  stop: 'stop',
+  stopAll: 'stop',
+};
 
 export function commandKindOf(kind: DownKind): { command: CommandKind; audienceTopic: 'village' | 'all' } {
   return { command: commandOfDownKind[kind], audienceTopic: topicSpecs[kind].scope };

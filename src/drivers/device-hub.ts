@@ -41,11 +41,18 @@ export function createDeviceHub(options: {
       if (config.bus !== bus.id) return;
       const profile = options.profiles.get(config.profile);
       const problem =
-        profile === undefined ? `no device profile named "${config.profile}" (known: ${[...options.profiles.keys()].sort().join(', ') || 'none'})` : misfit(bus, config, profile);
+        profile === undefined
+          ? `no device profile named "${config.profile}" (known: ${[...options.profiles.keys()].sort().join(', ') || 'none'})`
+          : misfit(bus, config, profile);
       if (problem !== undefined || profile === undefined) problems.push(`devices[${index}] (${config.id}): ${problem}`);
       else members.push({ config, profile });
     });
-    const common = { timing: options.timing, sink: options.sink, logger: options.logger.child({ bus: bus.id }), ...(options.now ? { now: options.now } : {}) };
+    const common = {
+      timing: options.timing,
+      sink: options.sink,
+      logger: options.logger.child({ bus: bus.id }),
+      ...(options.now ? { now: options.now } : {}),
+    };
     switch (bus.kind) {
       case 'modbus-rtu':
       case 'modbus-tcp':
@@ -88,7 +95,10 @@ function misfit(bus: BusConfig, config: DeviceConfig, profile: DeviceProfile): s
     (profile.protocol === 'line' && bus.kind === 'line');
   if (!fits) return `profile "${profile.model}" speaks ${profile.protocol}, bus "${bus.id}" is ${bus.kind}`;
   if (config.role === 'alarm-column') {
-    const hasButton = profile.protocol === 'line' ? Object.values(profile.line.events).some((e) => e.kind === 'input' && e.input === 'button') : profile.inputs.button !== undefined;
+    const hasButton =
+      profile.protocol === 'line'
+        ? Object.values(profile.line.events).some((e) => e.kind === 'input' && e.input === 'button')
+        : profile.inputs.button !== undefined;
     if (!hasButton) return `role alarm-column needs a button input; profile "${profile.model}" has none`;
   }
   if (config.role === 'relay-board' && (profile.protocol !== 'modbus' || profile.relays === undefined))

@@ -103,8 +103,18 @@ class LineBusCore implements LineBus {
     this.log = bound ? options.logger : options.logger.child({ bus: options.bus.id });
     this.now = options.now ?? Date.now;
     this.reopenDelayMs = options.timing.reopen.initialMs;
-    this.states = options.devices.map(({ config, profile }) => ({ config, profile, active: false, presence: 'unknown', offlineSince: 0, heardAt: null,
-      silenceTimer: undefined, buttonLatched: false, errors: {}, indicator: { desired: null, shown: null, writing: false, failedAt: -Infinity, waiters: new IndicatorWaiters() } }));
+    this.states = options.devices.map(({ config, profile }) => ({
+      config,
+      profile,
+      active: false,
+      presence: 'unknown',
+      offlineSince: 0,
+      heardAt: null,
+      silenceTimer: undefined,
+      buttonLatched: false,
+      errors: {},
+      indicator: { desired: null, shown: null, writing: false, failedAt: -Infinity, waiters: new IndicatorWaiters() },
+    }));
     this.byUnit = new Map(this.states.map((s) => [s.config.unitId, s]));
     this.devices = this.states.map((s) => this.deviceFor(s));
     // Devices of several models may share the bus; the framer must let the longest allowed line through.
@@ -135,7 +145,9 @@ class LineBusCore implements LineBus {
       resetLatch: (input) => this.resetLatch(state, input),
       setRelay: (channel, on) =>
         Promise.reject(
-          new Error(`device "${id}" (${state.profile.model}) is a line-protocol column and has no relays (asked channel ${channel} ${on ? 'on' : 'off'})`),
+          new Error(
+            `device "${id}" (${state.profile.model}) is a line-protocol column and has no relays (asked channel ${channel} ${on ? 'on' : 'off'})`,
+          ),
         ),
       health: () => this.deviceHealth(state),
     };
@@ -188,7 +200,11 @@ class LineBusCore implements LineBus {
     const shown = sync.waiters.wait();
     if (this.lost !== null) {
       // Said at once, as a write would fail; the state is kept and written when the port is back.
-      sync.waiters.settle(new Error(`cannot show ${indicator} on device "${state.config.id}" now: bus "${this.busConfig.id}" is lost (${this.lost.reason}); kept to be shown when it is back`));
+      sync.waiters.settle(
+        new Error(
+          `cannot show ${indicator} on device "${state.config.id}" now: bus "${this.busConfig.id}" is lost (${this.lost.reason}); kept to be shown when it is back`,
+        ),
+      );
     } else this.syncIndicator(state);
     return shown;
   }
@@ -215,7 +231,9 @@ class LineBusCore implements LineBus {
         sync.writing = false;
         sync.shown = null;
         sync.failedAt = performance.now();
-        sync.waiters.settle(new Error(`indicator ${indicator} on device "${state.config.id}" failed, kept to be shown when it is heard again: ${errorMessage(error)}`));
+        sync.waiters.settle(
+          new Error(`indicator ${indicator} on device "${state.config.id}" failed, kept to be shown when it is heard again: ${errorMessage(error)}`),
+        );
       },
     );
   }
@@ -226,7 +244,6 @@ class LineBusCore implements LineBus {
     await this.send(state, body);
     state.buttonLatched = false;
   }
-
 
   private openPort(): void {
     const { path, baudRate, parity, dataBits, stopBits } = this.busConfig;
@@ -278,7 +295,11 @@ class LineBusCore implements LineBus {
     this.abortWrites(new Error(`bus "${this.busConfig.id}" lost: ${reason}`));
     for (const state of this.states) {
       state.indicator.shown = null;
-      state.indicator.waiters.settle(new Error(`cannot show the indicator of device "${state.config.id}" now: bus "${this.busConfig.id}" lost (${reason}); kept to be shown when it is back`));
+      state.indicator.waiters.settle(
+        new Error(
+          `cannot show the indicator of device "${state.config.id}" now: bus "${this.busConfig.id}" lost (${reason}); kept to be shown when it is back`,
+        ),
+      );
     }
     if (this.lost === null) {
       const at = this.now();
@@ -327,7 +348,6 @@ class LineBusCore implements LineBus {
     if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
     this.log.info('serial port closed');
   }
-
 
   private onBytes(chunk: Buffer): void {
     for (const piece of this.framer.push(chunk)) this.onPiece(piece);
@@ -407,7 +427,6 @@ class LineBusCore implements LineBus {
     this.emit(state === undefined ? base : { ...base, deviceId: state.config.id });
   }
 
-
   private sawLife(state: ColumnState): void {
     state.heardAt = performance.now();
     const wasOffline = state.presence === 'offline';
@@ -447,7 +466,6 @@ class LineBusCore implements LineBus {
     this.emit({ type: 'offline', deviceId: state.config.id, at: state.offlineSince, reason });
   }
 
-
   /**
    * One write at a time per port (the stream would only queue them), so each write's timeout measures
    * its own line and not the queue ahead of it.
@@ -480,10 +498,7 @@ class LineBusCore implements LineBus {
         else resolve();
       };
       const abort = (error: Error): void => settle(error);
-      const timer = setTimeout(
-        () => settle(new Error(`write to device "${state.config.id}" did not finish within ${limitMs} ms`)),
-        limitMs,
-      );
+      const timer = setTimeout(() => settle(new Error(`write to device "${state.config.id}" did not finish within ${limitMs} ms`)), limitMs);
       this.pendingWrites.add(abort);
       port.write(bytes, (error) => {
         if (error) settle(error);
@@ -496,7 +511,6 @@ class LineBusCore implements LineBus {
   private abortWrites(error: Error): void {
     for (const abort of [...this.pendingWrites]) abort(error);
   }
-
 
   private count(counts: ErrorCounts, kind: ProtocolErrorKind): void {
     counts[kind] = (counts[kind] ?? 0) + 1;

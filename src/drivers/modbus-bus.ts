@@ -100,8 +100,7 @@ class ModbusBusCore implements ModbusBus, BusLink {
     this.log = options.logger.bindings()['bus'] !== undefined ? options.logger : options.logger.child({ bus: options.bus.id });
     const emit = (event: DeviceEvent): void => this.emit(event);
     this.devices = options.devices.map(
-      ({ config, profile }) =>
-        new ModbusDevice({ config, profile, timing: options.timing, link: this, emit, logger: this.log, now: this.now }),
+      ({ config, profile }) => new ModbusDevice({ config, profile, timing: options.timing, link: this, emit, logger: this.log, now: this.now }),
     );
   }
 
@@ -201,10 +200,12 @@ class ModbusBusCore implements ModbusBus, BusLink {
 
   private open(): void {
     this.state = 'opening';
-    this.opening = this.transport.open((reason) => this.onLost(reason)).then(
-      () => this.onOpened(),
-      (error: unknown) => this.onOpenFailed(error instanceof Error ? error.message : String(error)),
-    );
+    this.opening = this.transport
+      .open((reason) => this.onLost(reason))
+      .then(
+        () => this.onOpened(),
+        (error: unknown) => this.onOpenFailed(error instanceof Error ? error.message : String(error)),
+      );
   }
 
   private onOpened(): void {

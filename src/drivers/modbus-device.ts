@@ -306,7 +306,15 @@ export class ModbusDevice implements Device {
     if (this.gapFault === worst > thresholdMs) return;
     this.gapFault = !this.gapFault;
     const gapMs = Math.round(this.gapFault ? sampleMs : worst);
-    const event = { type: 'poll-gap' as const, busId: this.busId, deviceId: this.id, active: this.gapFault, gapMs, thresholdMs, at: this.options.now() };
+    const event = {
+      type: 'poll-gap' as const,
+      busId: this.busId,
+      deviceId: this.id,
+      active: this.gapFault,
+      gapMs,
+      thresholdMs,
+      at: this.options.now(),
+    };
     if (this.gapFault) this.log.warn({ gapMs, thresholdMs }, 'poll gap above the missable-press limit: a short press can go unseen');
     else this.log.info({ worstPollGapMs: gapMs, thresholdMs }, 'poll gaps back under the missable-press limit');
     this.options.emit(event);
@@ -371,7 +379,9 @@ export class ModbusDevice implements Device {
         this.shownPoints.delete(pointKey(next));
         if (this.options.link.isUp()) this.recordError(error);
         this.indicatorFailedAt = performance.now();
-        return this.indicatorWaiters.settle(new ModbusError(error.kind, `device "${this.id}": indicator ${state} failed, kept to be shown when it answers: ${error.message}`));
+        return this.indicatorWaiters.settle(
+          new ModbusError(error.kind, `device "${this.id}": indicator ${state} failed, kept to be shown when it answers: ${error.message}`),
+        );
       }
     }
   }

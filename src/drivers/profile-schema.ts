@@ -160,7 +160,10 @@ const lineProfileSchema = z
         /** Controller→device lines (verb and args after the unit) per indicator state. */
         indicator: z.partialRecord(indicatorStateSchema, z.string().regex(/^[A-Z]{2,8}(,[A-Za-z0-9_-]+)*$/)).optional(),
         /** Sent after a press is stored, when the device latches presses. */
-        latchReset: z.string().regex(/^[A-Z]{2,8}(,[A-Za-z0-9_-]+)*$/).optional(),
+        latchReset: z
+          .string()
+          .regex(/^[A-Z]{2,8}(,[A-Za-z0-9_-]+)*$/)
+          .optional(),
       })
       .strict(),
   })

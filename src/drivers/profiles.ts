@@ -34,7 +34,9 @@ export function loadProfiles(dirs: readonly string[]): ProfileSet {
   for (const dir of [...new Set(dirs)]) {
     let files: string[];
     try {
-      files = readdirSync(dir).filter((f) => profileFileName.test(f)).sort();
+      files = readdirSync(dir)
+        .filter((f) => profileFileName.test(f))
+        .sort();
     } catch (error) {
       problems.push({ model: null, message: `profilesDir: cannot read ${dir}: ${(error as Error).message}` });
       continue;

@@ -3,16 +3,7 @@ import type { IndicatorState, InputName, StatusCondition } from './profile-schem
 export type { IndicatorState, InputName, StatusCondition };
 
 /** Why a single exchange with a device went wrong; counted per device in health. */
-export type ProtocolErrorKind =
-  | 'timeout'
-  | 'crc'
-  | 'exception'
-  | 'short-reply'
-  | 'wrong-unit'
-  | 'garbage'
-  | 'checksum'
-  | 'overlong'
-  | 'port';
+export type ProtocolErrorKind = 'timeout' | 'crc' | 'exception' | 'short-reply' | 'wrong-unit' | 'garbage' | 'checksum' | 'overlong' | 'port';
 
 /** What the device layer tells the rest of the service. Times are epoch milliseconds. */
 export type DeviceEvent =

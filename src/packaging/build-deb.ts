@@ -7,7 +7,22 @@
  *   tsx src/packaging/build-deb.ts [--version V] [--out DIR]
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -69,7 +84,8 @@ function main(argv: string[]): number {
   const { values } = parseArgs({ args: argv, options: { version: { type: 'string' }, out: { type: 'string' } } });
   const manifest = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { name: string; version: string; description: string };
   const options: Options = { version: values.version ?? manifest.version, out: resolve(values.out ?? '.') };
-  if (!/^[0-9][A-Za-z0-9.+~-]*$/.test(options.version)) return fail(`--version: "${options.version}" is not a Debian version (digits first, then letters, digits, . + ~ -)`);
+  if (!/^[0-9][A-Za-z0-9.+~-]*$/.test(options.version))
+    return fail(`--version: "${options.version}" is not a Debian version (digits first, then letters, digits, . + ~ -)`);
   if (!existsSync(join(repoRoot, 'dist/main.js'))) return fail('dist/main.js is missing: npm run package builds it first (npm run build)');
   for (const tool of ['dpkg-deb', 'dpkg', 'npm'])
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return fail(`${tool} is not on the PATH (Debian's dpkg package, Node's npm)`);

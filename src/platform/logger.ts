@@ -7,7 +7,14 @@ export type { Logger };
 /** From node_modules, not the bundle: the service under systemd never formats for a person. */
 function prettyStdout(): DestinationStream {
   const pretty = createRequire(import.meta.url)('pino-pretty') as (options: Record<string, unknown>) => DestinationStream;
-  return pretty({ destination: 1, sync: true, colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true });
+  return pretty({
+    destination: 1,
+    sync: true,
+    colorize: process.stdout.isTTY,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname',
+    singleLine: true,
+  });
 }
 
 /** pino's level numbers → syslog priorities (journald's `PRIORITY`): fatal 2 crit, error 3, warn 4, info 6, debug/trace 7. */
@@ -62,7 +69,8 @@ export function createLogger(options: {
   env?: NodeJS.ProcessEnv;
 }): Logger {
   const destination = options.destination ?? (options.format === 'pretty' ? prettyStdout() : pino.destination({ dest: 1, sync: true }));
-  const journald = options.journald ?? (options.destination === undefined && options.format !== 'pretty' && isJournalStream(options.env ?? process.env, 1));
+  const journald =
+    options.journald ?? (options.destination === undefined && options.format !== 'pretty' && isJournalStream(options.env ?? process.env, 1));
   return pino(
     {
       level: options.level,

@@ -3,7 +3,13 @@ import { delimiter, isAbsolute, join } from 'node:path';
 
 /** Whether `command` runs as the service would start it: an absolute path, or found on `PATH`, executable. */
 export function isRunnable(command: string, path = process.env['PATH'] ?? ''): boolean {
-  const candidates = isAbsolute(command) || command.includes('/') ? [command] : path.split(delimiter).filter((d) => d !== '').map((dir) => join(dir, command));
+  const candidates =
+    isAbsolute(command) || command.includes('/')
+      ? [command]
+      : path
+          .split(delimiter)
+          .filter((d) => d !== '')
+          .map((dir) => join(dir, command));
   return candidates.some((candidate) => {
     try {
       accessSync(candidate, constants.X_OK);
@@ -28,7 +34,14 @@ export function missingPrograms(templates: Record<string, readonly string[] | nu
   return problems;
 }
 
-const debianPackages: Record<string, string> = { 'espeak-ng': 'espeak-ng', aplay: 'alsa-utils', amixer: 'alsa-utils', mpg123: 'mpg123', sox: 'sox', play: 'sox' };
+const debianPackages: Record<string, string> = {
+  'espeak-ng': 'espeak-ng',
+  aplay: 'alsa-utils',
+  amixer: 'alsa-utils',
+  mpg123: 'mpg123',
+  sox: 'sox',
+  play: 'sox',
+};
 
 function debianHint(command: string): string {
   const name = command.split('/').pop() ?? command;

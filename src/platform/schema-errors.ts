@@ -35,7 +35,8 @@ function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
       }
     }
     // An unknown key in one option of a union: the keys of every option that is an object are candidates.
-    if (part === undefined) return nodes.flatMap(unwrap).flatMap((n) => (definition(n)?.['type'] === 'object' ? Object.keys(definition(n)!['shape'] as object) : []));
+    if (part === undefined)
+      return nodes.flatMap(unwrap).flatMap((n) => (definition(n)?.['type'] === 'object' ? Object.keys(definition(n)!['shape'] as object) : []));
     nodes = next;
   }
   return [];
@@ -71,7 +72,8 @@ function nearestKey(key: string, known: readonly string[]): string | undefined {
   let best: { key: string; distance: number } | undefined;
   for (const candidate of known) {
     const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
-    if (distance <= Math.max(2, Math.floor(candidate.length / 3)) && (best === undefined || distance < best.distance)) best = { key: candidate, distance };
+    if (distance <= Math.max(2, Math.floor(candidate.length / 3)) && (best === undefined || distance < best.distance))
+      best = { key: candidate, distance };
   }
   return best?.key;
 }
@@ -80,7 +82,8 @@ function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
-    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     previous = current;
   }
   return previous[b.length]!;

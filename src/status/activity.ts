@@ -34,7 +34,8 @@ export class Activity {
         return this.note(event.deviceId, { lastChange: { online: true, at: isoWithOffset(event.at) } });
       case 'protocol-error':
         // A bus-wide error (no device) shows in the bus's devices going offline, not here.
-        if (event.deviceId !== undefined) this.note(event.deviceId, { lastError: { kind: event.kind, detail: event.detail, at: isoWithOffset(event.at) } });
+        if (event.deviceId !== undefined)
+          this.note(event.deviceId, { lastError: { kind: event.kind, detail: event.detail, at: isoWithOffset(event.at) } });
         return;
       default:
         return;
@@ -43,7 +44,11 @@ export class Activity {
 
   link(): Omit<StatusDocument['link'], 'url' | 'connected'> {
     const at = (ms: number | null) => (ms === null ? null : isoWithOffset(ms));
-    return { lastConnectedAt: at(this.lastConnectedAt), lastDisconnectedAt: at(this.lastDisconnectedAt), lastDisconnectReason: this.lastDisconnectReason };
+    return {
+      lastConnectedAt: at(this.lastConnectedAt),
+      lastDisconnectedAt: at(this.lastDisconnectedAt),
+      lastDisconnectReason: this.lastDisconnectReason,
+    };
   }
 
   device(id: string): DeviceNote {

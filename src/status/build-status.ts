@@ -27,7 +27,13 @@ export async function buildStatusDocument(sources: StatusSources): Promise<Statu
     link: { url: withoutCredentials(sources.countyUrl), connected: sources.linkConnected(), ...sources.activity.link() },
     devices: sources.devices.map((d) => {
       const replied = lastReplyAt.get(d.id) ?? null;
-      return { id: d.id, label: d.label, role: d.role, lastReplyAt: replied === null ? null : isoWithOffset(replied), ...sources.activity.device(d.id) };
+      return {
+        id: d.id,
+        label: d.label,
+        role: d.role,
+        lastReplyAt: replied === null ? null : isoWithOffset(replied),
+        ...sources.activity.device(d.id),
+      };
     }),
     system,
   };

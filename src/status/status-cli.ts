@@ -21,7 +21,10 @@ function requestStatus(path: string, timeoutMs = 5000): Promise<StatusAnswer> {
       resolve(answer);
     };
     // Connected but silent: the event loop is stuck or swamped, which the watchdog will act on; say so.
-    const timer = setTimeout(() => done({ ok: false, message: `village-edge did not answer on ${path} within ${timeoutMs / 1000} s (running, but busy or stuck)` }), timeoutMs);
+    const timer = setTimeout(
+      () => done({ ok: false, message: `village-edge did not answer on ${path} within ${timeoutMs / 1000} s (running, but busy or stuck)` }),
+      timeoutMs,
+    );
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${statusRequest}\n`));
     socket.on('data', (chunk: string) => (text += chunk));
@@ -54,7 +57,10 @@ function parseAnswer(text: string, path: string): StatusAnswer {
   const parsed = statusDocumentSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return { ok: false, message: `the answer on ${path} is not a status this village-edge reads (${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}); are the CLI and the service the same version?` };
+    return {
+      ok: false,
+      message: `the answer on ${path} is not a status this village-edge reads (${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}); are the CLI and the service the same version?`,
+    };
   }
   return { ok: true, document: parsed.data };
 }
@@ -62,7 +68,11 @@ function parseAnswer(text: string, path: string): StatusAnswer {
 /** `village-edge status [--config FILE | --socket PATH] [--json]`: exit 0 when the service answered, 1 when not, 2 on bad arguments. */
 export async function statusCommand(args: string[]): Promise<number> {
   // A wrong flag is a UsageError: one line and exit 2, from the command line's one catch.
-  const { values } = parseFlags('status', args, { config: { type: 'string' }, socket: { type: 'string' }, json: { type: 'boolean', default: false } });
+  const { values } = parseFlags('status', args, {
+    config: { type: 'string' },
+    socket: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
   if (values.help) return printHelp('status');
   if (values.config !== undefined && values.socket !== undefined) {
     console.error('status: give --config FILE or --socket PATH, not both');
@@ -73,7 +83,9 @@ export async function statusCommand(args: string[]): Promise<number> {
     const configPath = values.config ?? defaultConfigPath;
     const result = readConfigFile(configPath);
     if (!result.ok) {
-      console.error(`status: ${result.errors[0] ?? configPath}${result.errors.length > 1 ? ` (and ${result.errors.length - 1} more: check-config ${configPath})` : ''}`);
+      console.error(
+        `status: ${result.errors[0] ?? configPath}${result.errors.length > 1 ? ` (and ${result.errors.length - 1} more: check-config ${configPath})` : ''}`,
+      );
       return 1;
     }
     path = statusSocketPath(result.config);
@@ -99,23 +111,51 @@ function formatStatus(doc: StatusDocument): string {
   const down = link.lastDisconnectedAt === null ? '' : `, last down ${when(link.lastDisconnectedAt)}: ${link.lastDisconnectReason ?? ''}`;
   row('county', `${link.connected ? 'connected' : 'NOT CONNECTED'} to ${link.url}; ${lastUp}${link.connected ? '' : down}`);
   const clock = health.clock;
-  row('clock', clock === undefined ? 'unknown' : clock.trusted ? `trusted (${clock.source}${clock.correctionMs > 0 ? `, ${clock.correctionMs} ms ahead of the system clock` : ''})` : 'NOT TRUSTED (no synchronised system clock, no county command yet)');
+  row(
+    'clock',
+    clock === undefined
+      ? 'unknown'
+      : clock.trusted
+        ? `trusted (${clock.source}${clock.correctionMs > 0 ? `, ${clock.correctionMs} ms ahead of the system clock` : ''})`
+        : 'NOT TRUSTED (no synchronised system clock, no county command yet)',
+  );
   const ob = health.outbox;
-  row('outbox', ob.depth === 0 ? 'empty' : `${ob.depth} waiting for the county (alarm ${ob.alarm}, fault ${ob.fault}, report ${ob.report}), oldest ${ob.oldestUnackedAgeSeconds === null ? '?' : duration(ob.oldestUnackedAgeSeconds * 1000)}`);
+  row(
+    'outbox',
+    ob.depth === 0
+      ? 'empty'
+      : `${ob.depth} waiting for the county (alarm ${ob.alarm}, fault ${ob.fault}, report ${ob.report}), oldest ${ob.oldestUnackedAgeSeconds === null ? '?' : duration(ob.oldestUnackedAgeSeconds * 1000)}`,
+  );
   const storage = health.storage;
   const free = system.dataDir.freeBytes === null ? 'free space unknown' : `${bytes(system.dataDir.freeBytes)} free`;
-  row('storage', `${storage === undefined || storage.state === 'ok' ? 'ok' : storage.state.toUpperCase()}, ${free} in ${system.dataDir.path}${storage?.problem ? `: ${storage.problem}` : ''}${storage !== undefined && storage.memoryOnly > 0 ? `; ${storage.memoryOnly} record(s) only in memory` : ''}`);
+  row(
+    'storage',
+    `${storage === undefined || storage.state === 'ok' ? 'ok' : storage.state.toUpperCase()}, ${free} in ${system.dataDir.path}${storage?.problem ? `: ${storage.problem}` : ''}${storage !== undefined && storage.memoryOnly > 0 ? `; ${storage.memoryOnly} record(s) only in memory` : ''}`,
+  );
   const audio = health.audio;
-  row('audio', `${audio.device}: ${audio.ok === null ? 'not checked yet' : audio.ok ? 'opens' : `FAILS: ${audio.reason ?? ''}`}${audio.checkedAt === null ? '' : `, checked ${when(audio.checkedAt)}`}`);
-  row('memory', `service ${bytes(health.memory.rssBytes)} resident (heap ${bytes(health.memory.heapUsedBytes)}); system ${bytes(system.memory.availableBytes)} available of ${bytes(system.memory.totalBytes)}`);
-  row('cpu', `load ${system.loadAverage.join(' ')}; ${system.temperatures.length === 0 ? 'no temperature sensor' : system.temperatures.map((t) => `${t.celsius.toFixed(1)} °C (${t.type ?? t.zone})`).join(', ')}`);
+  row(
+    'audio',
+    `${audio.device}: ${audio.ok === null ? 'not checked yet' : audio.ok ? 'opens' : `FAILS: ${audio.reason ?? ''}`}${audio.checkedAt === null ? '' : `, checked ${when(audio.checkedAt)}`}`,
+  );
+  row(
+    'memory',
+    `service ${bytes(health.memory.rssBytes)} resident (heap ${bytes(health.memory.heapUsedBytes)}); system ${bytes(system.memory.availableBytes)} available of ${bytes(system.memory.totalBytes)}`,
+  );
+  row(
+    'cpu',
+    `load ${system.loadAverage.join(' ')}; ${system.temperatures.length === 0 ? 'no temperature sensor' : system.temperatures.map((t) => `${t.celsius.toFixed(1)} °C (${t.type ?? t.zone})`).join(', ')}`,
+  );
   const notes = new Map(doc.devices.map((d) => [d.id, d]));
   row('devices', `${health.devices.filter((d) => d.online).length} of ${health.devices.length} online`);
   for (const device of health.devices) {
     const note = notes.get(device.id);
     const errors = Object.entries(device.errors).filter(([, n]) => n > 0);
     const change = note?.lastChange;
-    const state = device.online ? (change?.online === true ? `online since ${when(change.at)}` : 'online') : `OFFLINE${change?.online === false ? ` since ${when(change.at)}${change.reason ? `: ${change.reason}` : ''}` : ''}`;
+    const state = device.online
+      ? change?.online === true
+        ? `online since ${when(change.at)}`
+        : 'online'
+      : `OFFLINE${change?.online === false ? ` since ${when(change.at)}${change.reason ? `: ${change.reason}` : ''}` : ''}`;
     const parts = [`${device.id}${note ? ` (${note.label})` : ''}, ${device.model} on ${device.bus}: ${state}`];
     // Undefined from a service older than the field: say nothing rather than "never".
     if (note?.lastReplyAt !== undefined) parts.push(note.lastReplyAt === null ? 'NO REPLY since start' : `last reply ${when(note.lastReplyAt)}`);

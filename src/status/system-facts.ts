@@ -22,7 +22,10 @@ export async function readTemperatures(thermalDir: string): Promise<Temperature[
       try {
         const milli = Number((await readFile(join(thermalDir, zone, 'temp'), 'utf8')).trim());
         if (!Number.isFinite(milli)) return undefined;
-        const type = await readFile(join(thermalDir, zone, 'type'), 'utf8').then((t) => t.trim() || null, () => null);
+        const type = await readFile(join(thermalDir, zone, 'type'), 'utf8').then(
+          (t) => t.trim() || null,
+          () => null,
+        );
         return { zone, type, celsius: Math.round(milli / 100) / 10 };
       } catch {
         return undefined;
@@ -34,7 +37,10 @@ export async function readTemperatures(thermalDir: string): Promise<Temperature[
 
 export async function readSystemFacts(options: { dataDir: string; thermalDir: string }): Promise<StatusDocument['system']> {
   const [free, temperatures] = await Promise.all([
-    statfs(options.dataDir).then((s) => s.bavail * s.bsize, () => null),
+    statfs(options.dataDir).then(
+      (s) => s.bavail * s.bsize,
+      () => null,
+    ),
     readTemperatures(options.thermalDir),
   ]);
   const load = loadavg();

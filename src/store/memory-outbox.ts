@@ -1,4 +1,13 @@
-import { outboxStreams, type AppendInput, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
+import {
+  outboxStreams,
+  type AppendInput,
+  type AttemptUpdate,
+  type JsonObject,
+  type Outbox,
+  type OutboxRecord,
+  type OutboxStats,
+  type OutboxStream,
+} from './types.ts';
 
 /** A record as held here: the payload kept as JSON text, exactly as SQLite keeps it. */
 type StoredRecord = Omit<OutboxRecord, 'payload'> & { payload: string };
@@ -26,7 +35,17 @@ export class MemoryOutbox implements Outbox {
     // Built before the seq is taken, so a throwing build leaves no record and consumes no seq.
     const payload = toJson(input.build(seq), input.id);
     this.lastSeq.set(input.stream, seq);
-    return toRecord({ id: input.id, stream: input.stream, seq, subject: input.subject, payload, attempts: 0, createdAt: input.now, nextAttemptAt: input.now, ackedAt: null });
+    return toRecord({
+      id: input.id,
+      stream: input.stream,
+      seq,
+      subject: input.subject,
+      payload,
+      attempts: 0,
+      createdAt: input.now,
+      nextAttemptAt: input.now,
+      ackedAt: null,
+    });
   }
 
   commit(record: OutboxRecord): OutboxRecord {

@@ -8,7 +8,16 @@ import type { SqliteOutbox } from './sqlite-outbox.ts';
 import { StorageReserve } from './storage-reserve.ts';
 import { freeBytes, isStorageFailure, notifyLater, probeWritable, type StorageNotice } from './storage-files.ts';
 import { errorText } from '../platform/error-text.ts';
-import { outboxStreams, type AppendInput, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
+import {
+  outboxStreams,
+  type AppendInput,
+  type AttemptUpdate,
+  type JsonObject,
+  type Outbox,
+  type OutboxRecord,
+  type OutboxStats,
+  type OutboxStream,
+} from './types.ts';
 
 /**
  * `ok`: every record is committed to the card. `reserve`: the card is full and the outbox lives on its
@@ -155,19 +164,35 @@ export class ResilientOutbox implements Outbox {
   }
 
   due(stream: OutboxStream, now: number, limit: number): OutboxRecord[] {
-    return this.use((d) => d.due(stream, now, limit), (m) => m.due(stream, now, limit), 'reading due records');
+    return this.use(
+      (d) => d.due(stream, now, limit),
+      (m) => m.due(stream, now, limit),
+      'reading due records',
+    );
   }
 
   recordAttempt(id: string, attempts: number, nextAttemptAt: number): void {
-    this.use((d) => d.recordAttempt(id, attempts, nextAttemptAt), (m) => m.recordAttempt(id, attempts, nextAttemptAt), 'recording an attempt');
+    this.use(
+      (d) => d.recordAttempt(id, attempts, nextAttemptAt),
+      (m) => m.recordAttempt(id, attempts, nextAttemptAt),
+      'recording an attempt',
+    );
   }
 
   recordAttempts(updates: readonly AttemptUpdate[]): void {
-    this.use((d) => d.recordAttempts(updates), (m) => m.recordAttempts(updates.filter((u) => m.get(u.id) !== undefined)), 'recording attempts');
+    this.use(
+      (d) => d.recordAttempts(updates),
+      (m) => m.recordAttempts(updates.filter((u) => m.get(u.id) !== undefined)),
+      'recording attempts',
+    );
   }
 
   rescheduleAll(now: number): void {
-    this.use((d) => d.rescheduleAll(now), (m) => m.rescheduleAll(now), 'rescheduling');
+    this.use(
+      (d) => d.rescheduleAll(now),
+      (m) => m.rescheduleAll(now),
+      'rescheduling',
+    );
   }
 
   ack(id: string, now: number): OutboxRecord | undefined {
@@ -175,19 +200,35 @@ export class ResilientOutbox implements Outbox {
   }
 
   ackMany(ids: readonly string[], now: number): OutboxRecord[] {
-    return this.use((d) => d.ackMany(ids, now), (m) => m.ackMany(ids, now), 'storing acks');
+    return this.use(
+      (d) => d.ackMany(ids, now),
+      (m) => m.ackMany(ids, now),
+      'storing acks',
+    );
   }
 
   get(id: string): OutboxRecord | undefined {
-    return this.use((d) => d.get(id), (m) => m.get(id), 'reading a record');
+    return this.use(
+      (d) => d.get(id),
+      (m) => m.get(id),
+      'reading a record',
+    );
   }
 
   latestUnacked(stream: OutboxStream, subject: string): OutboxRecord | undefined {
-    return this.use((d) => d.latestUnacked(stream, subject), (m) => m.latestUnacked(stream, subject), 'reading open records');
+    return this.use(
+      (d) => d.latestUnacked(stream, subject),
+      (m) => m.latestUnacked(stream, subject),
+      'reading open records',
+    );
   }
 
   stats(): OutboxStats {
-    return this.use((d) => d.stats(), (m) => m.stats(), 'reading outbox statistics');
+    return this.use(
+      (d) => d.stats(),
+      (m) => m.stats(),
+      'reading outbox statistics',
+    );
   }
 
   /** A last try to put what lives in memory on the card; what still cannot be written is said loudly. */
@@ -202,7 +243,8 @@ export class ResilientOutbox implements Outbox {
     }
     if (this.memory !== undefined) {
       const unacked = this.memory.all().filter((r) => this.memoryOnly.has(r.id) && r.ackedAt === null).length;
-      if (unacked > 0) this.options.logger.error({ unacked }, 'stopping with unacknowledged records that lived only in memory: they end with this process');
+      if (unacked > 0)
+        this.options.logger.error({ unacked }, 'stopping with unacknowledged records that lived only in memory: they end with this process');
     }
     this.closed = true;
     this.closeDurable();
@@ -228,7 +270,9 @@ export class ResilientOutbox implements Outbox {
   }
 
   private openDurable(): OpenedOutbox {
-    const opened = this.options.open?.() ?? openOutboxFile({ path: join(this.options.dataDir, 'outbox.sqlite'), marker: this.marker, logger: this.options.logger, now: this.now() });
+    const opened =
+      this.options.open?.() ??
+      openOutboxFile({ path: join(this.options.dataDir, 'outbox.sqlite'), marker: this.marker, logger: this.options.logger, now: this.now() });
     for (const detail of opened.notices) {
       this.options.logger.error({ detail }, 'outbox problem');
       this.notify({ kind: 'problem', detail });

@@ -34,7 +34,10 @@ export function openSqliteBroadcastJournal(options: { path: string; logger?: Log
     const opened = openDurableSqlite({ path, migrations, label: 'broadcast journal', ...(options.logger ? { logger: options.logger } : {}) });
     db = opened.db;
     const unfinished = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM open_broadcast').get()?.n ?? 0;
-    options.logger?.info({ path, journalMode: 'wal', synchronous: 'full', schemaVersion: opened.schemaVersion, unfinished }, 'broadcast journal opened');
+    options.logger?.info(
+      { path, journalMode: 'wal', synchronous: 'full', schemaVersion: opened.schemaVersion, unfinished },
+      'broadcast journal opened',
+    );
     return new SqliteBroadcastJournal(db, path);
   } catch (error) {
     db?.close();

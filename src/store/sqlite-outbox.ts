@@ -2,7 +2,16 @@ import type Database from 'better-sqlite3';
 import { resolve } from 'node:path';
 import { DurableStorageError, openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
-import { outboxStreams, type AppendInput, type AttemptUpdate, type JsonObject, type Outbox, type OutboxRecord, type OutboxStats, type OutboxStream } from './types.ts';
+import {
+  outboxStreams,
+  type AppendInput,
+  type AttemptUpdate,
+  type JsonObject,
+  type Outbox,
+  type OutboxRecord,
+  type OutboxStats,
+  type OutboxStream,
+} from './types.ts';
 
 /**
  * Retention of acked rows: they are kept 7 days (so an operator can still see what went out and when), then
@@ -79,7 +88,13 @@ export function openSqliteOutbox(options: { path: string; logger?: Logger; acked
   let db: Database.Database | undefined;
   try {
     // A big transaction (rescheduleAll over a long backlog) grows the WAL; without a limit it stays that big.
-    const opened = openDurableSqlite({ path, migrations, label: 'outbox', journalSizeLimit: 4194304, ...(options.logger ? { logger: options.logger } : {}) });
+    const opened = openDurableSqlite({
+      path,
+      migrations,
+      label: 'outbox',
+      journalSizeLimit: 4194304,
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
     db = opened.db;
     const { schemaVersion, createdSchema } = opened;
     options.logger?.info({ path, journalMode: 'wal', synchronous: 'full', schemaVersion, created: createdSchema }, 'outbox opened');
@@ -90,7 +105,6 @@ export function openSqliteOutbox(options: { path: string; logger?: Logger; acked
     throw new OutboxStorageError(path, error instanceof Error ? error.message : String(error), { cause: error });
   }
 }
-
 
 function prepareStatements(db: Database.Database) {
   return {
@@ -103,15 +117,9 @@ function prepareStatements(db: Database.Database) {
     recordAttempt: db.prepare<[number, number, string]>(
       'UPDATE outbox_record SET attempts = ?, next_attempt_at = ? WHERE id = ? AND acked_at IS NULL',
     ),
-    rescheduleAll: db.prepare<[number, number]>(
-      'UPDATE outbox_record SET next_attempt_at = ? WHERE acked_at IS NULL AND next_attempt_at > ?',
-    ),
-    ack: db.prepare<[number, string], RecordRow>(
-      `UPDATE outbox_record SET acked_at = ? WHERE id = ? AND acked_at IS NULL RETURNING ${columns}`,
-    ),
-    updatePayload: db.prepare<[string, string]>(
-      'UPDATE outbox_record SET payload = ? WHERE id = ? AND acked_at IS NULL',
-    ),
+    rescheduleAll: db.prepare<[number, number]>('UPDATE outbox_record SET next_attempt_at = ? WHERE acked_at IS NULL AND next_attempt_at > ?'),
+    ack: db.prepare<[number, string], RecordRow>(`UPDATE outbox_record SET acked_at = ? WHERE id = ? AND acked_at IS NULL RETURNING ${columns}`),
+    updatePayload: db.prepare<[string, string]>('UPDATE outbox_record SET payload = ? WHERE id = ? AND acked_at IS NULL'),
     latestUnacked: db.prepare<[string, string], RecordRow>(
       `SELECT ${columns} FROM outbox_record
        WHERE stream = ? AND subject = ? AND acked_at IS NULL ORDER BY seq DESC LIMIT 1`,
@@ -157,7 +165,17 @@ export class SqliteOutbox implements Outbox {
     // One transaction, one fsync: the record as prepared (seq, payload, attempts) and the counter above it.
     this.commitTx = db.transaction((record: OutboxRecord, payload: string): void => {
       if (this.statements.get.get(record.id)) throw new Error(`outbox: record ${record.id} already exists`);
-      this.statements.insertWhole.run(record.id, record.stream, record.seq, record.subject, payload, record.attempts, record.createdAt, record.nextAttemptAt, record.ackedAt);
+      this.statements.insertWhole.run(
+        record.id,
+        record.stream,
+        record.seq,
+        record.subject,
+        payload,
+        record.attempts,
+        record.createdAt,
+        record.nextAttemptAt,
+        record.ackedAt,
+      );
       this.statements.raiseSeq.run(record.stream, record.seq);
     });
     this.recordAttemptsTx = db.transaction((updates: readonly AttemptUpdate[]) => {
@@ -177,7 +195,17 @@ export class SqliteOutbox implements Outbox {
     });
     this.absorbTx = db.transaction((input: AbsorbInput) => {
       for (const r of input.records) {
-        this.statements.insertWhole.run(r.id, r.stream, r.seq, r.subject, toJson(r.payload, r.id), r.attempts, r.createdAt, r.nextAttemptAt, r.ackedAt);
+        this.statements.insertWhole.run(
+          r.id,
+          r.stream,
+          r.seq,
+          r.subject,
+          toJson(r.payload, r.id),
+          r.attempts,
+          r.createdAt,
+          r.nextAttemptAt,
+          r.ackedAt,
+        );
         this.statements.raiseSeq.run(r.stream, r.seq);
       }
       for (const [stream, seq] of Object.entries(input.seqFloors)) this.statements.raiseSeq.run(stream, seq);
@@ -218,7 +246,17 @@ export class SqliteOutbox implements Outbox {
     // Built before the seq is taken, so a throwing build consumes none.
     const payload = JSON.parse(toJson(input.build(seq), input.id)) as JsonObject;
     this.handedOut[input.stream] = seq;
-    return { id: input.id, stream: input.stream, seq, subject: input.subject, payload, attempts: 0, createdAt: input.now, nextAttemptAt: input.now, ackedAt: null };
+    return {
+      id: input.id,
+      stream: input.stream,
+      seq,
+      subject: input.subject,
+      payload,
+      attempts: 0,
+      createdAt: input.now,
+      nextAttemptAt: input.now,
+      ackedAt: null,
+    };
   }
 
   commit(record: OutboxRecord): OutboxRecord {

@@ -52,7 +52,6 @@ export function openSqliteReplayGuard(options: { path: string; logger?: Logger }
   }
 }
 
-
 export class SqliteReplayGuard implements ReplayGuard {
   private readonly rememberTx: (jti: string, expiresAt: number, now: number) => boolean;
   private readonly pruneTx: (now: number, limit: number) => number;
@@ -69,9 +68,7 @@ export class SqliteReplayGuard implements ReplayGuard {
       `INSERT INTO seen_command (jti, expires_at) VALUES (?, ?)
        ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE seen_command.expires_at <= ?`,
     );
-    const prune = db.prepare<[number, number]>(
-      `DELETE FROM seen_command WHERE jti IN (SELECT jti FROM seen_command WHERE expires_at <= ? LIMIT ?)`,
-    );
+    const prune = db.prepare<[number, number]>(`DELETE FROM seen_command WHERE jti IN (SELECT jti FROM seen_command WHERE expires_at <= ? LIMIT ?)`);
     this.pruneTx = (now, limit) => db.transaction(() => prune.run(now, limit).changes).immediate();
     const remember = db.transaction((jti: string, expiresAt: number, now: number): boolean => {
       const fresh = upsert.run(jti, expiresAt, now).changes === 1;
@@ -88,7 +85,8 @@ export class SqliteReplayGuard implements ReplayGuard {
 
   remember(jti: string, expiresAt: number, now: number): boolean {
     if (typeof jti !== 'string' || jti === '') throw new TypeError('replay guard: jti must be a non-empty string');
-    if (!Number.isFinite(expiresAt) || !Number.isFinite(now)) throw new RangeError(`replay guard: times must be finite (expiresAt ${expiresAt}, now ${now})`);
+    if (!Number.isFinite(expiresAt) || !Number.isFinite(now))
+      throw new RangeError(`replay guard: times must be finite (expiresAt ${expiresAt}, now ${now})`);
     return this.rememberTx(jti, Math.ceil(expiresAt), Math.floor(now));
   }
 

@@ -52,8 +52,24 @@ export async function measureCommandLatency(options: { commands: number; progres
   const signer = await createCountySigner({ villageId: 'bench-cmd' });
   const dataDir = mkdtempSync(join(tmpdir(), 've-bench-cmd-'));
   const logger = createLogger({ level: 'silent' });
-  const config = villageConfig({ villageId: 'bench-cmd', brokerUrl: broker.url, protocolVersion: broker.protocolVersion, columns: 0, commandKeys: [signer.keyEntry], extraDevices: [relayBoard], broadcast: layout, dataDir });
-  const player = new TimedPlayer(createProcessPlayer({ templates: { ...config.broadcast.player, tts: ['true', '{text}'], ttsOutput: null }, library: config.broadcast.library, device: config.broadcast.output.device, logger }));
+  const config = villageConfig({
+    villageId: 'bench-cmd',
+    brokerUrl: broker.url,
+    protocolVersion: broker.protocolVersion,
+    columns: 0,
+    commandKeys: [signer.keyEntry],
+    extraDevices: [relayBoard],
+    broadcast: layout,
+    dataDir,
+  });
+  const player = new TimedPlayer(
+    createProcessPlayer({
+      templates: { ...config.broadcast.player, tts: ['true', '{text}'], ttsOutput: null },
+      library: config.broadcast.library,
+      device: config.broadcast.output.device,
+      logger,
+    }),
+  );
   const app = createVillageEdge({ config, version: 'bench', logger, adapters: { player } });
   const county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true, signer });
   try {
@@ -62,17 +78,38 @@ export async function measureCommandLatency(options: { commands: number; progres
     const samples: number[] = [];
     for (let i = 0; i < options.commands + 5; i++) {
       const jti = `bench-cmd-${i.toString().padStart(5, '0')}`;
-      const token = await signer.broadcast({ jti, aud: 'bench-cmd', priority: i % 2 === 0 ? 'emergency' : 'announcement', ...(i % 2 === 0 ? { level: 2 } : {}) });
+      const token = await signer.broadcast({
+        jti,
+        aud: 'bench-cmd',
+        priority: i % 2 === 0 ? 'emergency' : 'announcement',
+        ...(i % 2 === 0 ? { level: 2 } : {}),
+      });
       const before = player.startedAt.length;
       const sentAt = performance.now();
       await county.send('bench-cmd', 'broadcast', token);
       await until(() => player.startedAt.length > before, 5000);
       // The first few warm the JIT and open files; they are not the steady state a village lives in.
       if (i >= 5) samples.push(player.startedAt[before]! - sentAt);
-      await until(() => county.messages.some((m) => m.kind === 'report' && reportPayloadSchema.safeParse(m.payload).data?.jti === jti && ['finished', 'failed'].includes(reportPayloadSchema.parse(m.payload).event)), 5000);
+      await until(
+        () =>
+          county.messages.some(
+            (m) =>
+              m.kind === 'report' &&
+              reportPayloadSchema.safeParse(m.payload).data?.jti === jti &&
+              ['finished', 'failed'].includes(reportPayloadSchema.parse(m.payload).event),
+          ),
+        5000,
+      );
       if (i % 50 === 0) options.progress(`command latency: ${i}/${options.commands}`);
     }
-    return { count: samples.length, p50: percentile(samples, 50), p99: percentile(samples, 99), max: Math.max(...samples), mean: mean(samples), broker: broker.kind };
+    return {
+      count: samples.length,
+      p50: percentile(samples, 50),
+      p99: percentile(samples, 99),
+      max: Math.max(...samples),
+      mean: mean(samples),
+      broker: broker.kind,
+    };
   } finally {
     await app.stop();
     await county.close();
@@ -132,7 +169,11 @@ export async function measureCountyWide(options: {
       const player: Player = {
         start: () => {
           startedAt.push(performance.now());
-          return { started: Promise.resolve(true), done: new Promise((resolve) => setTimeout(() => resolve({ outcome: 'finished' }), 50)), stop: async () => {} };
+          return {
+            started: Promise.resolve(true),
+            done: new Promise((resolve) => setTimeout(() => resolve({ outcome: 'finished' }), 50)),
+            stop: async () => {},
+          };
         },
       };
       const app = createVillageEdge({ config, version: 'bench', logger, adapters: { player } });

@@ -103,7 +103,8 @@ export async function measureDrain(options: DrainOptions): Promise<DrainResult> 
     const seqs = report.firsts.map(([seq]) => seq);
     const expected = new Set(Array.from({ length: options.alarms }, (_, i) => i + 1));
     for (const seq of seqs) expected.delete(seq);
-    if (expected.size > 0) throw new BenchFailure(`LOST: ${expected.size} alarm seqs never reached the county, e.g. ${[...expected].slice(0, 5).join(', ')}`);
+    if (expected.size > 0)
+      throw new BenchFailure(`LOST: ${expected.size} alarm seqs never reached the county, e.g. ${[...expected].slice(0, 5).join(', ')}`);
     let highest = 0;
     let outOfOrder = 0;
     for (const seq of seqs) {
@@ -183,7 +184,11 @@ interface CountyProcess {
 async function startCounty(village: string): Promise<CountyProcess> {
   const script = fileURLToPath(new URL('./drain-county.ts', import.meta.url));
   // node --import tsx, not npx (TOOLCHAIN.md): the pid we hold is the process that runs the county.
-  const child: ChildProcess = fork(script, [village], { cwd: repoRoot, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(script, [village], {
+    cwd: repoRoot,
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const inbox: FromCounty[] = [];
   const waiters = new Set<() => void>();
   const wake = (): void => {

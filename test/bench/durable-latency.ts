@@ -41,15 +41,21 @@ export interface DurableLatencyResult {
  * slow SD card made by preloading test/bench/slow-fsync.c (every fsync delayed): the service's own store
  * must not stand between the sample and the county. Each delay runs in a service, broker and line of its own.
  */
-export async function measureDurableLatency(options: { presses: number; delaysMs: readonly number[]; progress: (text: string) => void }): Promise<DurableLatencyResult[]> {
+export async function measureDurableLatency(options: {
+  presses: number;
+  delaysMs: readonly number[];
+  progress: (text: string) => void;
+}): Promise<DurableLatencyResult[]> {
   const teardown = new Teardown();
   try {
     const dir = mkdtempSync(join(tmpdir(), 've-bench-durable-'));
     teardown.add('temp folder', () => rmSync(dir, { recursive: true, force: true }));
     const shim = join(dir, 'slow-fsync.so');
-    await promisify(execFile)('cc', ['-O2', '-shared', '-fPIC', '-o', shim, join(repoRoot, 'test/bench/slow-fsync.c'), '-ldl']).catch((error: { message?: string; stderr?: string }) => {
-      throw new BenchFailure(`cc could not build test/bench/slow-fsync.c: ${(error.stderr ?? error.message ?? '').trim().slice(0, 500)}`);
-    });
+    await promisify(execFile)('cc', ['-O2', '-shared', '-fPIC', '-o', shim, join(repoRoot, 'test/bench/slow-fsync.c'), '-ldl']).catch(
+      (error: { message?: string; stderr?: string }) => {
+        throw new BenchFailure(`cc could not build test/bench/slow-fsync.c: ${(error.stderr ?? error.message ?? '').trim().slice(0, 500)}`);
+      },
+    );
     const results: DurableLatencyResult[] = [];
     for (const delayMs of options.delaysMs) results.push(await measureOne(delayMs, shim, join(dir, `delay-${delayMs}`), options));
     results.push(await measureNodeRed(options));
@@ -59,7 +65,12 @@ export async function measureDurableLatency(options: { presses: number; delaysMs
   }
 }
 
-async function measureOne(delayMs: number, shim: string, dir: string, options: { presses: number; progress: (text: string) => void }): Promise<DurableLatencyResult> {
+async function measureOne(
+  delayMs: number,
+  shim: string,
+  dir: string,
+  options: { presses: number; progress: (text: string) => void },
+): Promise<DurableLatencyResult> {
   const teardown = new Teardown();
   try {
     const { broker, pair, slave, bus } = await openRtuRig(1, teardown);
@@ -75,8 +86,20 @@ async function measureOne(delayMs: number, shim: string, dir: string, options: {
       if (line.msg === 'alarm raised and stored') storedAt.set(id, performance.now());
       else if (line.msg === 'alarm acknowledged by county') acked.add(id);
     };
-    const config = rtuColumnsConfig({ villageId: VILLAGE, terminals: 1, brokerUrl: broker.url, protocolVersion: broker.protocolVersion, dataDir: join(dir, 'data'), path: pair.controllerPath, commandKeys: [signer.keyEntry] });
-    const service = startService(writeConfig(mkdtempSync(`${dir}-`), config), onLog, fromBuild(productionNodeFlags(), { LD_PRELOAD: shim, SLOW_FSYNC_MS: String(delayMs) }));
+    const config = rtuColumnsConfig({
+      villageId: VILLAGE,
+      terminals: 1,
+      brokerUrl: broker.url,
+      protocolVersion: broker.protocolVersion,
+      dataDir: join(dir, 'data'),
+      path: pair.controllerPath,
+      commandKeys: [signer.keyEntry],
+    });
+    const service = startService(
+      writeConfig(mkdtempSync(`${dir}-`), config),
+      onLog,
+      fromBuild(productionNodeFlags(), { LD_PRELOAD: shim, SLOW_FSYNC_MS: String(delayMs) }),
+    );
     teardown.add('service', async () => void (await service.terminate()));
     await service.waitForLog((l) => l.msg === 'village-edge started', 20_000);
     await county.waitFor((m) => m.kind === 'state' && m.village === VILLAGE, 20_000);
@@ -91,15 +114,17 @@ async function measureOne(delayMs: number, shim: string, dir: string, options: {
       const flippedAt = performance.now();
       button.press();
       let receivedAt = 0;
-      const message = await county.waitFor((m) => {
-        const id = (m.payload as Partial<AlarmPayload>).id;
-        if (m.kind !== 'alarm' || m.village !== VILLAGE || typeof id !== 'string' || seen.has(id)) return false;
-        receivedAt = performance.now();
-        seen.add(id);
-        return true;
-      }, 10_000).catch(() => {
-        throw new BenchFailure(`LOST: press ${n} (fsync +${delayMs} ms) raised no alarm at the county within 10 s`);
-      });
+      const message = await county
+        .waitFor((m) => {
+          const id = (m.payload as Partial<AlarmPayload>).id;
+          if (m.kind !== 'alarm' || m.village !== VILLAGE || typeof id !== 'string' || seen.has(id)) return false;
+          receivedAt = performance.now();
+          seen.add(id);
+          return true;
+        }, 10_000)
+        .catch(() => {
+          throw new BenchFailure(`LOST: press ${n} (fsync +${delayMs} ms) raised no alarm at the county within 10 s`);
+        });
       const id = (message.payload as AlarmPayload).id;
       const sampledAt = bus.firstReadAfter(1, flippedAt);
       if (sampledAt === undefined) throw new BenchFailure('the bus monitor saw no read after a press');

@@ -113,8 +113,10 @@ async function bundledMaster(options: FloorOptions): Promise<MasterCommand> {
 /** floor-master.c built with the machine's C compiler; a machine without one skips this row. */
 async function compiledMaster(): Promise<MasterCommand> {
   const binary = join(bundleDir, 'floor-master-c');
-  await promisify(execFile)('cc', ['-O2', '-o', binary, join(repoRoot, 'test/bench/floor-master.c')]).catch((error: { message?: string; stderr?: string }) => {
-    throw new BenchFailure(`cc could not build test/bench/floor-master.c: ${(error.stderr ?? error.message ?? '').trim().slice(0, 500)}`);
-  });
+  await promisify(execFile)('cc', ['-O2', '-o', binary, join(repoRoot, 'test/bench/floor-master.c')]).catch(
+    (error: { message?: string; stderr?: string }) => {
+      throw new BenchFailure(`cc could not build test/bench/floor-master.c: ${(error.stderr ?? error.message ?? '').trim().slice(0, 500)}`);
+    },
+  );
   return { command: binary, args: [], modeArgs: [] };
 }

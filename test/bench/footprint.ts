@@ -69,9 +69,10 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
   try {
     options.progress('footprint: npm run build');
     const buildStarted = performance.now();
-    if (options.skipBuild !== true) await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repoRoot }).catch((error: { stdout?: string; stderr?: string }) => {
-      throw new BenchFailure(`npm run build failed: ${`${error.stdout ?? ''}${error.stderr ?? ''}`.trim().slice(0, 2000)}`);
-    });
+    if (options.skipBuild !== true)
+      await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repoRoot }).catch((error: { stdout?: string; stderr?: string }) => {
+        throw new BenchFailure(`npm run build failed: ${`${error.stdout ?? ''}${error.stderr ?? ''}`.trim().slice(0, 2000)}`);
+      });
     const buildMs = performance.now() - buildStarted;
 
     const { broker, pair, slave, bus } = await openRtuRig(options.terminals, teardown);
@@ -79,13 +80,34 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
     const dir = mkdtempSync(join(tmpdir(), 've-bench-footprint-'));
     teardown.add('temp folder', () => rmSync(dir, { recursive: true, force: true }));
     const configPath = join(dir, 'config.json');
-    writeFileSync(configPath, JSON.stringify(rtuColumnsConfig({ villageId: VILLAGE, terminals: options.terminals, brokerUrl: broker.url, protocolVersion: broker.protocolVersion, dataDir: join(dir, 'data'), path: pair.controllerPath }), null, 2));
+    writeFileSync(
+      configPath,
+      JSON.stringify(
+        rtuColumnsConfig({
+          villageId: VILLAGE,
+          terminals: options.terminals,
+          brokerUrl: broker.url,
+          protocolVersion: broker.protocolVersion,
+          dataDir: join(dir, 'data'),
+          path: pair.controllerPath,
+        }),
+        null,
+        2,
+      ),
+    );
 
     const profileDir = join(dir, 'profile');
-    const service = startBuiltService(configPath, [...options.nodeFlags, ...(options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])]);
+    const service = startBuiltService(configPath, [
+      ...options.nodeFlags,
+      ...(options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+    ]);
     teardown.add('service process', () => service.stop());
     await service.waitForLog('village-edge started', 20_000);
-    await waitFor('every column polled', () => Array.from({ length: options.terminals }, (_, i) => slave.unit(i + 1).requests >= 2).every(Boolean), 20_000);
+    await waitFor(
+      'every column polled',
+      () => Array.from({ length: options.terminals }, (_, i) => slave.unit(i + 1).requests >= 2).every(Boolean),
+      20_000,
+    );
     options.progress(`footprint: service up (pid ${service.pid}); settling ${options.settleS} s, then sampling ${options.sampleS} s`);
     await sleep(options.settleS * 1000);
 
@@ -255,9 +277,12 @@ function summariseProfile(dir: string, window: { fromUs: number; toUs: number })
   });
   const busyUs = totalUs - (selfUs.get('(idle)') ?? 0);
   const head = `${(busyUs / 1000).toFixed(0)} ms busy of ${(totalUs / 1000).toFixed(0)} ms sampled; self time:`;
-  return [head, ...[...selfUs.entries()]
-    .filter(([key]) => key !== '(idle)')
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 15)
-    .map(([key, us]) => `${((us / busyUs) * 100).toFixed(1).padStart(5)} %  ${key}`)];
+  return [
+    head,
+    ...[...selfUs.entries()]
+      .filter(([key]) => key !== '(idle)')
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 15)
+      .map(([key, us]) => `${((us / busyUs) * 100).toFixed(1).padStart(5)} %  ${key}`),
+  ];
 }

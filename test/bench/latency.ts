@@ -85,7 +85,8 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
     const sentWrites = new Map<number, number[]>();
     for (let unit = 1; unit <= options.terminals; unit++) {
       slave.unit(unit).onWrite((w) => {
-        if (w.table === 'holding-registers' && w.address === 0 && w.value === 1) sentWrites.set(unit, [...(sentWrites.get(unit) ?? []), performance.now()]);
+        if (w.table === 'holding-registers' && w.address === 0 && w.value === 1)
+          sentWrites.set(unit, [...(sentWrites.get(unit) ?? []), performance.now()]);
       });
     }
 
@@ -105,13 +106,24 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
     const signer = await createCountySigner({ villageId: VILLAGE });
     const county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true, signer });
     teardown.add('county client', () => county.close());
-    const config = latencyConfig({ terminals: options.terminals, brokerUrl: broker.url, protocolVersion: broker.protocolVersion, dataDir, path: pair.controllerPath, commandKey: signer.keyEntry });
+    const config = latencyConfig({
+      terminals: options.terminals,
+      brokerUrl: broker.url,
+      protocolVersion: broker.protocolVersion,
+      dataDir,
+      path: pair.controllerPath,
+      commandKey: signer.keyEntry,
+    });
     const app = createVillageEdge({ config, version: 'bench', logger: tap.logger, env: {} });
     if (app.problems.length > 0) throw new BenchFailure(`service configuration problems: ${app.problems.join('; ')}`);
     await app.start();
     teardown.add('service', () => app.stop());
 
-    await waitFor('the county link and a first poll of every column', () => app.uplink.connected && buttons.every((_, i) => slave.unit(i + 1).requests >= 3), 10_000);
+    await waitFor(
+      'the county link and a first poll of every column',
+      () => app.uplink.connected && buttons.every((_, i) => slave.unit(i + 1).requests >= 3),
+      10_000,
+    );
     const reader = new Database(join(dataDir, 'outbox.sqlite'), { readonly: true, fileMustExist: true });
     teardown.add('read-only outbox connection', () => reader.close());
     const committed = reader.prepare<[string], { id: string }>('SELECT id FROM outbox_record WHERE id = ?');
@@ -166,7 +178,9 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
       }),
     );
     const outcomes = await Promise.allSettled(runs);
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !(o.reason instanceof Error && o.reason.name === 'AbortError'));
+    const failed = outcomes.find(
+      (o): o is PromiseRejectedResult => o.status === 'rejected' && !(o.reason instanceof Error && o.reason.name === 'AbortError'),
+    );
     if (failed !== undefined) throw failed.reason;
     const elapsedMs = performance.now() - startedAt;
     const busFigures = bus.stop();
@@ -178,7 +192,9 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
       if (!firsts.has(alarm.id)) firsts.set(alarm.id, alarm);
     }
     if (firsts.size !== latencies.length)
-      throw new BenchFailure(`${latencies.length} presses but ${firsts.size} distinct alarms reached the county (an unexpected alarm, e.g. tamper, or a lost one)`);
+      throw new BenchFailure(
+        `${latencies.length} presses but ${firsts.size} distinct alarms reached the county (an unexpected alarm, e.g. tamper, or a lost one)`,
+      );
     const seqs = [...firsts.values()].map((a) => a.seq);
     const outOfOrder = seqs.filter((seq, i) => i > 0 && seq <= seqs[i - 1]!).length;
     if (outOfOrder > 0) throw new BenchFailure(`${outOfOrder} alarms reached the county out of seq order (first deliveries)`);
@@ -247,7 +263,14 @@ async function awaitArrival(county: CountyClient, device: string, received: Set<
   }
 }
 
-function latencyConfig(o: { terminals: number; brokerUrl: string; protocolVersion: 4 | 5; dataDir: string; path: string; commandKey: CommandKeyEntry }) {
+function latencyConfig(o: {
+  terminals: number;
+  brokerUrl: string;
+  protocolVersion: 4 | 5;
+  dataDir: string;
+  path: string;
+  commandKey: CommandKeyEntry;
+}) {
   const result = parseConfig(rtuColumnsConfig({ villageId: VILLAGE, ...o, commandKeys: [o.commandKey] }));
   if (!result.ok) throw new BenchFailure(`bench config invalid: ${result.errors.join('; ')}`);
   return result.config;

@@ -23,16 +23,23 @@ async function installNodeRed(progress: (text: string) => void): Promise<string>
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 've-bench-node-red', private: true }));
   progress(`node-red: npm install node-red@${NODE_RED['node-red']} node-red-contrib-modbus@${NODE_RED['node-red-contrib-modbus']} into ${dir}`);
-  await promisify(execFile)('npm', ['install', '--no-audit', '--no-fund', ...Object.entries(NODE_RED).map(([name, version]) => `${name}@${version}`)], { cwd: dir, timeout: 300_000 }).catch(
-    (error: { stderr?: string; message?: string }) => {
-      throw new BenchFailure(`could not install Node-RED for the reference row: ${(error.stderr ?? error.message ?? '').trim().slice(-500)}`);
-    },
-  );
+  await promisify(execFile)(
+    'npm',
+    ['install', '--no-audit', '--no-fund', ...Object.entries(NODE_RED).map(([name, version]) => `${name}@${version}`)],
+    { cwd: dir, timeout: 300_000 },
+  ).catch((error: { stderr?: string; message?: string }) => {
+    throw new BenchFailure(`could not install Node-RED for the reference row: ${(error.stderr ?? error.message ?? '').trim().slice(-500)}`);
+  });
   return red;
 }
 
 /** Node-RED polling unit 1 on `path` (discrete inputs 0-1, 100 ms) and publishing button edges to `brokerPort`. */
-export async function startNodeRed(options: { path: string; brokerPort: number; teardown: Teardown; progress: (text: string) => void }): Promise<{ output(): string }> {
+export async function startNodeRed(options: {
+  path: string;
+  brokerPort: number;
+  teardown: Teardown;
+  progress: (text: string) => void;
+}): Promise<{ output(): string }> {
   const red = await installNodeRed(options.progress);
   const userDir = mkdtempSync(join(tmpdir(), 've-bench-node-red-user-'));
   const flows = [
@@ -106,9 +113,31 @@ export async function startNodeRed(options: { path: string; brokerPort: number; 
       outputs: 1,
       wires: [['publish']],
     },
-    { id: 'publish', type: 'mqtt out', z: 'flow-tab', name: 'to the county', topic: '', qos: '1', retain: 'false', broker: 'county-broker', wires: [] },
+    {
+      id: 'publish',
+      type: 'mqtt out',
+      z: 'flow-tab',
+      name: 'to the county',
+      topic: '',
+      qos: '1',
+      retain: 'false',
+      broker: 'county-broker',
+      wires: [],
+    },
     // Ids differ from every property value: Node-RED reads a config node's value that equals a node id as a reference.
-    { id: 'county-broker', type: 'mqtt-broker', name: 'broker', broker: '127.0.0.1', port: String(options.brokerPort), clientid: '', usetls: false, protocolVersion: '4', keepalive: '60', cleansession: true, autoConnect: true },
+    {
+      id: 'county-broker',
+      type: 'mqtt-broker',
+      name: 'broker',
+      broker: '127.0.0.1',
+      port: String(options.brokerPort),
+      clientid: '',
+      usetls: false,
+      protocolVersion: '4',
+      keepalive: '60',
+      cleansession: true,
+      autoConnect: true,
+    },
   ];
   writeFileSync(join(userDir, 'flows.json'), JSON.stringify(flows));
   const uiPort = await freePort();
@@ -116,7 +145,9 @@ export async function startNodeRed(options: { path: string; brokerPort: number; 
     join(userDir, 'settings.js'),
     `module.exports = { uiPort: ${uiPort}, uiHost: '127.0.0.1', httpAdminRoot: false, httpNodeRoot: false, flowFile: 'flows.json', credentialSecret: false, logging: { console: { level: 'info' } } };\n`,
   );
-  const child = spawn(process.execPath, [red, '--userDir', userDir, '--settings', join(userDir, 'settings.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [red, '--userDir', userDir, '--settings', join(userDir, 'settings.js')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => (output = (output + text).slice(-20_000)));
   child.stderr.setEncoding('utf8').on('data', (text: string) => (output = (output + text).slice(-20_000)));

@@ -66,7 +66,14 @@ export async function measureOversized(options: OversizedOptions): Promise<Overs
     const signer = await createCountySigner({ villageId });
     const county = await connectCounty({ url: broker.url, protocolVersion: options.protocolVersion, autoAck: true, signer });
     teardown.add('county', () => county.close());
-    const config = villageConfigJson({ villageId, brokerUrl: broker.url, protocolVersion: options.protocolVersion, commandKeys: [signer.keyEntry], columns: 1, dataDir: join(dir, 'data') });
+    const config = villageConfigJson({
+      villageId,
+      brokerUrl: broker.url,
+      protocolVersion: options.protocolVersion,
+      commandKeys: [signer.keyEntry],
+      columns: 1,
+      dataDir: join(dir, 'data'),
+    });
     const service = startService(writeConfig(dir, config), undefined, fromBuild(options.nodeFlags));
     teardown.add('service', () => service.terminate());
     await service.waitForLog((l) => l.msg === 'county link connected', 20_000);
@@ -81,7 +88,11 @@ export async function measureOversized(options: OversizedOptions): Promise<Overs
     options.progress(`oversized: ${options.megabytes} MB to cmd/broadcast over MQTT ${options.protocolVersion === 4 ? '3.1.1' : '5'}`);
     const started = epochNow();
     const { hostname, port } = new URL(broker.url);
-    const publisher = spawn('mosquitto_pub', ['-h', hostname, '-p', port, '-q', '1', '-t', villageTopics('village-edge', villageId).topic('broadcast'), '-f', file], { stdio: 'ignore' });
+    const publisher = spawn(
+      'mosquitto_pub',
+      ['-h', hostname, '-p', port, '-q', '1', '-t', villageTopics('village-edge', villageId).topic('broadcast'), '-f', file],
+      { stdio: 'ignore' },
+    );
     const published = new Promise<void>((resolve, reject) => {
       publisher.once('error', (error) => reject(new BenchFailure(`mosquitto_pub: ${error.message}`)));
       publisher.once('exit', (code) => (code === 0 ? resolve() : reject(new BenchFailure(`mosquitto_pub exited ${code}`))));
@@ -98,9 +109,18 @@ export async function measureOversized(options: OversizedOptions): Promise<Overs
     // Until the county's ack of the press has come back: the message has been dealt with on the connection by then.
     await service.waitForLog((l) => l.msg === 'alarm acknowledged by county', 30_000);
     clearInterval(sampler);
-    if (service.child.exitCode !== null || service.child.signalCode !== null) throw new BenchFailure(`oversized: the service died (${service.child.signalCode ?? service.child.exitCode})`);
+    if (service.child.exitCode !== null || service.child.signalCode !== null)
+      throw new BenchFailure(`oversized: the service died (${service.child.signalCode ?? service.child.exitCode})`);
     const peakMb = memoryKb(pid).hwmKb / 1024;
-    return { protocolVersion: options.protocolVersion, megabytes: options.megabytes, beforeMb, peakMb, sampledMaxMb: sampledMaxKb / 1024, alarmMs, reportMs };
+    return {
+      protocolVersion: options.protocolVersion,
+      megabytes: options.megabytes,
+      beforeMb,
+      peakMb,
+      sampledMaxMb: sampledMaxKb / 1024,
+      alarmMs,
+      reportMs,
+    };
   } finally {
     const problems = await teardown.run();
     for (const problem of problems) options.progress(`oversized: ${problem}`);

@@ -38,7 +38,14 @@ export async function measureReconnect(options: { outages: number; seed: number;
     const signer = await createCountySigner({ villageId: VILLAGE });
     const dataDir = mkdtempSync(join(tmpdir(), 've-bench-reconnect-'));
     teardown.add('data folder', () => rmSync(dataDir, { recursive: true, force: true }));
-    const json = villageConfigJson({ villageId: VILLAGE, brokerUrl: broker.url, protocolVersion: broker.protocolVersion, columns: 1, dataDir, commandKeys: [signer.keyEntry] });
+    const json = villageConfigJson({
+      villageId: VILLAGE,
+      brokerUrl: broker.url,
+      protocolVersion: broker.protocolVersion,
+      columns: 1,
+      dataDir,
+      commandKeys: [signer.keyEntry],
+    });
     const parsed = parseConfig({ ...json, timing: { ...json.timing, retry: { initialMs: 5000, maxMs: 60000 } } });
     if (!parsed.ok) throw new BenchFailure(`bench config invalid: ${parsed.errors.join('; ')}`);
     const tap = new LogTap('info');
@@ -80,7 +87,9 @@ export async function measureReconnect(options: { outages: number; seed: number;
       } finally {
         await county.close();
       }
-      options.progress(`reconnect: outage ${round}/${options.outages} (${(outageMs / 1000).toFixed(1)} s): delivered ${delivered.at(-1)!.toFixed(0)} ms after the broker was back`);
+      options.progress(
+        `reconnect: outage ${round}/${options.outages} (${(outageMs / 1000).toFixed(1)} s): delivered ${delivered.at(-1)!.toFixed(0)} ms after the broker was back`,
+      );
       await waitFor('the link up again', () => app.uplink.connected, 10_000);
     }
     return {

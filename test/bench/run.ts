@@ -22,7 +22,9 @@ import { measureOversized, type OversizedResult } from './oversized.ts';
 import { measureReconnect, type ReconnectResult } from './reconnect.ts';
 
 const env = process.env;
-const only = new Set((env['BENCH_ONLY'] ?? 'latency,durable,burst,reconnect,drain,footprint,floor,commands,countywide,oversized').split(',').map((s) => s.trim()));
+const only = new Set(
+  (env['BENCH_ONLY'] ?? 'latency,durable,burst,reconnect,drain,footprint,floor,commands,countywide,oversized').split(',').map((s) => s.trim()),
+);
 const presses = Number(env['BENCH_PRESSES'] ?? 300);
 const drainAlarms = Number(env['BENCH_DRAIN'] ?? 10_000);
 const sampleS = Number(env['BENCH_SAMPLE_S'] ?? 60);
@@ -56,14 +58,24 @@ async function part<T>(name: string, run: () => Promise<T>): Promise<T | undefin
 
 const started = performance.now();
 const latency = await part('latency', () => measureLatency({ presses, terminals: 8, holdMs: 300, gapMs: [1000, 4000], seed, progress }));
-const durable = await part('durable', () => measureDurableLatency({ presses: Number(env['BENCH_DURABLE_PRESSES'] ?? 60), delaysMs: [0, 30], progress }));
+const durable = await part('durable', () =>
+  measureDurableLatency({ presses: Number(env['BENCH_DURABLE_PRESSES'] ?? 60), delaysMs: [0, 30], progress }),
+);
 const burst = await part('burst', () => measureAckBurst({ terminals: 16, progress }));
 const reconnect = await part('reconnect', () => measureReconnect({ outages: Number(env['BENCH_OUTAGES'] ?? 20), seed, progress }));
 const drain = await part('drain', () => measureDrain({ alarms: drainAlarms, progress }));
 // Reported in the table, and broken all the same: the order is the contract, and so is the payload.
-if (drain !== undefined && drain.outOfOrder > 0) failures.push(`drain: ${drain.outOfOrder} alarms reached the county out of seq order (first deliveries)`);
+if (drain !== undefined && drain.outOfOrder > 0)
+  failures.push(`drain: ${drain.outOfOrder} alarms reached the county out of seq order (first deliveries)`);
 if (drain !== undefined && drain.invalid > 0) failures.push(`drain: ${drain.invalid} alarm payloads failed the alarm schema at the county`);
-const footprintOptions = { settleS, sampleS, cpuProfile: env['BENCH_CPU_PROF'] === '1', nodeFlags, skipBuild: env['BENCH_NO_BUILD'] === '1', progress };
+const footprintOptions = {
+  settleS,
+  sampleS,
+  cpuProfile: env['BENCH_CPU_PROF'] === '1',
+  nodeFlags,
+  skipBuild: env['BENCH_NO_BUILD'] === '1',
+  progress,
+};
 // Three sample lengths, so that the RSS lows (after the GCs, every 25-55 s) are compared a few teeth apart.
 const footprintSampleS = 3 * sampleS;
 const footprint = await part('footprint', () => measureFootprint({ terminals: 16, ...footprintOptions, sampleS: footprintSampleS }));
@@ -82,7 +94,12 @@ const commands = await part('commands', () => measureCommandLatency({ commands: 
 const countyTmpfs = await part('countywide', () => measureCountyWide({ villages: 150, rounds: 5, dataRoot: '/dev/shm', progress }));
 const countyDisk = await part('countywide', () => measureCountyWide({ villages: 150, rounds: 5, dataRoot: tmpdir(), progress }));
 // The footprint part built dist/ already when it ran.
-const oversizedOptions = { megabytes: Number(env['BENCH_OVERSIZED_MB'] ?? 150), nodeFlags, skipBuild: env['BENCH_NO_BUILD'] === '1' || only.has('footprint'), progress };
+const oversizedOptions = {
+  megabytes: Number(env['BENCH_OVERSIZED_MB'] ?? 150),
+  nodeFlags,
+  skipBuild: env['BENCH_NO_BUILD'] === '1' || only.has('footprint'),
+  progress,
+};
 const oversized311 = await part('oversized', () => measureOversized({ ...oversizedOptions, protocolVersion: 4 }));
 const oversized5 = await part('oversized', () => measureOversized({ ...oversizedOptions, protocolVersion: 5, skipBuild: true }));
 const totalS = (performance.now() - started) / 1000;
@@ -131,7 +148,11 @@ function header(): string {
   return [
     `## village-edge bench, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `- machine: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length}, Linux ${release()}; load average at start of each part: ${Object.entries(load).map(([k, v]) => `${k} ${v}`).join(', ') || 'n/a'}`,
+    `- machine: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length}, Linux ${release()}; load average at start of each part: ${
+      Object.entries(load)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'n/a'
+    }`,
     `- node ${process.version}; broker: ${brokerKind}${mosquitto}; SQLite data in ${tmpdir()} (${fs}); code: ${revision()}`,
     `- settings: ${presses} presses on 8 columns, seed ${seed}; drain of ${drainAlarms} alarms; footprint of 16 columns sampled ${footprintSampleS} s, of 1 column and the floors ${sampleS} s`,
   ].join('\n');
@@ -244,7 +265,7 @@ function drainRows(r: DrainResult | undefined): Row[] {
       figure: '   Broker up → outbox depth 0 (all acked)',
       value: `${(r.brokerUpToDepthZeroMs / 1000).toFixed(2)} s`,
       target: '—',
-      note: `${(((r.brokerUpToDepthZeroMs - r.brokerUpToAllReceivedMs) / 1000)).toFixed(2)} s after the last first delivery.`,
+      note: `${((r.brokerUpToDepthZeroMs - r.brokerUpToAllReceivedMs) / 1000).toFixed(2)} s after the last first delivery.`,
     },
   ];
 }
@@ -321,7 +342,7 @@ function footprintOneRow(r: FootprintResult | undefined): Row[] {
   const b = r.bus;
   return [
     {
-      figure: '   Same, 1 column at 100 ms (the reference\'s set-up)',
+      figure: "   Same, 1 column at 100 ms (the reference's set-up)",
       value: `VmRSS mean ${r.rssMeanMb.toFixed(1)} MB, VmHWM ${r.hwmMb.toFixed(1)} MB, growth ${r.rssGrowthMbPerMin.toFixed(2)} MB/min; CPU ${r.cpuPercent.toFixed(2)} % of one core (${r.systemPercent.toFixed(2)} % in the kernel); ${cpuPerRequestUs(r).toFixed(0)} µs per request; ${wakeUps(r)}`,
       target: '— (reference: ~100 MB, 2.8 %)',
       note: `${b.requests} requests in ${(b.elapsedMs / 1000).toFixed(0)} s (${requestsPerS(b).toFixed(1)}/s), the column read every ${ms(b.meanPollMs, 0)} (p99 ${ms(b.p99PollMs, 0)}). Same flags and settling as above, sampled ${r.sampleS.toFixed(0)} s: its growth compares lows only a third of that apart, inside the GC sawtooth, so it is not judged.`,
@@ -335,7 +356,8 @@ function floorRows(
   inC: FloorResult | undefined,
   service: FootprintResult | undefined,
 ): Row[] {
-  if (twoWakeUps === undefined && oneWakeUp === undefined && inC === undefined) return [skipped('   Floor: a bare Node.js RTU master on the same bus', 'floor')];
+  if (twoWakeUps === undefined && oneWakeUp === undefined && inC === undefined)
+    return [skipped('   Floor: a bare Node.js RTU master on the same bus', 'floor')];
   const figures = (r: FloorResult | undefined): string =>
     r === undefined
       ? 'not run'
@@ -343,7 +365,8 @@ function floorRows(
   const above = twoWakeUps === undefined || service === undefined ? '' : serviceAboveFloor(service, twoWakeUps);
   return [
     {
-      figure: '   Floor: a bare Node.js RTU master keeping the same 16-unit bus busy (test/bench/floor-master.ts), as the service does: wake on the reply, wake after the gap',
+      figure:
+        '   Floor: a bare Node.js RTU master keeping the same 16-unit bus busy (test/bench/floor-master.ts), as the service does: wake on the reply, wake after the gap',
       value: figures(twoWakeUps),
       target: '— (what this machine charges Node.js for the bus alone)',
       note: `Same node flags, PTY, slave and request as the service; nothing but the port: no queue, CRC check, store or MQTT.${above}`,
@@ -358,7 +381,7 @@ function floorRows(
       figure: '   Floor in C: the two wake-ups per request of the first floor, without Node.js (test/bench/floor-master.c)',
       value: figures(inC),
       target: '— (what this machine charges any program that sees the gap)',
-      note: 'poll() for the reply, poll() for the 5 ms gap, write: no JavaScript, no libuv. The CPU here is the kernel\'s PTY and wake-up work and the far end\'s wake-ups, which a hypervisor makes dear; compare it with the target before reading the rows above.',
+      note: "poll() for the reply, poll() for the 5 ms gap, write: no JavaScript, no libuv. The CPU here is the kernel's PTY and wake-up work and the far end's wake-ups, which a hypervisor makes dear; compare it with the target before reading the rows above.",
     },
   ];
 }
@@ -406,7 +429,12 @@ function reference(): Row {
 
 function skipped(figure: string, name: string): Row {
   const failed = failures.find((f) => f.startsWith(`${name}:`));
-  return { figure, value: failed ? 'FAILED' : 'not run', target: '—', note: failed ? failed.slice(name.length + 2, 300) : `BENCH_ONLY=${[...only].join(',')}` };
+  return {
+    figure,
+    value: failed ? 'FAILED' : 'not run',
+    target: '—',
+    note: failed ? failed.slice(name.length + 2, 300) : `BENCH_ONLY=${[...only].join(',')}`,
+  };
 }
 
 function kinds(counts: Record<string, number>): string {

@@ -42,7 +42,6 @@ async function county(url = brokerUrl, autoAck = true): Promise<CountyClient> {
   return client;
 }
 
-
 describe('alarm relay, end to end through a real broker', () => {
   it('announces itself, relays a press, and shows the villager the county received it', async () => {
     const dispatch = await county();
@@ -87,7 +86,9 @@ describe('alarm relay, end to end through a real broker', () => {
     const offline = faultPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'fault' && m.village === 'e2e-c')).payload);
     expect(offline).toMatchObject({ kind: 'device-offline', subject: 'column-2', seq: 1 });
     column(2).setOnline(true);
-    const recovered = await dispatch.waitFor((m) => m.kind === 'fault' && m.village === 'e2e-c' && (m.payload as { kind: string }).kind === 'device-recovered');
+    const recovered = await dispatch.waitFor(
+      (m) => m.kind === 'fault' && m.village === 'e2e-c' && (m.payload as { kind: string }).kind === 'device-recovered',
+    );
     expect(faultPayloadSchema.parse(recovered.payload).seq).toBe(2);
     await waitFor('an empty outbox', () => app.outbox.stats().depth === 0);
   });
@@ -122,7 +123,9 @@ describe('alarm relay, end to end through a real broker', () => {
     await app.start();
     cleanups.push(() => app.stop());
     const health = healthPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'health' && m.village === 'e2e-h')).payload);
-    expect(health.problems).toEqual([expect.stringMatching(/^devices\[1\] \(ghost\): no device profile named "no-such-model" \(known: .*ve-ac100-rtu/)]);
+    expect(health.problems).toEqual([
+      expect.stringMatching(/^devices\[1\] \(ghost\): no device profile named "no-such-model" \(known: .*ve-ac100-rtu/),
+    ]);
     app.devices.simulated('column-1')!.press();
     await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-h');
   });
@@ -142,7 +145,11 @@ describe('alarm relay, end to end through a real broker', () => {
     await waitFor('three alarms at the county', () => dispatch.messages.filter((m) => m.kind === 'alarm').length >= 3, 10_000);
     const seqs = dispatch.messages.filter((m) => m.kind === 'alarm').map((m) => alarmPayloadSchema.parse(m.payload).seq);
     expect(seqs.slice(0, 3)).toEqual([1, 2, 3]);
-    await waitFor("an empty outbox and column 3 showing 'received'", () => app.outbox.stats().depth === 0 && column(3).indicator === 'received', 10_000);
+    await waitFor(
+      "an empty outbox and column 3 showing 'received'",
+      () => app.outbox.stats().depth === 0 && column(3).indicator === 'received',
+      10_000,
+    );
   });
 
   it('takes only signed acks: junk, unsigned and forged acks are rejected and reported, a signed one works', async () => {
@@ -165,9 +172,11 @@ describe('alarm relay, end to end through a real broker', () => {
     // A rejected ack is logged and reported once per cause a minute (the second malformed one is counted).
     const rejected = lines.filter((l) => l.msg === 'county command rejected').map((l) => l['reason']);
     expect(rejected).toEqual(['malformed', 'oversized', 'bad-signature']);
-    const reports = await waitFor('three reports from e2e-f', () => dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-f').length >= 3, 5000).then(() =>
-      dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-f').map((m) => reportPayloadSchema.parse(m.payload)),
-    );
+    const reports = await waitFor(
+      'three reports from e2e-f',
+      () => dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-f').length >= 3,
+      5000,
+    ).then(() => dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-f').map((m) => reportPayloadSchema.parse(m.payload)));
     expect(reports.map((r) => [r.event, r.reason?.split(':')[0], r.jti])).toEqual([
       ['rejected', 'malformed', null],
       ['rejected', 'oversized', null],
@@ -178,7 +187,14 @@ describe('alarm relay, end to end through a real broker', () => {
   it('says so in health when the embedded broker cannot take its port, instead of quietly using whatever listens there', async () => {
     const dispatch = await county();
     const { logger } = memoryLogger('info');
-    const config = villageConfig({ villageId: 'e2e-port', brokerUrl, protocolVersion: 4, columns: 1, timing: { healthIntervalMs: 1000 }, commandKeys: [signer.keyEntry] });
+    const config = villageConfig({
+      villageId: 'e2e-port',
+      brokerUrl,
+      protocolVersion: 4,
+      columns: 1,
+      timing: { healthIntervalMs: 1000 },
+      commandKeys: [signer.keyEntry],
+    });
     // The shared test broker already listens on the url's port.
     const app = createVillageEdge({ config: { ...config, county: { ...config.county, embeddedBroker: true } }, version: '0.0.0-test', logger });
     await app.start();
@@ -246,12 +262,21 @@ describe('alarm relay, end to end through a real broker', () => {
     }
     // Rejections on other topics are not limited per cause: this one's report closes the sequence.
     await dispatch.send('e2e-j', 'stop', await stranger.stop({ aud: 'e2e-j' }));
-    await dispatch.waitFor((m) => m.kind === 'report' && m.village === 'e2e-j' && String((m.payload as { reason?: string }).reason).startsWith('unknown-kid'));
-    const reasons = dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-j').map((m) => reportPayloadSchema.parse(m.payload).reason?.split(':')[0]);
+    await dispatch.waitFor(
+      (m) => m.kind === 'report' && m.village === 'e2e-j' && String((m.payload as { reason?: string }).reason).startsWith('unknown-kid'),
+    );
+    const reasons = dispatch.messages
+      .filter((m) => m.kind === 'report' && m.village === 'e2e-j')
+      .map((m) => reportPayloadSchema.parse(m.payload).reason?.split(':')[0]);
     // Junk that needs no signature check is refused at once, so the order of the first two is not fixed.
     expect(reasons.slice(0, 2).sort()).toEqual(['bad-signature', 'malformed']);
     expect(reasons.slice(2)).toEqual(['unknown-kid']);
-    expect(lines.filter((l) => l.msg === 'county command rejected').map((l) => l['reason']).sort()).toEqual(['bad-signature', 'malformed', 'unknown-kid']);
+    expect(
+      lines
+        .filter((l) => l.msg === 'county command rejected')
+        .map((l) => l['reason'])
+        .sort(),
+    ).toEqual(['bad-signature', 'malformed', 'unknown-kid']);
     // The other eight are counted, and said in one summary report and one log line when the window ends.
     await app.stop();
     cleanups.pop();
@@ -259,13 +284,17 @@ describe('alarm relay, end to end through a real broker', () => {
     expect(summary?.['byReason']).toEqual({ 'bad-signature': 4, malformed: 4 });
   });
 
-  it('is back at the county within seconds of the broker\'s return while an alarm waits, whatever its backoff had grown to', async () => {
+  it("is back at the county within seconds of the broker's return while an alarm waits, whatever its backoff had grown to", async () => {
     const broker: TestBroker = await startBroker();
     cleanups.push(() => broker.stop());
     const { logger } = memoryLogger('info');
     const config = villageConfig({ villageId: 'e2e-l', brokerUrl: broker.url, protocolVersion, columns: 1, commandKeys: [signer.keyEntry] });
     // A backoff that had grown long: without an alarm waiting the next attempt would come 10-20 s after the drop.
-    const app = createVillageEdge({ config: { ...config, county: { ...config.county, reconnect: { initialMs: 20_000, maxMs: 60_000 } } }, version: '0.0.0-test', logger });
+    const app = createVillageEdge({
+      config: { ...config, county: { ...config.county, reconnect: { initialMs: 20_000, maxMs: 60_000 } } },
+      version: '0.0.0-test',
+      logger,
+    });
     await app.start();
     cleanups.push(() => app.stop());
     await waitFor('the county link up', () => app.uplink.connected);
@@ -299,7 +328,9 @@ describe('alarm relay, end to end through a real broker', () => {
     proxy.thaw();
     proxy.cutAll();
     await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-m' && alarmPayloadSchema.parse(m.payload).attempt >= 2, 10_000);
-    const attempts = dispatch.messages.filter((m) => m.kind === 'alarm' && m.village === 'e2e-m').map((m) => alarmPayloadSchema.parse(m.payload).attempt);
+    const attempts = dispatch.messages
+      .filter((m) => m.kind === 'alarm' && m.village === 'e2e-m')
+      .map((m) => alarmPayloadSchema.parse(m.payload).attempt);
     // Attempt 1 once (not resent by the client after the reconnect), then the outbox's own copies.
     expect(attempts.filter((a) => a === 1)).toEqual([1]);
   });

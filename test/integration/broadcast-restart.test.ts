@@ -64,13 +64,31 @@ describe('a broadcast cut off by kill -9', () => {
       await county.waitFor((m) => m.kind === 'state' && m.village === villageId && (m.payload as { online?: boolean }).online === true, 10_000);
 
       const nowS = Math.floor(Date.now() / 1000);
-      const emergency = await signer.broadcast({ jti: 'br-emergency-1', aud: villageId, priority: 'emergency', level: 1, exp: nowS + 600, content: { kind: 'tts', text: '山洪预警：请沿河村民立即向高处转移。' } });
+      const emergency = await signer.broadcast({
+        jti: 'br-emergency-1',
+        aud: villageId,
+        priority: 'emergency',
+        level: 1,
+        exp: nowS + 600,
+        content: { kind: 'tts', text: '山洪预警：请沿河村民立即向高处转移。' },
+      });
       await county.send(villageId, 'broadcast', emergency);
       await county.send(villageId, 'broadcast', await signer.broadcast({ jti: 'br-announcement-1', aud: villageId, exp: nowS + 600 }));
       // Expires while the village is down: not played again, however serious.
       const shortExp = nowS + 5;
-      await county.send(villageId, 'broadcast', await signer.broadcast({ jti: 'br-emergency-short', aud: villageId, priority: 'emergency', level: 2, exp: shortExp }));
-      await waitFor('the emergency started and both others queued', () => events('br-emergency-1').includes('started') && events('br-announcement-1').includes('queued') && events('br-emergency-short').includes('queued'), 10_000);
+      await county.send(
+        villageId,
+        'broadcast',
+        await signer.broadcast({ jti: 'br-emergency-short', aud: villageId, priority: 'emergency', level: 2, exp: shortExp }),
+      );
+      await waitFor(
+        'the emergency started and both others queued',
+        () =>
+          events('br-emergency-1').includes('started') &&
+          events('br-announcement-1').includes('queued') &&
+          events('br-emergency-short').includes('queued'),
+        10_000,
+      );
       const player = await service.waitForLog((l) => l.msg === 'player started');
       orphans.push(player['pid'] as number);
 
@@ -85,7 +103,11 @@ describe('a broadcast cut off by kill -9', () => {
       service = startService(configPath, undefined, production);
       const up = await service.waitForLog((l) => l.msg === 'village-edge started');
       await waitFor('the emergency to finish', () => events('br-emergency-1').includes('finished'), 15_000);
-      await waitFor('the announcement and the short emergency reported failed', () => events('br-announcement-1').includes('failed') && events('br-emergency-short').includes('failed'), 10_000);
+      await waitFor(
+        'the announcement and the short emergency reported failed',
+        () => events('br-announcement-1').includes('failed') && events('br-emergency-short').includes('failed'),
+        10_000,
+      );
 
       const resumed = reports('br-emergency-1');
       expect(resumed.map((r) => r.event)).toEqual(['accepted', 'started', 'accepted', 'started', 'finished']);
@@ -132,7 +154,16 @@ describe('a broadcast journal that fails', () => {
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(join(dataDir, 'broadcasts.sqlite'), 'not a database, whatever the card wrote here'.repeat(40));
     const json = config(undefined, id);
-    const parsed = villageConfig({ villageId: id, brokerUrl, protocolVersion, columns: 0, commandKeys: [signer.keyEntry], dataDir, extraDevices: json.devices, broadcast: json.broadcast });
+    const parsed = villageConfig({
+      villageId: id,
+      brokerUrl,
+      protocolVersion,
+      columns: 0,
+      commandKeys: [signer.keyEntry],
+      dataDir,
+      extraDevices: json.devices,
+      broadcast: json.broadcast,
+    });
     const app = createVillageEdge({ config: parsed, version: '0.0.0-test', logger: memoryLogger('info').logger });
     await app.start();
     try {
@@ -152,7 +183,16 @@ describe('a broadcast journal that fails', () => {
     const id = 'br-journal-fail';
     const journal = openSqliteBroadcastJournal({ path: join(dir, id, 'broadcasts.sqlite') });
     const json = config(undefined, id);
-    const parsed = villageConfig({ villageId: id, brokerUrl, protocolVersion, columns: 0, commandKeys: [signer.keyEntry], dataDir: join(dir, id, 'data'), extraDevices: json.devices, broadcast: json.broadcast });
+    const parsed = villageConfig({
+      villageId: id,
+      brokerUrl,
+      protocolVersion,
+      columns: 0,
+      commandKeys: [signer.keyEntry],
+      dataDir: join(dir, id, 'data'),
+      extraDevices: json.devices,
+      broadcast: json.broadcast,
+    });
     const { logger, lines } = memoryLogger('info');
     const app = createVillageEdge({ config: parsed, version: '0.0.0-test', logger, adapters: { journal } });
     await app.start();
@@ -168,7 +208,13 @@ describe('a broadcast journal that fails', () => {
       const faults = () => county.messages.filter((m) => m.kind === 'fault' && m.village === id).map((m) => faultPayloadSchema.parse(m.payload));
       await waitFor('a fault at the county', () => faults().length > 0);
       expect(lines.filter((l) => l.msg === 'broadcast journal write failed; the broadcast goes on').length).toBeGreaterThanOrEqual(2);
-      expect(faults()).toEqual([expect.objectContaining({ kind: 'storage', subject: 'broadcasts.sqlite', detail: expect.stringMatching(/^broadcast journal: .*broadcasts play/) })]);
+      expect(faults()).toEqual([
+        expect.objectContaining({
+          kind: 'storage',
+          subject: 'broadcasts.sqlite',
+          detail: expect.stringMatching(/^broadcast journal: .*broadcasts play/),
+        }),
+      ]);
     } finally {
       await app.stop();
     }

@@ -70,13 +70,29 @@ async function start(villageId: string, broadcast: Record<string, unknown> = {},
   apps.push(app);
   await waitFor('the county link up', () => app.uplink.connected);
   const reports = (jti?: string): ReportPayload[] => distinctReports(county, villageId).filter((r) => jti === undefined || r.jti === jti);
-  const ended = (jti: string) => waitFor(`${jti} to end`, () => reports(jti).some((r) => ['finished', 'failed', 'rejected'].includes(r.event)), 10_000);
+  const ended = (jti: string) =>
+    waitFor(`${jti} to end`, () => reports(jti).some((r) => ['finished', 'failed', 'rejected'].includes(r.event)), 10_000);
   const faults = (kind?: string): FaultPayload[] =>
-    county.messages.filter((m) => m.kind === 'fault' && m.village === villageId).map((m) => faultPayloadSchema.parse(m.payload)).filter((f) => kind === undefined || f.kind === kind);
+    county.messages
+      .filter((m) => m.kind === 'fault' && m.village === villageId)
+      .map((m) => faultPayloadSchema.parse(m.payload))
+      .filter((f) => kind === undefined || f.kind === kind);
   const health = async (match: (h: HealthPayload) => boolean): Promise<HealthPayload> =>
-    healthPayloadSchema.parse((await county.waitFor((m) => m.kind === 'health' && m.village === villageId && match(healthPayloadSchema.parse(m.payload)), 10_000)).payload);
+    healthPayloadSchema.parse(
+      (await county.waitFor((m) => m.kind === 'health' && m.village === villageId && match(healthPayloadSchema.parse(m.payload)), 10_000)).payload,
+    );
   const speak = async (jti: string): Promise<ReportPayload[]> => {
-    await county.send(villageId, 'broadcast', await signer.broadcast({ jti, aud: villageId, priority: 'emergency', level: 1, content: { kind: 'tts', text: '山洪预警：请沿河村民立即向高处转移。' } }));
+    await county.send(
+      villageId,
+      'broadcast',
+      await signer.broadcast({
+        jti,
+        aud: villageId,
+        priority: 'emergency',
+        level: 1,
+        content: { kind: 'tts', text: '山洪预警：请沿河村民立即向高处转移。' },
+      }),
+    );
     await ended(jti);
     return reports(jti);
   };
@@ -87,13 +103,21 @@ describe('a broadcast reports finished only when sound went out', () => {
   it('with no sound card ("default" does not open): an audio fault at start, health says so, and an emergency fails with the reason', async () => {
     const v = await start('bs-nocard', { output: { device: 'default' } }, { healthIntervalMs: 1000 });
     await waitFor('an audio fault', () => v.faults('audio').length > 0, 10_000);
-    expect(v.faults('audio')[0]).toMatchObject({ subject: 'default', detail: expect.stringMatching(/^the sound output "default" cannot be opened: aplay exited with code 1: .*audio open error/) });
+    expect(v.faults('audio')[0]).toMatchObject({
+      subject: 'default',
+      detail: expect.stringMatching(/^the sound output "default" cannot be opened: aplay exited with code 1: .*audio open error/),
+    });
     const reports = await v.speak('bs-nocard-1');
     expect(reports.map((r) => r.event)).toEqual(['accepted', 'failed']);
     expect(reports[1]?.reason).toMatch(/^audio output default: aplay exited with code 1: aplay: main:\d+: audio open error/);
     expect(v.lines.filter((l) => l.msg === 'player started')).toEqual([]);
     const health = await v.health((h) => h.audio.ok === false);
-    expect(health.audio).toMatchObject({ device: 'default', ok: false, reason: expect.stringMatching(/audio open error/), checkedAt: expect.any(String) });
+    expect(health.audio).toMatchObject({
+      device: 'default',
+      ok: false,
+      reason: expect.stringMatching(/audio open error/),
+      checkedAt: expect.any(String),
+    });
     // One fault for the state, not one per item.
     expect(v.faults('audio')).toHaveLength(1);
   });
@@ -126,7 +150,11 @@ describe('a broadcast reports started only when sound really started', () => {
     const v = await start('bs-media');
     const good = sha256(join(library, 'flood.wav'));
     const send = async (jti: string, file: string, digest: string) => {
-      await v.county.send('bs-media', 'broadcast', await signer.broadcast({ jti, aud: 'bs-media', priority: 'emergency', level: 2, content: { kind: 'media', file, sha256: digest } }));
+      await v.county.send(
+        'bs-media',
+        'broadcast',
+        await signer.broadcast({ jti, aud: 'bs-media', priority: 'emergency', level: 2, content: { kind: 'media', file, sha256: digest } }),
+      );
       await v.ended(jti);
       return v.reports(jti);
     };
@@ -141,7 +169,15 @@ describe('a broadcast reports started only when sound really started', () => {
 
   it('refuses a media path with ".." at the gate (invalid-body): nothing is accepted, nothing plays', async () => {
     const v = await start('bs-escape');
-    await v.county.send('bs-escape', 'broadcast', await signer.broadcast({ jti: 'bs-escape-1', aud: 'bs-escape', content: { kind: 'media', file: '../media/flood.wav', sha256: sha256(join(library, 'flood.wav')) } }));
+    await v.county.send(
+      'bs-escape',
+      'broadcast',
+      await signer.broadcast({
+        jti: 'bs-escape-1',
+        aud: 'bs-escape',
+        content: { kind: 'media', file: '../media/flood.wav', sha256: sha256(join(library, 'flood.wav')) },
+      }),
+    );
     await v.ended('bs-escape-1');
     const reports = v.reports('bs-escape-1');
     expect(reports.map((r) => r.event)).toEqual(['rejected']);

@@ -24,7 +24,6 @@ afterEach(async () => {
   for (const client of clients.splice(0)) await client.close();
 });
 
-
 async function start(villageId: string, options: { autoAck: boolean; ackTimeoutMs?: number; realPlayer?: string[] }) {
   const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: options.autoAck, signer });
   clients.push(county);
@@ -75,7 +74,7 @@ describe('broadcasts in a running village', () => {
       expect(report.faultyZones).toEqual([{ zone: 'school', amplifier: 'amp-1', fault: 'amplifier amp-1: overheat' }]);
   });
 
-  it('sounds the local alarm in the terminal\'s zone when the county does not ack in time, and stops it on the ack', async () => {
+  it("sounds the local alarm in the terminal's zone when the county does not ack in time, and stops it on the ack", async () => {
     const v = await start('bv-local', { autoAck: false, ackTimeoutMs: 300 });
     v.app.devices.simulated('column-1')!.press();
     const alarm = alarmPayloadSchema.parse((await v.county.waitFor((m) => m.kind === 'alarm' && m.village === 'bv-local')).payload);
@@ -92,13 +91,22 @@ describe('broadcasts in a running village', () => {
 
   it('obeys the local stop input over an emergency, until it is released', async () => {
     const v = await start('bv-stop', { autoAck: true });
-    await v.county.send('bv-stop', 'broadcast', await signer.broadcast({ jti: 'bv-stop-001', aud: 'bv-stop', priority: 'emergency', level: 1, repeat: 10 }));
+    await v.county.send(
+      'bv-stop',
+      'broadcast',
+      await signer.broadcast({ jti: 'bv-stop-001', aud: 'bv-stop', priority: 'emergency', level: 1, repeat: 10 }),
+    );
     await waitFor('bv-stop-001 started', () => v.reports().some((r) => r.jti === 'bv-stop-001' && r.event === 'started'));
     v.app.devices.simulated('column-1')!.setInput('stop', true);
     await waitFor('bv-stop-001 stopped', () => v.reports().some((r) => r.jti === 'bv-stop-001' && r.event === 'stopped'));
     await v.county.send('bv-stop', 'broadcast', await signer.broadcast({ jti: 'bv-stop-002', aud: 'bv-stop', priority: 'emergency', level: 1 }));
     await waitFor('bv-stop-002 stopped', () => v.reports().some((r) => r.jti === 'bv-stop-002' && r.event === 'stopped'));
-    expect(v.reports().filter((r) => r.jti === 'bv-stop-002').map((r) => r.event)).toEqual(['accepted', 'stopped']);
+    expect(
+      v
+        .reports()
+        .filter((r) => r.jti === 'bv-stop-002')
+        .map((r) => r.event),
+    ).toEqual(['accepted', 'stopped']);
     v.app.devices.simulated('column-1')!.setInput('stop', false);
     await v.county.send('bv-stop', 'broadcast', await signer.broadcast({ jti: 'bv-stop-003', aud: 'bv-stop' }));
     await waitFor('bv-stop-003 finished', () => v.reports().some((r) => r.jti === 'bv-stop-003' && r.event === 'finished'));
@@ -109,7 +117,12 @@ describe('broadcasts in a running village', () => {
     const relaysBefore = v.app.devices.simulated('relays-1')!.commands.length;
     await v.county.send('bv-test', 'broadcastAll', await signer.broadcast({ jti: 'bv-test-001', aud: 'all', status: 'test' }));
     await waitFor('bv-test-001 tested', () => v.reports().some((r) => r.jti === 'bv-test-001' && r.event === 'tested'));
-    expect(v.reports().filter((r) => r.jti === 'bv-test-001').map((r) => [r.event, r.status])).toEqual([
+    expect(
+      v
+        .reports()
+        .filter((r) => r.jti === 'bv-test-001')
+        .map((r) => [r.event, r.status]),
+    ).toEqual([
       ['accepted', 'test'],
       ['tested', 'test'],
     ]);

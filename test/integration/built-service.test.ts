@@ -32,7 +32,8 @@ describe('the built service (dist/main.js)', () => {
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const cli = (...args: string[]) => spawnSync(process.execPath, [...productionNodeFlags(), bundle, ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [...productionNodeFlags(), bundle, ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
 
   it('checks configs: the shipped example passes, a broken one fails naming each field', () => {
     const good = cli('check-config', 'config/example.json');
@@ -49,9 +50,18 @@ describe('the built service (dist/main.js)', () => {
   });
 
   it('logs lines for a person with --pretty (pino-pretty from node_modules), JSON otherwise', async () => {
-    const config = villageConfigJson({ villageId: 'pretty', brokerUrl: 'mqtt://127.0.0.1:1', protocolVersion: 4, columns: 1, dataDir: join(dir, 'pretty-data') });
+    const config = villageConfigJson({
+      villageId: 'pretty',
+      brokerUrl: 'mqtt://127.0.0.1:1',
+      protocolVersion: 4,
+      columns: 1,
+      dataDir: join(dir, 'pretty-data'),
+    });
     const configPath = writeConfig(mkdtempSync(join(dir, 'pretty-')), config);
-    for (const [args, env] of [[['--pretty'], {}], [[], { LOG_FORMAT: 'pretty' }]] as const) {
+    for (const [args, env] of [
+      [['--pretty'], {}],
+      [[], { LOG_FORMAT: 'pretty' }],
+    ] as const) {
       const service = startService(configPath, undefined, { nodeArgs: [...productionNodeFlags(), bundle], runArgs: [...args], env: { ...env } });
       await service.waitForLog((l) => /INFO.*village-edge started/.test(l.msg), 20_000);
       expect(service.logs.every((l) => !l.msg.startsWith('{'))).toBe(true);
@@ -76,7 +86,14 @@ describe('the built service (dist/main.js)', () => {
     const county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true, signer });
     const configPath = writeConfig(
       dir,
-      villageConfigJson({ villageId: 'built-village', brokerUrl: broker.url, protocolVersion: broker.protocolVersion, commandKeys: [signer.keyEntry], columns: 1, dataDir: join(dir, 'data') }),
+      villageConfigJson({
+        villageId: 'built-village',
+        brokerUrl: broker.url,
+        protocolVersion: broker.protocolVersion,
+        commandKeys: [signer.keyEntry],
+        columns: 1,
+        dataDir: join(dir, 'data'),
+      }),
     );
     const service = startService(configPath, undefined, fromBuild(productionNodeFlags(), { NOTIFY_SOCKET: notifyPath, WATCHDOG_USEC: '2000000' }));
     try {

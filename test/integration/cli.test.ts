@@ -38,7 +38,29 @@ const flagsOf: Record<string, string[]> = {
   'migrate-config': [],
   status: ['--config', '--socket', '--json'],
   keygen: ['--kid', '--out'],
-  announce: ['--key', '--village', '--all', '--emergency', '--announcement', '--status', '--zones', '--text', '--media', '--sha256', '--chime', '--repeat', '--expires', '--stop', '--no-wait', '--timeout', '--broker', '--prefix', '--protocol', '--username', '--password'],
+  announce: [
+    '--key',
+    '--village',
+    '--all',
+    '--emergency',
+    '--announcement',
+    '--status',
+    '--zones',
+    '--text',
+    '--media',
+    '--sha256',
+    '--chime',
+    '--repeat',
+    '--expires',
+    '--stop',
+    '--no-wait',
+    '--timeout',
+    '--broker',
+    '--prefix',
+    '--protocol',
+    '--username',
+    '--password',
+  ],
   'county watch': ['--key', '--ack', '--json', '--broker', '--prefix', '--protocol', '--username', '--password'],
 };
 
@@ -84,7 +106,9 @@ describe('village-edge command line', () => {
 
     // keygen's whole public JWK, or a PEM, is taken as well as {kid, x}; the private JWK is refused.
     expect(check({ ...base, dataDir: join(dir, 'data'), county: { ...county, commandKeys: [demoKey] } }).code).toBe(0);
-    const pem = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: demoKey['x']! }, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+    const pem = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: demoKey['x']! }, format: 'jwk' })
+      .export({ type: 'spki', format: 'pem' })
+      .toString();
     expect(check({ ...base, dataDir: join(dir, 'data'), county: { ...county, commandKeys: [{ kid: 'pem-key', pem }] } }).code).toBe(0);
     const privateKey = check({ ...base, dataDir: join(dir, 'data'), county: { ...county, commandKeys: [{ ...demoKey, d: 'AAAA' }] } });
     expect(privateKey.code).toBe(1);
@@ -122,7 +146,10 @@ describe('village-edge command line', () => {
         village: { id: 'v 1', name: 'x', location: { lat: 25, lon: 102 } },
         county: { url: 'mqtt://127.0.0.1:1883', embeddedBroker: true, protocolVersion: 5 },
         dataDir: './data',
-        buses: [{ id: 'sim', kind: 'simulated' }, { id: 'rtu', kind: 'modbus-rtu', path: '/dev/ttyUSB0' }],
+        buses: [
+          { id: 'sim', kind: 'simulated' },
+          { id: 'rtu', kind: 'modbus-rtu', path: '/dev/ttyUSB0' },
+        ],
         devices: [
           { id: 'c1', bus: 'sim', unitId: 1, profile: 'no-such-model', role: 'alarm-column', label: 'a' },
           { id: 'c2', bus: 'rtu', unitId: 2, profile: 've-ac200-line', role: 'alarm-column', label: 'b' },
@@ -136,7 +163,14 @@ describe('village-edge command line', () => {
     expect(first.stderr).toContain('county.protocolVersion: the embedded broker (aedes) speaks MQTT 3.1.1 only');
 
     // With the schema errors fixed, the wiring errors are next, each naming the device entry.
-    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), village: { id: 'v1', name: 'x', location: { lat: 25, lon: 102 } }, county: { url: 'mqtt://127.0.0.1:1883' } }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        ...JSON.parse(readFileSync(path, 'utf8')),
+        village: { id: 'v1', name: 'x', location: { lat: 25, lon: 102 } },
+        county: { url: 'mqtt://127.0.0.1:1883' },
+      }),
+    );
     const second = cli('check-config', path);
     expect(second.code).toBe(1);
     expect(second.stderr).toContain('devices[0] (c1): no device profile named "no-such-model"');
@@ -206,7 +240,10 @@ describe('village-edge command line', () => {
       [['keygen', '--kid', 'a/b', '--out', '/tmp'], /^keygen: --kid: "a\/b": letters, digits/],
       [['announce', '--key'], /^announce: --key needs a value/],
       [['announce', '--key', 'k', '--village', 'v', '--emergency', '7', '--text', 'x'], /^announce: --emergency "7": a whole number from 1 to 4/],
-      [['announce', '--key', 'k', '--village', 'v', '--emergency', '1', '--text', 'x', '--status', 'drill'], /^announce: --status "drill": one of actual, exercise, test/],
+      [
+        ['announce', '--key', 'k', '--village', 'v', '--emergency', '1', '--text', 'x', '--status', 'drill'],
+        /^announce: --status "drill": one of actual, exercise, test/,
+      ],
       [['announce', '--key', 'k', '--village', 'v', '--emergency', '1', '--text', 'x', '--protocol', '3'], /^announce: --protocol "3": one of 4, 5/],
       [['announce', '--key', 'k', '--village', 'v', '--chime=yes'], /^announce: --chime takes no value/],
       [['county', 'watch', '--nope'], /^county watch: unknown flag --nope/],
@@ -274,7 +311,19 @@ describe('village-edge command line', () => {
 
     // A value only the running service can judge (a small-order Ed25519 point as a county key) is one line too.
     const config = JSON.parse(readFileSync('config/example.json', 'utf8')) as { county: Record<string, unknown>; dataDir: string };
-    writeFileSync(path, JSON.stringify({ ...config, dataDir: join(dir, 'data'), county: { ...config.county, embeddedBroker: false, url: 'mqtt://127.0.0.1:1', commandKeys: [{ kid: 'k', x: 'AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }] } }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        ...config,
+        dataDir: join(dir, 'data'),
+        county: {
+          ...config.county,
+          embeddedBroker: false,
+          url: 'mqtt://127.0.0.1:1',
+          commandKeys: [{ kid: 'k', x: 'AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }],
+        },
+      }),
+    );
     const key = cli('run', '--config', path);
     expect(key.code).toBe(78);
     expect(key.stderr.trim().split('\n')).toHaveLength(1);

@@ -27,11 +27,12 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-
 /** The CLI as a child process, without blocking this process: the villages under test live in it. */
 function runCli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, cliArgs(...args), { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 }, (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
+    const child = execFile(process.execPath, cliArgs(...args), { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 }, (_error, stdout, stderr) =>
+      resolve({ code: child.exitCode, stdout, stderr }),
+    );
   });
 }
 
@@ -117,7 +118,6 @@ function fakeRejection(jti: string, seq: number) {
   };
 }
 
-
 describe('county tooling on the command line: keygen, announce, county watch', () => {
   const keyDir = mkdtempSync(join(tmpdir(), 've-keys-'));
   let app: VillageEdge;
@@ -125,7 +125,16 @@ describe('county tooling on the command line: keygen, announce, county watch', (
   let listener: CountyClient;
   let entry: { kid: string; x: string };
 
-  const common = (key = join(keyDir, 'county-test.private.jwk.json')) => ['--key', key, '--broker', brokerUrl, '--protocol', String(protocolVersion), '--village', 'cli-village'];
+  const common = (key = join(keyDir, 'county-test.private.jwk.json')) => [
+    '--key',
+    key,
+    '--broker',
+    brokerUrl,
+    '--protocol',
+    String(protocolVersion),
+    '--village',
+    'cli-village',
+  ];
 
   it('keygen writes a private key only its owner can read, and prints the entry villages trust', () => {
     const result = spawnSync(process.execPath, cliArgs('keygen', '--kid', 'county-test', '--out', keyDir), { encoding: 'utf8', cwd: repoRoot });
@@ -166,7 +175,8 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     const stopped = await runCli('announce', ...common(), '--stop', jti!);
     expect(stopped.stdout).toMatch(/^published stop \S+ to village-edge\/cli-village\/cmd\/stop$/m);
     expect(stopped.code).toBe(0);
-    const reports = () => listener.messages.filter((m) => m.kind === 'report' && m.village === 'cli-village').map((m) => reportPayloadSchema.parse(m.payload));
+    const reports = () =>
+      listener.messages.filter((m) => m.kind === 'report' && m.village === 'cli-village').map((m) => reportPayloadSchema.parse(m.payload));
     await waitFor(`${jti} stopped`, () => reports().some((r) => r.jti === jti && r.event === 'stopped'), CLI_WAIT_MS);
 
     // A bad command is refused by the tool itself, naming the field, before anything is signed.
@@ -179,7 +189,9 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     const stranger = await runCli('keygen', '--kid', 'county-stranger', '--out', keyDir);
     expect(stranger.code).toBe(0);
     const rejected = await runCli('announce', ...common(join(keyDir, 'county-stranger.private.jwk.json')), '--emergency', '2', '--text', 'x');
-    expect(rejected.stdout).toMatch(/^cli-village REJECTED \(a command it could not verify, most likely this one\): unknown-kid: .*"county-stranger"/m);
+    expect(rejected.stdout).toMatch(
+      /^cli-village REJECTED \(a command it could not verify, most likely this one\): unknown-kid: .*"county-stranger"/m,
+    );
     expect(rejected.stdout).toContain('summary: 1 village(s): 1 rejected');
     expect(rejected.code).toBe(1);
 
@@ -207,7 +219,12 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     // A prefix of its own: an --all broadcast on the shared broker would reach other test files' villages.
     const prefix = 'cli-all';
     const config = villageConfig({ villageId: 'all-1', brokerUrl, protocolVersion, columns: 1, commandKeys: [entry], ...oneZoneBroadcast() });
-    const other = createVillageEdge({ config: { ...config, county: { ...config.county, topicPrefix: prefix } }, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player: new RecordingPlayer(10_000) } });
+    const other = createVillageEdge({
+      config: { ...config, county: { ...config.county, topicPrefix: prefix } },
+      version: '0.0.0-test',
+      logger: memoryLogger('info').logger,
+      adapters: { player: new RecordingPlayer(10_000) },
+    });
     await other.start();
     cleanups.push(() => other.stop());
     await waitFor('the county link up', () => other.uplink.connected, CLI_WAIT_MS);
@@ -222,7 +239,24 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     });
 
     const key = join(keyDir, 'county-test.private.jwk.json');
-    const result = await runCli('announce', '--key', key, '--broker', brokerUrl, '--protocol', String(protocolVersion), '--prefix', prefix, '--all', '--emergency', '3', '--text', '通知', '--timeout', '3');
+    const result = await runCli(
+      'announce',
+      '--key',
+      key,
+      '--broker',
+      brokerUrl,
+      '--protocol',
+      String(protocolVersion),
+      '--prefix',
+      prefix,
+      '--all',
+      '--emergency',
+      '3',
+      '--text',
+      '通知',
+      '--timeout',
+      '3',
+    );
     expect(result.stderr).toBe('');
     expect(result.stdout).toContain('all-1 started (emergency level 3 较大, zones square)');
     expect(result.stdout).toMatch(/^ {2}village +link +outcome$/m);
@@ -262,7 +296,17 @@ describe('county tooling on the command line: keygen, announce, county watch', (
 
   it('county watch acks a refusal of its ack once, and never the refusal of that answer', async () => {
     const prefix = 'cli-desk';
-    const watcher = startWatch('--key', join(keyDir, 'county-test.private.jwk.json'), '--ack', '--prefix', prefix, '--broker', brokerUrl, '--protocol', String(protocolVersion));
+    const watcher = startWatch(
+      '--key',
+      join(keyDir, 'county-test.private.jwk.json'),
+      '--ack',
+      '--prefix',
+      prefix,
+      '--broker',
+      brokerUrl,
+      '--protocol',
+      String(protocolVersion),
+    );
     await watcher.waitFor((l) => / watching /.test(l));
     const village = await mqtt.connectAsync(brokerUrl, { protocolVersion });
     cleanups.push(() => village.endAsync());
@@ -276,7 +320,9 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     const refusal = fakeRejection(firstAck, 1);
     await publish('report', refusal);
     await watcher.waitFor((l) => l.includes(`desk-v ACK REJECTED: the village refused this desk's ack of alarm ${alarmId}`));
-    const secondAck = /ack sent for report \S+ \((ack-\S+)\)/.exec(await watcher.waitFor((l) => l.includes(`ack sent for report ${refusal.id}`)))![1]!;
+    const secondAck = /ack sent for report \S+ \((ack-\S+)\)/.exec(
+      await watcher.waitFor((l) => l.includes(`ack sent for report ${refusal.id}`)),
+    )![1]!;
 
     // A copy of the same refusal is not acked again, nor is the refusal of the answer to it.
     await publish('report', { ...refusal, attempt: 2 });
@@ -294,7 +340,11 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     cleanups.push(() => village.endAsync());
     const alarm = fakeAlarm(randomUUID());
     // No "watching" line in JSON: publish until the watcher, subscribing in the background, hears one.
-    const line = await watcher.waitFor((l) => l.includes(alarm.id), 10_000, () => village.publishAsync(`${prefix}/desk-v/alarm`, JSON.stringify(alarm), { qos: 1 }));
+    const line = await watcher.waitFor(
+      (l) => l.includes(alarm.id),
+      10_000,
+      () => village.publishAsync(`${prefix}/desk-v/alarm`, JSON.stringify(alarm), { qos: 1 }),
+    );
     expect(JSON.parse(line)).toMatchObject({ village: 'desk-v', kind: 'alarm', payload: alarm });
     expect(watcher.lines.every((l) => typeof JSON.parse(l) === 'object')).toBe(true);
     await watcher.stop();

@@ -37,7 +37,15 @@ const apps: VillageEdge[] = [];
 
 async function startVillage(villageId: string, playMs = 50): Promise<Village> {
   const player = new RecordingPlayer(playMs);
-  const config = villageConfig({ villageId, brokerUrl, protocolVersion, columns: 1, commandKeys: [signer.keyEntry], extraDevices: [relayBoard], broadcast: broadcastLayout });
+  const config = villageConfig({
+    villageId,
+    brokerUrl,
+    protocolVersion,
+    columns: 1,
+    commandKeys: [signer.keyEntry],
+    extraDevices: [relayBoard],
+    broadcast: broadcastLayout,
+  });
   const app = createVillageEdge({ config, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player } });
   await app.start();
   apps.push(app);
@@ -48,7 +56,6 @@ async function startVillage(villageId: string, playMs = 50): Promise<Village> {
     reports: () => distinctReports(county, villageId),
   };
 }
-
 
 beforeAll(async () => {
   signer = await createCountySigner({ villageId: 'cmd-a' });
@@ -66,7 +73,12 @@ describe('signed county commands through a real broker', () => {
     const token = await signer.broadcast({ jti: 'cmd-a-ok-1', aud: 'cmd-a', priority: 'emergency', level: 1, zones: ['east'] });
     await county.send('cmd-a', 'broadcast', token);
     await waitFor('cmd-a-ok-1 finished', () => v.reports().some((r) => r.jti === 'cmd-a-ok-1' && r.event === 'finished'));
-    expect(v.reports().filter((r) => r.jti === 'cmd-a-ok-1').map((r) => r.event)).toEqual(['accepted', 'started', 'finished']);
+    expect(
+      v
+        .reports()
+        .filter((r) => r.jti === 'cmd-a-ok-1')
+        .map((r) => r.event),
+    ).toEqual(['accepted', 'started', 'finished']);
     expect(v.player.started).toHaveLength(1);
     expect(v.player.started[0]!.volume).toBe(100);
     expect(v.app.devices.simulated('relays-1')!.commands).toContain('relay 1 on');
@@ -83,8 +95,15 @@ describe('signed county commands through a real broker', () => {
     const escaped = await signer.signRaw(new TextEncoder().encode(escapedJson), { kid: signer.kid, typ: 'JWT' });
     console.log(`2,000-character broadcast: ${utf8.length} bytes as UTF-8, ${escaped.length} bytes \\u-escaped`);
     for (const token of [utf8, escaped]) await county.send('cmd-e', 'broadcast', token);
-    await waitFor('both encodings finished', () => ['cmd-e-utf8', 'cmd-e-escaped'].every((jti) => v.reports().some((r) => r.jti === jti && r.event === 'finished')), 10_000);
-    expect(v.player.started.map((p) => p.content)).toEqual([{ kind: 'tts', text }, { kind: 'tts', text }]);
+    await waitFor(
+      'both encodings finished',
+      () => ['cmd-e-utf8', 'cmd-e-escaped'].every((jti) => v.reports().some((r) => r.jti === jti && r.event === 'finished')),
+      10_000,
+    );
+    expect(v.player.started.map((p) => p.content)).toEqual([
+      { kind: 'tts', text },
+      { kind: 'tts', text },
+    ]);
   });
 
   it('refuses every kind of bad command: nothing plays, and each is reported rejected with its reason', async () => {
@@ -119,7 +138,12 @@ describe('signed county commands through a real broker', () => {
     // Only the replay's signature was genuine for this village, so only its jti may be echoed.
     expect(rejected.filter((r) => r.jti !== null).map((r) => r.jti)).toEqual(expect.arrayContaining(['cmd-b-replay']));
     expect(v.player.started).toHaveLength(1);
-    expect(v.reports().filter((r) => r.event === 'started').map((r) => r.jti)).toEqual(['cmd-b-replay']);
+    expect(
+      v
+        .reports()
+        .filter((r) => r.event === 'started')
+        .map((r) => r.jti),
+    ).toEqual(['cmd-b-replay']);
   });
 
   it('stops a broadcast by jti, and drops one that expires while it waits', async () => {
@@ -134,7 +158,12 @@ describe('signed county commands through a real broker', () => {
     await county.send('cmd-c', 'stop', await signer.stop({ aud: 'cmd-c', target: { jti: 'cmd-c-long' } }));
     await waitFor('cmd-c-long stopped', () => v.reports().some((r) => r.jti === 'cmd-c-long' && r.event === 'stopped'));
     expect(v.reports().find((r) => r.jti === 'cmd-c-long' && r.event === 'stopped')?.reason).toMatch(/stopped by the county/);
-    expect(v.reports().filter((r) => r.jti === 'cmd-c-brief').map((r) => r.event)).toEqual(['accepted', 'queued', 'stopped']);
+    expect(
+      v
+        .reports()
+        .filter((r) => r.jti === 'cmd-c-brief')
+        .map((r) => r.event),
+    ).toEqual(['accepted', 'queued', 'stopped']);
   });
 
   it(`throws ≥ 10,000 random and mutated payloads at the command topics: nothing plays, the service lives on`, async () => {
@@ -165,7 +194,12 @@ describe('signed county commands through a real broker', () => {
     await waitFor('cmd-d-after finished', () => v.reports().some((r) => r.jti === 'cmd-d-after' && r.event === 'finished'), 60_000);
     console.log(`command-topic fuzz: ${sent} payloads in ${sendMs} ms; ${v.player.started.length} played (the control only)`);
     expect(v.player.started).toHaveLength(1);
-    expect(v.reports().filter((r) => r.event === 'started').map((r) => r.jti)).toEqual(['cmd-d-after']);
+    expect(
+      v
+        .reports()
+        .filter((r) => r.event === 'started')
+        .map((r) => r.jti),
+    ).toEqual(['cmd-d-after']);
     expect(v.app.uplink.connected).toBe(true);
     // Rejections are rate-limited in reports so a flood cannot wear out the SD card: at most 20 reported one by one
     // and one count per minute's window. A busy machine stretches the flood over more than one window.

@@ -251,8 +251,7 @@ describe(`county link on the shared ${brokerKind} broker (MQTT ${protocolVersion
     cleanups.push(() => proxy.close());
     const proxyPort = Number(new URL(proxy.url).port);
     const noDelay = vi.spyOn(Socket.prototype, 'setNoDelay');
-    const linkSockets = (): Socket[] =>
-      noDelay.mock.contexts.filter((s): s is Socket => s instanceof Socket && s.remotePort === proxyPort);
+    const linkSockets = (): Socket[] => noDelay.mock.contexts.filter((s): s is Socket => s instanceof Socket && s.remotePort === proxyPort);
     const { link: uplink } = await started(link({ url: proxy.url }));
     expect(linkSockets()).toHaveLength(1);
     expect(noDelay.mock.calls[noDelay.mock.contexts.indexOf(linkSockets()[0])]).toEqual([true]);

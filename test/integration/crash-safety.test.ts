@@ -103,7 +103,9 @@ describe('crash safety', () => {
       await waitFor('every stored alarm at the county', allReceived, { timeoutMs: 30_000, intervalMs: 100 }).catch(() => undefined);
       await final.terminate();
       const missing = [...stored].filter((id) => !received.has(id));
-      console.log(`crash-safety: ${cycles} kills (${downCycles} with the broker down), ${stored.size} alarms stored, ${received.size} distinct received, ${missing.length} missing`);
+      console.log(
+        `crash-safety: ${cycles} kills (${downCycles} with the broker down), ${stored.size} alarms stored, ${received.size} distinct received, ${missing.length} missing`,
+      );
       expect(stored.size).toBeGreaterThan(cycles / 2);
       expect(missing).toEqual([]);
     } finally {

@@ -28,13 +28,24 @@ function unitOf(id: string): number {
 
 function hubOn(bus: BusConfig, columnModel: DeviceProfile, timing: TimingConfig, withRelays: boolean) {
   const events: DeviceEvent[] = [];
-  const device = (id: string, unitId: number, profile: string, role: DeviceConfig['role']): DeviceConfig => ({ id, bus: bus.id, unitId, profile, role, label: id, testMode: false });
+  const device = (id: string, unitId: number, profile: string, role: DeviceConfig['role']): DeviceConfig => ({
+    id,
+    bus: bus.id,
+    unitId,
+    profile,
+    role,
+    label: id,
+    testMode: false,
+  });
   const devices = Object.entries(COLUMN_UNITS).map(([id, unit]) => device(id, unit, columnModel.model, 'alarm-column'));
   if (withRelays) devices.push(device('relays', RELAY_UNIT, 've-rb8-rtu', 'relay-board'));
   const { hub, problems } = createDeviceHub({
     buses: [bus],
     devices,
-    profiles: new Map([[columnModel.model, columnModel], ['ve-rb8-rtu', shipped('ve-rb8-rtu')]]),
+    profiles: new Map([
+      [columnModel.model, columnModel],
+      ['ve-rb8-rtu', shipped('ve-rb8-rtu')],
+    ]),
     timing,
     sink: (event) => events.push(event),
     logger: memoryLogger('info').logger,
@@ -72,7 +83,10 @@ function modbusFarEnd(units: { unit(id: number): SlaveUnit }) {
       button?.release();
     },
     indicatorWrites: (id: string) =>
-      units.unit(unitOf(id)).writes.filter((w) => w.table === 'holding-registers' && w.address === 0).map((w) => ledStates[w.value] ?? expect.fail(`LED value ${w.value}`)),
+      units
+        .unit(unitOf(id))
+        .writes.filter((w) => w.table === 'holding-registers' && w.address === 0)
+        .map((w) => ledStates[w.value] ?? expect.fail(`LED value ${w.value}`)),
     latchResets: (id: string) => units.unit(unitOf(id)).writes.filter((w) => w.table === 'coils' && w.address === 0 && w.value === 1).length,
     answering: (id: string, on: boolean) => units.unit(unitOf(id)).setFault(on ? 'working' : 'timeout'),
     relay: (channel: number) => units.unit(RELAY_UNIT).get('coils', channel) === 1,
@@ -86,7 +100,10 @@ describeDevicePortContract('simulator', async (): Promise<PortRig> => {
     port,
     events,
     press: (id) => sim(id).press('button'),
-    indicatorWrites: (id) => sim(id).commands.filter((c) => c.startsWith('indicator ')).map((c) => c.slice('indicator '.length) as IndicatorState),
+    indicatorWrites: (id) =>
+      sim(id)
+        .commands.filter((c) => c.startsWith('indicator '))
+        .map((c) => c.slice('indicator '.length) as IndicatorState),
     latchResets: (id) => sim(id).commands.filter((c) => c === 'reset button').length,
     answering: (id, on) => sim(id).setOnline(on),
     relay: (channel) => sim('relays').relay(channel),

@@ -53,7 +53,7 @@ function peakRssMb(pid: number): number {
   return Math.round(kb / 102.4) / 10;
 }
 
-describe('an oversized message under the unit\'s memory limit', () => {
+describe("an oversized message under the unit's memory limit", () => {
   for (const protocolVersion of [4, 5] as const) {
     it(`MQTT ${protocolVersion === 4 ? '3.1.1' : '5'}: a 150 MB command is ${protocolVersion === 4 ? 'discarded unread and reported' : 'never sent by the broker'}, and alarms get through throughout`, async () => {
       const villageId = `huge-v${protocolVersion}`;
@@ -61,7 +61,14 @@ describe('an oversized message under the unit\'s memory limit', () => {
       const cgroup = createMemoryCgroup(`ve-test-${villageId}`, MEMORY_MAX);
       const configPath = writeConfig(
         mkdtempSync(join(dir, `${villageId}-`)),
-        villageConfigJson({ villageId, brokerUrl, protocolVersion, commandKeys: [signer.keyEntry], columns: 2, dataDir: join(dir, `${villageId}-data`) }),
+        villageConfigJson({
+          villageId,
+          brokerUrl,
+          protocolVersion,
+          commandKeys: [signer.keyEntry],
+          columns: 2,
+          dataDir: join(dir, `${villageId}-data`),
+        }),
       );
       let service: ServiceProcess | undefined;
       try {
@@ -74,7 +81,10 @@ describe('an oversized message under the unit\'s memory limit', () => {
         const published = publishFile(villageTopics('village-edge', villageId).topic('broadcast'), hugeFile);
         published.catch(() => undefined);
         service.send('press column-1');
-        await county.waitFor((m) => m.kind === 'alarm' && m.village === villageId && (m.payload as { terminal: string }).terminal === 'column-1', 20_000);
+        await county.waitFor(
+          (m) => m.kind === 'alarm' && m.village === villageId && (m.payload as { terminal: string }).terminal === 'column-1',
+          20_000,
+        );
         expect(await published).toBe(0);
         if (protocolVersion === 4) {
           const report = await county.waitFor((m) => m.kind === 'report' && m.village === villageId, 30_000);
@@ -83,7 +93,10 @@ describe('an oversized message under the unit\'s memory limit', () => {
         }
         // After it, on the same connection and the same process: a press is relayed and acked.
         service.send('press column-2');
-        await county.waitFor((m) => m.kind === 'alarm' && m.village === villageId && (m.payload as { terminal: string }).terminal === 'column-2', 20_000);
+        await county.waitFor(
+          (m) => m.kind === 'alarm' && m.village === villageId && (m.payload as { terminal: string }).terminal === 'column-2',
+          20_000,
+        );
         await service.waitForLog((l) => l.msg === 'alarm acknowledged by county' && l['terminal'] === 'column-2', 20_000).catch(() => undefined);
         expect(service.child.exitCode).toBeNull();
         expect(service.child.signalCode).toBeNull();

@@ -108,7 +108,8 @@ const inputs = (events: DeviceEvent[], deviceId: string, input: string) =>
   events.filter((e): e is EventOf<'input'> => e.type === 'input' && e.deviceId === deviceId && e.input === input);
 
 /** Every input event told, of any column, as `<device> <input> <active>`: a line must reach its own column only. */
-const told = (events: DeviceEvent[]) => events.filter((e): e is EventOf<'input'> => e.type === 'input').map((e) => `${e.deviceId} ${e.input} ${e.active}`);
+const told = (events: DeviceEvent[]) =>
+  events.filter((e): e is EventOf<'input'> => e.type === 'input').map((e) => `${e.deviceId} ${e.input} ${e.active}`);
 
 describe('line bus on a real PTY', () => {
   it('turns a press into one input event, however often the latched column repeats it, until the latch is reset', async () => {
@@ -202,15 +203,25 @@ describe('line bus on a real PTY', () => {
     expect(await waitForEvent('input', (e) => e.deviceId === 'col-1' && e.input === 'tamper')).toBeDefined();
     expect(inputs(events, 'col-1', 'button')).toEqual([]); // the BTN with a bad checksum was not acted on
 
-    const errors = events.filter((e): e is EventOf<'protocol-error'> => e.type === 'protocol-error').map(({ deviceId, kind, detail }) => ({ deviceId, kind, detail }));
+    const errors = events
+      .filter((e): e is EventOf<'protocol-error'> => e.type === 'protocol-error')
+      .map(({ deviceId, kind, detail }) => ({ deviceId, kind, detail }));
     expect(errors).toEqual([
       { deviceId: 'col-1', kind: 'checksum', detail: 'checksum: got 7B, computed 7A' },
       { deviceId: undefined, kind: 'garbage', detail: 'does not start with "$": "hello"' },
       { deviceId: 'col-1', kind: 'garbage', detail: 'unknown verb "XYZ"' },
       { deviceId: undefined, kind: 'wrong-unit', detail: 'unit 9 is not configured on this bus: "$VE,9,BTN*72"' },
       { deviceId: 'col-1', kind: 'garbage', detail: 'cut short by the next "$": no "*" before the checksum: "$VE,1,BT"' },
-      { deviceId: 'col-2', kind: 'overlong', detail: expect.stringMatching(/^line longer than 96 bytes \(no delimiter after 98\): "\$VE,2,HB,AAAAAAA"/) },
-      { deviceId: 'col-2', kind: 'overlong', detail: expect.stringMatching(/^line longer than 96 bytes \(no delimiter after 98\): "\$VE,2,AAAAAAAAAA"/) },
+      {
+        deviceId: 'col-2',
+        kind: 'overlong',
+        detail: expect.stringMatching(/^line longer than 96 bytes \(no delimiter after 98\): "\$VE,2,HB,AAAAAAA"/),
+      },
+      {
+        deviceId: 'col-2',
+        kind: 'overlong',
+        detail: expect.stringMatching(/^line longer than 96 bytes \(no delimiter after 98\): "\$VE,2,AAAAAAAAAA"/),
+      },
     ]);
     expect(col1.health().errors).toEqual({ checksum: 1, garbage: 2 });
     expect(col2.health().errors).toEqual({ overlong: 2 });

@@ -112,12 +112,7 @@ describe('Modbus RTU amplifier status over a PTY', () => {
       if (e.type === 'status') return [`${e.condition} ${e.active ? 'on' : 'off'}`];
       return e.type === 'offline' || e.type === 'recovered' ? [e.type] : [];
     });
-    expect(told).toEqual([
-      'offline',
-      'recovered',
-      'power off',
-      'line-fault off',
-    ]);
+    expect(told).toEqual(['offline', 'recovered', 'power off', 'line-fault off']);
     expect(r.device('amp-1').health()).toMatchObject({ online: true, status: { power: false, overheat: false, 'line-fault': false } });
   });
 });

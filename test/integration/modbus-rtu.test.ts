@@ -36,7 +36,13 @@ describe('Modbus RTU alarm column over a PTY', () => {
   beforeAll(async () => {
     // 1 s, not the rig's 150 ms: the slave shares this process's event loop, and with both cores busy a stall
     // of 150 ms made a real timeout of a neighbour, taken for the fault a test had injected.
-    r = await rig({ devices: [{ id: 'col-1', unitId: 1 }, { id: 'relays', unitId: 2, profile: RB8 }], timing: fastTiming({ requestTimeoutMs: 1000 }) });
+    r = await rig({
+      devices: [
+        { id: 'col-1', unitId: 1 },
+        { id: 'relays', unitId: 2, profile: RB8 },
+      ],
+      timing: fastTiming({ requestTimeoutMs: 1000 }),
+    });
     const unit = r.slave.unit(1);
     unit.set('discrete-inputs', 1, true); // tamper loop closed: the door is shut
     button = latchedButton(unit, 0, 0);
@@ -170,7 +176,13 @@ describe('latched and unlatched presses shorter than the poll interval', () => {
   let r: Rig;
   const unlatched: ModbusProfile = { ...AC100, inputs: { button: { table: 'discrete-inputs', address: 0, activeLow: false } } };
   beforeAll(async () => {
-    r = await rig({ devices: [{ id: 'latched', unitId: 1 }, { id: 'plain', unitId: 2, profile: unlatched }], timing: fastTiming({ pollIntervalMs: 150 }) });
+    r = await rig({
+      devices: [
+        { id: 'latched', unitId: 1 },
+        { id: 'plain', unitId: 2, profile: unlatched },
+      ],
+      timing: fastTiming({ pollIntervalMs: 150 }),
+    });
     for (const id of [1, 2]) r.slave.unit(id).set('discrete-inputs', 1, true);
     r.bus.start();
     await waitFor('first poll', () => r.device('latched').health().online && r.device('plain').health().online);
@@ -197,7 +209,11 @@ describe('latched and unlatched presses shorter than the poll interval', () => {
       });
     await Promise.all([
       pressAfterPoll(1, latched.press, latched.release),
-      pressAfterPoll(2, () => plain.set('discrete-inputs', 0, true), () => plain.set('discrete-inputs', 0, false)),
+      pressAfterPoll(
+        2,
+        () => plain.set('discrete-inputs', 0, true),
+        () => plain.set('discrete-inputs', 0, false),
+      ),
     ]);
     await waitFor('latched press', () => inputEvents(r.events, 'latched').find((e) => e.active), 1000);
     // Polled twice since the press was over (the third request is sent once the second reply was read): unseen.
@@ -215,7 +231,10 @@ describe('replies that arrive in pieces', () => {
     // 2-byte pieces 3 ms apart: what a USB adapter with its latency timer hands the OS. The test counts every
     // protocol error: a generous timeout, so that a slave slowed by a loaded machine is not one of them.
     r = await rig({
-      devices: [{ id: 'col-1', unitId: 1 }, { id: 'relays', unitId: 2, profile: RB8 }],
+      devices: [
+        { id: 'col-1', unitId: 1 },
+        { id: 'relays', unitId: 2, profile: RB8 },
+      ],
       timing: fastTiming({ requestTimeoutMs: 1000 }),
       slave: { splitReplies: { bytes: 2, gapMs: 3 } },
     });
@@ -244,7 +263,8 @@ describe('replies that arrive in pieces', () => {
 
 describe('a reply that arrives while the event loop is held up', () => {
   /** Waits, without reading, until the serial port at argv[1] has bytes to read. */
-  const waitReadable = 'import os, select, sys\nfd = os.open(sys.argv[1], os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)\nsys.exit(0 if select.select([fd], [], [], 10)[0] else 1)';
+  const waitReadable =
+    'import os, select, sys\nfd = os.open(sys.argv[1], os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)\nsys.exit(0 if select.select([fd], [], [], 10)[0] else 1)';
 
   it('is read when the deadline passes, not reported as a timeout', async () => {
     const pair = await openPtyPair();
@@ -299,7 +319,10 @@ describe('offline and recovery', () => {
   let r: Rig;
   beforeAll(async () => {
     r = await rig({
-      devices: [{ id: 'col-1', unitId: 1 }, { id: 'col-2', unitId: 2 }],
+      devices: [
+        { id: 'col-1', unitId: 1 },
+        { id: 'col-2', unitId: 2 },
+      ],
       timing: fastTiming({ requestTimeoutMs: 100, offlinePollIntervalMs: 500 }),
     });
     r.slave.unit(1).set('discrete-inputs', 1, true);
@@ -520,7 +543,10 @@ describe('the 3.5-character gap between frames', () => {
 
   beforeAll(async () => {
     r = await rig({
-      devices: [{ id: 'col-1', unitId: 1 }, { id: 'col-2', unitId: 2 }],
+      devices: [
+        { id: 'col-1', unitId: 1 },
+        { id: 'col-2', unitId: 2 },
+      ],
       timing: fastTiming({ pollIntervalMs: 200, requestTimeoutMs: 1000 }),
       slave: { wireBaud: 9600 },
     });
@@ -541,7 +567,14 @@ describe('the 3.5-character gap between frames', () => {
         const delayMs = [0.5, 1.5, 2.5, 3][writes % 4]!;
         writes++;
         unsettled++;
-        setTimeout(() => void r.device(unit === 1 ? 'col-1' : 'col-2').setIndicator(writes % 2 ? 'sent' : 'received').finally(() => unsettled--), delayMs);
+        setTimeout(
+          () =>
+            void r
+              .device(unit === 1 ? 'col-1' : 'col-2')
+              .setIndicator(writes % 2 ? 'sent' : 'received')
+              .finally(() => unsettled--),
+          delayMs,
+        );
       });
       // A window of traffic to measure, not a wait for anything.
       await sleep(1500);

@@ -134,7 +134,14 @@ describe('process player: real players to null sinks', () => {
   withTools('espeak-ng')('passes the text as one argument: quotes, ;, $(...), backticks, $& and newlines stay text', async () => {
     const out = join(dir, 'argv.json');
     const text = `他说"快走" 'now'; touch ${dir}/pwned1 $(touch ${dir}/pwned2) \`touch ${dir}/pwned3\` $HOME $& $' \n第二行 {file} {device} -v en`;
-    const record = [process.execPath, '-e', 'require("node:fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))', out, '--say={text}', '{text}'];
+    const record = [
+      process.execPath,
+      '-e',
+      'require("node:fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))',
+      out,
+      '--say={text}',
+      '{text}',
+    ];
     const recorded = player({ tts: record });
     expect(await recorded.player.start(say(text)).done).toEqual({ outcome: 'finished' });
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual([`--say=${text}`, text]);
@@ -192,7 +199,10 @@ describe('process player: the tts pipeline fails when the output does', () => {
     expect(await run.started).toBe(true);
     expect(await run.done).toEqual({ outcome: 'finished' });
     expect(runs).toEqual([pipeline.tts.map((a) => (a === '{text}' ? '各位村民请注意' : a)), ['aplay', '-q', '-D', 'null']]);
-    expect(lines.find((l) => l.msg === 'player started')).toMatchObject({ command: 'espeak-ng | aplay', pids: [expect.any(Number), expect.any(Number)] });
+    expect(lines.find((l) => l.msg === 'player started')).toMatchObject({
+      command: 'espeak-ng | aplay',
+      pids: [expect.any(Number), expect.any(Number)],
+    });
   });
 
   withTools('espeak-ng', 'aplay')('fails with the output\'s reason on a device that does not open (no sound card: "default")', async () => {
@@ -200,25 +210,48 @@ describe('process player: the tts pipeline fails when the output does', () => {
     expect(spawnSync('espeak-ng', ['-v', 'cmn', '紧急通知']).status).toBe(0);
     const { logger } = memoryLogger();
     const p = createProcessPlayer({ templates: templates(pipeline), library, device: 'default', logger });
-    expect(await p.start(say()).done).toEqual({ outcome: 'failed', reason: expect.stringMatching(/^aplay exited with code 1: aplay: main:\d+: audio open error/) });
+    expect(await p.start(say()).done).toEqual({
+      outcome: 'failed',
+      reason: expect.stringMatching(/^aplay exited with code 1: aplay: main:\d+: audio open error/),
+    });
     // And a media file on the same device.
-    const wav = createProcessPlayer({ templates: templates({ media: { '.wav': ['aplay', '-q', '-D', '{device}', '{file}'] } }), library, device: 'default', logger });
-    expect(await wav.start(media('notice.wav')).done).toEqual({ outcome: 'failed', reason: expect.stringMatching(/^aplay exited with code 1: .*audio open error/) });
+    const wav = createProcessPlayer({
+      templates: templates({ media: { '.wav': ['aplay', '-q', '-D', '{device}', '{file}'] } }),
+      library,
+      device: 'default',
+      logger,
+    });
+    expect(await wav.start(media('notice.wav')).done).toEqual({
+      outcome: 'failed',
+      reason: expect.stringMatching(/^aplay exited with code 1: .*audio open error/),
+    });
   });
 
-  withTools('espeak-ng', 'mpg123')('the shipped mp3 template (mpg123 -o alsa -a {device}) plays on a device that opens and fails on one that does not', async () => {
-    const mp3 = { media: { '.mp3': ['mpg123', '-q', '-o', 'alsa', '-a', '{device}', '{file}'] } };
-    const { logger } = memoryLogger();
-    const good = createProcessPlayer({ templates: templates(mp3), library, device: 'null', logger });
-    expect(await good.start(media('notice.mp3')).done).toEqual({ outcome: 'finished' });
-    const bad = createProcessPlayer({ templates: templates(mp3), library, device: 'default', logger });
-    expect(await bad.start(media('notice.mp3')).done).toEqual({ outcome: 'failed', reason: expect.stringMatching(/^mpg123 exited with code 255: /) });
-  });
+  withTools('espeak-ng', 'mpg123')(
+    'the shipped mp3 template (mpg123 -o alsa -a {device}) plays on a device that opens and fails on one that does not',
+    async () => {
+      const mp3 = { media: { '.mp3': ['mpg123', '-q', '-o', 'alsa', '-a', '{device}', '{file}'] } };
+      const { logger } = memoryLogger();
+      const good = createProcessPlayer({ templates: templates(mp3), library, device: 'null', logger });
+      expect(await good.start(media('notice.mp3')).done).toEqual({ outcome: 'finished' });
+      const bad = createProcessPlayer({ templates: templates(mp3), library, device: 'default', logger });
+      expect(await bad.start(media('notice.mp3')).done).toEqual({
+        outcome: 'failed',
+        reason: expect.stringMatching(/^mpg123 exited with code 255: /),
+      });
+    },
+  );
 
   it('names the engine when it fails, and stops both processes on stop()', async () => {
-    const failing = player({ tts: ['sh', '-c', 'echo "no voice cmn" >&2; exit 2', 'sh', '{text}'], ttsOutput: ['sh', '-c', 'cat > /dev/null', 'sh', '{device}'] });
+    const failing = player({
+      tts: ['sh', '-c', 'echo "no voice cmn" >&2; exit 2', 'sh', '{text}'],
+      ttsOutput: ['sh', '-c', 'cat > /dev/null', 'sh', '{device}'],
+    });
     expect(await failing.player.start(say()).done).toEqual({ outcome: 'failed', reason: 'sh exited with code 2: no voice cmn' });
-    const { player: p, lines } = player({ tts: ['sh', '-c', 'exec sleep 30', 'sh', '{text}'], ttsOutput: ['sh', '-c', 'exec sleep 30', 'sh', '{device}'] });
+    const { player: p, lines } = player({
+      tts: ['sh', '-c', 'exec sleep 30', 'sh', '{text}'],
+      ttsOutput: ['sh', '-c', 'exec sleep 30', 'sh', '{device}'],
+    });
     const run = p.start(say());
     expect(await run.started).toBe(true);
     const pids = lines.find((l) => l.msg === 'player started')?.['pids'] as number[];
@@ -238,22 +271,41 @@ describe('process player: the tts pipeline fails when the output does', () => {
 
 describe('audio output check: opens the configured device', () => {
   const output = (device: string, overrides: Partial<BroadcastConfig['output']> = {}) =>
-    createProcessOutput({ output: { device, check: ['aplay', '-q', '-D', '{device}', '-t', 'raw', '-f', 'S16_LE', '-r', '8000', '-c', '1', '-s', '1', '/dev/zero'], checkIntervalMs: 60_000, checkTimeoutMs: 2000, ...overrides }, killTimeoutMs, logger: memoryLogger().logger });
+    createProcessOutput({
+      output: {
+        device,
+        check: ['aplay', '-q', '-D', '{device}', '-t', 'raw', '-f', 'S16_LE', '-r', '8000', '-c', '1', '-s', '1', '/dev/zero'],
+        checkIntervalMs: 60_000,
+        checkTimeoutMs: 2000,
+        ...overrides,
+      },
+      killTimeoutMs,
+      logger: memoryLogger().logger,
+    });
 
-  withTools('aplay')('ok for a device that opens, failed with ALSA\'s reason for one that does not', async () => {
+  withTools('aplay')("ok for a device that opens, failed with ALSA's reason for one that does not", async () => {
     let asked = performance.now();
     expect(await output('null').check()).toEqual({ ok: true });
     const okMs = performance.now() - asked;
     asked = performance.now();
-    expect(await output('default').check()).toEqual({ ok: false, reason: expect.stringMatching(/^aplay exited with code 1: aplay: main:\d+: audio open error/) });
+    expect(await output('default').check()).toEqual({
+      ok: false,
+      reason: expect.stringMatching(/^aplay exited with code 1: aplay: main:\d+: audio open error/),
+    });
     console.info(`audio output check: ${okMs.toFixed(1)} ms (null), ${(performance.now() - asked).toFixed(1)} ms (default, no card)`);
   });
 
   it('fails a check that hangs, after checkTimeoutMs, and one whose command is missing', async () => {
     const asked = Date.now();
-    expect(await output('x', { check: ['sh', '-c', 'exec sleep 30', 'sh', '{device}'], checkTimeoutMs: 300 }).check()).toEqual({ ok: false, reason: 'sh did not open the device within 300 ms' });
+    expect(await output('x', { check: ['sh', '-c', 'exec sleep 30', 'sh', '{device}'], checkTimeoutMs: 300 }).check()).toEqual({
+      ok: false,
+      reason: 'sh did not open the device within 300 ms',
+    });
     expect(Date.now() - asked).toBeLessThan(300 + killTimeoutMs + 500);
-    expect(await output('x', { check: ['no-such-check-xyz', '{device}'] }).check()).toEqual({ ok: false, reason: 'check command not found: no-such-check-xyz (is it installed?)' });
+    expect(await output('x', { check: ['no-such-check-xyz', '{device}'] }).check()).toEqual({
+      ok: false,
+      reason: 'check command not found: no-such-check-xyz (is it installed?)',
+    });
   });
 });
 

@@ -29,7 +29,12 @@ describe('SQLite broadcast journal', () => {
 
     const { logger, lines } = memoryLogger('info');
     journal = openSqliteBroadcastJournal({ path, logger });
-    expect(lines.find((l) => l.msg === 'broadcast journal opened')).toMatchObject({ journalMode: 'wal', synchronous: 'full', schemaVersion: 1, unfinished: 2 });
+    expect(lines.find((l) => l.msg === 'broadcast journal opened')).toMatchObject({
+      journalMode: 'wal',
+      synchronous: 'full',
+      schemaVersion: 1,
+      unfinished: 2,
+    });
     expect(journal.unfinished()).toEqual([
       { id: 'cmd-a', request: { id: 'cmd-a', priority: 'emergency', zones: ['square'] }, acceptedAt: t0, resumes: 0 },
       { id: 'cmd-b', request: { id: 'cmd-b', priority: 'announcement' }, acceptedAt: t0 + 10, resumes: 0 },

@@ -32,7 +32,12 @@ describe('SQLite outbox', () => {
   describeOutboxContract('SQLite', () => openSqliteOutbox({ path: freshPath('contract') }));
   // The outbox the service uses: SQLite underneath while the card takes writes, so the same promises hold.
   describeOutboxContract('resilient (SQLite underneath)', () => {
-    const outbox = new ResilientOutbox({ dataDir: join(dir, `resilient-${++files}`), reserveBytes: 0, logger: memoryLogger('info').logger, onNotice: () => {} });
+    const outbox = new ResilientOutbox({
+      dataDir: join(dir, `resilient-${++files}`),
+      reserveBytes: 0,
+      logger: memoryLogger('info').logger,
+      onNotice: () => {},
+    });
     outbox.start();
     return outbox;
   });
@@ -87,7 +92,10 @@ describe('SQLite outbox', () => {
     const outbox = openSqliteOutbox({ path: freshPath(), ackedRetentionMs: day });
     for (let i = 0; i < 2500; i++) outbox.append({ stream: 'report', id: `r${i}`, subject: 's', now: t0, build: () => ({ i }) });
     outbox.append({ stream: 'alarm', id: 'old-but-unacked', subject: 's', now: t0, build: () => ({}) });
-    outbox.ackMany(Array.from({ length: 2500 }, (_, i) => `r${i}`), t0);
+    outbox.ackMany(
+      Array.from({ length: 2500 }, (_, i) => `r${i}`),
+      t0,
+    );
     outbox.append({ stream: 'alarm', id: 'a-new', subject: 's', now: t0, build: () => ({}) });
     // Each ack prunes one bounded batch (1000); a full batch makes the next ack prune again.
     const later = t0 + day + 1;
@@ -116,7 +124,8 @@ describe('SQLite outbox', () => {
     it('a database whose pages are damaged', () => {
       const path = freshPath('damaged');
       const outbox = openSqliteOutbox({ path });
-      for (let i = 0; i < 300; i++) outbox.append({ stream: 'alarm', id: `a${i}`, subject: `T${i}`, now: t0, build: () => ({ text: 'x'.repeat(200) }) });
+      for (let i = 0; i < 300; i++)
+        outbox.append({ stream: 'alarm', id: `a${i}`, subject: `T${i}`, now: t0, build: () => ({ text: 'x'.repeat(200) }) });
       outbox.close();
       // One 4 KiB sector of an SD card gone bad: page 3 overwritten.
       const fd = openSync(path, 'r+');
@@ -163,7 +172,13 @@ describe('SQLite outbox', () => {
       const total = 100_000;
       let started = performance.now();
       for (let i = 0; i < total; i++) {
-        outbox.append({ stream: 'alarm', id: `alarm-${i}`, subject: `T${i % 500}`, now: t0 + i, build: (seq) => ({ seq, terminal: `T${i % 500}`, note: 'x'.repeat(150) }) });
+        outbox.append({
+          stream: 'alarm',
+          id: `alarm-${i}`,
+          subject: `T${i % 500}`,
+          now: t0 + i,
+          build: (seq) => ({ seq, terminal: `T${i % 500}`, note: 'x'.repeat(150) }),
+        });
       }
       const appendMs = performance.now() - started;
       expect(outbox.stats().depth).toBe(total);
@@ -255,7 +270,6 @@ describe('SQLite outbox', () => {
 function allUnacked(outbox: ReturnType<typeof openSqliteOutbox>, stream: OutboxStream): OutboxRecord[] {
   return outbox.due(stream, Number.MAX_SAFE_INTEGER, 1_000_000);
 }
-
 
 /** V8's gc() without --expose-gc on the command line (vitest starts the worker, not us). */
 function exposeGc(): () => void {

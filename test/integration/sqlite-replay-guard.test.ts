@@ -36,7 +36,13 @@ describe('SQLite replay guard', () => {
     const guard = openSqliteReplayGuard({ path, logger });
     guard.remember('cmd-wal-0001', t0 + hour, t0);
     // synchronous is per connection, so the value logged is the one read back from the guard's own connection.
-    expect(lines.find((l) => l.msg === 'replay guard opened')).toMatchObject({ path, journalMode: 'wal', synchronous: 'full', schemaVersion: 1, remembered: 0 });
+    expect(lines.find((l) => l.msg === 'replay guard opened')).toMatchObject({
+      path,
+      journalMode: 'wal',
+      synchronous: 'full',
+      schemaVersion: 1,
+      remembered: 0,
+    });
     expect(existsSync(`${path}-wal`)).toBe(true);
     const raw = new Database(path, { readonly: true });
     try {
@@ -170,4 +176,3 @@ describe('SQLite replay guard', () => {
     });
   });
 });
-

@@ -107,7 +107,10 @@ describe('village-edge status', () => {
       expect(ageMs(document.health.at, device.lastReplyAt)).toBeGreaterThanOrEqual(0);
       expect(ageMs(document.health.at, device.lastReplyAt)).toBeLessThan(1000);
     }
-    expect(document.health.outbox).toMatchObject({ depth: expect.any(Number), oldestUnackedAgeSeconds: expect.toSatisfy((v) => v === null || typeof v === 'number') });
+    expect(document.health.outbox).toMatchObject({
+      depth: expect.any(Number),
+      oldestUnackedAgeSeconds: expect.toSatisfy((v) => v === null || typeof v === 'number'),
+    });
     expect(document.health.clock).toBeDefined();
     expect(document.health.audio.device).toBe('null');
 
@@ -250,7 +253,11 @@ describe('village-edge status: last replies on a real RS-485 bus', () => {
 
     const human = await cli('status', '--config', configPath);
     expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/^ +answering \(answering\), ve-ac100-rtu on rs485-1: online; last reply \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\)$/m);
-    expect(human.stdout).toMatch(/^ +silent \(silent\), ve-ac100-rtu on rs485-1: OFFLINE since .*; NO REPLY since start; errors timeout \d+; last error timeout /m);
+    expect(human.stdout).toMatch(
+      /^ +answering \(answering\), ve-ac100-rtu on rs485-1: online; last reply \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\)$/m,
+    );
+    expect(human.stdout).toMatch(
+      /^ +silent \(silent\), ve-ac100-rtu on rs485-1: OFFLINE since .*; NO REPLY since start; errors timeout \d+; last error timeout /m,
+    );
   });
 });

@@ -101,7 +101,12 @@ describe.skipIf(skipMounts !== undefined)(`storage that fails under a running vi
     const fault = faultPayloadSchema.parse((await dispatch.waitFor(isFault('full-card', 'storage'), 10_000)).payload);
     expect(fault.detail).toMatch(/full|memory/);
     const health = healthPayloadSchema.parse(
-      (await dispatch.waitFor((m) => m.kind === 'health' && m.village === 'full-card' && (m.payload as { storage?: { state: string } }).storage?.state === 'memory', 10_000)).payload,
+      (
+        await dispatch.waitFor(
+          (m) => m.kind === 'health' && m.village === 'full-card' && (m.payload as { storage?: { state: string } }).storage?.state === 'memory',
+          10_000,
+        )
+      ).payload,
     );
     expect(health.problems.some((p) => p.startsWith('storage: '))).toBe(true);
     await waitFor('an empty outbox', () => app.outbox.stats().depth === 0, 10_000);
@@ -125,38 +130,49 @@ describe.skipIf(skipMounts !== undefined)(`storage that fails under a running vi
     await waitFor('three alarms from ro-card', () => alarmsFrom(dispatch, 'ro-card').length >= 3, 10_000);
     mount.turnReadOnly();
     // Delivery must not stop because the next attempt cannot be recorded: each is published again.
-    await waitFor('each of the three alarms published three times', () => {
-      const attempts = new Map<string, number>();
-      for (const a of alarmsFrom(dispatch, 'ro-card')) attempts.set(a.id, Math.max(a.attempt, attempts.get(a.id) ?? 0));
-      return attempts.size === 3 && [...attempts.values()].every((n) => n >= 3);
-    }, 15_000);
+    await waitFor(
+      'each of the three alarms published three times',
+      () => {
+        const attempts = new Map<string, number>();
+        for (const a of alarmsFrom(dispatch, 'ro-card')) attempts.set(a.id, Math.max(a.attempt, attempts.get(a.id) ?? 0));
+        return attempts.size === 3 && [...attempts.values()].every((n) => n >= 3);
+      },
+      15_000,
+    );
 
     // A county command still passes the gate: its id is remembered in memory, not refused as `replay-guard-failed`.
     const jti = `ro-card-${Date.now()}`;
     await dispatch.send('ro-card', 'broadcast', await signer.broadcast({ aud: 'ro-card', jti, status: 'test' }));
-    const report = reportPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'report' && (m.payload as { jti?: unknown }).jti === jti, 10_000)).payload);
+    const report = reportPayloadSchema.parse(
+      (await dispatch.waitFor((m) => m.kind === 'report' && (m.payload as { jti?: unknown }).jti === jti, 10_000)).payload,
+    );
     expect(report.reason ?? '').not.toMatch(/replay-guard-failed/);
 
     // Now the county acks whatever arrives, and 100 more presses come in on the read-only card.
     const acked = new Set<string>();
     const ackAll = async () => {
-      for (const a of alarmsFrom(dispatch, 'ro-card')) if (!acked.has(a.id)) {
-        acked.add(a.id);
-        await dispatch.ack('ro-card', a.id);
-      }
+      for (const a of alarmsFrom(dispatch, 'ro-card'))
+        if (!acked.has(a.id)) {
+          acked.add(a.id);
+          await dispatch.ack('ro-card', a.id);
+        }
     };
     for (let n = 1; n <= 100; n++) column(n).press();
     await waitFor('103 distinct alarms from ro-card', () => new Set(alarmsFrom(dispatch, 'ro-card').map((a) => a.id)).size === 103, 30_000);
     await ackAll();
-    const fresh = alarmsFrom(dispatch, 'ro-card').filter((a) => a.terminal !== 'column-101' && a.terminal !== 'column-102' && a.terminal !== 'column-103');
+    const fresh = alarmsFrom(dispatch, 'ro-card').filter(
+      (a) => a.terminal !== 'column-101' && a.terminal !== 'column-102' && a.terminal !== 'column-103',
+    );
     expect(new Set(fresh.map((a) => a.id)).size).toBe(100);
     expect(fresh.every((a) => a.durable === false)).toBe(true);
     const fault = faultPayloadSchema.parse((await dispatch.waitFor(isFault('ro-card', 'storage'), 10_000)).payload);
     expect(fault.durable).toBe(false);
-    await waitFor('no alarm left in the outbox', () => app.outbox.stats().byStream.alarm === 0, { timeoutMs: 15_000, intervalMs: 50 }).catch(async () => {
-      await ackAll();
-      await waitFor('no alarm left in the outbox', () => app.outbox.stats().byStream.alarm === 0, { timeoutMs: 15_000, intervalMs: 50 });
-    });
+    await waitFor('no alarm left in the outbox', () => app.outbox.stats().byStream.alarm === 0, { timeoutMs: 15_000, intervalMs: 50 }).catch(
+      async () => {
+        await ackAll();
+        await waitFor('no alarm left in the outbox', () => app.outbox.stats().byStream.alarm === 0, { timeoutMs: 15_000, intervalMs: 50 });
+      },
+    );
     await stop();
   }, 90_000);
 });
@@ -185,7 +201,14 @@ describe('a lost outbox is never taken for a fresh install', () => {
       expect(fault.detail).toMatch(/may be lost/);
       expect(fault.detail).toMatch(/alarm 6[4-9]|alarm [0-9]{2,}/);
       second.column(1).press();
-      const next = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === village && alarmPayloadSchema.parse(m.payload).seq > Math.max(...oldSeqs), 10_000)).payload);
+      const next = alarmPayloadSchema.parse(
+        (
+          await dispatch.waitFor(
+            (m) => m.kind === 'alarm' && m.village === village && alarmPayloadSchema.parse(m.payload).seq > Math.max(...oldSeqs),
+            10_000,
+          )
+        ).payload,
+      );
       expect(next.seq).toBeGreaterThan(Math.max(...oldSeqs));
       console.log(`  ${how}: old seqs ${oldSeqs.join(',')}, next seq ${next.seq}; fault: ${fault.detail}`);
     });
@@ -228,23 +251,31 @@ describe('an unusable outbox at start never takes the village off the air (the b
     expectNoStackTrace(stderr);
   });
 
-  it.skipIf(skipMounts !== undefined)('a read-only data directory at start runs from memory: the alarm goes out, marked not durable, with a storage fault', async () => {
-    const mount = mountTmpfs(1024 * 1024, { readOnly: true });
-    cleanups.push(() => mount.unmount());
-    const dispatch = await county(true);
-    const service = await runService('ro-start', mount.dir);
-    service.send('press column-2');
-    const alarm = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'ro-start', 10_000)).payload);
-    expect(alarm).toMatchObject({ terminal: 'column-2', durable: false });
-    // The outbox's own fault (the broadcast journal and the replay guard report theirs too).
-    const fault = faultPayloadSchema.parse(
-      (await dispatch.waitFor((m) => isFault('ro-start', 'storage')(m) && /the outbox cannot be opened/.test(String((m.payload as { detail?: unknown }).detail)), 10_000)).payload,
-    );
-    expect(fault.durable).toBe(false);
-    const storageLines = service.logs.filter((l) => l.msg === 'storage problem');
-    expect(storageLines.length).toBeGreaterThan(0);
-    expect(await service.terminate()).toBe(0);
-  });
+  it.skipIf(skipMounts !== undefined)(
+    'a read-only data directory at start runs from memory: the alarm goes out, marked not durable, with a storage fault',
+    async () => {
+      const mount = mountTmpfs(1024 * 1024, { readOnly: true });
+      cleanups.push(() => mount.unmount());
+      const dispatch = await county(true);
+      const service = await runService('ro-start', mount.dir);
+      service.send('press column-2');
+      const alarm = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'ro-start', 10_000)).payload);
+      expect(alarm).toMatchObject({ terminal: 'column-2', durable: false });
+      // The outbox's own fault (the broadcast journal and the replay guard report theirs too).
+      const fault = faultPayloadSchema.parse(
+        (
+          await dispatch.waitFor(
+            (m) => isFault('ro-start', 'storage')(m) && /the outbox cannot be opened/.test(String((m.payload as { detail?: unknown }).detail)),
+            10_000,
+          )
+        ).payload,
+      );
+      expect(fault.durable).toBe(false);
+      const storageLines = service.logs.filter((l) => l.msg === 'storage problem');
+      expect(storageLines.length).toBeGreaterThan(0);
+      expect(await service.terminate()).toBe(0);
+    },
+  );
 });
 
 // A folder that exists but cannot hold the outbox's directory: the same memory fallback, without mounts.

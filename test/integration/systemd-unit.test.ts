@@ -23,7 +23,15 @@ describe('the systemd unit', () => {
     const score = /Overall exposure level for village-edge\.service: ([\d.]+)/.exec(out)?.[1];
     console.log(`  systemd-analyze security: ${score} (was 8.5 EXPOSED before hardening)`);
     expect(Number(score)).toBeLessThanOrEqual(3.0);
-    for (const passed of ['CapabilityBoundingSet=~CAP_SYS_ADMIN', 'RestrictNamespaces=~user', 'SystemCallArchitectures=', 'LockPersonality=', 'UMask=', 'ProtectClock=', 'ProtectKernelTunables='])
+    for (const passed of [
+      'CapabilityBoundingSet=~CAP_SYS_ADMIN',
+      'RestrictNamespaces=~user',
+      'SystemCallArchitectures=',
+      'LockPersonality=',
+      'UMask=',
+      'ProtectClock=',
+      'ProtectKernelTunables=',
+    ])
       expect(out).toMatch(new RegExp(`✓ ${passed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   });
 });

@@ -26,12 +26,19 @@ describe('a village clock 10 minutes behind the county', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('takes the county\'s acks: the alarm is closed, no local alarm, nothing rejected or reported', async () => {
+  it("takes the county's acks: the alarm is closed, no local alarm, nothing rejected or reported", async () => {
     if (!existsSync(LIBFAKETIME)) throw new Error(`${LIBFAKETIME} is missing: install the Debian package "faketime"`);
     const villageId = 'clock-behind';
     const signer = await createCountySigner({ villageId });
     const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: true, signer });
-    const config = villageConfigJson({ villageId, brokerUrl, protocolVersion, commandKeys: [signer.keyEntry], columns: 1, dataDir: join(dir, 'data') });
+    const config = villageConfigJson({
+      villageId,
+      brokerUrl,
+      protocolVersion,
+      commandKeys: [signer.keyEntry],
+      columns: 1,
+      dataDir: join(dir, 'data'),
+    });
     // Monotonic time left alone: only the wall clock is wrong on such a Pi (TOOLCHAIN.md, "Wrong clock").
     const env = { LD_PRELOAD: LIBFAKETIME, FAKETIME: '-10m', FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
     const service = startService(writeConfig(dir, config), undefined, fromBuild(productionNodeFlags(), env));
@@ -56,7 +63,14 @@ describe('a village clock 10 minutes behind the county', () => {
     const villageId = 'clock-corrected';
     const signer = await createCountySigner({ villageId });
     const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: false, signer });
-    const config = villageConfigJson({ villageId, brokerUrl, protocolVersion, commandKeys: [signer.keyEntry], columns: 1, dataDir: join(dir, 'data-corrected') });
+    const config = villageConfigJson({
+      villageId,
+      brokerUrl,
+      protocolVersion,
+      commandKeys: [signer.keyEntry],
+      columns: 1,
+      dataDir: join(dir, 'data-corrected'),
+    });
     const env = { LD_PRELOAD: LIBFAKETIME, FAKETIME: '-10m', FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
     const service = startService(writeConfig(mkdtempSync(join(dir, 'cfg-')), config), undefined, fromBuild(productionNodeFlags(), env));
     const alarms = () => county.messages.filter((m) => m.kind === 'alarm' && m.village === villageId).map((m) => alarmPayloadSchema.parse(m.payload));
@@ -77,7 +91,10 @@ describe('a village clock 10 minutes behind the county', () => {
       // Any verified county message carries the county's time: an ack (of nothing this village has) will do.
       await county.send(villageId, 'ack', await signer.ack({ aud: villageId }));
       await service.waitForLog((l) => l.msg === 'time is trusted now', 10_000);
-      await county.waitFor((m) => m.kind === 'alarm' && m.village === villageId && alarmPayloadSchema.parse(m.payload).clockTrusted === undefined, 10_000);
+      await county.waitFor(
+        (m) => m.kind === 'alarm' && m.village === villageId && alarmPayloadSchema.parse(m.payload).clockTrusted === undefined,
+        10_000,
+      );
       const corrected = alarms().find((a) => a.clockTrusted === undefined)!;
       expect(corrected.id).toBe(first.id);
       expect(Math.abs(Date.now() - Date.parse(corrected.raisedAt))).toBeLessThan(30_000);
@@ -88,7 +105,9 @@ describe('a village clock 10 minutes behind the county', () => {
       await county.ack(villageId, first.id);
       await service.waitForLog((l) => l.msg === 'alarm acknowledged by county', 10_000);
       // One rejection only (the early stop; republished until acked, so counted by id).
-      expect(new Set(county.messages.filter((m) => m.kind === 'report' && m.village === villageId).map((m) => (m.payload as { id: string }).id)).size).toBe(1);
+      expect(
+        new Set(county.messages.filter((m) => m.kind === 'report' && m.village === villageId).map((m) => (m.payload as { id: string }).id)).size,
+      ).toBe(1);
       expect(await service.terminate()).toBe(0);
     } finally {
       await service.terminate().catch(() => undefined);

@@ -24,7 +24,15 @@ export const relayBoardProfile = deviceProfileSchema.parse({
 export function relayRig(ids: readonly string[], logger: Logger) {
   const bus = createSimulatedBus({
     devices: ids.map((id, i) => ({
-      config: { id, bus: 'sim', unitId: i + 1, profile: relayBoardProfile.model, role: 'relay-board' as const, label: `relays ${id}`, testMode: false },
+      config: {
+        id,
+        bus: 'sim',
+        unitId: i + 1,
+        profile: relayBoardProfile.model,
+        role: 'relay-board' as const,
+        label: `relays ${id}`,
+        testMode: false,
+      },
       profile: relayBoardProfile,
     })),
     sink: () => {},
@@ -184,7 +192,11 @@ export function request(id: string, priority: Priority, more: Partial<PlayReques
 }
 
 /** A started controller on three simulated relay boards and a fake player, with its writes forgotten. */
-export async function setup(config: Partial<BroadcastSettings> = {}, sink?: (e: PlaybackEvent) => void, more: Pick<BroadcastControllerOptions, 'output'> = {}) {
+export async function setup(
+  config: Partial<BroadcastSettings> = {},
+  sink?: (e: PlaybackEvent) => void,
+  more: Pick<BroadcastControllerOptions, 'output'> = {},
+) {
   const { logger, lines } = memoryLogger();
   const rig = relayRig(['rb1', 'rb2', 'rb3'], logger);
   const player = new FakePlayer();
@@ -217,4 +229,3 @@ export const flush = () => vi.advanceTimersByTimeAsync(0);
 export const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 /** Amplifier A powered from cold: zones at 0, amplifier at 0, warm at 1500. */
 export const coldStartMs = 1500;
-

@@ -143,10 +143,7 @@ async function launchMosquitto(port: number, tlsLines: string[]): Promise<Runnin
     if (child.exitCode === null && child.signalCode === null) {
       child.stdin?.end();
       const timeout = new AbortController();
-      const done = await Promise.race([
-        exited.then(() => true),
-        sleep(3000, false, { signal: timeout.signal }).catch(() => false),
-      ]);
+      const done = await Promise.race([exited.then(() => true), sleep(3000, false, { signal: timeout.signal }).catch(() => false)]);
       timeout.abort();
       if (!done && child.pid !== undefined) {
         process.kill(-child.pid, 'SIGKILL');

@@ -40,7 +40,13 @@ export async function createCountySigner(options: { villageId: string; kid?: str
       case 'ack':
         return { ...common, id: randomUUID() };
       case 'broadcast':
-        return { ...common, priority: 'announcement', status: 'actual', zones: 'all', content: { kind: 'tts', text: '村委会通知：今晚七点在村部开会。' } };
+        return {
+          ...common,
+          priority: 'announcement',
+          status: 'actual',
+          zones: 'all',
+          content: { kind: 'tts', text: '村委会通知：今晚七点在村部开会。' },
+        };
       case 'stop':
         return { ...common, target: 'all' };
     }
@@ -104,7 +110,9 @@ export function hs256WithPublicKey(token: string, publicKeyBytes: Buffer, as: 'r
       ? publicKeyBytes
       : as === 'x'
         ? Buffer.from(b64(publicKeyBytes))
-        : Buffer.from(createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64(publicKeyBytes) }, format: 'jwk' }).export({ type: 'spki', format: 'pem' }));
+        : Buffer.from(
+            createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64(publicKeyBytes) }, format: 'jwk' }).export({ type: 'spki', format: 'pem' }),
+          );
   const signingInput = `${json64({ ...header, alg: 'HS256' })}.${payloadSegment}`;
   return `${signingInput}.${createHmac('sha256', secret).update(signingInput).digest('base64url')}`;
 }

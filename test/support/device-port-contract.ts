@@ -88,7 +88,7 @@ export function describeDevicePortContract(name: string, makeRig: () => Promise<
       expect(r.events.filter((e) => e.type === 'input' || e.type === 'offline')).toEqual([]);
     });
 
-    it("makes a press one input event of that column, however often it is read, until its latch is reset", async () => {
+    it('makes a press one input event of that column, however often it is read, until its latch is reset', async () => {
       const r = await started();
       r.press('col-1');
       const pressed = await waitFor('the press of col-1', () => inputs(r, 'col-1')[0]);
@@ -153,10 +153,9 @@ export function describeDevicePortContract(name: string, makeRig: () => Promise<
       // It may have lost power with its cable: shown again without the domain asking.
       await waitFor('col-1 to read "received" again', () => r.indicatorWrites('col-1').length > writes);
       expect(r.indicatorWrites('col-1').at(-1)).toBe('received');
-      expect(r.events.filter((e) => e.type === 'offline' || e.type === 'recovered').map((e) => `${e.type} ${'deviceId' in e ? e.deviceId : ''}`)).toEqual([
-        'offline col-1',
-        'recovered col-1',
-      ]);
+      expect(
+        r.events.filter((e) => e.type === 'offline' || e.type === 'recovered').map((e) => `${e.type} ${'deviceId' in e ? e.deviceId : ''}`),
+      ).toEqual(['offline col-1', 'recovered col-1']);
     });
 
     it('tells nothing more once stop() has resolved', async () => {

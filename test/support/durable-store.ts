@@ -21,9 +21,15 @@ export async function printedUntilKilled(childScript: string, args: string[], af
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const exited = () => child.exitCode !== null;
   const context = () => `its stderr: ${err}`;
-  const started = await waitFor('the child ready', () => (exited() ? 'exited' : out.startsWith('ready\n') && 'ready'), { timeoutMs: 15_000, context });
+  const started = await waitFor('the child ready', () => (exited() ? 'exited' : out.startsWith('ready\n') && 'ready'), {
+    timeoutMs: 15_000,
+    context,
+  });
   if (started === 'exited') throw new Error(`child did not start: ${err}`);
-  const committed = await waitFor('its first committed record', () => (exited() ? 'exited' : /^ready\n[^\n]*\n/.test(out) && 'committed'), { timeoutMs: 15_000, context });
+  const committed = await waitFor('its first committed record', () => (exited() ? 'exited' : /^ready\n[^\n]*\n/.test(out) && 'committed'), {
+    timeoutMs: 15_000,
+    context,
+  });
   if (committed === 'exited') throw new Error(`child committed nothing: ${err}`);
   // Not a wait for anything: the kill is meant to land at some point while it keeps committing.
   await sleep(afterMs);

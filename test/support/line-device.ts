@@ -41,7 +41,11 @@ export function runLineColumns(device: SimulatedLineDevice, units: readonly numb
   const silent = new Set<number>();
   const released = new Set<number>();
   let read = 0;
-  const ofUnit = (unit: number) => device.written.map((line) => /^\$[A-Z]+,(\d+),([^*]*)\*/.exec(line)).filter((m) => m !== null && Number(m[1]) === unit).map((m) => m![2]!);
+  const ofUnit = (unit: number) =>
+    device.written
+      .map((line) => /^\$[A-Z]+,(\d+),([^*]*)\*/.exec(line))
+      .filter((m) => m !== null && Number(m[1]) === unit)
+      .map((m) => m![2]!);
   const tick = (): void => {
     for (const line of device.written.slice(read)) {
       const match = /^\$[A-Z]+,(\d+),RST\*/.exec(line);
@@ -59,7 +63,10 @@ export function runLineColumns(device: SimulatedLineDevice, units: readonly numb
   return {
     press: (unit) => void latched.add(unit),
     answering: (unit, on) => void (on ? silent.delete(unit) : silent.add(unit)),
-    ledArgs: (unit) => ofUnit(unit).filter((body) => body.startsWith('LED,')).map((body) => body.slice(4)),
+    ledArgs: (unit) =>
+      ofUnit(unit)
+        .filter((body) => body.startsWith('LED,'))
+        .map((body) => body.slice(4)),
     resets: (unit) => ofUnit(unit).filter((body) => body === 'RST').length,
     stop: () => clearInterval(timer),
   };
@@ -113,7 +120,10 @@ export async function openLineDevice(options: { path: string; talker: string; de
     heartbeat: (unit) => write(line(unit, 'HB', false)),
     sendRaw: write,
     waitForWritten: (match, timeoutMs = 2000) =>
-      waitFor('a matching line written to the column', () => written.find(match), { timeoutMs, context: () => `written: ${JSON.stringify(written)}` }),
+      waitFor('a matching line written to the column', () => written.find(match), {
+        timeoutMs,
+        context: () => `written: ${JSON.stringify(written)}`,
+      }),
     async close() {
       if (!port.isOpen) return;
       await new Promise<void>((resolve) => port.close(() => resolve()));

@@ -43,11 +43,7 @@ export function testLink(options: {
 }
 
 /** The next `event` of the link, with its arguments. */
-export function nextEvent<E extends keyof UplinkEvents>(
-  link: Uplink,
-  event: E,
-  timeoutMs = 5000,
-): Promise<Parameters<UplinkEvents[E]>> {
+export function nextEvent<E extends keyof UplinkEvents>(link: Uplink, event: E, timeoutMs = 5000): Promise<Parameters<UplinkEvents[E]>> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(() => {

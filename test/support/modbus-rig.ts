@@ -63,7 +63,15 @@ export async function rtuRig(options: {
   const { logger, lines } = memoryLogger('debug');
   const events: DeviceEvent[] = [];
   const bus = createModbusBus({
-    bus: { id: options.busId, kind: 'modbus-rtu', path: options.path?.(pair) ?? pair.controllerPath, baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1 },
+    bus: {
+      id: options.busId,
+      kind: 'modbus-rtu',
+      path: options.path?.(pair) ?? pair.controllerPath,
+      baudRate: 9600,
+      parity: 'none',
+      dataBits: 8,
+      stopBits: 1,
+    },
     devices: options.devices.map((d) => ({ config: deviceConfig(options.busId, d.id, d.unitId, d.profile.model), profile: d.profile })),
     timing: options.timing ?? testTiming(),
     sink: (event) => events.push(event),

@@ -25,25 +25,34 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
 
     describe('append', () => {
       it('assigns seq 1, 2, 3 per stream, independently of the other streams', () => {
-        const seqs = [
-          add('alarm', 'a1'), add('fault', 'f1'), add('alarm', 'a2'), add('report', 'r1'),
-          add('fault', 'f2'), add('alarm', 'a3'),
-        ].map((r) => `${r.id}:${r.seq}`);
+        const seqs = [add('alarm', 'a1'), add('fault', 'f1'), add('alarm', 'a2'), add('report', 'r1'), add('fault', 'f2'), add('alarm', 'a3')].map(
+          (r) => `${r.id}:${r.seq}`,
+        );
         expect(seqs).toEqual(['a1:1', 'f1:1', 'a2:2', 'r1:1', 'f2:2', 'a3:3']);
       });
 
       it('returns the stored record, built with its seq, due at once', () => {
         const record = outbox.append({ stream: 'alarm', id: 'a1', subject: 'T7', now: t0, build: (seq) => ({ seq, presses: 1 }) });
         expect(record).toEqual({
-          id: 'a1', stream: 'alarm', seq: 1, subject: 'T7', payload: { seq: 1, presses: 1 },
-          attempts: 0, createdAt: t0, nextAttemptAt: t0, ackedAt: null,
+          id: 'a1',
+          stream: 'alarm',
+          seq: 1,
+          subject: 'T7',
+          payload: { seq: 1, presses: 1 },
+          attempts: 0,
+          createdAt: t0,
+          nextAttemptAt: t0,
+          ackedAt: null,
         });
         expect(outbox.get('a1')).toEqual(record);
       });
 
       it('stores the payload as JSON: what comes back is what the county will receive', () => {
         const record = outbox.append({
-          stream: 'report', id: 'r1', subject: 's', now: t0,
+          stream: 'report',
+          id: 'r1',
+          subject: 's',
+          now: t0,
           build: () => ({ at: new Date(t0), missing: undefined, nested: { list: [1, 'two', null] } }),
         });
         const expected = { at: new Date(t0).toISOString(), nested: { list: [1, 'two', null] } };
@@ -54,10 +63,18 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
       it('rejects a duplicate id without building, storing or consuming a seq', () => {
         add('alarm', 'a1');
         let built = false;
-        expect(() => outbox.append({ stream: 'fault', id: 'a1', subject: 'x', now: t0, build: () => {
-          built = true;
-          return {};
-        } })).toThrow(/a1/);
+        expect(() =>
+          outbox.append({
+            stream: 'fault',
+            id: 'a1',
+            subject: 'x',
+            now: t0,
+            build: () => {
+              built = true;
+              return {};
+            },
+          }),
+        ).toThrow(/a1/);
         expect(built).toBe(false);
         expect(outbox.get('a1')?.stream).toBe('alarm');
         expect(add('alarm', 'a2').seq).toBe(2);
@@ -65,7 +82,17 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
       });
 
       it('leaves nothing behind and consumes no seq when build throws', () => {
-        expect(() => outbox.append({ stream: 'alarm', id: 'bad', subject: 's', now: t0, build: () => { throw new Error('boom'); } })).toThrow('boom');
+        expect(() =>
+          outbox.append({
+            stream: 'alarm',
+            id: 'bad',
+            subject: 's',
+            now: t0,
+            build: () => {
+              throw new Error('boom');
+            },
+          }),
+        ).toThrow('boom');
         expect(outbox.get('bad')).toBeUndefined();
         expect(add('alarm', 'a1').seq).toBe(1);
       });
@@ -157,9 +184,17 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
       it('records a batch at once, or none of it when an id is unknown', () => {
         add('alarm', 'a1');
         add('alarm', 'a2');
-        outbox.recordAttempts([{ id: 'a1', attempts: 1, nextAttemptAt: t0 + 1 }, { id: 'a2', attempts: 2, nextAttemptAt: t0 + 2 }]);
+        outbox.recordAttempts([
+          { id: 'a1', attempts: 1, nextAttemptAt: t0 + 1 },
+          { id: 'a2', attempts: 2, nextAttemptAt: t0 + 2 },
+        ]);
         expect([outbox.get('a1')?.attempts, outbox.get('a2')?.attempts]).toEqual([1, 2]);
-        expect(() => outbox.recordAttempts([{ id: 'a1', attempts: 9, nextAttemptAt: t0 }, { id: 'nope', attempts: 9, nextAttemptAt: t0 }])).toThrow(/nope/);
+        expect(() =>
+          outbox.recordAttempts([
+            { id: 'a1', attempts: 9, nextAttemptAt: t0 },
+            { id: 'nope', attempts: 9, nextAttemptAt: t0 },
+          ]),
+        ).toThrow(/nope/);
         expect(outbox.get('a1')?.attempts).toBe(1);
       });
     });

@@ -19,11 +19,7 @@ export async function openPtyPair(): Promise<PtyPair> {
   const dir = mkdtempSync(join(tmpdir(), 've-pty-'));
   const controllerPath = join(dir, 'controller');
   const devicePath = join(dir, 'device');
-  const socat: ChildProcess = spawn(
-    'socat',
-    [`pty,raw,echo=0,link=${controllerPath}`, `pty,raw,echo=0,link=${devicePath}`],
-    { stdio: 'ignore' },
-  );
+  const socat: ChildProcess = spawn('socat', [`pty,raw,echo=0,link=${controllerPath}`, `pty,raw,echo=0,link=${devicePath}`], { stdio: 'ignore' });
   const made = await waitFor(
     'socat to create the PTY pair',
     () => (socat.exitCode !== null ? 'exited' : existsSync(controllerPath) && existsSync(devicePath) && 'made'),

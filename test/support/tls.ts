@@ -59,9 +59,22 @@ export async function generateTestPki(): Promise<TestPki> {
 
 async function makeCa(dir: string, name: string, commonName: string): Promise<void> {
   await openssl(dir, [
-    'req', '-x509', '-new', ...EC_KEY, '-days', '2', '-subj', `/CN=${commonName}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-keyout', `${name}.key`, '-out', `${name}.crt`,
+    'req',
+    '-x509',
+    '-new',
+    ...EC_KEY,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${commonName}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.crt`,
   ]);
 }
 
@@ -69,9 +82,22 @@ async function makeLeaf(dir: string, name: string, ca: string, commonName: strin
   writeFileSync(join(dir, `${name}.ext`), `basicConstraints=CA:FALSE\n${extensions}`);
   await openssl(dir, ['req', '-new', ...EC_KEY, '-subj', `/CN=${commonName}`, '-keyout', `${name}.key`, '-out', `${name}.csr`]);
   await openssl(dir, [
-    'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`,
-    '-set_serial', `0x${Date.now().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`,
-    '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.crt`,
+    '-CAkey',
+    `${ca}.key`,
+    '-set_serial',
+    `0x${Date.now().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`,
+    '-days',
+    '2',
+    '-extfile',
+    `${name}.ext`,
+    '-out',
+    `${name}.crt`,
   ]);
 }
 

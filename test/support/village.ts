@@ -27,7 +27,12 @@ export function villageConfigJson(options: VillageOptions) {
   return {
     version: 2,
     village: { id: options.villageId, name: `Village ${options.villageId}`, location: { lat: 25.04, lon: 102.71 } },
-    county: { url: options.brokerUrl, protocolVersion: options.protocolVersion, clientId: `ve-${options.villageId}`, commandKeys: options.commandKeys ?? [] },
+    county: {
+      url: options.brokerUrl,
+      protocolVersion: options.protocolVersion,
+      clientId: `ve-${options.villageId}`,
+      commandKeys: options.commandKeys ?? [],
+    },
     dataDir: options.dataDir ?? mkdtempSync(join(tmpdir(), `ve-${options.villageId}-`)),
     buses: [{ id: 'sim', kind: 'simulated' }],
     devices: [

@@ -39,4 +39,3 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
 }
-

@@ -9,14 +9,30 @@ import { simulatedPort } from '../support/simulated-port.ts';
 const timing = { debounceMs: 30, ackTimeoutMs: 10_000, indicatorHoldMs: 60_000 };
 const village = { id: 'v1', name: 'Village One', location: { lat: 25.04, lon: 102.71 } };
 
-function setup(terminals: Terminal[] = [{ id: 'c1', label: 'gate', testMode: false }], outbox = createMemoryOutbox(), clock?: AlarmServiceOptions['clock'], now?: () => number) {
+function setup(
+  terminals: Terminal[] = [{ id: 'c1', label: 'gate', testMode: false }],
+  outbox = createMemoryOutbox(),
+  clock?: AlarmServiceOptions['clock'],
+  now?: () => number,
+) {
   const { logger, lines } = memoryLogger();
-  const sim = simulatedPort(terminals.map((t) => t.id), logger);
+  const sim = simulatedPort(
+    terminals.map((t) => t.id),
+    logger,
+  );
   const stored: OutboxRecord[] = [];
   const overdue: AlarmPayload[] = [];
   const service = new AlarmService({
-    village, terminals, devices: sim.port, outbox, timing, logger, onStored: (r) => stored.push(r), onAckOverdue: (a) => overdue.push(a),
-    ...(clock === undefined ? {} : { clock }), ...(now === undefined ? {} : { now }),
+    village,
+    terminals,
+    devices: sim.port,
+    outbox,
+    timing,
+    logger,
+    onStored: (r) => stored.push(r),
+    onAckOverdue: (a) => overdue.push(a),
+    ...(clock === undefined ? {} : { clock }),
+    ...(now === undefined ? {} : { now }),
   });
   sim.listen((e) => service.handleDeviceEvent(e));
   service.start();
@@ -63,7 +79,13 @@ describe('AlarmService', () => {
     const unreadable: string[] = [];
     const stored: OutboxRecord[] = [];
     const service = new AlarmService({
-      village, terminals: [{ id: 'c1', label: 'gate', testMode: false }], devices: sim.port, outbox, timing, logger, onStored: (r) => stored.push(r),
+      village,
+      terminals: [{ id: 'c1', label: 'gate', testMode: false }],
+      devices: sim.port,
+      outbox,
+      timing,
+      logger,
+      onStored: (r) => stored.push(r),
       onUnreadable: (error) => unreadable.push(error.message),
     });
     sim.listen((e) => service.handleDeviceEvent(e));
@@ -76,7 +98,9 @@ describe('AlarmService', () => {
     await vi.advanceTimersByTimeAsync(500);
     expect(stored).toHaveLength(2);
     expect(alarmPayloadSchema.parse(stored[1]!.payload).presses).toBe(1);
-    expect(unreadable).toEqual([`outbox alarm record ${first.id} (seq 1) is unreadable: payload.presses: Invalid input: expected number, received string`]);
+    expect(unreadable).toEqual([
+      `outbox alarm record ${first.id} (seq 1) is unreadable: payload.presses: Invalid input: expected number, received string`,
+    ]);
     expect(lines.some((l) => l.msg === 'stored alarm unreadable; a new alarm is raised for this press instead')).toBe(true);
   });
 
@@ -109,7 +133,10 @@ describe('AlarmService', () => {
   it('says an alarm was raised on an untrusted clock, and corrects its time when the clock is trusted', async () => {
     let trusted = false;
     let offsetMs = 0;
-    const clock = { state: () => ({ trusted, source: trusted ? ('county' as const) : ('none' as const), correctionMs: offsetMs }), monotonic: () => performance.now() };
+    const clock = {
+      state: () => ({ trusted, source: trusted ? ('county' as const) : ('none' as const), correctionMs: offsetMs }),
+      monotonic: () => performance.now(),
+    };
     // The app's `now` is trusted time: the wall clock plus whatever the county's time corrected it by.
     const { sim, outbox, stored, service } = setup(undefined, undefined, clock, () => Date.now() + offsetMs);
     sim.device('c1').press();
@@ -170,7 +197,16 @@ describe('AlarmService', () => {
     const { logger, lines } = memoryLogger();
     const sim = simulatedPort(['c1', 'c2'], logger);
     const service = new AlarmService({
-      village, terminals: [{ id: 'c1', label: 'gate', testMode: false }, { id: 'c2', label: 'school', testMode: false }], devices: sim.port, outbox: createMemoryOutbox(), timing, logger, onStored: () => undefined,
+      village,
+      terminals: [
+        { id: 'c1', label: 'gate', testMode: false },
+        { id: 'c2', label: 'school', testMode: false },
+      ],
+      devices: sim.port,
+      outbox: createMemoryOutbox(),
+      timing,
+      logger,
+      onStored: () => undefined,
       onAckOverdue: () => {
         throw new Error('broadcast controller gone');
       },

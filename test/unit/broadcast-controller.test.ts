@@ -231,7 +231,9 @@ describe('BroadcastController', () => {
   it('checks the output at start, before each item (during the warm-up) and every interval while idle, never while playing', async () => {
     const output = new FakeOutput();
     const changes: AudioState[] = [];
-    const { controller, player, story, last } = await setup({}, undefined, { output: { port: output, checkIntervalMs: 60_000, onChange: (s) => changes.push(s) } });
+    const { controller, player, story, last } = await setup({}, undefined, {
+      output: { port: output, checkIntervalMs: 60_000, onChange: (s) => changes.push(s) },
+    });
     expect(output.checks).toBe(1);
     output.answer({ ok: true });
     await flush();

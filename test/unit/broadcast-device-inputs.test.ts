@@ -27,12 +27,6 @@ describe('broadcast device inputs', () => {
     handle({ type: 'recovered', deviceId: 'amp-1-status', offlineForMs: 10, at: 4 });
     handle({ type: 'status', deviceId: 'amp-1-status', condition: 'overheat', active: false, at: 5 });
     handle({ type: 'status', deviceId: 'other', condition: 'overheat', active: true, at: 6 });
-    expect(calls).toEqual([
-      'amp-1: ok',
-      'amp-1: overheat',
-      'amp-1: overheat, status device not answering',
-      'amp-1: overheat',
-      'amp-1: ok',
-    ]);
+    expect(calls).toEqual(['amp-1: ok', 'amp-1: overheat', 'amp-1: overheat, status device not answering', 'amp-1: overheat', 'amp-1: ok']);
   });
 });

@@ -6,7 +6,16 @@ describe('play order', () => {
   const key = (priority: Priority, seq: number, level?: 1 | 2 | 3 | 4): PlayOrderKey => ({ priority, seq, level });
 
   it('sorts by priority, then emergency level (missing last), then arrival', () => {
-    const keys = [key('scheduled', 1), key('announcement', 2), key('emergency', 3, 3), key('local-alarm', 4), key('emergency', 5), key('emergency', 6, 1), key('announcement', 7), key('emergency', 8, 3)];
+    const keys = [
+      key('scheduled', 1),
+      key('announcement', 2),
+      key('emergency', 3, 3),
+      key('local-alarm', 4),
+      key('emergency', 5),
+      key('emergency', 6, 1),
+      key('announcement', 7),
+      key('emergency', 8, 3),
+    ];
     expect(keys.sort(comparePlayOrder).map((k) => k.seq)).toEqual([6, 3, 8, 5, 4, 2, 7, 1]);
   });
 

@@ -110,9 +110,7 @@ describe('BroadcastController relays and amplifiers', () => {
     await advance(2000);
     expect(rig.writes).toEqual(['0 rb1/0 on', '0 rb1/1 on', '0 rb3/0 on FAILED', '0 rb2/0 on', '500 rb2/1 on']);
     expect(player.last.what).toBe('e1');
-    expect(last('e1', 'started').faultyZones).toEqual([
-      { zone: 'z3', amplifier: 'ampB', fault: 'zone relay rb3/0: rb3: not answering (simulated)' },
-    ]);
+    expect(last('e1', 'started').faultyZones).toEqual([{ zone: 'z3', amplifier: 'ampB', fault: 'zone relay rb3/0: rb3: not answering (simulated)' }]);
     expect(lines.some((l) => l.msg === 'relay write failed' && l['relay'] === 'rb3/0')).toBe(true);
   });
 

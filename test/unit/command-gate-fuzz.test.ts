@@ -2,7 +2,16 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createCommandGate, commandKinds, type AudienceTopic, type CommandGate, type GateResult } from '../../src/county/command-gate.ts';
 import type { CommandKind } from '../../src/county/topics.ts';
 import { ackCommandSchema, broadcastCommandSchema, stopCommandSchema } from '../../src/contract/payloads.ts';
-import { algNone, createCountySigner, flipSignatureByte, hs256WithPublicKey, relabelKid, withHeader, type Claims, type CountySigner } from '../support/county-signer.ts';
+import {
+  algNone,
+  createCountySigner,
+  flipSignatureByte,
+  hs256WithPublicKey,
+  relabelKid,
+  withHeader,
+  type Claims,
+  type CountySigner,
+} from '../support/county-signer.ts';
 import { memoryReplayGuard } from '../support/memory-replay-guard.ts';
 
 /**
@@ -63,15 +72,26 @@ describe('command gate: fuzz / property', () => {
 
     const randomValue = (depth = 0): unknown => {
       switch (int(depth > 2 ? 6 : 9)) {
-        case 0: return null;
-        case 1: return random() < 0.5;
-        case 2: return pick([0, -1, 1, 1.5, 2 ** 53, -(2 ** 60), 1e308, nowS, nowS + skew + 1, nowS - 1, t0]);
-        case 3: return pick(['', 'all', village, 'xicun', 'ack', 'broadcast', 'stop', 'emergency', '\u0000', '紧急', 'x'.repeat(300), '__proto__']);
-        case 4: return bytes(int(12)).toString('latin1');
-        case 5: return int(1000);
-        case 6: return Array.from({ length: int(4) }, () => randomValue(depth + 1));
-        case 7: return Object.fromEntries(Array.from({ length: int(4) }, () => [pick(['kind', 'text', 'jti', 'file', 'sha256', 'x']), randomValue(depth + 1)]));
-        default: return { kind: 'tts', text: pick(['', '通知', 'x'.repeat(2001)]) };
+        case 0:
+          return null;
+        case 1:
+          return random() < 0.5;
+        case 2:
+          return pick([0, -1, 1, 1.5, 2 ** 53, -(2 ** 60), 1e308, nowS, nowS + skew + 1, nowS - 1, t0]);
+        case 3:
+          return pick(['', 'all', village, 'xicun', 'ack', 'broadcast', 'stop', 'emergency', '\u0000', '紧急', 'x'.repeat(300), '__proto__']);
+        case 4:
+          return bytes(int(12)).toString('latin1');
+        case 5:
+          return int(1000);
+        case 6:
+          return Array.from({ length: int(4) }, () => randomValue(depth + 1));
+        case 7:
+          return Object.fromEntries(
+            Array.from({ length: int(4) }, () => [pick(['kind', 'text', 'jti', 'file', 'sha256', 'x']), randomValue(depth + 1)]),
+          );
+        default:
+          return { kind: 'tts', text: pick(['', '通知', 'x'.repeat(2001)]) };
       }
     };
     const fields = ['jti', 'iat', 'exp', 'aud', 'cmd', 'id', 'priority', 'level', 'status', 'zones', 'content', 'chime', 'repeat', 'target', 'extra'];
@@ -99,8 +119,13 @@ describe('command gate: fuzz / property', () => {
     }
 
     const cases: Case[] = [];
-    const add = (category: string, payload: unknown, kind: CommandKind = pick(kinds), audienceTopic: AudienceTopic = pick(topics), signedClaims: Claims | null = null) =>
-      cases.push({ category, kind, audienceTopic, payload, signedClaims });
+    const add = (
+      category: string,
+      payload: unknown,
+      kind: CommandKind = pick(kinds),
+      audienceTopic: AudienceTopic = pick(topics),
+      signedClaims: Claims | null = null,
+    ) => cases.push({ category, kind, audienceTopic, payload, signedClaims });
     /** 1–3 bits flipped at distinct positions (two flips of one bit would hand back the genuine token). */
     const mutate = (token: string, flips: number): Buffer => {
       const out = Buffer.from(token, 'latin1');
@@ -113,7 +138,8 @@ describe('command gate: fuzz / property', () => {
 
     for (let i = 0; i < 1500; i++) add('random bytes', bytes(random() < 0.9 ? int(400) : int(maxBytes)));
     const b64chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.';
-    for (let i = 0; i < 1000; i++) add('random base64url and dots', Buffer.from(Array.from({ length: int(300) }, () => pick([...b64chars])).join('')));
+    for (let i = 0; i < 1000; i++)
+      add('random base64url and dots', Buffer.from(Array.from({ length: int(300) }, () => pick([...b64chars])).join('')));
     for (let i = 0; i < 1000; i++) {
       const c = pick(controls);
       add('truncated token', Buffer.from(c.token.slice(0, int(c.token.length)), 'latin1'), c.kind, c.audienceTopic);
@@ -133,12 +159,26 @@ describe('command gate: fuzz / property', () => {
       const c = pick(controls);
       const attack = pick(['none', 'hs256', 'kid', 'foreign', 'header', 'sigflip'] as const);
       const token =
-        attack === 'none' ? algNone(c.token)
-        : attack === 'hs256' ? hs256WithPublicKey(c.token, a.publicKeyBytes, pick(['raw', 'x', 'pem'] as const))
-        : attack === 'kid' ? relabelKid(c.token, pick(['county-c', '', '__proto__', 'county-a ', 'COUNTY-A']))
-        : attack === 'foreign' ? await forger.sign({ ...c.claims, jti: jti() })
-        : attack === 'header' ? withHeader(c.token, pick([{ alg: 'EdDSA', kid: 'county-a', crit: ['b64'], b64: false }, { alg: 'Ed25519', kid: 'county-a' }, { alg: ['EdDSA'], kid: 'county-a' }, { alg: 'EdDSA', kid: 7 }, { alg: 'EdDSA', kid: 'county-a', jku: 'https://evil.example/jwks' }]))
-        : flipSignatureByte(c.token, int(64));
+        attack === 'none'
+          ? algNone(c.token)
+          : attack === 'hs256'
+            ? hs256WithPublicKey(c.token, a.publicKeyBytes, pick(['raw', 'x', 'pem'] as const))
+            : attack === 'kid'
+              ? relabelKid(c.token, pick(['county-c', '', '__proto__', 'county-a ', 'COUNTY-A']))
+              : attack === 'foreign'
+                ? await forger.sign({ ...c.claims, jti: jti() })
+                : attack === 'header'
+                  ? withHeader(
+                      c.token,
+                      pick([
+                        { alg: 'EdDSA', kid: 'county-a', crit: ['b64'], b64: false },
+                        { alg: 'Ed25519', kid: 'county-a' },
+                        { alg: ['EdDSA'], kid: 'county-a' },
+                        { alg: 'EdDSA', kid: 7 },
+                        { alg: 'EdDSA', kid: 'county-a', jku: 'https://evil.example/jwks' },
+                      ]),
+                    )
+                  : flipSignatureByte(c.token, int(64));
       add(`attack: ${attack}`, Buffer.from(token, 'latin1'), c.kind, c.audienceTopic);
     }
     for (let i = 0; i < 2500; i++) {
@@ -147,7 +187,15 @@ describe('command gate: fuzz / property', () => {
       add('signed mutated claims', Buffer.from(await a.sign(claims)), kind, pick(topics), claims);
     }
     for (let i = 0; i < 200; i++) {
-      const body = pick([() => '[]', () => '"claims"', () => '123', () => 'null', () => '{'.repeat(int(2000)), () => `${'['.repeat(1500)}${']'.repeat(1500)}`, () => bytes(int(200)).toString('latin1')])();
+      const body = pick([
+        () => '[]',
+        () => '"claims"',
+        () => '123',
+        () => 'null',
+        () => '{'.repeat(int(2000)),
+        () => `${'['.repeat(1500)}${']'.repeat(1500)}`,
+        () => bytes(int(200)).toString('latin1'),
+      ])();
       add('signed non-claims', Buffer.from(await a.signRaw(Buffer.from(body, 'latin1'), { kid: a.kid, typ: 'JWT' })));
     }
     for (let i = 0; i < 60; i++) {
@@ -156,9 +204,25 @@ describe('command gate: fuzz / property', () => {
       add('huge', random() < 0.5 ? Buffer.concat([Buffer.from(c.token), Buffer.alloc(size, 0x41)]) : bytes(size), c.kind, c.audienceTopic);
     }
     for (let i = 0; i < 200; i++) {
-      const payload = pick<unknown>([null, undefined, 0, 'a.b.c', pick(controls).token, {}, [], new ArrayBuffer(8), new Uint16Array(4), { length: 3 }]);
+      const payload = pick<unknown>([
+        null,
+        undefined,
+        0,
+        'a.b.c',
+        pick(controls).token,
+        {},
+        [],
+        new ArrayBuffer(8),
+        new Uint16Array(4),
+        { length: 3 },
+      ]);
       add('wrong types', payload);
-      add('wrong topic values', Buffer.from(pick(controls).token), pick(['', 'Ack', 'cmd', '__proto__']) as CommandKind, pick(['', 'both', 'ALL']) as AudienceTopic);
+      add(
+        'wrong topic values',
+        Buffer.from(pick(controls).token),
+        pick(['', 'Ack', 'cmd', '__proto__']) as CommandKind,
+        pick(['', 'both', 'ALL']) as AudienceTopic,
+      );
     }
     // The controls themselves, each then sent a second time: accepted once, refused as replayed (acks,
     // being idempotent, are accepted again).
@@ -166,7 +230,14 @@ describe('command gate: fuzz / property', () => {
     for (const c of controls) add('control replayed', Buffer.from(c.token), c.kind, c.audienceTopic, c.claims);
 
     const replay = memoryReplayGuard();
-    const gate: CommandGate = createCommandGate({ villageId: village, keys: [a.keyEntry, b.keyEntry], maxClockSkewSeconds: skew, maxBytes, replay, now: () => t0 });
+    const gate: CommandGate = createCommandGate({
+      villageId: village,
+      keys: [a.keyEntry, b.keyEntry],
+      maxClockSkewSeconds: skew,
+      maxBytes,
+      replay,
+      now: () => t0,
+    });
     const accepted = new Set<string>();
     const wrongVerdicts: string[] = [];
     const byCategory = new Map<string, { n: number; accepted: number; reasons: Map<string, number> }>();
@@ -183,10 +254,14 @@ describe('command gate: fuzz / property', () => {
         continue;
       }
       const expected = c.signedClaims !== null && referenceAccepts(c.signedClaims, c.kind, c.audienceTopic, accepted);
-      if (result.ok !== expected) wrongVerdicts.push(`${c.category}: ${result.ok ? 'accepted' : `refused (${result.reason}: ${result.detail})`}, expected ${expected ? 'accepted' : 'refused'} — ${JSON.stringify(c.signedClaims)?.slice(0, 300)}`);
+      if (result.ok !== expected)
+        wrongVerdicts.push(
+          `${c.category}: ${result.ok ? 'accepted' : `refused (${result.reason}: ${result.detail})`}, expected ${expected ? 'accepted' : 'refused'} — ${JSON.stringify(c.signedClaims)?.slice(0, 300)}`,
+        );
       if (result.ok) accepted.add(result.command.claims.jti);
       // Claims whose signature did not check out are never reported back as if they were the county's.
-      else if (c.signedClaims === null && !c.category.startsWith('signed') && result.jti !== null) wrongVerdicts.push(`${c.category}: echoed unverified jti ${result.jti}`);
+      else if (c.signedClaims === null && !c.category.startsWith('signed') && result.jti !== null)
+        wrongVerdicts.push(`${c.category}: echoed unverified jti ${result.jti}`);
       const stats = byCategory.get(c.category) ?? { n: 0, accepted: 0, reasons: new Map<string, number>() };
       stats.n++;
       const verdict = result.ok ? 'accepted' : result.reason;
@@ -212,7 +287,11 @@ describe('command gate: fuzz / property', () => {
 
 /** The rules as the brief states them (plus: exp after iat), written without reference to the gate's code. */
 function referenceAccepts(claims: Claims, kind: CommandKind, audienceTopic: AudienceTopic, accepted: Set<string>): boolean {
-  const schemas = new Map<unknown, { safeParse(value: unknown): { success: boolean } }>([['ack', ackCommandSchema], ['broadcast', broadcastCommandSchema], ['stop', stopCommandSchema]]);
+  const schemas = new Map<unknown, { safeParse(value: unknown): { success: boolean } }>([
+    ['ack', ackCommandSchema],
+    ['broadcast', broadcastCommandSchema],
+    ['stop', stopCommandSchema],
+  ]);
   const schema = schemas.get(claims['cmd']);
   if (schema === undefined || !schema.safeParse(JSON.parse(JSON.stringify(claims))).success) return false;
   const { jti, iat, exp, aud, cmd } = claims as { jti: string; iat: number; exp: number; aud: string; cmd: string };

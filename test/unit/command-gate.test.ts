@@ -3,12 +3,29 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCommandGate, rejectReasons, type AudienceTopic, type CommandGate, type GateResult, type RejectReason } from '../../src/county/command-gate.ts';
+import {
+  createCommandGate,
+  rejectReasons,
+  type AudienceTopic,
+  type CommandGate,
+  type GateResult,
+  type RejectReason,
+} from '../../src/county/command-gate.ts';
 import type { CommandKind } from '../../src/county/topics.ts';
 import { InvalidInputError } from '../../src/platform/schema-errors.ts';
 import { openSqliteReplayGuard } from '../../src/store/sqlite-replay-guard.ts';
 import type { ReplayGuard } from '../../src/store/types.ts';
-import { algNone, createCountySigner, flipSignatureByte, hs256WithPublicKey, relabelKid, splitToken, toPayload, withHeader, type CountySigner } from '../support/county-signer.ts';
+import {
+  algNone,
+  createCountySigner,
+  flipSignatureByte,
+  hs256WithPublicKey,
+  relabelKid,
+  splitToken,
+  toPayload,
+  withHeader,
+  type CountySigner,
+} from '../support/county-signer.ts';
 import { memoryReplayGuard } from '../support/memory-replay-guard.ts';
 
 const village = 'dongcun';
@@ -24,7 +41,10 @@ let b: CountySigner;
 let forger: CountySigner;
 
 beforeAll(async () => {
-  [a, b] = await Promise.all([createCountySigner({ villageId: village, kid: 'county-2026a', now }), createCountySigner({ villageId: village, kid: 'county-2026b', now })]);
+  [a, b] = await Promise.all([
+    createCountySigner({ villageId: village, kid: 'county-2026a', now }),
+    createCountySigner({ villageId: village, kid: 'county-2026b', now }),
+  ]);
   forger = await createCountySigner({ villageId: village, kid: 'county-2026a', now });
 });
 
@@ -57,7 +77,12 @@ describe('command gate: accepted commands', () => {
     expect(ack).toEqual({ ok: true, command: { kind: 'ack', claims: ackClaims } });
 
     const broadcast = await verify(g, await a.broadcast({ priority: 'emergency', level: 2 }), 'broadcast');
-    expect(broadcast.ok && broadcast.command.kind === 'broadcast' && broadcast.command.claims).toMatchObject({ priority: 'emergency', level: 2, chime: false, repeat: 1 });
+    expect(broadcast.ok && broadcast.command.kind === 'broadcast' && broadcast.command.claims).toMatchObject({
+      priority: 'emergency',
+      level: 2,
+      chime: false,
+      repeat: 1,
+    });
 
     const stopClaims = a.claims('stop', { target: { jti: 'broadcast-0001' } });
     expect(await verify(g, await a.sign(stopClaims), 'stop')).toEqual({ ok: true, command: { kind: 'stop', claims: stopClaims } });
@@ -74,7 +99,9 @@ describe('command gate: accepted commands', () => {
     expect((await verify(g, await a.ack({ iat: nowS + skew, exp: nowS + skew + 300 }), 'ack')).ok).toBe(true);
     const claims = new TextEncoder().encode(JSON.stringify(a.claims('ack')));
     expect((await verify(g, await a.signRaw(claims, { kid: a.kid }), 'ack')).ok).toBe(true);
-    expect((await verify(g, await a.signRaw(new TextEncoder().encode(JSON.stringify(a.claims('ack'))), { kid: a.kid, typ: 'jwt' }), 'ack')).ok).toBe(true);
+    expect((await verify(g, await a.signRaw(new TextEncoder().encode(JSON.stringify(a.claims('ack'))), { kid: a.kid, typ: 'jwt' }), 'ack')).ok).toBe(
+      true,
+    );
     const exact = await a.broadcast();
     expect((await verify(gate({ maxBytes: exact.length }), exact)).ok).toBe(true);
   });
@@ -82,7 +109,19 @@ describe('command gate: accepted commands', () => {
 
 describe('command gate: one test per rejection reason', () => {
   it('lists its reasons in check order', () => {
-    expect(rejectReasons).toEqual(['oversized', 'malformed', 'unsupported-alg', 'unknown-kid', 'bad-signature', 'invalid-body', 'expired', 'not-yet-valid', 'wrong-audience', 'replayed', 'replay-guard-failed']);
+    expect(rejectReasons).toEqual([
+      'oversized',
+      'malformed',
+      'unsupported-alg',
+      'unknown-kid',
+      'bad-signature',
+      'invalid-body',
+      'expired',
+      'not-yet-valid',
+      'wrong-audience',
+      'replayed',
+      'replay-guard-failed',
+    ]);
   });
 
   it('oversized: refused unread, whatever it holds', async () => {
@@ -108,7 +147,11 @@ describe('command gate: one test per rejection reason', () => {
       ['payload not UTF-8', `${h}.${Buffer.from([0x7b, 0xff, 0x7d]).toString('base64url')}.${s}`, 'payload is not a JSON object in UTF-8'],
       ['payload a JSON array', `${h}.${b64('[1,2]')}.${s}`, 'payload is not a JSON object'],
       ['crit header', withHeader(good, { alg: 'EdDSA', kid: a.kid, crit: ['b64'], b64: false }), 'protected header member "crit" is not supported'],
-      ['embedded jwk header', withHeader(good, { alg: 'EdDSA', kid: a.kid, jwk: { kty: 'OKP', crv: 'Ed25519', x: forger.keyEntry.x } }), 'member "jwk"'],
+      [
+        'embedded jwk header',
+        withHeader(good, { alg: 'EdDSA', kid: a.kid, jwk: { kty: 'OKP', crv: 'Ed25519', x: forger.keyEntry.x } }),
+        'member "jwk"',
+      ],
       ['typ of another protocol', withHeader(good, { alg: 'EdDSA', kid: a.kid, typ: 'dpop+jwt' }), 'protected header typ "dpop+jwt"'],
     ];
     for (const [name, payload, detail] of cases) {
@@ -117,7 +160,11 @@ describe('command gate: one test per rejection reason', () => {
       expect(!result.ok && result.detail, name).toContain(detail);
     }
     // Validly signed, but not claims: still malformed, and no jti to report.
-    expectRejected(await verify(g, await a.signRaw(new TextEncoder().encode('"just a string"'), { kid: a.kid }), 'ack'), 'malformed', 'payload is not a JSON object');
+    expectRejected(
+      await verify(g, await a.signRaw(new TextEncoder().encode('"just a string"'), { kid: a.kid }), 'ack'),
+      'malformed',
+      'payload is not a JSON object',
+    );
   });
 
   it('unsupported-alg: none, HS256 keyed with the public key (raw, x, PEM), other algorithms, no alg', async () => {
@@ -133,7 +180,8 @@ describe('command gate: one test per rejection reason', () => {
       withHeader(good, { alg: 'eddsa', kid: a.kid }),
       withHeader(good, { kid: a.kid }),
     ];
-    for (const token of attacks) expectRejected(await verify(g, token), 'unsupported-alg', /^protected header alg .*: only EdDSA \(Ed25519\) is accepted$/);
+    for (const token of attacks)
+      expectRejected(await verify(g, token), 'unsupported-alg', /^protected header alg .*: only EdDSA \(Ed25519\) is accepted$/);
     expectRejected(await verify(g, algNone(good)), 'unsupported-alg', 'protected header alg "none"');
     expectRejected(await verify(g, hs256WithPublicKey(good, a.publicKeyBytes)), 'unsupported-alg', 'protected header alg "HS256"');
   });
@@ -141,17 +189,23 @@ describe('command gate: one test per rejection reason', () => {
   it('unknown-kid: a kid not configured, none at all, or one that names an Object property', async () => {
     const g = gate();
     const good = await a.ack();
-    expectRejected(await verify(g, relabelKid(good, 'county-2019'), 'ack'), 'unknown-kid', 'kid "county-2019" is not in county.commandKeys (county-2026a, county-2026b)');
+    expectRejected(
+      await verify(g, relabelKid(good, 'county-2019'), 'ack'),
+      'unknown-kid',
+      'kid "county-2019" is not in county.commandKeys (county-2026a, county-2026b)',
+    );
     expectRejected(await verify(g, withHeader(good, { alg: 'EdDSA' }), 'ack'), 'unknown-kid', 'kid (missing): a key id is required');
     expectRejected(await verify(g, withHeader(good, { alg: 'EdDSA', kid: 7 }), 'ack'), 'unknown-kid', 'kid 7: a key id is required');
-    for (const kid of ['__proto__', 'constructor', 'toString']) expectRejected(await verify(g, relabelKid(good, kid), 'ack'), 'unknown-kid', 'is not in county.commandKeys');
+    for (const kid of ['__proto__', 'constructor', 'toString'])
+      expectRejected(await verify(g, relabelKid(good, kid), 'ack'), 'unknown-kid', 'is not in county.commandKeys');
     expectRejected(await verify(gate({ keys: [] }), good, 'ack'), 'unknown-kid', '(none configured)');
   });
 
   it('bad-signature: a flipped bit, a foreign key under a trusted kid, claims spliced onto another signature', async () => {
     const g = gate();
     const good = await a.broadcast();
-    for (const index of [0, 31, 32, 63]) expectRejected(await verify(g, flipSignatureByte(good, index)), 'bad-signature', 'signature does not verify with the key of this kid');
+    for (const index of [0, 31, 32, 63])
+      expectRejected(await verify(g, flipSignatureByte(good, index)), 'bad-signature', 'signature does not verify with the key of this kid');
     expectRejected(await verify(g, await forger.broadcast()), 'bad-signature', 'does not verify');
     const other = await a.broadcast({ content: { kind: 'tts', text: '紧急撤离' } });
     const spliced = `${good.split('.')[0]}.${splitToken(other).payloadSegment}.${splitToken(good).signatureSegment}`;
@@ -166,9 +220,19 @@ describe('command gate: one test per rejection reason', () => {
     expectRejected(await verify(g, await a.sign(claims)), 'invalid-body', 'content.sha256: 64 lower-case hex digits', String(claims['jti']));
     const emergency = a.claims('broadcast', { priority: 'emergency' });
     expectRejected(await verify(g, await a.sign(emergency)), 'invalid-body', 'level: level is required for an emergency', String(emergency['jti']));
-    expectRejected(await verify(g, await a.ack({ cmd: 'reboot', jti: 'cmd-00000001' }), 'ack'), 'invalid-body', 'cmd: "reboot" is not one of ack, broadcast, stop', 'cmd-00000001');
+    expectRejected(
+      await verify(g, await a.ack({ cmd: 'reboot', jti: 'cmd-00000001' }), 'ack'),
+      'invalid-body',
+      'cmd: "reboot" is not one of ack, broadcast, stop',
+      'cmd-00000001',
+    );
     expectRejected(await verify(g, await a.ack({ extra: 1, jti: 'cmd-00000002' }), 'ack'), 'invalid-body', /extra/, 'cmd-00000002');
-    expectRejected(await verify(g, await a.ack({ exp: nowS + 10, iat: nowS + 10, jti: 'cmd-00000003' }), 'ack'), 'invalid-body', 'exp: 1800000010 is not after iat 1800000010', 'cmd-00000003');
+    expectRejected(
+      await verify(g, await a.ack({ exp: nowS + 10, iat: nowS + 10, jti: 'cmd-00000003' }), 'ack'),
+      'invalid-body',
+      'exp: 1800000010 is not after iat 1800000010',
+      'cmd-00000003',
+    );
     // A media path that would leave the library is refused at the gate, before any player sees it.
     const sha256 = 'e'.repeat(64);
     for (const file of ['../etc/shadow.wav', 'alarm/../../x.mp3', 'alarm/./flood.mp3', '/etc/x.wav', '..']) {
@@ -182,19 +246,44 @@ describe('command gate: one test per rejection reason', () => {
 
   it('expired: exp <= now', async () => {
     const g = gate();
-    expectRejected(await verify(g, await a.stop({ jti: 'cmd-expired-1', iat: nowS - 300, exp: nowS }), 'stop'), 'expired', 'exp: expired 0 s ago (exp 1800000000, now 1800000000)', 'cmd-expired-1');
-    expectRejected(await verify(g, await a.broadcast({ jti: 'cmd-expired-2', iat: nowS - 7200, exp: nowS - 3600 })), 'expired', 'expired 60 min ago', 'cmd-expired-2');
+    expectRejected(
+      await verify(g, await a.stop({ jti: 'cmd-expired-1', iat: nowS - 300, exp: nowS }), 'stop'),
+      'expired',
+      'exp: expired 0 s ago (exp 1800000000, now 1800000000)',
+      'cmd-expired-1',
+    );
+    expectRejected(
+      await verify(g, await a.broadcast({ jti: 'cmd-expired-2', iat: nowS - 7200, exp: nowS - 3600 })),
+      'expired',
+      'expired 60 min ago',
+      'cmd-expired-2',
+    );
   });
 
   it('not-yet-valid: iat more than maxClockSkewSeconds ahead, with a hint for milliseconds', async () => {
     const g = gate();
-    expectRejected(await verify(g, await a.stop({ jti: 'cmd-future-1', iat: nowS + skew + 1, exp: nowS + 600 }), 'stop'), 'not-yet-valid', 'iat: 61 s in the future, more than the 60 s allowed clock skew', 'cmd-future-1');
-    expectRejected(await verify(g, await a.broadcast({ jti: 'cmd-future-2', iat: t0, exp: t0 + 300_000 })), 'not-yet-valid', 'iat must be in seconds, not milliseconds', 'cmd-future-2');
+    expectRejected(
+      await verify(g, await a.stop({ jti: 'cmd-future-1', iat: nowS + skew + 1, exp: nowS + 600 }), 'stop'),
+      'not-yet-valid',
+      'iat: 61 s in the future, more than the 60 s allowed clock skew',
+      'cmd-future-1',
+    );
+    expectRejected(
+      await verify(g, await a.broadcast({ jti: 'cmd-future-2', iat: t0, exp: t0 + 300_000 })),
+      'not-yet-valid',
+      'iat must be in seconds, not milliseconds',
+      'cmd-future-2',
+    );
   });
 
   it('invalid-body: a broadcast or stop that would live longer than the command lifetime cap (24 h by default)', async () => {
     const g = gate();
-    expectRejected(await verify(g, await a.broadcast({ jti: 'cmd-forever-1', iat: nowS, exp: nowS + 24 * 3600 + 1 })), 'invalid-body', 'exp: 24 h after iat, longer than the 24 h a command may live', 'cmd-forever-1');
+    expectRejected(
+      await verify(g, await a.broadcast({ jti: 'cmd-forever-1', iat: nowS, exp: nowS + 24 * 3600 + 1 })),
+      'invalid-body',
+      'exp: 24 h after iat, longer than the 24 h a command may live',
+      'cmd-forever-1',
+    );
     expect(await verify(g, await a.stop({ jti: 'cmd-day-1', iat: nowS, exp: nowS + 24 * 3600 }), 'stop')).toMatchObject({ ok: true });
   });
 
@@ -203,15 +292,40 @@ describe('command gate: one test per rejection reason', () => {
     expect(await verify(g, await a.ack({ iat: nowS + 3600, exp: nowS + 3900 }), 'ack')).toMatchObject({ ok: true });
     expect(await verify(g, await a.ack({ iat: nowS - 7200, exp: nowS - 3600 }), 'ack')).toMatchObject({ ok: true });
     // Claims that contradict themselves are still a bad body, whatever the village's clock says.
-    expectRejected(await verify(g, await a.ack({ jti: 'ack-backwards', iat: nowS + 10, exp: nowS + 10 }), 'ack'), 'invalid-body', 'is not after iat', 'ack-backwards');
+    expectRejected(
+      await verify(g, await a.ack({ jti: 'ack-backwards', iat: nowS + 10, exp: nowS + 10 }), 'ack'),
+      'invalid-body',
+      'is not after iat',
+      'ack-backwards',
+    );
   });
 
-  it('wrong-audience: another village, a single village on the all-villages topic, a cmd on another kind\'s topic', async () => {
+  it("wrong-audience: another village, a single village on the all-villages topic, a cmd on another kind's topic", async () => {
     const g = gate();
-    expectRejected(await verify(g, await a.broadcast({ aud: 'xicun', jti: 'cmd-aud-0001' })), 'wrong-audience', 'aud: "xicun" is neither this village ("dongcun") nor "all"', 'cmd-aud-0001');
-    expectRejected(await verify(g, await a.broadcast({ jti: 'cmd-aud-0002' }), 'broadcast', 'all'), 'wrong-audience', 'aud: "dongcun" on the topic for all villages, where only "all" is accepted', 'cmd-aud-0002');
-    expectRejected(await verify(g, await a.broadcast({ jti: 'cmd-aud-0003' }), 'stop'), 'wrong-audience', 'cmd: a "broadcast" command arrived on the stop topic', 'cmd-aud-0003');
-    expectRejected(await verify(g, await a.ack({ jti: 'cmd-aud-0004' }), 'broadcast'), 'wrong-audience', 'arrived on the broadcast topic', 'cmd-aud-0004');
+    expectRejected(
+      await verify(g, await a.broadcast({ aud: 'xicun', jti: 'cmd-aud-0001' })),
+      'wrong-audience',
+      'aud: "xicun" is neither this village ("dongcun") nor "all"',
+      'cmd-aud-0001',
+    );
+    expectRejected(
+      await verify(g, await a.broadcast({ jti: 'cmd-aud-0002' }), 'broadcast', 'all'),
+      'wrong-audience',
+      'aud: "dongcun" on the topic for all villages, where only "all" is accepted',
+      'cmd-aud-0002',
+    );
+    expectRejected(
+      await verify(g, await a.broadcast({ jti: 'cmd-aud-0003' }), 'stop'),
+      'wrong-audience',
+      'cmd: a "broadcast" command arrived on the stop topic',
+      'cmd-aud-0003',
+    );
+    expectRejected(
+      await verify(g, await a.ack({ jti: 'cmd-aud-0004' }), 'broadcast'),
+      'wrong-audience',
+      'arrived on the broadcast topic',
+      'cmd-aud-0004',
+    );
   });
 
   it('accepts a replayed ack again: acks are idempotent and cost no replay-guard write', async () => {
@@ -237,7 +351,12 @@ describe('command gate: one test per rejection reason', () => {
       prune: () => 0,
       close: () => undefined,
     };
-    expectRejected(await verify(gate({ replay: broken }), await a.stop({ jti: 'cmd-io-0001' }), 'stop'), 'replay-guard-failed', 'jti could not be recorded, so the command is refused: disk I/O error', 'cmd-io-0001');
+    expectRejected(
+      await verify(gate({ replay: broken }), await a.stop({ jti: 'cmd-io-0001' }), 'stop'),
+      'replay-guard-failed',
+      'jti could not be recorded, so the command is refused: disk I/O error',
+      'cmd-io-0001',
+    );
   });
 });
 
@@ -309,8 +428,16 @@ describe('command gate: order of the checks', () => {
       expect(result).toMatchObject({ ok: false, reason: 'malformed', jti: null });
     }
     const token = toPayload(await a.ack());
-    for (const [kind, audienceTopic] of [['reboot', 'village'], ['ack', 'everyone'], [undefined, undefined]] as const) {
-      const result = await g.verify({ kind: kind as unknown as CommandKind, audienceTopic: audienceTopic as unknown as AudienceTopic, payload: token });
+    for (const [kind, audienceTopic] of [
+      ['reboot', 'village'],
+      ['ack', 'everyone'],
+      [undefined, undefined],
+    ] as const) {
+      const result = await g.verify({
+        kind: kind as unknown as CommandKind,
+        audienceTopic: audienceTopic as unknown as AudienceTopic,
+        payload: token,
+      });
       expect(result).toMatchObject({ ok: false, reason: 'malformed' });
     }
   });
@@ -322,20 +449,36 @@ describe('command gate: keys', () => {
     expect((await verify(both, await a.ack(), 'ack')).ok).toBe(true);
     expect((await verify(both, await b.ack(), 'ack')).ok).toBe(true);
     const afterRotation = gate({ keys: [b] });
-    expectRejected(await verify(afterRotation, await a.ack(), 'ack'), 'unknown-kid', 'kid "county-2026a" is not in county.commandKeys (county-2026b)');
+    expectRejected(
+      await verify(afterRotation, await a.ack(), 'ack'),
+      'unknown-kid',
+      'kid "county-2026a" is not in county.commandKeys (county-2026b)',
+    );
     expect((await verify(afterRotation, await b.ack(), 'ack')).ok).toBe(true);
   });
 
   it('refuses to start with a key that cannot work or must not be trusted, naming county.commandKeys[i]', () => {
-    const build = (x: string, kid = 'k2') => () =>
-      createCommandGate({ villageId: village, keys: [a.keyEntry, { kid, x }], maxClockSkewSeconds: skew, maxBytes, replay: memoryReplayGuard(), now });
+    const build =
+      (x: string, kid = 'k2') =>
+      () =>
+        createCommandGate({
+          villageId: village,
+          keys: [a.keyEntry, { kid, x }],
+          maxClockSkewSeconds: skew,
+          maxBytes,
+          replay: memoryReplayGuard(),
+          now,
+        });
     const identity = Buffer.alloc(32);
     identity[0] = 1;
     const minusOne = Buffer.alloc(32, 0xff);
     minusOne[0] = 0xec;
     minusOne[31] = 0x7f;
     const cases: Array<[string, RegExp]> = [
-      ['AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', /^county\.commandKeys\[1\]\.x: is a small-order point, with which anyone could forge signatures \(kid "k2"\)$/],
+      [
+        'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+        /^county\.commandKeys\[1\]\.x: is a small-order point, with which anyone could forge signatures \(kid "k2"\)$/,
+      ],
       [identity.toString('base64url'), /small-order point/],
       [minusOne.toString('base64url'), /small-order point/],
       [Buffer.alloc(32, 0xff).toString('base64url'), /is not a canonical Ed25519 point encoding/],

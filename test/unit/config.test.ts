@@ -50,7 +50,9 @@ describe('config', () => {
 
   it('wants the packet cap above the largest payload, with room for its topic and headers', () => {
     const errors = errorsOf({ ...minimal, county: { ...minimal.county, maxInboundBytes: 65_536 } });
-    expect(errors).toEqual(['county.maxInboundPacketBytes: must be at least maxInboundBytes + 1024 (room for the topic and headers around the largest payload)']);
+    expect(errors).toEqual([
+      'county.maxInboundPacketBytes: must be at least maxInboundBytes + 1024 (room for the topic and headers around the largest payload)',
+    ]);
   });
 
   it('names the path of every bad field, all at once', () => {
@@ -101,7 +103,11 @@ describe('config', () => {
     const old = parseConfig({ ...minimal, version: 1, county: countyWithoutKeys });
     expect(old.ok && { from: old.fromVersion, disabled: old.config.county.commandsDisabled }).toEqual({ from: 1, disabled: true });
     // Keys given, or commandsDisabled given: nothing to carry over.
-    const keyed = parseConfig({ ...minimal, version: 1, county: { ...countyWithoutKeys, commandKeys: [{ kid: 'k', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo' }] } });
+    const keyed = parseConfig({
+      ...minimal,
+      version: 1,
+      county: { ...countyWithoutKeys, commandKeys: [{ kid: 'k', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo' }] },
+    });
     expect(keyed.ok && keyed.config.county.commandsDisabled).toBe(false);
     const explicit = parseConfig({ ...minimal, version: 1, county: { ...countyWithoutKeys, commandsDisabled: false } });
     expect(explicit.ok && explicit.config.county.commandsDisabled).toBe(false);
@@ -194,7 +200,10 @@ describe('config: broadcast section and county command keys', () => {
     });
     expect(player.tts).toEqual(['espeak-ng', '-v', 'cmn', '--stdout', '--', '{text}']);
     expect(player.ttsOutput).toEqual(['aplay', '-q', '-D', '{device}']);
-    expect(player.media).toEqual({ '.mp3': ['mpg123', '-q', '-o', 'alsa', '-a', '{device}', '{file}'], '.wav': ['aplay', '-q', '-D', '{device}', '{file}'] });
+    expect(player.media).toEqual({
+      '.mp3': ['mpg123', '-q', '-o', 'alsa', '-a', '{device}', '{file}'],
+      '.wav': ['aplay', '-q', '-D', '{device}', '{file}'],
+    });
   });
 
   it('refuses an output device that is no ALSA name, a check without {device}, and media paths that leave the library', () => {
@@ -218,7 +227,15 @@ describe('config: broadcast section and county command keys', () => {
     // The Ed25519 identity point: with it as the key, one fixed signature verifies every message.
     const identity = Buffer.concat([Buffer.from([1]), Buffer.alloc(31)]).toString('base64url');
     const good = '0kxTg9WDkJnrZtOy93BCCv8wYqEBGmOI9Q71870xbqU'; // the demo county key
-    const errors = errorsOf(withBroadcast({}, [], { commandKeys: [{ kid: 'a', x: identity }, { kid: 'b', x: good }, { kid: 'b', x: good }] }));
+    const errors = errorsOf(
+      withBroadcast({}, [], {
+        commandKeys: [
+          { kid: 'a', x: identity },
+          { kid: 'b', x: good },
+          { kid: 'b', x: good },
+        ],
+      }),
+    );
     expect(errors.some((e) => e.startsWith('county.commandKeys[0].x: '))).toBe(true);
     expect(errors).toContain('county.commandKeys[2].kid: duplicate kid "b"');
     expect(errors.filter((e) => e.startsWith('county.commandKeys[1]'))).toEqual([]);

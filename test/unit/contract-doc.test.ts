@@ -33,7 +33,12 @@ describe('county contract document (src/contract/contract.md)', () => {
 
   it('shows an example of every topic whose payload is settled', () => {
     // The `all` topics carry the same payload as the village ones: one example serves both.
-    const shownSchemas = new Set(examples.map((e) => kindOf(e.name)).filter(isKind).map((k) => topicSpecs[k].schema));
+    const shownSchemas = new Set(
+      examples
+        .map((e) => kindOf(e.name))
+        .filter(isKind)
+        .map((k) => topicSpecs[k].schema),
+    );
     expect(topicKinds.filter((k) => !shownSchemas.has(topicSpecs[k].schema))).toEqual([]);
   });
 

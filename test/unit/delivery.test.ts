@@ -55,7 +55,14 @@ function setup() {
   const outbox = createMemoryOutbox();
   const uplink = new FakeUplink();
   const acked: OutboxRecord[] = [];
-  const delivery = new Delivery({ outbox, uplink, retry: { initialMs: 5000, maxMs: 60000 }, logger: memoryLogger().logger, onAcked: (r) => acked.push(r), window: 4 });
+  const delivery = new Delivery({
+    outbox,
+    uplink,
+    retry: { initialMs: 5000, maxMs: 60000 },
+    logger: memoryLogger().logger,
+    onAcked: (r) => acked.push(r),
+    window: 4,
+  });
   delivery.start();
   return { outbox, uplink, delivery, acked, ack: (id: string) => delivery.acknowledge(id) };
 }
@@ -76,7 +83,9 @@ describe('Delivery', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(uplink.published.map((p) => `${p.stream}:${p.payload['seq']}`)).toEqual([
       ...Array.from({ length: 10 }, (_, i) => `alarm:${i + 1}`),
-      'fault:1', 'fault:2', 'fault:3',
+      'fault:1',
+      'fault:2',
+      'fault:3',
     ]);
     expect(uplink.published.every((p) => p.payload['attempt'] === 1)).toBe(true);
     delivery.stop();
@@ -123,7 +132,13 @@ describe('Delivery', () => {
   it('vouches for the watchdog only while its once-a-second pass runs: not before start, not after a stall, not after stop', async () => {
     const outbox = createMemoryOutbox();
     const uplink = new FakeUplink();
-    const delivery = new Delivery({ outbox, uplink, retry: { initialMs: 5000, maxMs: 60000 }, logger: memoryLogger().logger, onAcked: () => undefined });
+    const delivery = new Delivery({
+      outbox,
+      uplink,
+      retry: { initialMs: 5000, maxMs: 60000 },
+      logger: memoryLogger().logger,
+      onAcked: () => undefined,
+    });
     expect(delivery.alive()).toBe(false);
     uplink.setConnected(true);
     delivery.start();
@@ -146,19 +161,28 @@ describe('Delivery', () => {
     expect(delivery.alive()).toBe(false);
   });
 
-  it('publishes nothing that does not read as its stream\'s payload, names the row, tells once, and sends the rest', async () => {
+  it("publishes nothing that does not read as its stream's payload, names the row, tells once, and sends the rest", async () => {
     const outbox = createMemoryOutbox();
     const uplink = new FakeUplink();
     const { logger, lines } = memoryLogger();
     const unreadable: StoredPayloadError[] = [];
-    const delivery = new Delivery({ outbox, uplink, retry: { initialMs: 1000, maxMs: 1000 }, logger, onAcked: () => undefined, onUnreadable: (e) => unreadable.push(e) });
+    const delivery = new Delivery({
+      outbox,
+      uplink,
+      retry: { initialMs: 1000, maxMs: 1000 },
+      logger,
+      onAcked: () => undefined,
+      onUnreadable: (e) => unreadable.push(e),
+    });
     outbox.append({ stream: 'alarm', id: 'torn', subject: 's', now: Date.now(), build: (seq) => ({ ...sampleAlarm('v1'), seq, presses: 'many' }) });
     append(outbox, 'alarm', 1);
     uplink.setConnected(true);
     delivery.start();
     await vi.advanceTimersByTimeAsync(3500);
     expect([...new Set(uplink.published.map((p) => p.payload['seq']))]).toEqual([2]);
-    expect(unreadable.map((e) => e.message)).toEqual(['outbox alarm record torn (seq 1) is unreadable: payload.presses: Invalid input: expected number, received string']);
+    expect(unreadable.map((e) => e.message)).toEqual([
+      'outbox alarm record torn (seq 1) is unreadable: payload.presses: Invalid input: expected number, received string',
+    ]);
     expect(lines.filter((l) => l.msg === 'stored record unreadable; not published').length).toBeGreaterThan(1);
     delivery.stop();
   });

@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { deviceProfileSchema } from '../../src/drivers/profile-schema.ts';
 
 const dir = new URL('../../devices/', import.meta.url);
-const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 describe('device profiles in devices/', () => {
   it('has files to check', () => {

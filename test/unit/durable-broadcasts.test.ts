@@ -22,7 +22,19 @@ function memoryJournal(): BroadcastJournal & { rows: Map<string, UnfinishedBroad
 }
 
 function request(id: string, more: Partial<PlayRequest> = {}): PlayRequest {
-  return { id, priority: 'emergency', level: 1, status: 'actual', zones: ['square'], content: { kind: 'tts', text: id }, chime: false, repeat: 1, expiresAt: t0 + 600_000, origin: 'county', ...more };
+  return {
+    id,
+    priority: 'emergency',
+    level: 1,
+    status: 'actual',
+    zones: ['square'],
+    content: { kind: 'tts', text: id },
+    chime: false,
+    repeat: 1,
+    expiresAt: t0 + 600_000,
+    origin: 'county',
+    ...more,
+  };
 }
 
 function rig(journal: BroadcastJournal, now = t0) {
@@ -43,7 +55,15 @@ function rig(journal: BroadcastJournal, now = t0) {
   return { durable, submitted, reported, failures };
 }
 
-const ended = (requestId: string, event: PlaybackEvent['event']): PlaybackEvent => ({ event, requestId, priority: 'emergency', status: 'actual', zones: [], faultyZones: [], at: t0 });
+const ended = (requestId: string, event: PlaybackEvent['event']): PlaybackEvent => ({
+  event,
+  requestId,
+  priority: 'emergency',
+  status: 'actual',
+  zones: [],
+  faultyZones: [],
+  at: t0,
+});
 
 describe('DurableBroadcasts', () => {
   it('keeps a request from submit to its last event, not past it', () => {
@@ -95,7 +115,12 @@ describe('DurableBroadcasts', () => {
     expect(reported).toEqual([]);
     expect(journal.rows.size).toBe(0);
 
-    const broken: BroadcastJournal = { ...journal, open: () => { throw new Error('SQLITE_FULL: database or disk is full'); } };
+    const broken: BroadcastJournal = {
+      ...journal,
+      open: () => {
+        throw new Error('SQLITE_FULL: database or disk is full');
+      },
+    };
     const failing = rig(broken);
     failing.durable.submit(request('e2'));
     expect(failing.submitted.map((r) => r.id)).toEqual(['e2']);

@@ -10,7 +10,15 @@ describe('FaultRecorder', () => {
     const recorder = new FaultRecorder({ villageId: 'v1', outbox, logger: memoryLogger().logger, onStored: () => {} });
     const at = Date.parse('2026-12-06T06:00:00Z');
     recorder.handleDeviceEvent({ type: 'poll-gap', busId: 'rs485-1', deviceId: 'gate', active: true, gapMs: 612.4, thresholdMs: 500, at });
-    recorder.handleDeviceEvent({ type: 'poll-gap', busId: 'rs485-1', deviceId: 'gate', active: false, gapMs: 180, thresholdMs: 500, at: at + 120_000 });
+    recorder.handleDeviceEvent({
+      type: 'poll-gap',
+      busId: 'rs485-1',
+      deviceId: 'gate',
+      active: false,
+      gapMs: 180,
+      thresholdMs: 500,
+      at: at + 120_000,
+    });
     const faults = outbox.due('fault', Number.MAX_SAFE_INTEGER, 10).map((r) => faultPayloadSchema.parse(r.payload));
     expect(faults.map((f) => [f.kind, f.subject])).toEqual([
       ['missable-press', 'gate'],

@@ -36,7 +36,16 @@ function run(stream: Buffer, chunkSize: number, maxPacketBytes: number, protocol
 }
 
 const publish = (topic: string, payload: Buffer, qos: 0 | 1, messageId?: number, properties?: Record<string, unknown>): Packet =>
-  ({ cmd: 'publish', topic, payload, qos, retain: false, dup: false, ...(messageId === undefined ? {} : { messageId }), ...(properties === undefined ? {} : { properties }) }) as Packet;
+  ({
+    cmd: 'publish',
+    topic,
+    payload,
+    qos,
+    retain: false,
+    dup: false,
+    ...(messageId === undefined ? {} : { messageId }),
+    ...(properties === undefined ? {} : { properties }),
+  }) as Packet;
 
 describe('inbound packet filter', () => {
   for (const protocolVersion of [4, 5] as const) {
@@ -53,7 +62,10 @@ describe('inbound packet filter', () => {
       const stream = Buffer.concat(packets.map((p) => mqttPacket.generate(p, { protocolVersion })));
       for (const chunk of [1, 2, 3, 7, 1000, 65_536, stream.length]) {
         const { packets: out, oversized, held } = run(stream, chunk, 65_536, protocolVersion);
-        expect(out.map((p) => p.cmd), `chunk ${chunk}`).toEqual(['connack', 'publish', 'publish', 'pingresp', 'publish', 'publish']);
+        expect(
+          out.map((p) => p.cmd),
+          `chunk ${chunk}`,
+        ).toEqual(['connack', 'publish', 'publish', 'pingresp', 'publish', 'publish']);
         const [, small, big, , bigQos0, last] = out as mqttPacket.IPublishPacket[];
         expect(small!.payload.toString()).toBe('small.jws.token');
         expect([big!.topic, big!.messageId, big!.qos, big!.payload.length]).toEqual(['village-edge/v1/cmd/broadcast', 8, 1, 0]);
@@ -80,7 +92,9 @@ describe('inbound packet filter', () => {
   });
 
   it('drops the connection on a packet over the cap that is not a PUBLISH, or a malformed length', () => {
-    const suback = mqttPacket.generate({ cmd: 'suback', messageId: 1, granted: Array.from({ length: 5000 }, () => 1) } as Packet, { protocolVersion: 4 });
+    const suback = mqttPacket.generate({ cmd: 'suback', messageId: 1, granted: Array.from({ length: 5000 }, () => 1) } as Packet, {
+      protocolVersion: 4,
+    });
     expect(() => run(suback, 512, 2048, 4)).toThrow(InboundPacketError);
     expect(() => run(suback, 512, 2048, 4)).toThrow('type 9');
     expect(() => run(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), 6, 2048, 4)).toThrow('malformed remaining length');

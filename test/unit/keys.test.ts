@@ -67,7 +67,17 @@ describe('county key tooling', () => {
     const { kid, key } = await loadPrivateKey(join(keyDir, 'county-rt.private.jwk.json'));
     expect(kid).toBe('county-rt');
     const iat = Math.floor(Date.now() / 1000);
-    const claims = { jti: 'announce-0001', iat, exp: iat + 300, aud: 'dongcun', cmd: 'broadcast', priority: 'announcement', status: 'actual', zones: ['north'], content: { kind: 'tts', text: '明早八点停水。' } };
+    const claims = {
+      jti: 'announce-0001',
+      iat,
+      exp: iat + 300,
+      aud: 'dongcun',
+      cmd: 'broadcast',
+      priority: 'announcement',
+      status: 'actual',
+      zones: ['north'],
+      content: { kind: 'tts', text: '明早八点停水。' },
+    };
     const token = await signCommand(key, kid, claims);
     expect(splitToken(token).header).toEqual({ alg: 'EdDSA', kid: 'county-rt', typ: 'JWT' });
     const gate = createCommandGate({ villageId: 'dongcun', keys: [entry], maxClockSkewSeconds: 60, maxBytes: 4096, replay: memoryReplayGuard() });
@@ -105,7 +115,9 @@ describe('county key tooling', () => {
       const [one, two] = await Promise.all([generateCountyKeyPair('k'), generateCountyKeyPair('k')]);
       const path = join(freshDir(), 'mixed.json');
       writeFileSync(path, JSON.stringify({ ...one.privateJwk, x: two.publicJwk.x }), { mode: 0o600 });
-      await expect(loadPrivateKey(path)).rejects.toThrow(`county private key ${path}: cannot be imported (Invalid keyData; is d the private part of x?)`);
+      await expect(loadPrivateKey(path)).rejects.toThrow(
+        `county private key ${path}: cannot be imported (Invalid keyData; is d the private part of x?)`,
+      );
     });
   });
 });

@@ -20,7 +20,10 @@ function recording(calls: string[], name: string, fail: { start?: boolean; stop?
 describe('Lifecycle', () => {
   it('starts in order and stops in reverse', async () => {
     const calls: string[] = [];
-    const lifecycle = new Lifecycle(['store', 'link', 'devices'].map((n) => recording(calls, n)), memoryLogger().logger);
+    const lifecycle = new Lifecycle(
+      ['store', 'link', 'devices'].map((n) => recording(calls, n)),
+      memoryLogger().logger,
+    );
     expect(await lifecycle.start()).toEqual([]);
     await lifecycle.stop();
     expect(calls).toEqual(['start store', 'start link', 'start devices', 'stop devices', 'stop link', 'stop store']);
@@ -30,7 +33,10 @@ describe('Lifecycle', () => {
     const calls: string[] = [];
     const { logger, lines } = memoryLogger();
     const link = { ...recording(calls, 'county link', { start: true }), problem: (e: unknown) => `county: ${(e as Error).message}` };
-    const lifecycle = new Lifecycle([recording(calls, 'store'), link, recording(calls, 'status socket', { start: true }), recording(calls, 'devices')], logger);
+    const lifecycle = new Lifecycle(
+      [recording(calls, 'store'), link, recording(calls, 'status socket', { start: true }), recording(calls, 'devices')],
+      logger,
+    );
     expect(await lifecycle.start()).toEqual(['county: county link cannot open', 'status socket: status socket cannot open']);
     expect(calls).toEqual(['start store', 'start county link', 'start status socket', 'start devices']);
     expect(lines.filter((l) => l.level === 50).map((l) => l.msg)).toEqual(['county link did not start', 'status socket did not start']);
@@ -68,7 +74,10 @@ describe('contained callbacks', () => {
     );
     await vi.advanceTimersByTimeAsync(3000);
     expect(ticks).toBe(3);
-    expect(lines.filter((l) => l.msg === 'health beat failed').map((l) => (l['err'] as { message: string }).message)).toEqual(['source broken', 'async source broken']);
+    expect(lines.filter((l) => l.msg === 'health beat failed').map((l) => (l['err'] as { message: string }).message)).toEqual([
+      'source broken',
+      'async source broken',
+    ]);
     vi.clearAllTimers();
   });
 

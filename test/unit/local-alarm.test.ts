@@ -8,11 +8,7 @@ function rig(options: { announcement?: typeof announcement | null } = {}) {
   const submitted: PlayRequest[] = [];
   const stopped: Array<{ requestId: string; reason: string }> = [];
   const local = new LocalAlarm({
-    terminals: [
-      { id: 'col-square', zone: 'square' },
-      { id: 'col-school', zone: 'school' },
-      { id: 'col-nozone' },
-    ],
+    terminals: [{ id: 'col-square', zone: 'square' }, { id: 'col-school', zone: 'school' }, { id: 'col-nozone' }],
     announcement: options.announcement === null ? undefined : (options.announcement ?? announcement),
     submit: (request) => submitted.push(request),
     stopPlayback: (target, reason) => stopped.push({ requestId: target.requestId, reason }),

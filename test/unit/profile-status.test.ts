@@ -49,7 +49,13 @@ describe('status section of a Modbus profile', () => {
   });
 
   it('leaves profiles without a status section as they were', () => {
-    const column = { schema: 1, model: 'c', protocol: 'modbus', poll: [{ table: 'discrete-inputs', address: 0, count: 1 }], inputs: { stop: { table: 'discrete-inputs', address: 0 } } };
+    const column = {
+      schema: 1,
+      model: 'c',
+      protocol: 'modbus',
+      poll: [{ table: 'discrete-inputs', address: 0, count: 1 }],
+      inputs: { stop: { table: 'discrete-inputs', address: 0 } },
+    };
     const parsed = deviceProfileSchema.parse(column);
     expect(parsed.protocol === 'modbus' && parsed.status).toBeUndefined();
     expect(problems({ ...column, inputs: { stop: { table: 'discrete-inputs', address: 3 } } })).toEqual([

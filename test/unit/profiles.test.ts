@@ -6,7 +6,8 @@ import { loadProfiles, sortProfileProblems } from '../../src/drivers/profiles.ts
 
 function dirWith(files: Record<string, unknown>): string {
   const dir = mkdtempSync(join(tmpdir(), 've-profiles-'));
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
+  for (const [name, content] of Object.entries(files))
+    writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
   return dir;
 }
 
@@ -56,7 +57,7 @@ describe('device profile loader', () => {
     expect(text).toContain('bad-line.json: line.events: at least one event');
   });
 
-  it('adds the installer\'s folder to the shipped one, reads only <model>.json files, and lets a later folder replace a model', () => {
+  it("adds the installer's folder to the shipped one, reads only <model>.json files, and lets a later folder replace a model", () => {
     const shipped = dirWith({ 've-ac100-rtu.json': good, 'other.json': { ...good, model: 'other' } });
     const extra = dirWith({
       'other.json': { ...good, model: 'other', description: 'the site variant' },
