@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { missingPlayerPrograms } from './config/preflight.ts';
-import type { DeviceEvent } from './drivers/types.ts';
+import type { DeviceEvent } from './drivers/device/types.ts';
 import { loadProfiles } from './drivers/profiles.ts';
 import { createDeviceHub, type DeviceHub } from './drivers/device-hub.ts';
 import type { BroadcastJournal, Outbox, OutboxRecord, ReplayGuard } from './store/types.ts';

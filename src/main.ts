@@ -8,7 +8,7 @@ import { createLogger, type Logger } from './platform/logger.ts';
 import { createVillageEdge, shippedProfilesDir, type VillageEdge } from './app.ts';
 import { loadProfiles, sortProfileProblems } from './drivers/profiles.ts';
 import { createDeviceHub } from './drivers/device-hub.ts';
-import { inputNames, type InputName } from './drivers/profile-schema.ts';
+import { inputNames, type InputName } from './drivers/device/profile-schema.ts';
 import { choiceFlag, intFlag, parseFlags, UsageError } from './cli/args.ts';
 import { commandHelp, printHelp, topUsage } from './cli/help.ts';
 import { resolve } from 'node:path';

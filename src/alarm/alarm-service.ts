@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { DeviceEvent, DevicePort, IndicatorState, InputName } from '../drivers/types.ts';
+import type { DeviceEvent, DevicePort, IndicatorState, InputName } from '../drivers/device/types.ts';
 import type { Outbox, OutboxRecord } from '../store/types.ts';
 import { alarmPayloadSchema, type AlarmPayload } from '../contract/payloads.ts';
 import { StoredPayloadError, storedPayload } from '../contract/stored.ts';

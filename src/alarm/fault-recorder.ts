@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { DeviceEvent } from '../drivers/types.ts';
+import type { DeviceEvent } from '../drivers/device/types.ts';
 import type { Outbox, OutboxRecord } from '../store/types.ts';
 import type { FaultKind, FaultPayload } from '../contract/payloads.ts';
 import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';

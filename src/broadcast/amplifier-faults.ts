@@ -1,4 +1,4 @@
-import type { DeviceEvent } from '../drivers/types.ts';
+import type { DeviceEvent } from '../drivers/device/types.ts';
 
 /**
  * Turns amplifier status devices' events into the controller's per-amplifier fault, so every report

@@ -36,7 +36,7 @@
  */
 import type { Logger } from 'pino';
 import type { BroadcastConfig } from '../config/schema.ts';
-import type { DevicePort } from '../drivers/types.ts';
+import type { DevicePort } from '../drivers/device/types.ts';
 import type { Now } from '../platform/time.ts';
 import { Cancellation } from './cancellation.ts';
 import { EventOutlet } from './event-outlet.ts';

@@ -1,4 +1,4 @@
-import type { DeviceEvent } from '../drivers/types.ts';
+import type { DeviceEvent } from '../drivers/device/types.ts';
 import { AmplifierFaults } from './amplifier-faults.ts';
 
 /**

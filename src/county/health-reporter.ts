@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { DeviceHealth } from '../drivers/types.ts';
+import type { DeviceHealth } from '../drivers/device/types.ts';
 import type { OutboxStats } from '../store/types.ts';
 import type { StorageHealth } from '../store/resilient-outbox.ts';
 import type { ClockState } from '../platform/trusted-clock.ts';

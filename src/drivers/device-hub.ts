@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { BusConfig, DeviceConfig, TimingConfig } from '../config/schema.ts';
-import type { DeviceProfile, LineProfile, ModbusProfile } from './profile-schema.ts';
-import type { Device, DeviceEventSink, DeviceHealth, DevicePort } from './types.ts';
+import type { DeviceProfile, LineProfile, ModbusProfile } from './device/profile-schema.ts';
+import type { Device, DeviceEventSink, DeviceHealth, DevicePort } from './device/types.ts';
 import type { Now } from '../platform/time.ts';
-import { createModbusBus } from './modbus-bus.ts';
-import { createLineBus } from './line-bus.ts';
-import { createSimulatedBus, type SimulatedDevice } from './simulated-bus.ts';
+import { createModbusBus } from './modbus/modbus-bus.ts';
+import { createLineBus } from './line/line-bus.ts';
+import { createSimulatedBus, type SimulatedDevice } from './simulated/simulated-bus.ts';
 
 interface Bus {
   start(): void;

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { deviceProfileSchema, type DeviceProfile } from './profile-schema.ts';
+import { deviceProfileSchema, type DeviceProfile } from './device/profile-schema.ts';
 import { describeIssues } from '../platform/schema-errors.ts';
 
 export interface ProfileSet {

@@ -1,4 +1,4 @@
-import type { DeviceEvent } from '../drivers/types.ts';
+import type { DeviceEvent } from '../drivers/device/types.ts';
 import { isoWithOffset, type Now } from '../platform/time.ts';
 import type { StatusDocument } from './status-document.ts';
 

@@ -8,12 +8,12 @@
 //     next request at once. One wake-up per request, but the gap is guessed, not seen: a slave that
 //     answers late gets the next request on top of its reply. Measured only to show what it would save.
 //
-// Same port mechanics as src/drivers/modbus-rtu-port.ts (the binding's poller, readSync and writeSync on
+// Same port mechanics as src/drivers/modbus/modbus-rtu-port.ts (the binding's poller, readSync and writeSync on
 // the non-blocking descriptor), none of the service's queue, devices, store or county link. Prints one line
 // `requests <n>` every second on stdout.
 import { readSync, writeSync } from 'node:fs';
 import { autoDetect } from '@serialport/bindings-cpp';
-import { crc16 } from '../../src/drivers/crc16.ts';
+import { crc16 } from '../../src/drivers/modbus/crc16.ts';
 
 type Mode = 'reply-then-gap' | 'one-timer';
 
@@ -27,7 +27,7 @@ const mode: Mode = modeText;
 
 const BAUD = 9600;
 const BITS_PER_CHAR = 10;
-// As src/drivers/modbus-bus.ts rounds it: 3.5 characters, whole milliseconds plus one.
+// As src/drivers/modbus/modbus-bus.ts rounds it: 3.5 characters, whole milliseconds plus one.
 const GAP_MS = Math.ceil((3.5 * BITS_PER_CHAR * 1000) / BAUD) + 1;
 // Read 2 discrete inputs (button, tamper): an 8-byte request, a 6-byte reply.
 const REPLY_BYTES = 6;

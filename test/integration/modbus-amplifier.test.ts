@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/profile-schema.ts';
-import type { DeviceEvent } from '../../src/drivers/types.ts';
+import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/device/profile-schema.ts';
+import type { DeviceEvent } from '../../src/drivers/device/types.ts';
 import { inputEvents, modbusProfile, rtuRig, statusEvents, testTiming, type RtuRig } from '../support/modbus-rig.ts';
 import { waitFor } from '../support/wait.ts';
 import type { SlaveUnit } from '../support/modbus-rtu-slave.ts';

@@ -6,8 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { buildHealth } from '../../src/county/health-reporter.ts';
-import type { ModbusProfile } from '../../src/drivers/profile-schema.ts';
-import type { DeviceEvent } from '../../src/drivers/types.ts';
+import type { ModbusProfile } from '../../src/drivers/device/profile-schema.ts';
+import type { DeviceEvent } from '../../src/drivers/device/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { modbusProfile, rtuRig, testTiming, type RtuRig } from '../support/modbus-rig.ts';
 import { waitFor } from '../support/wait.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus-bus.ts';
-import type { Device, DeviceEvent, ProtocolErrorKind } from '../../src/drivers/types.ts';
+import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus/modbus-bus.ts';
+import type { Device, DeviceEvent, ProtocolErrorKind } from '../../src/drivers/device/types.ts';
 import { memoryLogger, type LogLine } from '../support/log-sink.ts';
 import { deviceConfig, modbusProfile, testTiming } from '../support/modbus-rig.ts';
 import { waitFor } from '../support/wait.ts';

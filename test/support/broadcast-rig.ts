@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { vi } from 'vitest';
 import { BroadcastController, type BroadcastControllerOptions, type BroadcastSettings } from '../../src/broadcast/controller.ts';
-import { deviceProfileSchema } from '../../src/drivers/profile-schema.ts';
-import { createSimulatedBus, type SimulatedDevice } from '../../src/drivers/simulated-bus.ts';
-import type { Device, DevicePort } from '../../src/drivers/types.ts';
+import { deviceProfileSchema } from '../../src/drivers/device/profile-schema.ts';
+import { createSimulatedBus, type SimulatedDevice } from '../../src/drivers/simulated/simulated-bus.ts';
+import type { Device, DevicePort } from '../../src/drivers/device/types.ts';
 import type { PlaybackEvent, PlayJob, PlayOutcome, Player, PlayerRun, PlayRequest } from '../../src/broadcast/types.ts';
 import type { Priority } from '../../src/contract/vocabulary.ts';
 import { memoryLogger } from './log-sink.ts';

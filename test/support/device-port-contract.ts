@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DeviceEvent, DevicePort, IndicatorState } from '../../src/drivers/types.ts';
+import type { DeviceEvent, DevicePort, IndicatorState } from '../../src/drivers/device/types.ts';
 import { waitFor } from './wait.ts';
 
 /**

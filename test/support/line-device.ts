@@ -3,7 +3,7 @@ import { waitFor } from './wait.ts';
 
 /**
  * A line-protocol alarm column at the far end of a PTY. It computes checksums itself rather than with
- * src/drivers/line-protocol.ts, so a test that passes does not merely agree with the code under test.
+ * src/drivers/line/line-protocol.ts, so a test that passes does not merely agree with the code under test.
  */
 export interface SimulatedLineDevice {
   /** Lines the controller wrote, each with its delimiter, in order. */

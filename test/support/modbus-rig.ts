@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { timingSchema, type DeviceConfig, type TimingConfig } from '../../src/config/schema.ts';
-import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus-bus.ts';
-import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/profile-schema.ts';
-import type { Device, DeviceEvent } from '../../src/drivers/types.ts';
+import { createModbusBus, type ModbusBus } from '../../src/drivers/modbus/modbus-bus.ts';
+import { deviceProfileSchema, type ModbusProfile } from '../../src/drivers/device/profile-schema.ts';
+import type { Device, DeviceEvent } from '../../src/drivers/device/types.ts';
 import { memoryLogger, type LogLine } from './log-sink.ts';
 import { ModbusRtuSlave, type RtuSlaveOptions } from './modbus-rtu-slave.ts';
 import { openPtyPair, type PtyPair } from './pty.ts';

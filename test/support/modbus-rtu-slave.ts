@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
-import { hasValidCrc, withCrc } from '../../src/drivers/crc16.ts';
+import { hasValidCrc, withCrc } from '../../src/drivers/modbus/crc16.ts';
 
 /**
  * Our own Modbus RTU slave for a PTY's device end: every unit of a simulated RS-485 bus, with tables per

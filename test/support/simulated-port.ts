@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { deviceProfileSchema, type DeviceProfile } from '../../src/drivers/profile-schema.ts';
-import { createSimulatedBus, type SimulatedDevice } from '../../src/drivers/simulated-bus.ts';
-import type { DeviceEvent, DevicePort } from '../../src/drivers/types.ts';
+import { deviceProfileSchema, type DeviceProfile } from '../../src/drivers/device/profile-schema.ts';
+import { createSimulatedBus, type SimulatedDevice } from '../../src/drivers/simulated/simulated-bus.ts';
+import type { DeviceEvent, DevicePort } from '../../src/drivers/device/types.ts';
 
 /** A latching Modbus column profile, as data, for domain tests that need no file. */
 export const latchingColumnProfile: DeviceProfile = deviceProfileSchema.parse({

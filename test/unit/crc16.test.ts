@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crc16, hasValidCrc, withCrc } from '../../src/drivers/crc16.ts';
+import { crc16, hasValidCrc, withCrc } from '../../src/drivers/modbus/crc16.ts';
 
 /** The bit-by-bit definition, to hold the table-driven version to. */
 function reference(bytes: Uint8Array): number {

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { deviceProfileSchema } from '../../src/drivers/profile-schema.ts';
+import { deviceProfileSchema } from '../../src/drivers/device/profile-schema.ts';
 
 const dir = new URL('../../devices/', import.meta.url);
 const files = readdirSync(dir)

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { deviceProfileSchema, type LineProfile } from '../../src/drivers/profile-schema.ts';
-import { LineFramer, claimedUnit, formatLine, parseLine, xor8Checksum, type FramerOutput } from '../../src/drivers/line-protocol.ts';
+import { deviceProfileSchema, type LineProfile } from '../../src/drivers/device/profile-schema.ts';
+import { LineFramer, claimedUnit, formatLine, parseLine, xor8Checksum, type FramerOutput } from '../../src/drivers/line/line-protocol.ts';
 
 function loadShippedProfile(): LineProfile {
   const profile = deviceProfileSchema.parse(JSON.parse(readFileSync(new URL('../../devices/ve-ac200-line.json', import.meta.url), 'utf8')));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deviceProfileSchema, statusConditions } from '../../src/drivers/profile-schema.ts';
+import { deviceProfileSchema, statusConditions } from '../../src/drivers/device/profile-schema.ts';
 import { describeIssues } from '../../src/platform/schema-errors.ts';
 
 const amplifier = {

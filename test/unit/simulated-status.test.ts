@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createSimulatedBus } from '../../src/drivers/simulated-bus.ts';
-import type { DeviceEvent } from '../../src/drivers/types.ts';
+import { createSimulatedBus } from '../../src/drivers/simulated/simulated-bus.ts';
+import type { DeviceEvent } from '../../src/drivers/device/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { deviceConfig, modbusProfile, statusEvents } from '../support/modbus-rig.ts';
 

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import type { DeviceConfig, TimingConfig } from '../config/schema.ts';
-import type { Logger } from '../platform/logger.ts';
-import { wallClockOf } from '../platform/time.ts';
+import type { DeviceConfig, TimingConfig } from '../../config/schema.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { wallClockOf } from '../../platform/time.ts';
 import {
   coveringBlock,
   type IndicatorState,
@@ -11,10 +11,10 @@ import {
   type PollBlock,
   type ReadPoint,
   type StatusCondition,
-} from './profile-schema.ts';
-import type { Device, DeviceEvent, DeviceHealth, ProtocolErrorKind } from './types.ts';
+} from '../device/profile-schema.ts';
+import type { Device, DeviceEvent, DeviceHealth, ProtocolErrorKind } from '../device/types.ts';
 import { ModbusError, type Exchange, type ModbusTransport } from './modbus-transport.ts';
-import { IndicatorWaiters } from './indicator-waiters.ts';
+import { IndicatorWaiters } from '../device/indicator-waiters.ts';
 
 /**
  * `write` (latch resets, relays) before `indicator`; every write takes its turn with the polls the bus

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import type { DeviceConfig } from '../config/schema.ts';
-import { statusConditions, type DeviceProfile } from './profile-schema.ts';
-import type { Device, DeviceEventSink, DeviceHealth, IndicatorState, InputName, StatusCondition } from './types.ts';
-import type { Now } from '../platform/time.ts';
+import type { DeviceConfig } from '../../config/schema.ts';
+import { statusConditions, type DeviceProfile } from '../device/profile-schema.ts';
+import type { Device, DeviceEventSink, DeviceHealth, IndicatorState, InputName, StatusCondition } from '../device/types.ts';
+import type { Now } from '../../platform/time.ts';
 
 /**
  * A device with no hardware behind it, for `npm start` and domain tests; driven by `press()` etc. It is polled,

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import type { BusConfig, DeviceConfig, TimingConfig } from '../config/schema.ts';
-import type { Logger } from '../platform/logger.ts';
-import { backoffDelay } from '../platform/time.ts';
-import type { ModbusProfile } from './profile-schema.ts';
-import type { Device, DeviceEvent, DeviceEventSink } from './types.ts';
+import type { BusConfig, DeviceConfig, TimingConfig } from '../../config/schema.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { backoffDelay } from '../../platform/time.ts';
+import type { ModbusProfile } from '../device/profile-schema.ts';
+import type { Device, DeviceEvent, DeviceEventSink } from '../device/types.ts';
 import { ModbusDevice, type BusLink, type Priority } from './modbus-device.ts';
-import { watchForDeviceNode } from './device-node-watch.ts';
+import { watchForDeviceNode } from '../device/device-node-watch.ts';
 import { createRtuTransport, createTcpTransport, ModbusError, type ModbusTransport } from './modbus-transport.ts';
 
 export type ModbusBusConfig = Extract<BusConfig, { kind: 'modbus-rtu' | 'modbus-tcp' }>;

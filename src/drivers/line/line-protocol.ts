@@ -1,4 +1,4 @@
-import type { LineProfile } from './profile-schema.ts';
+import type { LineProfile } from '../device/profile-schema.ts';
 
 /**
  * The line protocol of alarm columns, NMEA-like:

@@ -1,13 +1,13 @@
 import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
-import type { BusConfig, DeviceConfig, TimingConfig } from '../config/schema.ts';
-import type { Logger } from '../platform/logger.ts';
-import { wallClockOf } from '../platform/time.ts';
-import type { IndicatorState, InputName, LineProfile } from './profile-schema.ts';
-import type { Device, DeviceEvent, DeviceEventSink, DeviceHealth, ProtocolErrorKind } from './types.ts';
-import { watchForDeviceNode } from './device-node-watch.ts';
+import type { BusConfig, DeviceConfig, TimingConfig } from '../../config/schema.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { wallClockOf } from '../../platform/time.ts';
+import type { IndicatorState, InputName, LineProfile } from '../device/profile-schema.ts';
+import type { Device, DeviceEvent, DeviceEventSink, DeviceHealth, ProtocolErrorKind } from '../device/types.ts';
+import { watchForDeviceNode } from '../device/device-node-watch.ts';
 import { LineFramer, claimedUnit, formatLine, interpretFrame, parseFrame, preview, type FramerOutput } from './line-protocol.ts';
-import { IndicatorWaiters } from './indicator-waiters.ts';
+import { IndicatorWaiters } from '../device/indicator-waiters.ts';
 
 export type LineBusConfig = Extract<BusConfig, { kind: 'line' }>;
 type ErrorCounts = Partial<Record<ProtocolErrorKind, number>>;

@@ -1,7 +1,7 @@
 import { Socket } from 'node:net';
 import type ModbusSerial from 'modbus-serial';
 import { RtuFault, RtuPort, type SerialLine } from './modbus-rtu-port.ts';
-import type { ProtocolErrorKind } from './types.ts';
+import type { ProtocolErrorKind } from '../device/types.ts';
 
 export type { SerialLine };
 

@@ -1,9 +1,9 @@
 import { readSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { autoDetect, type BindingPortInterface } from '@serialport/bindings-cpp';
-import { errorText } from '../platform/error-text.ts';
+import { errorText } from '../../platform/error-text.ts';
 import { hasValidCrc, crc16 } from './crc16.ts';
-import type { ProtocolErrorKind } from './types.ts';
+import type { ProtocolErrorKind } from '../device/types.ts';
 
 /**
  * A Modbus RTU master over a serial port, one transaction at a time. Frames are cut by the length the
