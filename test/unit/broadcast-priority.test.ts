@@ -19,6 +19,12 @@ describe('play order', () => {
     expect(keys.sort(comparePlayOrder).map((k) => k.seq)).toEqual([6, 3, 8, 5, 4, 2, 7, 1]);
   });
 
+  it('puts the earlier arrival first among equals, in whatever order they are compared', () => {
+    expect(comparePlayOrder(key('announcement', 2), key('announcement', 1))).toBeGreaterThan(0);
+    expect(comparePlayOrder(key('announcement', 1), key('announcement', 2))).toBeLessThan(0);
+    expect([key('emergency', 9, 2), key('emergency', 4, 2)].sort(comparePlayOrder).map((k) => k.seq)).toEqual([4, 9]);
+  });
+
   it('preempts only for a strictly higher priority, whatever the level', () => {
     expect(preempts({ priority: 'emergency' }, { priority: 'local-alarm' })).toBe(true);
     expect(preempts({ priority: 'local-alarm' }, { priority: 'announcement' })).toBe(true);
