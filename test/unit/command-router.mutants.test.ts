@@ -5,7 +5,7 @@ import type { InboundCommand } from '../../src/county/types.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { memoryReplayGuard } from '../support/memory-replay-guard.ts';
-import { waitUntil } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 // What the router passes on, beside what it dispatches (command-router.test.ts): the gate's input, and the
 // context of a refusal or a handler failure.
@@ -43,7 +43,7 @@ describe('county command router, what it passes on', () => {
       payload: Buffer.alloc(0),
       discardedBytes: 300_000,
     });
-    await waitUntil(() => r.rejected.length === 1);
+    await waitFor('one refusal', () => r.rejected.length === 1);
     expect(r.rejected[0]).toMatchObject({ reason: 'oversized', kind: 'broadcast', topic: 'county/dongcun/broadcast' });
     expect(r.rejected[0]?.detail).toContain('300000 bytes');
   });
@@ -60,7 +60,7 @@ describe('county command router, what it passes on', () => {
     const payload = Buffer.from('a.b.c');
     r.handle({ command: 'stop', audienceTopic: 'all', topic: 'county/all/stop', payload });
     r.handle({ command: 'ack', audienceTopic: 'village', topic: 'county/dongcun/ack', payload: Buffer.alloc(0), discardedBytes: 9 });
-    await waitUntil(() => r.rejected.length === 2);
+    await waitFor('two refusals', () => r.rejected.length === 2);
     expect(inputs[0]).toStrictEqual({ kind: 'stop', audienceTopic: 'all', payload });
     expect(inputs[1]).toStrictEqual({ kind: 'ack', audienceTopic: 'village', payload: Buffer.alloc(0), discardedBytes: 9 });
   });
@@ -78,7 +78,7 @@ describe('county command router, what it passes on', () => {
       payload: Buffer.from(await county.broadcast()),
     };
     r.handle(message);
-    await waitUntil(() => r.lines.some((l) => l.msg === 'county command handler failed'));
+    await waitFor('the handler failure logged', () => r.lines.some((l) => l.msg === 'county command handler failed'));
     const line = r.lines.find((l) => l.msg === 'county command handler failed');
     expect(line).toMatchObject({ topic: 'county/dongcun/broadcast', err: { message: 'controller gone' } });
   });

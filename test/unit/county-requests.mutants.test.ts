@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { countyBroadcastHandlers } from '../../src/broadcast/county-requests.ts';
-import { broadcastCommandSchema } from '../../src/county/payloads.ts';
+import { broadcastCommandSchema } from '../../src/contract/payloads.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 
 describe('county broadcast handler', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DurableBroadcasts } from '../../src/broadcast/durable-broadcasts.ts';
-import type { PlaybackEvent, PlaybackEventKind, PlayRequest } from '../../src/broadcast/types.ts';
+import type { PlaybackEvent, PlayRequest } from '../../src/broadcast/types.ts';
+import type { PlaybackEventKind } from '../../src/contract/vocabulary.ts';
 import type { BroadcastJournal, JsonObject, UnfinishedBroadcast } from '../../src/store/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 

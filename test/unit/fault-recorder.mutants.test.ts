@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FaultRecorder } from '../../src/alarm/fault-recorder.ts';
-import type { DeviceEvent } from '../../src/drivers/types.ts';
-import { faultPayloadSchema } from '../../src/county/payloads.ts';
+import type { DeviceEvent } from '../../src/drivers/device/types.ts';
+import { faultPayloadSchema } from '../../src/contract/payloads.ts';
 import type { OutboxRecord } from '../../src/store/types.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { memoryLogger } from '../support/log-sink.ts';

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Cancellation } from '../../src/broadcast/cancellation.ts';
 import { SoundPath, type SoundPathOptions } from '../../src/broadcast/sound-path.ts';
-import type { Device, DevicePort } from '../../src/drivers/types.ts';
+import type { Device, DevicePort } from '../../src/drivers/device/types.ts';
 import { settings } from '../support/broadcast-rig.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 
