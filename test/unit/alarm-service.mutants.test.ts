@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AlarmService, type AlarmServiceOptions, type Terminal } from '../../src/alarm/alarm-service.ts';
-import { alarmPayloadSchema, type AlarmPayload } from '../../src/county/payloads.ts';
-import type { Device, DeviceEvent, DevicePort, InputName } from '../../src/drivers/types.ts';
+import { alarmPayloadSchema, type AlarmPayload } from '../../src/contract/payloads.ts';
+import type { Device, DeviceEvent, DevicePort, InputName } from '../../src/drivers/device/types.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import type { Outbox, OutboxRecord } from '../../src/store/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';

@@ -1,16 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Delivery, type DeliveryOptions } from '../../src/county/delivery.ts';
-import type { PublishOptions, Uplink, UplinkEvents } from '../../src/county/types.ts';
+import type { PayloadOf } from '../../src/county/topics.ts';
+import type { PublishedKind, PublishOptions, Uplink, UplinkEvents } from '../../src/county/types.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import type { JsonObject, Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
+import { sampleAlarm } from '../support/link-fixtures.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 
 // Delivery with an uplink whose PUBACKs the test hands out one by one: the window, its refill, the early
 // send, acks that cannot be stored, and a pass that re-enters itself.
 
 interface Sent {
-  stream: OutboxStream;
+  stream: PublishedKind;
   seq: unknown;
   attempt: unknown;
   options: PublishOptions | undefined;
@@ -22,17 +25,17 @@ class ManualUplink implements Uplink {
   connected = true;
   readonly sent: Sent[] = [];
   /** Called inside publishRecord, before it returns: what a listener reached synchronously would do. */
-  duringPublish: ((stream: OutboxStream, payload: JsonObject) => void) | undefined;
+  duringPublish: ((stream: PublishedKind, payload: Record<string, unknown>) => void) | undefined;
   private readonly events = new EventEmitter();
   start() {}
   async stop() {}
-  publishRecord(stream: OutboxStream, payload: JsonObject, options?: PublishOptions): Promise<void> {
+  publish<K extends PublishedKind>(stream: K, payload: PayloadOf<K>, options?: PublishOptions): Promise<void> {
+    const fields: Record<string, unknown> = payload;
     return new Promise((resolve, reject) => {
-      this.sent.push({ stream, seq: payload['seq'], attempt: payload['attempt'], options, puback: () => resolve(), fail: reject });
-      this.duringPublish?.(stream, payload);
+      this.sent.push({ stream, seq: fields['seq'], attempt: fields['attempt'], options, puback: () => resolve(), fail: reject });
+      this.duringPublish?.(stream, fields);
     });
   }
-  async publishHealth() {}
   hurry() {}
   on<E extends keyof UplinkEvents>(event: E, listener: UplinkEvents[E]) {
     this.events.on(event, listener);
@@ -43,10 +46,24 @@ class ManualUplink implements Uplink {
   }
 }
 
+/** A payload its stream's schema accepts: delivery reads every record through it before publishing. */
+function payloadOf(stream: OutboxStream, seq: number): JsonObject {
+  const id = randomUUID();
+  const at = new Date().toISOString();
+  switch (stream) {
+    case 'alarm':
+      return { ...sampleAlarm('v1'), id, seq };
+    case 'fault':
+      return { id, seq, village: 'v1', kind: 'device-offline', subject: 'column-1', detail: 'no reply', raisedAt: at, attempt: 1 };
+    case 'report':
+      return { id, seq, village: 'v1', jti: null, event: 'rejected', priority: null, status: null, zones: [], faultyZones: [], at, attempt: 1 };
+  }
+}
+
 function append(outbox: Outbox, stream: OutboxStream, n: number): OutboxRecord[] {
   return Array.from({ length: n }, () => {
     const id = `${stream}-${outbox.stats().byStream[stream] + 1}-${Math.random()}`;
-    return outbox.append({ stream, id, subject: 's', now: Date.now(), build: (seq) => ({ id, seq, attempt: 1 }) });
+    return outbox.append({ stream, id, subject: 's', now: Date.now(), build: (seq) => payloadOf(stream, seq) });
   });
 }
 
@@ -276,7 +293,7 @@ describe('Delivery early send', () => {
 
   const prepared = (outbox: Outbox, stream: OutboxStream = 'alarm'): OutboxRecord => {
     const id = `early-${Math.random()}`;
-    return outbox.prepare({ stream, id, subject: 's', now: Date.now(), build: (seq) => ({ id, seq, attempt: 1 }) });
+    return outbox.prepare({ stream, id, subject: 's', now: Date.now(), build: (seq) => payloadOf(stream, seq) });
   };
 
   it('publishes a record about to be committed at once, flushed, and returns it with that first attempt', () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ReportRecorder, type RejectedCommand } from '../../src/broadcast/report-recorder.ts';
-import { reportPayloadSchema, type ReportPayload } from '../../src/county/payloads.ts';
+import { reportPayloadSchema, type ReportPayload } from '../../src/contract/payloads.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import type { OutboxRecord } from '../../src/store/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';
