@@ -3,6 +3,7 @@ import { countySchema } from '../../src/config/schema.ts';
 import { createMqttLink, type Backoff } from '../../src/county/mqtt-link.ts';
 import type { AlarmPayload } from '../../src/contract/payloads.ts';
 import type { Uplink, UplinkEvents } from '../../src/county/types.ts';
+import type { JsonObject, OutboxStream } from '../../src/store/types.ts';
 import { memoryLogger, type LogLine } from './log-sink.ts';
 
 /** A village id no other test uses, so tests can share one broker (its topics, sessions, retained state). */
@@ -73,6 +74,23 @@ export function sampleAlarm(village: string, overrides: Partial<AlarmPayload> = 
     presses: 1,
     ...overrides,
   };
+}
+
+/**
+ * A stored payload that its stream's schema accepts, with a fresh uuid: delivery reads every record through
+ * that schema before it publishes, so a test's records must be real ones.
+ */
+export function sampleRecordPayload(stream: OutboxStream, seq: number): JsonObject {
+  const id = randomUUID();
+  const at = new Date().toISOString();
+  switch (stream) {
+    case 'alarm':
+      return { ...sampleAlarm('v1'), id, seq };
+    case 'fault':
+      return { id, seq, village: 'v1', kind: 'device-offline', subject: 'column-1', detail: 'no reply', raisedAt: at, attempt: 1 };
+    case 'report':
+      return { id, seq, village: 'v1', jti: null, event: 'rejected', priority: null, status: null, zones: [], faultyZones: [], at, attempt: 1 };
+  }
 }
 
 export function messagesOf(lines: readonly LogLine[]): string[] {

@@ -1,12 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Delivery, type DeliveryOptions } from '../../src/county/delivery.ts';
 import type { PayloadOf } from '../../src/county/topics.ts';
 import type { PublishedKind, PublishOptions, Uplink, UplinkEvents } from '../../src/county/types.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
-import type { JsonObject, Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
-import { sampleAlarm } from '../support/link-fixtures.ts';
+import type { Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
+import { sampleRecordPayload } from '../support/link-fixtures.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 
 // Delivery with an uplink whose PUBACKs the test hands out one by one: the window, its refill, the early
@@ -46,24 +45,10 @@ class ManualUplink implements Uplink {
   }
 }
 
-/** A payload its stream's schema accepts: delivery reads every record through it before publishing. */
-function payloadOf(stream: OutboxStream, seq: number): JsonObject {
-  const id = randomUUID();
-  const at = new Date().toISOString();
-  switch (stream) {
-    case 'alarm':
-      return { ...sampleAlarm('v1'), id, seq };
-    case 'fault':
-      return { id, seq, village: 'v1', kind: 'device-offline', subject: 'column-1', detail: 'no reply', raisedAt: at, attempt: 1 };
-    case 'report':
-      return { id, seq, village: 'v1', jti: null, event: 'rejected', priority: null, status: null, zones: [], faultyZones: [], at, attempt: 1 };
-  }
-}
-
 function append(outbox: Outbox, stream: OutboxStream, n: number): OutboxRecord[] {
   return Array.from({ length: n }, () => {
     const id = `${stream}-${outbox.stats().byStream[stream] + 1}-${Math.random()}`;
-    return outbox.append({ stream, id, subject: 's', now: Date.now(), build: (seq) => payloadOf(stream, seq) });
+    return outbox.append({ stream, id, subject: 's', now: Date.now(), build: (seq) => sampleRecordPayload(stream, seq) });
   });
 }
 
@@ -293,7 +278,7 @@ describe('Delivery early send', () => {
 
   const prepared = (outbox: Outbox, stream: OutboxStream = 'alarm'): OutboxRecord => {
     const id = `early-${Math.random()}`;
-    return outbox.prepare({ stream, id, subject: 's', now: Date.now(), build: (seq) => payloadOf(stream, seq) });
+    return outbox.prepare({ stream, id, subject: 's', now: Date.now(), build: (seq) => sampleRecordPayload(stream, seq) });
   };
 
   it('publishes a record about to be committed at once, flushed, and returns it with that first attempt', () => {

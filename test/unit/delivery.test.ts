@@ -1,14 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventEmitter } from 'node:events';
-import { randomUUID } from 'node:crypto';
 import { Delivery } from '../../src/county/delivery.ts';
 import type { StoredPayloadError } from '../../src/contract/stored.ts';
 import type { PayloadOf } from '../../src/county/topics.ts';
 import type { PublishedKind, Uplink, UplinkEvents } from '../../src/county/types.ts';
-import type { JsonObject, Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
+import type { Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
 import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { memoryLogger } from '../support/log-sink.ts';
-import { sampleAlarm } from '../support/link-fixtures.ts';
+import { sampleAlarm, sampleRecordPayload } from '../support/link-fixtures.ts';
 
 /** An uplink whose broker answers PUBACK at once while "connected". Pure-logic fake. */
 class FakeUplink implements Uplink {
@@ -31,23 +30,10 @@ class FakeUplink implements Uplink {
   }
 }
 
-/** A payload its stream's schema accepts: delivery reads every record through it before publishing. */
-function payloadOf(stream: OutboxStream, id: string, seq: number): JsonObject {
-  const at = new Date().toISOString();
-  switch (stream) {
-    case 'alarm':
-      return { ...sampleAlarm('v1'), id, seq };
-    case 'fault':
-      return { id, seq, village: 'v1', kind: 'device-offline', subject: 'column-1', detail: 'no reply', raisedAt: at, attempt: 1 };
-    case 'report':
-      return { id, seq, village: 'v1', jti: null, event: 'rejected', priority: null, status: null, zones: [], faultyZones: [], at, attempt: 1 };
-  }
-}
-
 function append(outbox: Outbox, stream: OutboxStream, n: number): void {
   for (let i = 0; i < n; i++) {
     const id = `${stream}-${i}`;
-    outbox.append({ stream, id, subject: 's', now: Date.now(), build: (seq) => payloadOf(stream, randomUUID(), seq) });
+    outbox.append({ stream, id, subject: 's', now: Date.now(), build: (seq) => sampleRecordPayload(stream, seq) });
   }
 }
 
