@@ -45,7 +45,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function rig(options: { silenceTimeoutMs?: number; reopen?: { initialMs: number; maxMs: number } } = {}): Promise<Rig> {
+async function rig(
+  options: { silenceTimeoutMs?: number; reopen?: { initialMs: number; maxMs: number }; failingLog?: (line: LogLine) => boolean } = {},
+): Promise<Rig> {
   const pair = await openPtyPair();
   cleanups.push(() => pair.close());
   const profile: LineProfile = { ...shipped, line: { ...shipped.line, silenceTimeoutMs: options.silenceTimeoutMs ?? 5000 } };
@@ -53,7 +55,7 @@ async function rig(options: { silenceTimeoutMs?: number; reopen?: { initialMs: n
   const column = (id: string, unitId: number) =>
     deviceSchema.parse({ id, bus: 'line0', unitId, profile: profile.model, role: 'alarm-column', label: `Column ${unitId}` });
   const events: DeviceEvent[] = [];
-  const { logger, lines: logs } = memoryLogger('debug');
+  const { logger, lines: logs } = memoryLogger('debug', options.failingLog);
   const bus = createLineBus({
     bus: busConfig,
     devices: [
@@ -230,6 +232,18 @@ describe('line bus on a real PTY', () => {
     expect(warned[0]).toMatchObject({ bus: 'line0', device: 'col-1', kind: 'checksum' });
   });
 
+  it('contains a fault in its silence timer and in reading the port: logged, and the bus goes on hearing presses', async () => {
+    // Writing these lines throws, as writing to a stdout that is gone does: uncontained, either ended the process.
+    const failingLog = (line: LogLine) => line.msg === 'device offline' || line.msg === 'protocol error';
+    const { sim, logs, waitForEvent } = await rig({ silenceTimeoutMs: 300, failingLog });
+    const failed = (msg: string) => waitFor(msg, () => logs.find((l) => l.msg === msg && l.level === 50));
+    expect(await failed('the silence timer of device "col-1" failed')).toMatchObject({ err: { message: 'cannot write the log line "device offline"' } });
+    await sim.sendBadChecksum(1, 'HB');
+    expect(await failed('reading the serial port failed')).toMatchObject({ err: { message: 'cannot write the log line "protocol error"' } });
+    await sim.send(1, 'BTN');
+    expect(await waitForEvent('input', (e) => e.deviceId === 'col-1')).toMatchObject({ input: 'button', active: true });
+  });
+
   it('reports a silent column offline, not kept alive by bad lines, and recovered on its next valid line', async () => {
     const { sim, events, col1, waitForEvent } = await rig({ silenceTimeoutMs: 300 });
     await sim.send(1, 'BTN');
@@ -292,7 +306,7 @@ describe('line bus on a real PTY', () => {
     // Said at once, and kept: written when the port is back, without being asked again.
     await expect(col1.setIndicator('sent')).rejects.toThrow(/bus "line0" is lost/);
 
-    const delays = () => logs.filter((l) => l.msg === 'reopening serial port after a delay').map((l) => l['delayMs']);
+    const delays = () => logs.filter((l) => l.msg === 'reopening the port after a delay').map((l) => l['delayMs']);
     await waitFor('three reopen delays', () => delays().length >= 3, 2000);
     expect(delays().slice(0, 3)).toEqual([100, 200, 400]);
 
@@ -322,7 +336,7 @@ describe('line bus on a real PTY', () => {
     await sim.close();
     await unplug();
     await waitForEvent('bus-lost');
-    const delays = () => logs.filter((l) => l.msg === 'reopening serial port after a delay').map((l) => l['delayMs']);
+    const delays = () => logs.filter((l) => l.msg === 'reopening the port after a delay').map((l) => l['delayMs']);
     await waitFor('three reopen delays', () => delays().length >= 3, { timeoutMs: 10_000, intervalMs: 10 });
     expect(delays().slice(0, 3)).toEqual([1000, 2000, 4000]);
     const pluggedAt = Date.now();

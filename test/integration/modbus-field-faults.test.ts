@@ -321,7 +321,7 @@ describe('16: a replugged bus is polled again within 2 s', () => {
     await r.pair.close(); // unplugged: the PTY and its link are gone
     await waitFor('bus-lost', () => r.events.find((e) => e.type === 'bus-lost'));
     // Out long enough for the backoff to have grown to 4 s.
-    const delays = () => r.lines.filter((l) => l.msg === 'reopening modbus port after a delay').map((l) => l.delayMs);
+    const delays = () => r.lines.filter((l) => l.msg === 'reopening the port after a delay').map((l) => l.delayMs);
     await waitFor('three reopen attempts', () => delays().length >= 3, 10_000);
     expect(delays().slice(0, 3)).toEqual([1000, 2000, 4000]);
 

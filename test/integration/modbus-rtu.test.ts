@@ -422,7 +422,7 @@ describe('losing the serial port', () => {
     const lost = await waitFor('bus-lost', () => r.events.find((e) => e.type === 'bus-lost'));
     expect(lost).toMatchObject({ busId: BUS_ID });
     expect(r.device('col-1').health().online).toBe(false);
-    const delays = () => r.lines.filter((l) => l.msg === 'reopening modbus port after a delay').map((l) => l.delayMs);
+    const delays = () => r.lines.filter((l) => l.msg === 'reopening the port after a delay').map((l) => l.delayMs);
     await waitFor('three reopen attempts', () => delays().length >= 3);
     expect(delays().slice(0, 3)).toEqual([50, 100, 200]);
 

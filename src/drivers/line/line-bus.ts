@@ -5,9 +5,10 @@ import type { Logger } from '../../platform/logger.ts';
 import { wallClockOf } from '../../platform/time.ts';
 import type { IndicatorState, InputName, LineProfile } from '../device/profile-schema.ts';
 import type { Device, DeviceEvent, DeviceEventSink, DeviceHealth, ProtocolErrorKind } from '../device/types.ts';
-import { watchForDeviceNode } from '../device/device-node-watch.ts';
+import { ReopenBackoff } from '../device/reopen-backoff.ts';
 import { LineFramer, claimedUnit, formatLine, interpretFrame, parseFrame, preview, type FramerOutput } from './line-protocol.ts';
 import { IndicatorWaiters } from '../device/indicator-waiters.ts';
+import { contained } from '../../platform/contained.ts';
 
 export type LineBusConfig = Extract<BusConfig, { kind: 'line' }>;
 type ErrorCounts = Partial<Record<ProtocolErrorKind, number>>;
@@ -40,6 +41,8 @@ interface ColumnState {
   /** performance.now() of the last valid line from it; null until the first. */
   heardAt: number | null;
   silenceTimer: NodeJS.Timeout | undefined;
+  /** The silence timer's callback, contained, made at the first arming. */
+  onSilence?: () => void;
   /** The column repeats its press line until reset; repeats of a held press are not new presses. */
   buttonLatched: boolean;
   readonly errors: ErrorCounts;
@@ -88,9 +91,7 @@ class LineBusCore implements LineBus {
   private opening: Promise<void> = Promise.resolve();
   private running = false;
   private lost: { reason: string; at: number } | null = null;
-  private reopenTimer: NodeJS.Timeout | undefined;
-  private reopenDelayMs: number;
-  private nodeWatch: { cancel(): void } | null = null;
+  private readonly reopen: ReopenBackoff;
   private writeChain: Promise<void> = Promise.resolve();
   private readonly pendingWrites = new Set<(error: Error) => void>();
 
@@ -102,7 +103,14 @@ class LineBusCore implements LineBus {
     const bound = options.logger.bindings()['bus'] !== undefined;
     this.log = bound ? options.logger : options.logger.child({ bus: options.bus.id });
     this.now = options.now ?? Date.now;
-    this.reopenDelayMs = options.timing.reopen.initialMs;
+    this.reopen = new ReopenBackoff({
+      ...options.timing.reopen,
+      path: options.bus.path,
+      log: this.log,
+      reopen: () => {
+        if (this.running && this.port === null) this.openPort();
+      },
+    });
     this.states = options.devices.map(({ config, profile }) => ({
       config,
       profile,
@@ -174,7 +182,6 @@ class LineBusCore implements LineBus {
     this.armSilence(state);
     if (!this.running) {
       this.running = true;
-      this.reopenDelayMs = this.timing.reopen.initialMs;
       this.openPort();
     }
   }
@@ -255,9 +262,13 @@ class LineBusCore implements LineBus {
       return;
     }
     this.port = port;
-    port.on('data', (chunk: Buffer) => {
-      if (this.port === port) this.onBytes(chunk);
-    });
+    // Contained: a fault in reading one chunk must not end the process that the next alarm needs.
+    port.on(
+      'data',
+      contained(this.log, 'reading the serial port', (chunk: Buffer) => {
+        if (this.port === port) this.onBytes(chunk);
+      }),
+    );
     // Without a listener an 'error' event would throw and take the process down.
     port.on('error', (error: Error) => this.log.warn({ err: error.message }, 'serial port error'));
     port.on('close', (error?: Error | null) => {
@@ -281,7 +292,7 @@ class LineBusCore implements LineBus {
 
   private onOpened(): void {
     this.framer.reset();
-    this.reopenDelayMs = this.timing.reopen.initialMs;
+    this.reopen.opened();
     this.log.info({ path: this.busConfig.path }, 'serial port open');
     for (const state of this.states) this.syncIndicator(state);
     if (this.lost === null) return;
@@ -307,38 +318,12 @@ class LineBusCore implements LineBus {
       this.log.error({ reason }, 'bus lost');
       this.emit({ type: 'bus-lost', busId: this.busConfig.id, at, reason });
     }
-    if (!this.running) return;
-    const delayMs = this.reopenDelayMs;
-    this.reopenDelayMs = Math.min(delayMs * 2, this.timing.reopen.maxMs);
-    this.log.info({ delayMs, reason }, 'reopening serial port after a delay');
-    this.reopenTimer = setTimeout(() => {
-      this.reopenTimer = undefined;
-      if (this.running) this.openPort();
-    }, delayMs);
-    this.watchForReplug();
-  }
-
-  /** A replugged adapter is opened as soon as its device node is back, the backoff started afresh. */
-  private watchForReplug(): void {
-    if (this.nodeWatch !== null) return;
-    const path = this.busConfig.path;
-    this.nodeWatch = watchForDeviceNode(path, () => {
-      this.nodeWatch = null;
-      if (!this.running || this.port !== null) return;
-      this.log.info({ path }, 'serial device is back: reopening now');
-      clearTimeout(this.reopenTimer);
-      this.reopenTimer = undefined;
-      this.reopenDelayMs = this.timing.reopen.initialMs;
-      this.openPort();
-    });
+    if (this.running) this.reopen.failed(reason);
   }
 
   private async closeBus(): Promise<void> {
     this.running = false;
-    clearTimeout(this.reopenTimer);
-    this.reopenTimer = undefined;
-    this.nodeWatch?.cancel();
-    this.nodeWatch = null;
+    this.reopen.cancel();
     this.abortWrites(new Error(`bus "${this.busConfig.id}" stopped`));
     this.lost = null;
     const port = this.port;
@@ -447,7 +432,13 @@ class LineBusCore implements LineBus {
 
   private armSilence(state: ColumnState): void {
     clearTimeout(state.silenceTimer);
-    state.silenceTimer = setTimeout(() => this.onSilence(state), state.profile.line.silenceTimeoutMs);
+    state.silenceTimer = setTimeout(this.silenceOf(state), state.profile.line.silenceTimeoutMs);
+  }
+
+  /** One contained callback per column, made once: the timer is re-armed with every line heard. */
+  private silenceOf(state: ColumnState): () => void {
+    state.onSilence ??= contained(this.log, `the silence timer of device "${state.config.id}"`, () => this.onSilence(state));
+    return state.onSilence;
   }
 
   private onSilence(state: ColumnState): void {

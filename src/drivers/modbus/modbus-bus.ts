@@ -1,12 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import type { BusConfig, DeviceConfig, TimingConfig } from '../../config/schema.ts';
 import type { Logger } from '../../platform/logger.ts';
-import { backoffDelay } from '../../platform/time.ts';
 import type { ModbusProfile } from '../device/profile-schema.ts';
 import type { Device, DeviceEvent, DeviceEventSink } from '../device/types.ts';
 import { ModbusDevice, type BusLink, type Priority } from './modbus-device.ts';
-import { watchForDeviceNode } from '../device/device-node-watch.ts';
+import { ReopenBackoff } from '../device/reopen-backoff.ts';
 import { createRtuTransport, createTcpTransport, ModbusError, type ModbusTransport } from './modbus-transport.ts';
+import { contained } from '../../platform/contained.ts';
 
 export type ModbusBusConfig = Extract<BusConfig, { kind: 'modbus-rtu' | 'modbus-tcp' }>;
 
@@ -75,29 +75,41 @@ class ModbusBusCore implements ModbusBus, BusLink {
   private readonly now: () => number;
   private state: BusState = 'stopped';
   private lost: { reason: string; since: number } | null = null;
-  private reopenAttempt = 0;
-  private reopenTimer: NodeJS.Timeout | undefined;
+  private readonly reopen: ReopenBackoff;
   private opening: Promise<void> = Promise.resolve();
   private readonly queues: Record<Priority, Job[]> = { write: [], indicator: [], poll: [] };
   private active: Promise<void> | null = null;
   private activeIsWrite = false;
   /** Polls that were queued when the last write ended: they go before the next write. */
   private pollsOwed = 0;
-  private nodeWatch: { cancel(): void } | null = null;
   private quietUntil = 0;
   private gapTimer: NodeJS.Timeout | undefined;
+  /** Made once, contained: a fault in the queue must not end the process that the next alarm needs. */
+  private readonly afterGap: () => void;
 
   constructor(
     private readonly options: ModbusBusOptions,
     private readonly transport: ModbusTransport,
     private readonly gapMs: number,
     /** The serial device node, watched while the bus is lost so that a replug is noticed at once. */
-    private readonly watchPath: string | undefined,
+    watchPath: string | undefined,
   ) {
     this.busId = options.bus.id;
     this.now = options.now ?? Date.now;
     // The hub may already have bound the bus id; binding it twice would repeat the key in every line.
     this.log = options.logger.bindings()['bus'] !== undefined ? options.logger : options.logger.child({ bus: options.bus.id });
+    this.afterGap = contained(this.log, 'sending the next request', () => {
+      this.gapTimer = undefined;
+      this.pump();
+    });
+    this.reopen = new ReopenBackoff({
+      ...options.timing.reopen,
+      path: watchPath,
+      log: this.log,
+      reopen: () => {
+        if (this.state === 'down') this.open();
+      },
+    });
     const emit = (event: DeviceEvent): void => this.emit(event);
     this.devices = options.devices.map(
       ({ config, profile }) => new ModbusDevice({ config, profile, timing: options.timing, link: this, emit, logger: this.log, now: this.now }),
@@ -106,7 +118,6 @@ class ModbusBusCore implements ModbusBus, BusLink {
 
   start(): void {
     if (this.state !== 'stopped') return;
-    this.reopenAttempt = 0;
     this.open();
     for (const device of this.devices) device.start();
   }
@@ -114,11 +125,9 @@ class ModbusBusCore implements ModbusBus, BusLink {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
-    clearTimeout(this.reopenTimer);
+    this.reopen.cancel();
     clearTimeout(this.gapTimer);
-    this.nodeWatch?.cancel();
-    this.nodeWatch = null;
-    this.reopenTimer = this.gapTimer = undefined;
+    this.gapTimer = undefined;
     this.abortQueued(new ModbusError('port', `bus "${this.busId}" stopped`));
     // Closing first aborts the request on the wire instead of waiting out its timeout.
     await this.transport.close();
@@ -157,10 +166,7 @@ class ModbusBusCore implements ModbusBus, BusLink {
       // Timers count whole milliseconds from the start of the current event-loop turn, so a timer of
       // `wait` ms often fires a fraction early and needs a second wake-up of 1 ms. One more millisecond
       // of silence costs less than that wake-up; the check above still guards the gap if it comes early.
-      this.gapTimer = setTimeout(() => {
-        this.gapTimer = undefined;
-        this.pump();
-      }, Math.ceil(wait) + 1);
+      this.gapTimer = setTimeout(this.afterGap, Math.ceil(wait) + 1);
       return;
     }
     let job: Job | undefined;
@@ -200,21 +206,17 @@ class ModbusBusCore implements ModbusBus, BusLink {
 
   private open(): void {
     this.state = 'opening';
-    this.opening = this.transport
-      .open((reason) => this.onLost(reason))
-      .then(
-        () => this.onOpened(),
-        (error: unknown) => this.onOpenFailed(error instanceof Error ? error.message : String(error)),
-      );
+    this.opening = this.transport.open(contained(this.log, 'handling a lost port', (reason: string) => this.onLost(reason))).then(
+      () => this.onOpened(),
+      (error: unknown) => this.onOpenFailed(error instanceof Error ? error.message : String(error)),
+    );
   }
 
   private onOpened(): void {
     // stop() closed the transport while it was opening; the transport refuses such a late open itself.
     if (this.state !== 'opening') return;
     this.state = 'up';
-    this.reopenAttempt = 0;
-    this.nodeWatch?.cancel();
-    this.nodeWatch = null;
+    this.reopen.opened();
     this.log.info({ endpoint: this.transport.endpoint }, 'modbus port open');
     if (this.lost !== null) {
       const lostForMs = Math.round(performance.now() - this.lost.since);
@@ -228,13 +230,13 @@ class ModbusBusCore implements ModbusBus, BusLink {
   private onOpenFailed(reason: string): void {
     if (this.state !== 'opening') return;
     this.markDown(reason);
-    this.scheduleReopen(reason);
+    this.reopen.failed(reason);
   }
 
   private onLost(reason: string): void {
     if (this.state !== 'up') return;
     this.markDown(`${this.transport.endpoint}: ${reason}`);
-    this.scheduleReopen(reason);
+    this.reopen.failed(reason);
   }
 
   private markDown(reason: string): void {
@@ -244,33 +246,6 @@ class ModbusBusCore implements ModbusBus, BusLink {
     this.lost = { reason, since: performance.now() };
     this.log.error({ reason }, 'bus lost');
     this.emit({ type: 'bus-lost', busId: this.busId, at: this.now(), reason });
-  }
-
-  private scheduleReopen(reason: string): void {
-    this.reopenAttempt++;
-    const { initialMs, maxMs } = this.options.timing.reopen;
-    const delayMs = backoffDelay(this.reopenAttempt, initialMs, maxMs);
-    this.log.info({ delayMs, attempt: this.reopenAttempt, reason }, 'reopening modbus port after a delay');
-    this.reopenTimer = setTimeout(() => {
-      this.reopenTimer = undefined;
-      if (this.state === 'down') this.open();
-    }, delayMs);
-    this.watchForReplug();
-  }
-
-  /** A replugged adapter is opened as soon as its device node is back, the backoff started afresh. */
-  private watchForReplug(): void {
-    const path = this.watchPath;
-    if (path === undefined || this.nodeWatch !== null) return;
-    this.nodeWatch = watchForDeviceNode(path, () => {
-      this.nodeWatch = null;
-      if (this.state !== 'down') return;
-      this.log.info({ path }, 'serial device is back: reopening now');
-      clearTimeout(this.reopenTimer);
-      this.reopenTimer = undefined;
-      this.reopenAttempt = 0;
-      this.open();
-    });
   }
 
   private emit(event: DeviceEvent): void {

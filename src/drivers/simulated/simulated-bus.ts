@@ -3,6 +3,7 @@ import type { DeviceConfig } from '../../config/schema.ts';
 import { statusConditions, type DeviceProfile } from '../device/profile-schema.ts';
 import type { Device, DeviceEventSink, DeviceHealth, IndicatorState, InputName, StatusCondition } from '../device/types.ts';
 import type { Now } from '../../platform/time.ts';
+import { contained } from '../../platform/contained.ts';
 
 /**
  * A device with no hardware behind it, for `npm start` and domain tests; driven by `press()` etc. It is polled,
@@ -73,7 +74,10 @@ export class SimulatedDevice implements Device {
     this.setInput(input, true);
     if (this.latches(input)) return;
     clearTimeout(this.releaseTimer);
-    this.releaseTimer = setTimeout(() => this.setInput(input, false), holdMs);
+    this.releaseTimer = setTimeout(
+      contained(this.logger, `releasing the ${input} of simulated device "${this.id}"`, () => this.setInput(input, false)),
+      holdMs,
+    );
   }
 
   setInput(input: InputName, active: boolean): void {
