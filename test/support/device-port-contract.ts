@@ -100,11 +100,8 @@ export function describeDevicePortContract(name: string, makeRig: () => Promise<
       await device(r, 'col-1').resetLatch('button');
       await waitFor('the latch reset at col-1', () => r.latchResets('col-1') === 1);
       await waitFor('the release of col-1', () => inputs(r, 'col-1').find((e) => !e.active));
-      // Known difference, to be settled: on the line bus a repeat of the press already on the wire when the reset
-      // is written is heard as a second press (seen once in a loaded run); the release still ends it.
-      const actives = inputs(r, 'col-1').map((e) => e.active);
-      expect(actives.at(-1)).toBe(false);
-      expect(actives.slice(0, -1)).toEqual(actives.length === 3 ? [true, true] : [true]);
+      // One press and its release, however many repeats the column sent (one may cross the reset on the wire).
+      expect(inputs(r, 'col-1').map((e) => e.active)).toEqual([true, false]);
       expect(r.latchResets('col-2')).toBe(0);
 
       r.press('col-2');

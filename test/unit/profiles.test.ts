@@ -42,6 +42,12 @@ describe('device profile loader', () => {
       'misnamed.json': { ...good, model: 'something-else' },
       'unknown-field.json': { ...good, model: 'unknown-field', colour: 'red' },
       'bad-line.json': { schema: 1, model: 'bad-line', protocol: 'line', line: { talker: 've', checksum: 'crc32', events: {} } },
+      'latch-no-release.json': {
+        schema: 1,
+        model: 'latch-no-release',
+        protocol: 'line',
+        line: { talker: 'VE', checksum: 'xor8-hex', events: { BTN: { kind: 'input', input: 'button', active: true } }, latchReset: 'RST' },
+      },
     });
     const { profiles, errors } = loadProfiles([dir]);
     expect([...profiles.keys()]).toEqual(['ve-ac100-rtu']);
@@ -55,6 +61,9 @@ describe('device profile loader', () => {
     expect(text).toContain('bad-line.json: line.talker: two to five upper-case letters');
     expect(text).toMatch(/bad-line\.json: line\.checksum: /);
     expect(text).toContain('bad-line.json: line.events: at least one event');
+    expect(text).toContain(
+      'latch-no-release.json: line.latchReset: a latching column needs an event for its button\'s release (kind "input", input "button", active false)',
+    );
   });
 
   it("adds the installer's folder to the shipped one, reads only <model>.json files, and lets a later folder replace a model", () => {

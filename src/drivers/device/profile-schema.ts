@@ -165,7 +165,13 @@ const lineProfileSchema = z
           .regex(/^[A-Z]{2,8}(,[A-Za-z0-9_-]+)*$/)
           .optional(),
       })
-      .strict(),
+      .strict()
+      // The release is what ends a reset latch: without one, a press after a reset could not be told from a
+      // repeat of the last one still on the wire.
+      .refine(
+        (line) => line.latchReset === undefined || Object.values(line.events).some((e) => e.kind === 'input' && e.input === 'button' && !e.active),
+        { path: ['latchReset'], message: 'a latching column needs an event for its button\'s release (kind "input", input "button", active false)' },
+      ),
   })
   .strict();
 

@@ -43,8 +43,13 @@ interface ColumnState {
   silenceTimer: NodeJS.Timeout | undefined;
   /** The silence timer's callback, contained, made at the first arming. */
   onSilence?: () => void;
-  /** The column repeats its press line until reset; repeats of a held press are not new presses. */
-  buttonLatched: boolean;
+  /**
+   * The column repeats its press line until reset, and repeats are not new presses. `reset`: the reset is
+   * written, and one repeat may already be on the wire (the column sent it before it read the reset); that
+   * one is dropped, and the release ends it. A second press line after a reset is heard: a new press, or a
+   * reset the column never got, which the domain then resets again.
+   */
+  button: 'free' | 'latched' | 'reset';
   readonly errors: ErrorCounts;
   readonly indicator: IndicatorSync;
 }
@@ -119,7 +124,7 @@ class LineBusCore implements LineBus {
       offlineSince: 0,
       heardAt: null,
       silenceTimer: undefined,
-      buttonLatched: false,
+      button: 'free',
       errors: {},
       indicator: { desired: null, shown: null, writing: false, failedAt: -Infinity, waiters: new IndicatorWaiters() },
     }));
@@ -191,7 +196,7 @@ class LineBusCore implements LineBus {
     state.active = false;
     clearTimeout(state.silenceTimer);
     state.silenceTimer = undefined;
-    state.buttonLatched = false;
+    state.button = 'free';
     state.indicator.shown = null;
     state.indicator.waiters.settle(new Error(`device "${state.config.id}" stopped before its indicator was shown`));
     if (this.running && !this.states.some((s) => s.active)) await this.closeBus();
@@ -249,7 +254,8 @@ class LineBusCore implements LineBus {
     const body = state.profile.line.latchReset;
     if (body === undefined || input !== 'button') return;
     await this.send(state, body);
-    state.buttonLatched = false;
+    // The release may have come before the write was seen to finish: then the latch is over already.
+    if (state.button === 'latched') state.button = 'reset';
   }
 
   private openPort(): void {
@@ -391,8 +397,14 @@ class LineBusCore implements LineBus {
 
   private onInput(state: ColumnState, input: InputName, active: boolean): void {
     if (input === 'button' && state.profile.line.latchReset !== undefined) {
-      if (active && state.buttonLatched) return;
-      state.buttonLatched = active;
+      if (active && state.button !== 'free') {
+        if (state.button === 'reset') {
+          state.button = 'free';
+          this.log.debug({ device: state.config.id }, 'press line sent before the column read its reset: not a new press');
+        }
+        return;
+      }
+      state.button = active ? 'latched' : 'free';
     }
     const at = this.now();
     this.log.info({ device: state.config.id, input, active }, 'input');
@@ -452,7 +464,7 @@ class LineBusCore implements LineBus {
     // It may have lost power, and what it showed with it.
     state.indicator.shown = null;
     // A column that went silent may have restarted and forgotten its latch; its next press must be heard.
-    state.buttonLatched = false;
+    state.button = 'free';
     this.log.warn({ device: state.config.id, reason }, 'device offline');
     this.emit({ type: 'offline', deviceId: state.config.id, at: state.offlineSince, reason });
   }
