@@ -30,7 +30,7 @@ import { LocalAlarm } from './broadcast/local-alarm.ts';
 import { countyBroadcastHandlers } from './broadcast/county-requests.ts';
 import { Activity } from './status/activity.ts';
 import { buildStatusDocument } from './status/build-status.ts';
-import { statusSocketPath } from './status/status-document.ts';
+import { statusSocketPath, type StatusDocument } from './status/status-document.ts';
 import { StatusServer } from './status/status-server.ts';
 import { createSdNotifier } from './platform/sd-notify.ts';
 import { TrustedClock, type ClockState } from './platform/trusted-clock.ts';
@@ -65,10 +65,11 @@ export interface VillageEdge {
   start(): Promise<void>;
   stop(): Promise<void>;
   readonly devices: DeviceHub;
-  readonly outbox: Outbox;
-  readonly uplink: Uplink;
-  /** Config, profile and device problems found at start-up; each was logged and the rest runs. */
-  readonly problems: readonly string[];
+  /**
+   * What `village-edge status` shows: the health the county gets (the outbox, the problems found at
+   * start-up, each of which was logged while the rest runs), the county link, each device, the machine.
+   */
+  status(): Promise<StatusDocument>;
 }
 
 /** The whole service for one village, built from its config. The only place that constructs the pieces. */
@@ -287,21 +288,18 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     audio: () => broadcast.audioState() ?? { device: output.device, ok: null, checkedAt: null },
   };
   const health = new HealthReporter({ sources: healthSources, uplink, intervalMs: config.timing.healthIntervalMs, logger, now });
-  const status = new StatusServer({
-    path: statusSocketPath(config),
-    logger: logger.child({ component: 'status' }),
-    document: () =>
-      buildStatusDocument({
-        health: healthSources,
-        countyUrl: config.county.url,
-        linkConnected: () => uplink.connected,
-        activity,
-        devices: config.devices,
-        dataDir: config.dataDir,
-        thermalDir: config.status.thermalDir,
-        now,
-      }),
-  });
+  const statusDocument = (): Promise<StatusDocument> =>
+    buildStatusDocument({
+      health: healthSources,
+      countyUrl: config.county.url,
+      linkConnected: () => uplink.connected,
+      activity,
+      devices: config.devices,
+      dataDir: config.dataDir,
+      thermalDir: config.status.thermalDir,
+      now,
+    });
+  const status = new StatusServer({ path: statusSocketPath(config), logger: logger.child({ component: 'status' }), document: statusDocument });
   // The watchdog vouches for delivery's once-a-second pass (and so the event loop) still turning.
   const notifier = createSdNotifier({ env, alive: () => delivery.alive(), logger });
 
@@ -343,9 +341,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
 
   return {
     devices: hub,
-    outbox,
-    uplink,
-    problems,
+    status: statusDocument,
     async start() {
       for (const problem of problems) logger.error({ problem }, 'configuration problem; the rest of the service runs');
       problems.push(...(await lifecycle.start()));

@@ -73,17 +73,15 @@ export class MemoryOutbox implements Outbox {
       .map(toRecord);
   }
 
-  recordAttempt(id: string, attempts: number, nextAttemptAt: number): void {
-    const stored = this.open(id, 'record an attempt of');
-    if (stored.ackedAt !== null) return;
-    stored.attempts = attempts;
-    stored.nextAttemptAt = nextAttemptAt;
-  }
-
   recordAttempts(updates: readonly AttemptUpdate[]): void {
     // All or nothing, like the SQLite transaction: check every id before changing any.
-    for (const update of updates) this.open(update.id, 'record an attempt of');
-    for (const update of updates) this.recordAttempt(update.id, update.attempts, update.nextAttemptAt);
+    const stored = updates.map((update) => this.open(update.id, 'record an attempt of'));
+    updates.forEach((update, i) => {
+      const record = stored[i]!;
+      if (record.ackedAt !== null) return;
+      record.attempts = update.attempts;
+      record.nextAttemptAt = update.nextAttemptAt;
+    });
   }
 
   rescheduleAll(now: number): void {
@@ -91,16 +89,14 @@ export class MemoryOutbox implements Outbox {
     for (const r of this.records.values()) if (r.ackedAt === null && r.nextAttemptAt > now) r.nextAttemptAt = now;
   }
 
-  ack(id: string, now: number): OutboxRecord | undefined {
-    this.checkOpen();
-    const stored = this.records.get(id);
-    if (!stored || stored.ackedAt !== null) return undefined;
-    stored.ackedAt = now;
-    return toRecord(stored);
-  }
-
   ackMany(ids: readonly string[], now: number): OutboxRecord[] {
-    return ids.flatMap((id) => this.ack(id, now) ?? []);
+    this.checkOpen();
+    return ids.flatMap((id) => {
+      const stored = this.records.get(id);
+      if (!stored || stored.ackedAt !== null) return [];
+      stored.ackedAt = now;
+      return [toRecord(stored)];
+    });
   }
 
   get(id: string): OutboxRecord | undefined {

@@ -171,14 +171,6 @@ export class ResilientOutbox implements Outbox {
     );
   }
 
-  recordAttempt(id: string, attempts: number, nextAttemptAt: number): void {
-    this.use(
-      (d) => d.recordAttempt(id, attempts, nextAttemptAt),
-      (m) => m.recordAttempt(id, attempts, nextAttemptAt),
-      'recording an attempt',
-    );
-  }
-
   recordAttempts(updates: readonly AttemptUpdate[]): void {
     this.use(
       (d) => d.recordAttempts(updates),
@@ -193,10 +185,6 @@ export class ResilientOutbox implements Outbox {
       (m) => m.rescheduleAll(now),
       'rescheduling',
     );
-  }
-
-  ack(id: string, now: number): OutboxRecord | undefined {
-    return this.ackMany([id], now)[0];
   }
 
   ackMany(ids: readonly string[], now: number): OutboxRecord[] {

@@ -53,13 +53,6 @@ export class ResilientReplayGuard implements ReplayGuard {
     return true;
   }
 
-  prune(now: number): number {
-    if (this.memory === undefined) return this.durable?.prune(now) ?? 0;
-    let pruned = 0;
-    for (const [jti, expiresAt] of this.memory) if (expiresAt <= now && this.memory.delete(jti)) pruned++;
-    return pruned;
-  }
-
   close(): void {
     clearInterval(this.retryTimer);
     this.retryTimer = undefined;
@@ -111,11 +104,15 @@ export class ResilientReplayGuard implements ReplayGuard {
 
   private retry(): void {
     const memory = this.memory;
-    if (memory === undefined || !probeWritable(dirname(this.options.path))) return;
+    if (memory === undefined) return;
+    // The file forgets expired ids by itself; while in memory, they are forgotten here, so that a card that
+    // stays read-only for months does not grow the process by every command ever accepted.
+    const now = this.options.now();
+    for (const [jti, expiresAt] of memory) if (expiresAt <= now) memory.delete(jti);
+    if (!probeWritable(dirname(this.options.path))) return;
     let durable: SqliteReplayGuard | undefined;
     try {
       durable = this.open();
-      const now = this.options.now();
       for (const [jti, expiresAt] of memory) if (expiresAt > now) durable.remember(jti, expiresAt, now);
     } catch (error) {
       durable?.close();

@@ -277,20 +277,12 @@ export class SqliteOutbox implements Outbox {
     return this.statements.due.all(stream, now, limit).map((row) => this.toRecord(row));
   }
 
-  recordAttempt(id: string, attempts: number, nextAttemptAt: number): void {
-    this.recordOne(id, attempts, nextAttemptAt);
-  }
-
   recordAttempts(updates: readonly AttemptUpdate[]): void {
     this.recordAttemptsTx.immediate(updates);
   }
 
   rescheduleAll(now: number): void {
     this.statements.rescheduleAll.run(now, now);
-  }
-
-  ack(id: string, now: number): OutboxRecord | undefined {
-    return this.ackManyTx.immediate([id], now)[0];
   }
 
   ackMany(ids: readonly string[], now: number): OutboxRecord[] {

@@ -60,18 +60,15 @@ export interface Outbox {
   updatePayload(id: string, payload: JsonObject): void;
   /** Unacked records of a stream whose next attempt is due, oldest seq first. */
   due(stream: OutboxStream, now: number, limit: number): OutboxRecord[];
-  /** No-op on an acked record (the ack can overtake the attempt's bookkeeping); throws on an unknown id. */
-  recordAttempt(id: string, attempts: number, nextAttemptAt: number): void;
   /**
-   * Many attempts in one transaction, i.e. one fsync: per-record commits cap a drain below the rate the
-   * county can take, far below on an SD card. All or nothing; acked ids are skipped.
+   * Attempts, all in one transaction, i.e. one fsync: per-record commits cap a drain below the rate the
+   * county can take, far below on an SD card. All or nothing: throws on an unknown id. Acked ids are skipped
+   * (the county's ack can overtake the bookkeeping of the publish).
    */
   recordAttempts(updates: readonly AttemptUpdate[]): void;
   /** Make every unacked record that waits for a later attempt due now (the link just came back). */
   rescheduleAll(now: number): void;
-  /** Marks the record acked; returns it, or undefined when unknown or already acked. */
-  ack(id: string, now: number): OutboxRecord | undefined;
-  /** Acks every listed record still unacked, in one transaction; returns those, in the order given. */
+  /** Acks every listed record still unacked, in one transaction; returns those, in the order given (unknown and already acked ids left out). */
   ackMany(ids: readonly string[], now: number): OutboxRecord[];
   get(id: string): OutboxRecord | undefined;
   /** The newest unacked record of a stream about a subject, if any. */
@@ -87,8 +84,6 @@ export interface Outbox {
 export interface ReplayGuard {
   /** True the first time; false when this jti was already seen and has not expired. Committed before it returns. */
   remember(jti: string, expiresAt: number, now: number): boolean;
-  /** Forgets ids whose expiry has passed; returns how many. */
-  prune(now: number): number;
   close(): void;
 }
 

@@ -74,7 +74,7 @@ export async function measureCommandLatency(options: { commands: number; progres
   const county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true, signer });
   try {
     await app.start();
-    await until(() => app.uplink.connected, 10_000);
+    await until(async () => (await app.status()).link.connected, 10_000);
     const samples: number[] = [];
     for (let i = 0; i < options.commands + 5; i++) {
       const jti = `bench-cmd-${i.toString().padStart(5, '0')}`;
@@ -180,7 +180,7 @@ export async function measureCountyWide(options: {
       await app.start();
       apps.push(app);
     }
-    await until(() => apps.every((a) => a.uplink.connected), 30_000);
+    await until(async () => (await Promise.all(apps.map((a) => a.status()))).every((s) => s.link.connected), 30_000);
     options.progress(`county-wide: ${apps.length} villages connected`);
     const samples: number[] = [];
     let started = 0;
@@ -219,9 +219,9 @@ export async function measureCountyWide(options: {
   }
 }
 
-async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new BenchFailure('condition not met in time');
     await new Promise((r) => setTimeout(r, 1));
   }

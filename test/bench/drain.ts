@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
+import { createVillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { CommandKeyEntry } from '../../src/county/keys.ts';
 import type { AlarmPayload } from '../../src/contract/payloads.ts';
 import { isoWithOffset, uuidv7 } from '../../src/platform/time.ts';
+import { openSqliteOutbox } from '../../src/store/sqlite-outbox.ts';
+import type { Outbox } from '../../src/store/types.ts';
 import { freePort, startBroker, type BrokerKind } from '../support/broker.ts';
 import type { FromCounty, ToCounty } from './drain-county.ts';
 import { BenchFailure, epochNow } from './figures.ts';
@@ -72,31 +74,33 @@ export async function measureDrain(options: DrainOptions): Promise<DrainResult> 
     teardown.add('county process', () => county.close());
     await county.subscribe({ type: 'subscribe', url: broker.url, protocolVersion: broker.protocolVersion, village: VILLAGE, expect: options.alarms });
     const config = drainConfig(`mqtt://127.0.0.1:${villagePort}`, broker.protocolVersion, dataDir, county.keyEntry);
-    const app = createVillageEdge({ config, version: 'bench', logger: tap.logger, env: {} });
+    // The outbox the service runs on, held here to fill the backlog as AlarmService.raise would.
+    const outbox = openSqliteOutbox({ path: join(dataDir, 'outbox.sqlite') });
+    const app = createVillageEdge({ config, version: 'bench', logger: tap.logger, env: {}, adapters: { outbox } });
     await app.start();
     teardown.add('service', () => app.stop());
     let linkUpAt = Number.NaN;
-    app.uplink.on('connected', () => (linkUpAt = epochNow()));
+    tap.on('county link connected', () => (linkUpAt = epochNow()));
 
     const appendStarted = performance.now();
     for (let i = 0; i < options.alarms; i++) {
-      appendAlarm(app, config.village, `column-${(i % TERMINALS) + 1}`);
+      appendAlarm(outbox, config.village, `column-${(i % TERMINALS) + 1}`);
       if (i % 1000 === 999) {
         options.progress(`drain: ${i + 1}/${options.alarms} alarms stored while the broker is unreachable`);
         await yieldToLoop();
       }
     }
     const appendMs = performance.now() - appendStarted;
-    const backlog = app.outbox.stats().byStream.alarm;
+    const backlog = outbox.stats().byStream.alarm;
     if (backlog !== options.alarms) throw new BenchFailure(`outbox holds ${backlog} alarms after ${options.alarms} appends`);
-    if (app.uplink.connected) throw new BenchFailure('the county link is up although its broker is unreachable');
+    if ((await app.status()).link.connected) throw new BenchFailure('the county link is up although its broker is unreachable');
 
     const brokerUpAt = await county.openPath(villagePort, broker.port);
     options.progress(`drain: broker reachable, county subscribed; draining ${options.alarms} alarms`);
 
     const allReceivedAt = await county.allReceived(DRAIN_TIMEOUT_MS);
     await tap.until('every ack stored', () => tap.count('alarm acknowledged by county') >= options.alarms, DRAIN_TIMEOUT_MS);
-    const depth = app.outbox.stats().depth;
+    const depth = outbox.stats().depth;
     if (depth !== 0) throw new BenchFailure(`outbox depth is ${depth} after all ${options.alarms} acks were logged`);
     const report = await county.report();
 
@@ -134,10 +138,10 @@ export async function measureDrain(options: DrainOptions): Promise<DrainResult> 
 }
 
 /** An alarm as AlarmService.raise stores it. */
-function appendAlarm(app: VillageEdge, village: ReturnType<typeof drainConfig>['village'], terminal: string): void {
+function appendAlarm(outbox: Outbox, village: ReturnType<typeof drainConfig>['village'], terminal: string): void {
   const at = Date.now();
   const id = uuidv7(at);
-  app.outbox.append({
+  outbox.append({
     stream: 'alarm',
     id,
     subject: `${terminal}:button`,

@@ -115,13 +115,14 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
       commandKey: signer.keyEntry,
     });
     const app = createVillageEdge({ config, version: 'bench', logger: tap.logger, env: {} });
-    if (app.problems.length > 0) throw new BenchFailure(`service configuration problems: ${app.problems.join('; ')}`);
     await app.start();
+    const { problems } = (await app.status()).health;
+    if (problems.length > 0) throw new BenchFailure(`service configuration problems: ${problems.join('; ')}`);
     teardown.add('service', () => app.stop());
 
     await waitFor(
       'the county link and a first poll of every column',
-      () => app.uplink.connected && buttons.every((_, i) => slave.unit(i + 1).requests >= 3),
+      async () => (await app.status()).link.connected && buttons.every((_, i) => slave.unit(i + 1).requests >= 3),
       10_000,
     );
     const reader = new Database(join(dataDir, 'outbox.sqlite'), { readonly: true, fileMustExist: true });

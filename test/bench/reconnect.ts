@@ -52,7 +52,7 @@ export async function measureReconnect(options: { outages: number; seed: number;
     const app = createVillageEdge({ config: parsed.config, version: 'bench', logger: tap.logger, env: {} });
     await app.start();
     teardown.add('service', () => app.stop());
-    await waitFor('the county link', () => app.uplink.connected, 10_000);
+    await waitFor('the county link', async () => (await app.status()).link.connected, 10_000);
 
     let random = options.seed >>> 0;
     const next = () => {
@@ -63,13 +63,13 @@ export async function measureReconnect(options: { outages: number; seed: number;
     const outages: number[] = [];
     for (let round = 1; round <= options.outages; round++) {
       await broker.stop();
-      await waitFor('the link down', () => !app.uplink.connected, 20_000);
+      await waitFor('the link down', async () => !(await app.status()).link.connected, 20_000);
       const outageMs = 2000 + next() * 18_000;
       const downAt = performance.now();
       // The press comes at a random moment of the outage, so the backoff has grown to all sorts of waits.
       await sleep(next() * outageMs);
       app.devices.simulated('column-1')!.press();
-      await waitFor('the alarm stored', () => app.outbox.stats().byStream.alarm === 1, 5000);
+      await waitFor('the alarm stored', async () => (await app.status()).health.outbox.alarm === 1, 5000);
       await sleep(Math.max(0, outageMs - (performance.now() - downAt)));
       await broker.restart();
       const backAt = performance.now();
@@ -83,14 +83,14 @@ export async function measureReconnect(options: { outages: number; seed: number;
         }, 60_000);
         delivered.push(receivedAt - backAt);
         outages.push(outageMs / 1000);
-        await waitFor('the alarm acked', () => app.outbox.stats().byStream.alarm === 0, 10_000);
+        await waitFor('the alarm acked', async () => (await app.status()).health.outbox.alarm === 0, 10_000);
       } finally {
         await county.close();
       }
       options.progress(
         `reconnect: outage ${round}/${options.outages} (${(outageMs / 1000).toFixed(1)} s): delivered ${delivered.at(-1)!.toFixed(0)} ms after the broker was back`,
       );
-      await waitFor('the link up again', () => app.uplink.connected, 10_000);
+      await waitFor('the link up again', async () => (await app.status()).link.connected, 10_000);
     }
     return {
       brokerKind: broker.kind,

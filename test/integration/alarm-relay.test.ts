@@ -48,7 +48,7 @@ describe('alarm relay, end to end through a real broker', () => {
     const { app, column } = await village('e2e-a');
     const birth = await dispatch.waitFor((m) => m.kind === 'state' && m.village === 'e2e-a');
     expect(statePayloadSchema.parse(birth.payload).online).toBe(true);
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
 
     const pressedAt = Date.now();
     column(1).press();
@@ -61,14 +61,14 @@ describe('alarm relay, end to end through a real broker', () => {
     await waitFor("column 1 to show 'received'", () => column(1).indicator === 'received');
     // `off` at start: nothing is open, and the column must not keep what it showed before a restart.
     expect(column(1).commands.slice(0, 4)).toEqual(['indicator off', 'reset button', 'indicator sent', 'indicator received']);
-    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0);
+    await waitFor('an empty outbox', async () => (await app.status()).health.outbox.depth === 0);
   });
 
   it('runs two villages in one process without either seeing the other', async () => {
     const dispatch = await county();
     const a = await village('e2e-b1');
     const b = await village('e2e-b2');
-    await waitFor('both county links up', () => a.app.uplink.connected && b.app.uplink.connected);
+    await waitFor('both county links up', async () => (await a.app.status()).link.connected && (await b.app.status()).link.connected);
     a.column(2).press();
     b.column(3).press('tamper');
     const fromA = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-b1')).payload);
@@ -81,7 +81,7 @@ describe('alarm relay, end to end through a real broker', () => {
   it('reports a device that stops answering as a fault, and its recovery', async () => {
     const dispatch = await county();
     const { app, column } = await village('e2e-c');
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
     column(2).setOnline(false);
     const offline = faultPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'fault' && m.village === 'e2e-c')).payload);
     expect(offline).toMatchObject({ kind: 'device-offline', subject: 'column-2', seq: 1 });
@@ -90,7 +90,7 @@ describe('alarm relay, end to end through a real broker', () => {
       (m) => m.kind === 'fault' && m.village === 'e2e-c' && (m.payload as { kind: string }).kind === 'device-recovered',
     );
     expect(faultPayloadSchema.parse(recovered.payload).seq).toBe(2);
-    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0);
+    await waitFor('an empty outbox', async () => (await app.status()).health.outbox.depth === 0);
   });
 
   it('publishes health with devices, outbox depth and memory', async () => {
@@ -134,11 +134,14 @@ describe('alarm relay, end to end through a real broker', () => {
     const broker: TestBroker = await startBroker();
     cleanups.push(() => broker.stop());
     const { app, column } = await village('e2e-e', broker.url);
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
     await broker.stop();
-    await waitFor('the county link down', () => !app.uplink.connected);
+    await waitFor('the county link down', async () => !(await app.status()).link.connected);
     for (const n of [1, 2, 3]) column(n).press();
-    await waitFor("three alarms stored and column 1 showing 'sent'", () => app.outbox.stats().byStream.alarm === 3 && column(1).indicator === 'sent');
+    await waitFor(
+      "three alarms stored and column 1 showing 'sent'",
+      async () => (await app.status()).health.outbox.alarm === 3 && column(1).indicator === 'sent',
+    );
 
     await broker.restart();
     const dispatch = await county(broker.url);
@@ -147,7 +150,7 @@ describe('alarm relay, end to end through a real broker', () => {
     expect(seqs.slice(0, 3)).toEqual([1, 2, 3]);
     await waitFor(
       "an empty outbox and column 3 showing 'received'",
-      () => app.outbox.stats().depth === 0 && column(3).indicator === 'received',
+      async () => (await app.status()).health.outbox.depth === 0 && column(3).indicator === 'received',
       10_000,
     );
   });
@@ -155,7 +158,7 @@ describe('alarm relay, end to end through a real broker', () => {
   it('takes only signed acks: junk, unsigned and forged acks are rejected and reported, a signed one works', async () => {
     const dispatch = await county(brokerUrl, false);
     const { app, column, lines } = await village('e2e-f');
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
     column(1).press();
     const alarm = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-f')).payload);
     const forger = await createCountySigner({ villageId: 'e2e-f', kid: signer.kid });
@@ -211,7 +214,7 @@ describe('alarm relay, end to end through a real broker', () => {
     // A county that handles each id once and ignores later copies, as the contract tells it to.
     const dispatch = await county(broker.url);
     const { app, column } = await village('e2e-k', proxy.url, { debounceMs: 0 });
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
     // Publishes still reach the broker; PUBACKs and the county's acks do not come back.
     proxy.freeze();
     const resets = () => column(1).commands.filter((c) => c === 'reset button').length;
@@ -233,7 +236,7 @@ describe('alarm relay, end to end through a real broker', () => {
     await waitFor('a copy counting 50 presses', () => firstCopies().some((c) => c.presses === 50), 20_000);
     const chains = new Set(firstCopies().map((c) => c.chain));
     expect(chains.size).toBe(1);
-    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0, 20_000);
+    await waitFor('an empty outbox', async () => (await app.status()).health.outbox.depth === 0, 20_000);
     console.log(`  50 presses through a stalled link: ${firstCopies().length} records (the alarm and its follow-ups), highest count 50`);
   });
 
@@ -241,11 +244,11 @@ describe('alarm relay, end to end through a real broker', () => {
     const dispatch = await county();
     const behind = () => Date.now() - 10 * 60_000;
     const { app, column, lines } = await village('e2e-i', brokerUrl, {}, behind);
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
     column(1).press();
     await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-i');
     await waitFor("column 1 to show 'received'", () => column(1).indicator === 'received');
-    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0);
+    await waitFor('an empty outbox', async () => (await app.status()).health.outbox.depth === 0);
     expect(lines.filter((l) => l.msg === 'county command rejected')).toEqual([]);
     expect(dispatch.messages.filter((m) => m.kind === 'report' && m.village === 'e2e-i')).toEqual([]);
   });
@@ -253,7 +256,7 @@ describe('alarm relay, end to end through a real broker', () => {
   it('reports rejected acks once per cause a minute, so an ack the village refuses cannot feed a report loop', async () => {
     const dispatch = await county(brokerUrl, false);
     const { app, lines } = await village('e2e-j');
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
     const forger = await createCountySigner({ villageId: 'e2e-j', kid: signer.kid });
     const stranger = await createCountySigner({ villageId: 'e2e-j' });
     for (let i = 0; i < 5; i++) {
@@ -297,11 +300,11 @@ describe('alarm relay, end to end through a real broker', () => {
     });
     await app.start();
     cleanups.push(() => app.stop());
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
     await broker.stop();
-    await waitFor('the county link down', () => !app.uplink.connected);
+    await waitFor('the county link down', async () => !(await app.status()).link.connected);
     app.devices.simulated('column-1')!.press();
-    await waitFor('one alarm in the outbox', () => app.outbox.stats().byStream.alarm === 1);
+    await waitFor('one alarm in the outbox', async () => (await app.status()).health.outbox.alarm === 1);
     // The outage goes on a while (a duration, not a wait for anything): the village keeps trying within 2 s, not 10-20.
     await sleep(3000);
     await broker.restart();
@@ -320,7 +323,7 @@ describe('alarm relay, end to end through a real broker', () => {
     cleanups.push(() => proxy.close());
     const dispatch = await county(broker.url, false);
     const { app, column } = await village('e2e-m', proxy.url);
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
     // The copy reaches the broker, its PUBACK never comes back: it sits in the client's queue.
     proxy.freeze();
     column(1).press();
@@ -357,7 +360,7 @@ describe('alarm relay, end to end through a real broker', () => {
   it('says offline itself on a clean stop', async () => {
     const dispatch = await county();
     const { app } = await village('e2e-g');
-    await waitFor('the county link up', () => app.uplink.connected);
+    await waitFor('the county link up', async () => (await app.status()).link.connected);
     cleanups.pop();
     await app.stop();
     const offline = (m: CountyMessage) => m.kind === 'state' && m.village === 'e2e-g' && (m.payload as { online: boolean }).online === false;

@@ -167,8 +167,8 @@ describe('a broadcast journal that fails', () => {
     const app = createVillageEdge({ config: parsed, version: '0.0.0-test', logger: memoryLogger('info').logger });
     await app.start();
     try {
-      expect(app.problems).toEqual([expect.stringMatching(/^broadcast journal database .*broadcasts\.sqlite: /)]);
-      await waitFor('the county link up', () => app.uplink.connected);
+      expect((await app.status()).health.problems).toEqual([expect.stringMatching(/^broadcast journal database .*broadcasts\.sqlite: /)]);
+      await waitFor('the county link up', async () => (await app.status()).link.connected);
       await county.send(id, 'broadcast', await signer.broadcast({ jti: 'br-journal-bad-1', aud: id, priority: 'emergency', level: 1 }));
       await waitFor('the broadcast to finish', () => events('br-journal-bad-1', id).includes('finished'), 10_000);
       expect(events('br-journal-bad-1', id)).toEqual(['accepted', 'started', 'finished']);
@@ -197,7 +197,7 @@ describe('a broadcast journal that fails', () => {
     const app = createVillageEdge({ config: parsed, version: '0.0.0-test', logger, adapters: { journal } });
     await app.start();
     try {
-      await waitFor('the county link up', () => app.uplink.connected);
+      await waitFor('the county link up', async () => (await app.status()).link.connected);
       // A real SQLite journal whose every write now throws, as on a card that went away.
       journal.close();
       for (const jti of ['br-journal-fail-1', 'br-journal-fail-2']) {

@@ -68,7 +68,7 @@ async function start(villageId: string, broadcast: Record<string, unknown> = {},
   const app = createVillageEdge({ config, version: '0.0.0-test', logger });
   await app.start();
   apps.push(app);
-  await waitFor('the county link up', () => app.uplink.connected);
+  await waitFor('the county link up', async () => (await app.status()).link.connected);
   const reports = (jti?: string): ReportPayload[] => distinctReports(county, villageId).filter((r) => jti === undefined || r.jti === jti);
   const ended = (jti: string) =>
     waitFor(`${jti} to end`, () => reports(jti).some((r) => ['finished', 'failed', 'rejected'].includes(r.event)), 10_000);

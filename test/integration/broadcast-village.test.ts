@@ -57,7 +57,7 @@ async function start(villageId: string, options: { autoAck: boolean; ackTimeoutM
   const app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: options.realPlayer === undefined ? { player } : {} });
   await app.start();
   apps.push(app);
-  await waitFor('the county link up', () => app.uplink.connected);
+  await waitFor('the county link up', async () => (await app.status()).link.connected);
   const reports = (): ReportPayload[] => distinctReports(county, villageId);
   return { app, county, player, reports, lines };
 }

@@ -55,7 +55,7 @@ describe('a flood of wrong-key commands', () => {
     });
     app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: { player: new RecordingPlayer(20) } });
     await app.start();
-    await waitFor('the county link up', () => app!.uplink.connected);
+    await waitFor('the county link up', async () => (await app!.status()).link.connected);
     const column = app.devices.simulated('column-1')!;
     column.press();
     const alarm = alarmPayloadSchema.parse((await county.waitFor((m) => m.kind === 'alarm' && m.village === villageId)).payload);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
 import { reportPayloadSchema } from '../../src/contract/payloads.ts';
+import { createMemoryOutbox, type MemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
@@ -121,6 +122,7 @@ function fakeRejection(jti: string, seq: number) {
 describe('county tooling on the command line: keygen, announce, county watch', () => {
   const keyDir = mkdtempSync(join(tmpdir(), 've-keys-'));
   let app: VillageEdge;
+  let outbox: MemoryOutbox;
   let player: MediaFailingPlayer;
   let listener: CountyClient;
   let entry: { kid: string; x: string };
@@ -154,12 +156,14 @@ describe('county tooling on the command line: keygen, announce, county watch', (
       commandKeys: [entry],
       ...oneZoneBroadcast(),
     });
-    app = createVillageEdge({ config, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player } });
+    // An outbox the test holds: the watch test sends the announce tests' reports again at once (below).
+    outbox = createMemoryOutbox();
+    app = createVillageEdge({ config, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player, outbox } });
     await app.start();
     cleanups.push(() => app.stop());
     listener = await connectCounty({ url: brokerUrl, protocolVersion });
     cleanups.push(() => listener.close());
-    await waitFor('the county link up', () => app.uplink.connected, CLI_WAIT_MS);
+    await waitFor('the county link up', async () => (await app.status()).link.connected, CLI_WAIT_MS);
 
     const announced = await runCli('announce', ...common(), '--emergency', '1', '--zones', 'square', '--text', '山洪预警，请立即转移。');
     expect(announced.stderr).toBe('');
@@ -227,7 +231,7 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     });
     await other.start();
     cleanups.push(() => other.stop());
-    await waitFor('the county link up', () => other.uplink.connected, CLI_WAIT_MS);
+    await waitFor('the county link up', async () => (await other.status()).link.connected, CLI_WAIT_MS);
     // Two villages that exist only as retained states: one online that never answers, one offline.
     const fake = await mqtt.connectAsync(brokerUrl, { protocolVersion });
     const state = (village: string, online: boolean) => JSON.stringify({ online, village, version: '0.0.0-test' });
@@ -277,8 +281,8 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     await waitFor("column 1 to show 'received'", () => app.devices.simulated('column-1')!.indicator === 'received', CLI_WAIT_MS);
     // The announce tests' reports, which announce does not ack, are acked here too: sent again now rather
     // than at their next retry, so that the next test's desk sees only what it causes itself.
-    app.outbox.rescheduleAll(Date.now());
-    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0, 15_000);
+    outbox.rescheduleAll(Date.now());
+    await waitFor('an empty outbox', async () => (await app.status()).health.outbox.depth === 0, 15_000);
     await watcher.stop();
   });
 

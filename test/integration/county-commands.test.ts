@@ -49,7 +49,7 @@ async function startVillage(villageId: string, playMs = 50): Promise<Village> {
   const app = createVillageEdge({ config, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player } });
   await app.start();
   apps.push(app);
-  await waitFor('the county link up', () => app.uplink.connected);
+  await waitFor('the county link up', async () => (await app.status()).link.connected);
   return {
     app,
     player,
@@ -200,7 +200,7 @@ describe('signed county commands through a real broker', () => {
         .filter((r) => r.event === 'started')
         .map((r) => r.jti),
     ).toEqual(['cmd-d-after']);
-    expect(v.app.uplink.connected).toBe(true);
+    expect((await v.app.status()).link.connected).toBe(true);
     // Rejections are rate-limited in reports so a flood cannot wear out the SD card: at most 20 reported one by one
     // and one count per minute's window. A busy machine stretches the flood over more than one window.
     const windows = Math.floor((Date.now() - started) / 60_000) + 1;

@@ -66,9 +66,9 @@ describe('SQLite outbox', () => {
     for (const stream of outboxStreams) {
       for (let i = 1; i <= 3; i++) outbox.append({ stream, id: `${stream}-${i}`, subject: `T${i}`, now: t0 + i, build: (seq) => ({ seq, stream }) });
     }
-    outbox.recordAttempt('alarm-1', 2, t0 + 500);
+    outbox.recordAttempts([{ id: 'alarm-1', attempts: 2, nextAttemptAt: t0 + 500 }]);
     outbox.updatePayload('alarm-2', { seq: 2, presses: 3 });
-    outbox.ack('fault-3', t0 + 50);
+    outbox.ackMany(['fault-3'], t0 + 50);
     const ids = outboxStreams.flatMap((s) => [1, 2, 3].map((i) => `${s}-${i}`));
     const before = ids.map((id) => outbox.get(id));
     const statsBefore = outbox.stats();
@@ -99,11 +99,11 @@ describe('SQLite outbox', () => {
     outbox.append({ stream: 'alarm', id: 'a-new', subject: 's', now: t0, build: () => ({}) });
     // Each ack prunes one bounded batch (1000); a full batch makes the next ack prune again.
     const later = t0 + day + 1;
-    outbox.ack('a-new', later);
+    outbox.ackMany(['a-new'], later);
     expect(outbox.get('r999')).toBeUndefined();
     expect(outbox.get('r2499')).toBeDefined();
-    outbox.ack('nothing', later);
-    outbox.ack('nothing', later);
+    outbox.ackMany(['nothing'], later);
+    outbox.ackMany(['nothing'], later);
     expect(outbox.get('r2499')).toBeUndefined();
     expect(outbox.get('old-but-unacked')).toMatchObject({ ackedAt: null });
     expect(outbox.get('a-new')?.ackedAt).toBe(later);
@@ -199,7 +199,7 @@ describe('SQLite outbox', () => {
         for (const record of batch) {
           if (record.seq !== lastSeq + 1) outOfOrder++;
           lastSeq = record.seq;
-          outbox.recordAttempt(record.id, 1, t0 + total + 60_000);
+          outbox.recordAttempts([{ id: record.id, attempts: 1, nextAttemptAt: t0 + total + 60_000 }]);
         }
         seen += batch.length;
         if (window % 20 === 0) {

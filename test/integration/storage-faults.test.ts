@@ -58,7 +58,7 @@ async function startVillage(options: VillageOptions) {
     await app.stop();
   };
   cleanups.push(stop);
-  await waitFor('the county link up', () => app.uplink.connected, 10_000);
+  await waitFor('the county link up', async () => (await app.status()).link.connected, 10_000);
   return { app, lines, stop, column: (n: number) => app.devices.simulated(`column-${n}`)! };
 }
 
@@ -109,11 +109,11 @@ describe.skipIf(skipMounts !== undefined)(`storage that fails under a running vi
       ).payload,
     );
     expect(health.problems.some((p) => p.startsWith('storage: '))).toBe(true);
-    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0, 10_000);
+    await waitFor('an empty outbox', async () => (await app.status()).health.outbox.depth === 0, 10_000);
 
     mount.unfill();
     await dispatch.waitFor(isFault('full-card', 'storage-recovered'), 15_000);
-    await waitFor('an empty outbox', () => app.outbox.stats().depth === 0, 10_000);
+    await waitFor('an empty outbox', async () => (await app.status()).health.outbox.depth === 0, 10_000);
     await stop();
     // Everything that lived in memory is on the card now, with the seq it was published with.
     expect(storedAlarmRows(dataDir)).toBe(100);
@@ -167,12 +167,13 @@ describe.skipIf(skipMounts !== undefined)(`storage that fails under a running vi
     expect(fresh.every((a) => a.durable === false)).toBe(true);
     const fault = faultPayloadSchema.parse((await dispatch.waitFor(isFault('ro-card', 'storage'), 10_000)).payload);
     expect(fault.durable).toBe(false);
-    await waitFor('no alarm left in the outbox', () => app.outbox.stats().byStream.alarm === 0, { timeoutMs: 15_000, intervalMs: 50 }).catch(
-      async () => {
-        await ackAll();
-        await waitFor('no alarm left in the outbox', () => app.outbox.stats().byStream.alarm === 0, { timeoutMs: 15_000, intervalMs: 50 });
-      },
-    );
+    await waitFor('no alarm left in the outbox', async () => (await app.status()).health.outbox.alarm === 0, {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    }).catch(async () => {
+      await ackAll();
+      await waitFor('no alarm left in the outbox', async () => (await app.status()).health.outbox.alarm === 0, { timeoutMs: 15_000, intervalMs: 50 });
+    });
     await stop();
   }, 90_000);
 });

@@ -18,12 +18,6 @@ export function memoryReplayGuard(): ReplayGuard & { readonly size: number } {
       seen.set(jti, expiresAt);
       return true;
     },
-    prune(now) {
-      open();
-      let n = 0;
-      for (const [jti, expiry] of seen) if (expiry <= now && seen.delete(jti)) n++;
-      return n;
-    },
     close() {
       closed = true;
     },

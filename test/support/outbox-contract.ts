@@ -140,8 +140,8 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
       it('returns unacked records of one stream whose time has come, oldest seq first, up to the limit', () => {
         for (let i = 1; i <= 5; i++) add('alarm', `a${i}`);
         add('fault', 'f1');
-        outbox.recordAttempt('a2', 1, t0 + 1000);
-        outbox.ack('a3', t0);
+        outbox.recordAttempts([{ id: 'a2', attempts: 1, nextAttemptAt: t0 + 1000 }]);
+        outbox.ackMany(['a3'], t0);
         expect(outbox.due('alarm', t0, 10).map((r) => r.id)).toEqual(['a1', 'a4', 'a5']);
         expect(outbox.due('alarm', t0, 2).map((r) => r.id)).toEqual(['a1', 'a4']);
         expect(outbox.due('alarm', t0 + 999, 10).map((r) => r.id)).toEqual(['a1', 'a4', 'a5']);
@@ -153,7 +153,7 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
       it('orders by seq, not by when a record became due', () => {
         add('alarm', 'a1');
         add('alarm', 'a2', t0 + 5);
-        outbox.recordAttempt('a1', 1, t0 + 10);
+        outbox.recordAttempts([{ id: 'a1', attempts: 1, nextAttemptAt: t0 + 10 }]);
         expect(outbox.due('alarm', t0 + 10, 10).map((r) => r.id)).toEqual(['a1', 'a2']);
       });
 
@@ -166,19 +166,19 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
     describe('recordAttempt', () => {
       it('stores the attempt count and the next attempt time', () => {
         add('alarm', 'a1');
-        outbox.recordAttempt('a1', 3, t0 + 30_000);
+        outbox.recordAttempts([{ id: 'a1', attempts: 3, nextAttemptAt: t0 + 30_000 }]);
         expect(outbox.get('a1')).toMatchObject({ attempts: 3, nextAttemptAt: t0 + 30_000, ackedAt: null });
       });
 
       it('leaves an acked record alone (the ack may overtake the publish bookkeeping)', () => {
         add('alarm', 'a1');
-        outbox.ack('a1', t0 + 1);
-        outbox.recordAttempt('a1', 1, t0 + 30_000);
+        outbox.ackMany(['a1'], t0 + 1);
+        outbox.recordAttempts([{ id: 'a1', attempts: 1, nextAttemptAt: t0 + 30_000 }]);
         expect(outbox.get('a1')).toMatchObject({ attempts: 0, nextAttemptAt: t0, ackedAt: t0 + 1 });
       });
 
       it('throws for an unknown id', () => {
-        expect(() => outbox.recordAttempt('nope', 1, t0)).toThrow(/nope/);
+        expect(() => outbox.recordAttempts([{ id: 'nope', attempts: 1, nextAttemptAt: t0 }])).toThrow(/nope/);
       });
 
       it('records a batch at once, or none of it when an id is unknown', () => {
@@ -205,9 +205,9 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
         add('fault', 'f1');
         add('report', 'r1');
         add('report', 'r2');
-        outbox.recordAttempt('a1', 2, t0 + 60_000);
-        outbox.recordAttempt('f1', 1, t0 + 90_000);
-        outbox.ack('r2', t0);
+        outbox.recordAttempts([{ id: 'a1', attempts: 2, nextAttemptAt: t0 + 60_000 }]);
+        outbox.recordAttempts([{ id: 'f1', attempts: 1, nextAttemptAt: t0 + 90_000 }]);
+        outbox.ackMany(['r2'], t0);
         outbox.rescheduleAll(t0 + 5);
         expect(outbox.get('a1')).toMatchObject({ attempts: 2, nextAttemptAt: t0 + 5 });
         expect(outbox.get('f1')?.nextAttemptAt).toBe(t0 + 5);
@@ -221,15 +221,15 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
     describe('ack', () => {
       it('returns the record marked acked once, then undefined', () => {
         add('alarm', 'a1');
-        expect(outbox.ack('a1', t0 + 7)).toMatchObject({ id: 'a1', seq: 1, ackedAt: t0 + 7, payload: { id: 'a1', seq: 1 } });
-        expect(outbox.ack('a1', t0 + 8)).toBeUndefined();
+        expect(outbox.ackMany(['a1'], t0 + 7)[0]).toMatchObject({ id: 'a1', seq: 1, ackedAt: t0 + 7, payload: { id: 'a1', seq: 1 } });
+        expect(outbox.ackMany(['a1'], t0 + 8)[0]).toBeUndefined();
         expect(outbox.get('a1')?.ackedAt).toBe(t0 + 7);
-        expect(outbox.ack('nope', t0)).toBeUndefined();
+        expect(outbox.ackMany(['nope'], t0)[0]).toBeUndefined();
       });
 
       it('acks a batch, returning only the records it acked, in the order given', () => {
         for (const id of ['a1', 'a2', 'a3']) add('alarm', id);
-        outbox.ack('a2', t0);
+        outbox.ackMany(['a2'], t0);
         expect(outbox.ackMany(['a3', 'nope', 'a2', 'a1'], t0 + 1).map((r) => `${r.id}@${r.ackedAt}`)).toEqual([`a3@${t0 + 1}`, `a1@${t0 + 1}`]);
         expect(outbox.ackMany(['a1'], t0 + 2)).toEqual([]);
       });
@@ -242,9 +242,9 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
         add('alarm', 'a3', t0, 'T2');
         add('fault', 'f1', t0, 'T1');
         expect(outbox.latestUnacked('alarm', 'T1')?.id).toBe('a2');
-        outbox.ack('a2', t0);
+        outbox.ackMany(['a2'], t0);
         expect(outbox.latestUnacked('alarm', 'T1')?.id).toBe('a1');
-        outbox.ack('a1', t0);
+        outbox.ackMany(['a1'], t0);
         expect(outbox.latestUnacked('alarm', 'T1')).toBeUndefined();
         expect(outbox.latestUnacked('fault', 'T1')?.id).toBe('f1');
         expect(outbox.latestUnacked('report', 'T1')).toBeUndefined();
@@ -254,14 +254,14 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
     describe('updatePayload', () => {
       it('replaces the payload of an unacked record and nothing else', () => {
         add('alarm', 'a1', t0, 'T1', { presses: 1 });
-        outbox.recordAttempt('a1', 1, t0 + 100);
+        outbox.recordAttempts([{ id: 'a1', attempts: 1, nextAttemptAt: t0 + 100 }]);
         outbox.updatePayload('a1', { id: 'a1', seq: 1, presses: 2 });
         expect(outbox.get('a1')).toMatchObject({ seq: 1, attempts: 1, nextAttemptAt: t0 + 100, payload: { id: 'a1', seq: 1, presses: 2 } });
       });
 
       it('throws for an acked or unknown record instead of losing the change silently', () => {
         add('alarm', 'a1');
-        outbox.ack('a1', t0);
+        outbox.ackMany(['a1'], t0);
         expect(() => outbox.updatePayload('a1', { presses: 2 })).toThrow(/a1.*acked/);
         expect(() => outbox.updatePayload('nope', { presses: 2 })).toThrow(/nope.*unknown/);
         expect(outbox.get('a1')?.payload).toEqual({ id: 'a1', seq: 1 });
@@ -279,7 +279,7 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
         add('fault', 'f1', t0 + 20);
         add('report', 'r1', t0 + 10);
         add('report', 'r2', t0 + 70);
-        outbox.ack('r1', t0 + 100);
+        outbox.ackMany(['r1'], t0 + 100);
         expect(outbox.stats()).toEqual({ depth: 4, oldestUnackedAt: t0 + 20, byStream: { alarm: 2, fault: 1, report: 1 } });
       });
     });

@@ -32,17 +32,6 @@ export function describeReplayGuardContract(name: string, open: () => ReplayGuar
       expect(guard.remember('jti-reuse', t0 + 5000, t0 + 4999)).toBe(false);
     });
 
-    it('prune forgets exactly the expired ids and says how many', () => {
-      const guard = fresh();
-      expect(guard.prune(t0)).toBe(0);
-      for (let i = 0; i < 5; i++) guard.remember(`early-${i}`, t0 + 1000, t0);
-      for (let i = 0; i < 3; i++) guard.remember(`late-${i}`, t0 + 9000, t0);
-      expect(guard.prune(t0 + 999)).toBe(0);
-      expect(guard.prune(t0 + 1000)).toBe(5);
-      expect(guard.remember('late-0', t0 + 9000, t0 + 1000)).toBe(false);
-      expect(guard.prune(t0 + 9000)).toBe(3);
-    });
-
     it('throws once closed rather than silently forgetting', () => {
       const guard = fresh();
       guard.close();

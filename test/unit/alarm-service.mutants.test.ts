@@ -138,7 +138,7 @@ describe('AlarmService edges', () => {
     r.edge('button', true, t0);
     r.edge('button', false, t0 + 100);
     r.edge('button', true, t0 + 200);
-    r.outbox.recordAttempt(r.stored[0]!.id, 1, t0 + 5000);
+    r.outbox.recordAttempts([{ id: r.stored[0]!.id, attempts: 1, nextAttemptAt: t0 + 5000 }]);
     r.edge('button', false, t0 + 300);
     r.edge('button', true, t0 + 400);
     await flush();
@@ -207,7 +207,7 @@ describe('AlarmService lamp', () => {
     r.edge('tamper', true);
     await vi.advanceTimersByTimeAsync(1500);
     r.commands.length = 0;
-    const record = r.outbox.ack(r.stored[0]!.id, Date.now())!;
+    const record = r.outbox.ackMany([r.stored[0]!.id], Date.now())[0]!;
     r.service.acknowledged(record);
     await flush();
     expect(r.commands).toEqual([]);
@@ -221,7 +221,7 @@ describe('AlarmService lamp', () => {
       now: Date.now(),
       build: (seq) => ({ id: 'f1', seq, terminal: 'c1', type: 'button' }),
     });
-    r.service.acknowledged(r.outbox.ack(fault.id, Date.now())!);
+    r.service.acknowledged(r.outbox.ackMany([fault.id], Date.now())[0]!);
     await flush();
     expect(r.commands).toEqual([]);
     expect(r.logged('alarm acknowledged by county')).toHaveLength(1);
@@ -231,7 +231,7 @@ describe('AlarmService lamp', () => {
     const r = rig();
     r.edge('button', true);
     await flush();
-    r.service.acknowledged(r.outbox.ack(r.stored[0]!.id, Date.now())!);
+    r.service.acknowledged(r.outbox.ackMany([r.stored[0]!.id], Date.now())[0]!);
     r.fail.port = true;
     await vi.advanceTimersByTimeAsync(timing.indicatorHoldMs);
     expect(r.logged('indicator hold timer failed')).toEqual([
@@ -248,7 +248,7 @@ describe('AlarmService lamp', () => {
       now: Date.now(),
       build: (seq) => ({ id: 'a-old', seq, terminal: 'c9', type: 'button' }),
     });
-    expect(() => r.service.acknowledged(r.outbox.ack(record.id, Date.now())!)).not.toThrow();
+    expect(() => r.service.acknowledged(r.outbox.ackMany([record.id], Date.now())[0]!)).not.toThrow();
   });
 
   it('logs the overdue ack with the alarm and the timeout, and needs no local-autonomy hook to do so', async () => {
@@ -370,7 +370,7 @@ describe('AlarmService restart and clock', () => {
     r.edge('button', true, Date.now(), 'c2');
     await flush();
     const before = [r.payload(0), r.payload(1)];
-    r.outbox.ack(r.stored[0]!.id, Date.now());
+    r.outbox.ackMany([r.stored[0]!.id], Date.now());
     hidden = r.stored[1]!.id;
     expect(() => r.service.clockCorrected()).not.toThrow();
     hidden = undefined;

@@ -114,7 +114,7 @@ describe('AlarmService', () => {
     await press();
     expect(stored).toHaveLength(1);
     // Delivery publishes it (the attempt is recorded before the publish): from now on a count travels anew.
-    outbox.recordAttempt(stored[0]!.id, 1, Date.now() + 5000);
+    outbox.recordAttempts([{ id: stored[0]!.id, attempts: 1, nextAttemptAt: Date.now() + 5000 }]);
     await press();
     await press();
     expect(stored).toHaveLength(2);
@@ -123,7 +123,7 @@ describe('AlarmService', () => {
     expect(original.presses).toBe(2);
     expect(followUp).toMatchObject({ followUpOf: original.id, presses: 4, terminal: 'c1', type: 'button', seq: 2 });
     // The follow-up published too: the next press is a second follow-up of the same alarm.
-    outbox.recordAttempt(stored[1]!.id, 1, Date.now() + 5000);
+    outbox.recordAttempts([{ id: stored[1]!.id, attempts: 1, nextAttemptAt: Date.now() + 5000 }]);
     await press();
     expect(alarmPayloadSchema.parse(stored[2]!.payload)).toMatchObject({ followUpOf: original.id, presses: 5 });
     // The lamp and the ack timer belong to the alarm, not to each follow-up.
@@ -152,7 +152,7 @@ describe('AlarmService', () => {
     const shiftMs = Date.parse(corrected.raisedAt) - Date.parse(raised.raisedAt);
     expect(Math.abs(shiftMs - offsetMs)).toBeLessThan(50);
     // Raised on a trusted clock: no flag.
-    service.acknowledged(outbox.ack(stored[0]!.id, Date.now())!);
+    service.acknowledged(outbox.ackMany([stored[0]!.id], Date.now())[0]!);
     sim.device('c1').press();
     await vi.advanceTimersByTimeAsync(500);
     expect(alarmPayloadSchema.parse(stored[1]!.payload).clockTrusted).toBeUndefined();
@@ -175,7 +175,7 @@ describe('AlarmService', () => {
     const { sim, outbox, stored, service } = setup();
     sim.device('c1').press();
     await flush();
-    service.acknowledged(outbox.ack(stored[0]!.id, Date.now())!);
+    service.acknowledged(outbox.ackMany([stored[0]!.id], Date.now())[0]!);
     await flush();
     expect(sim.device('c1').indicator).toBe('received');
     await vi.advanceTimersByTimeAsync(timing.indicatorHoldMs);
@@ -225,7 +225,7 @@ describe('AlarmService', () => {
     const { sim, outbox, stored, service } = setup();
     sim.device('c1').press();
     await vi.advanceTimersByTimeAsync(1000);
-    service.acknowledged(outbox.ack(stored[0]!.id, Date.now())!);
+    service.acknowledged(outbox.ackMany([stored[0]!.id], Date.now())[0]!);
     sim.device('c1').press();
     await vi.advanceTimersByTimeAsync(1000);
     expect(stored.map((r) => r.seq)).toEqual([1, 2]);

@@ -348,7 +348,6 @@ describe('command gate: one test per rejection reason', () => {
       remember: () => {
         throw new Error('disk I/O error');
       },
-      prune: () => 0,
       close: () => undefined,
     };
     expectRejected(
