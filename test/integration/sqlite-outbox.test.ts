@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OutboxStorageError, openSqliteOutbox } from '../../src/store/sqlite-outbox.ts';
 import { ResilientOutbox } from '../../src/store/resilient-outbox.ts';
 import { outboxStreams, type OutboxRecord, type OutboxStream } from '../../src/store/types.ts';
 import { memoryLogger } from '../support/log-sink.ts';
+import { scratchFolder } from '../support/scratch-folder.ts';
 import { expectStorageError as expectDurableStorageError, printedUntilKilled } from '../support/durable-store.ts';
 import { describeOutboxContract } from '../support/outbox-contract.ts';
 
@@ -18,22 +19,14 @@ const t0 = 1_700_000_000_000;
 const day = 24 * 3600_000;
 
 describe('SQLite outbox', () => {
-  let dir = '';
-  let files = 0;
-  const freshPath = (name = 'outbox') => join(dir, `${name}-${++files}.db`);
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 've-outbox-'));
-  });
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const scratch = scratchFolder('ve-outbox-');
+  const freshPath = (name = 'outbox') => scratch.fresh(name, 'db');
 
   describeOutboxContract('SQLite', () => openSqliteOutbox({ path: freshPath('contract') }));
   // The outbox the service uses: SQLite underneath while the card takes writes, so the same promises hold.
   describeOutboxContract('resilient (SQLite underneath)', () => {
     const outbox = new ResilientOutbox({
-      dataDir: join(dir, `resilient-${++files}`),
+      dataDir: scratch.fresh('resilient'),
       reserveBytes: 0,
       logger: memoryLogger('info').logger,
       onNotice: () => {},
@@ -43,7 +36,7 @@ describe('SQLite outbox', () => {
   });
 
   it('creates a missing data directory, and runs in WAL with synchronous=FULL on its own connection', () => {
-    const path = join(dir, 'not', 'yet', 'there', 'outbox.db');
+    const path = join(scratch.dir, 'not', 'yet', 'there', 'outbox.db');
     const { logger, lines } = memoryLogger('info');
     const outbox = openSqliteOutbox({ path, logger });
     outbox.append({ stream: 'alarm', id: 'a1', subject: 's', now: t0, build: () => ({}) });
@@ -156,7 +149,7 @@ describe('SQLite outbox', () => {
     });
 
     it('a path that is a directory', () => {
-      const path = join(dir, 'a-directory.db');
+      const path = join(scratch.dir, 'a-directory.db');
       mkdirSync(path);
       expectStorageError(path, /unable to open/);
     });

@@ -3,9 +3,10 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openSqliteReplayGuard, ReplayGuardStorageError } from '../../src/store/sqlite-replay-guard.ts';
 import { memoryLogger } from '../support/log-sink.ts';
+import { scratchFolder } from '../support/scratch-folder.ts';
 import { memoryReplayGuard } from '../support/memory-replay-guard.ts';
 import { expectStorageError as expectDurableStorageError, printedUntilKilled } from '../support/durable-store.ts';
 import { describeReplayGuardContract } from '../support/replay-guard-contract.ts';
@@ -17,21 +18,13 @@ const hour = 3600_000;
 describeReplayGuardContract('in memory', () => memoryReplayGuard());
 
 describe('SQLite replay guard', () => {
-  let dir = '';
-  let files = 0;
-  const freshPath = (name = 'commands') => join(dir, `${name}-${++files}.sqlite`);
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 've-replay-'));
-  });
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const scratch = scratchFolder('ve-replay-');
+  const freshPath = (name = 'commands') => scratch.fresh(name, 'sqlite');
 
   describeReplayGuardContract('SQLite', () => openSqliteReplayGuard({ path: freshPath('contract') }));
 
   it('creates a missing data directory, and runs in WAL with synchronous=FULL on its own connection', () => {
-    const path = join(dir, 'not', 'yet', 'there', 'commands.sqlite');
+    const path = join(scratch.dir, 'not', 'yet', 'there', 'commands.sqlite');
     const { logger, lines } = memoryLogger('info');
     const guard = openSqliteReplayGuard({ path, logger });
     guard.remember('cmd-wal-0001', t0 + hour, t0);
@@ -170,7 +163,7 @@ describe('SQLite replay guard', () => {
     });
 
     it('a path that is a directory', () => {
-      const path = join(dir, 'a-directory.sqlite');
+      const path = join(scratch.dir, 'a-directory.sqlite');
       mkdirSync(path);
       expectStorageError(path, /unable to open/);
     });

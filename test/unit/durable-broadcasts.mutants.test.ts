@@ -1,44 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { DurableBroadcasts } from '../../src/broadcast/durable-broadcasts.ts';
-import type { PlaybackEvent, PlayRequest } from '../../src/broadcast/types.ts';
+import type { PlayRequest } from '../../src/broadcast/types.ts';
 import type { PlaybackEventKind } from '../../src/contract/vocabulary.ts';
-import type { BroadcastJournal, JsonObject, UnfinishedBroadcast } from '../../src/store/types.ts';
+import type { JsonObject } from '../../src/store/types.ts';
+import { durableRig, memoryJournal, playbackEvent, t0 } from '../support/durable-broadcasts-rig.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 
 // What the journal keeps and what a restart makes of it, beside durable-broadcasts.test.ts: every ending,
 // every kind of kept request, and the log lines and failures when the journal itself fails.
-const t0 = 1_800_000_000_000;
-
-function memoryJournal(): BroadcastJournal & { rows: Map<string, UnfinishedBroadcast>; closed: number; fail: Set<'open' | 'end' | 'unfinished'> } {
-  const rows = new Map<string, UnfinishedBroadcast>();
-  const fail = new Set<'open' | 'end' | 'unfinished'>();
-  const check = (what: 'open' | 'end' | 'unfinished') => {
-    if (fail.has(what)) throw new Error(`SQLITE_IOERR on ${what}`);
-  };
-  const journal = {
-    rows,
-    closed: 0,
-    fail,
-    open(id: string, request: JsonObject, now: number) {
-      check('open');
-      const seen = rows.get(id);
-      rows.set(id, seen === undefined ? { id, request, acceptedAt: now, resumes: 0 } : { ...seen, resumes: seen.resumes + 1 });
-    },
-    end(id: string) {
-      check('end');
-      rows.delete(id);
-    },
-    unfinished() {
-      check('unfinished');
-      return [...rows.values()].sort((a, b) => a.acceptedAt - b.acceptedAt);
-    },
-    close() {
-      journal.closed++;
-    },
-  };
-  return journal;
-}
-
+// What the journal keeps and what a restart makes of it, beside durable-broadcasts.test.ts: every ending,
+// every kind of kept request, and the log lines and failures when the journal itself fails.
 function request(id: string, more: Partial<PlayRequest> = {}): PlayRequest {
   return {
     id,
@@ -53,50 +24,21 @@ function request(id: string, more: Partial<PlayRequest> = {}): PlayRequest {
   };
 }
 
-function rig(journal: BroadcastJournal, now = t0, resume = true) {
-  const submitted: PlayRequest[] = [];
-  const reported: PlaybackEvent[] = [];
-  const failures: unknown[] = [];
-  const { logger, lines } = memoryLogger();
-  const durable = new DurableBroadcasts({
-    openJournal: () => journal,
-    submit: (r) => submitted.push(r),
-    report: (e) => reported.push(e),
-    onStorageFailure: (e) => failures.push(e),
-    logger,
-    now: () => now,
-  });
-  durable.start();
-  if (resume) durable.resume();
-  const logged = (msg: string) => lines.filter((l) => l.msg === msg);
-  return { durable, submitted, reported, failures, logged };
-}
-
-const event = (requestId: string, kind: PlaybackEventKind): PlaybackEvent => ({
-  event: kind,
-  requestId,
-  priority: 'emergency',
-  status: 'actual',
-  zones: [],
-  faultyZones: [],
-  at: t0,
-});
-
 describe('DurableBroadcasts keeping', () => {
   it('forgets an item at each of its possible endings, and at nothing before', () => {
     const journal = memoryJournal();
-    const { durable } = rig(journal);
+    const { durable } = durableRig(journal);
     const endings: PlaybackEventKind[] = ['rejected', 'preempted', 'stopped', 'finished', 'failed', 'tested'];
     for (const kind of endings) durable.submit(request(kind));
-    for (const kind of ['accepted', 'queued', 'started'] as const) for (const id of endings) durable.observe(event(id, kind));
+    for (const kind of ['accepted', 'queued', 'started'] as const) for (const id of endings) durable.observe(playbackEvent(id, kind));
     expect(journal.rows.size).toBe(6);
-    for (const kind of endings) durable.observe(event(kind, kind));
+    for (const kind of endings) durable.observe(playbackEvent(kind, kind));
     expect([...journal.rows.keys()]).toEqual([]);
   });
 
   it('closes the journal on stop, and keeps nothing after', () => {
     const journal = memoryJournal();
-    const { durable, submitted } = rig(journal);
+    const { durable, submitted } = durableRig(journal);
     durable.stop();
     expect(journal.closed).toBe(1);
     durable.submit(request('late'));
@@ -120,13 +62,13 @@ describe('DurableBroadcasts keeping', () => {
 
   it('logs a journal write that failed, with the request and which write, and plays on', () => {
     const journal = memoryJournal();
-    const { durable, submitted, failures, logged } = rig(journal);
+    const { durable, submitted, failures, logged } = durableRig(journal);
     journal.fail.add('open');
     durable.submit(request('e1'));
     journal.fail.delete('open');
     durable.submit(request('e2'));
     journal.fail.add('end');
-    durable.observe(event('e2', 'finished'));
+    durable.observe(playbackEvent('e2', 'finished'));
     expect(submitted.map((r) => r.id)).toEqual(['e1', 'e2']);
     expect(failures).toHaveLength(2);
     expect(logged('broadcast journal write failed; the broadcast goes on')).toEqual([
@@ -140,8 +82,8 @@ describe('DurableBroadcasts after a restart', () => {
   it('plays an emergency again exactly as kept, with nothing added but where it came from, and logs it', () => {
     const journal = memoryJournal();
     const kept = request('e1', { repeat: 3, zones: ['square', 'school'] });
-    rig(journal).durable.submit(kept);
-    const after = rig(journal, t0 + 5000);
+    durableRig(journal).durable.submit(kept);
+    const after = durableRig(journal, t0 + 5000);
     expect(after.submitted).toHaveLength(1);
     expect(after.submitted[0]).toStrictEqual({ ...kept, resumedFrom: t0 });
     expect(after.logged('emergency cut off by a restart; playing it again')).toEqual([
@@ -151,10 +93,10 @@ describe('DurableBroadcasts after a restart', () => {
 
   it('reports as interrupted, not as unreadable, what the schedule or local autonomy had asked for', () => {
     const journal = memoryJournal();
-    const before = rig(journal);
+    const before = durableRig(journal);
     before.durable.submit(request('s1', { priority: 'scheduled', origin: 'schedule', expiresAt: t0 + 60_000 }));
     before.durable.submit(request('l1', { priority: 'local-alarm', origin: 'local' }));
-    const after = rig(journal, t0 + 5000);
+    const after = durableRig(journal, t0 + 5000);
     expect(after.logged('unreadable broadcast in the journal; dropped')).toEqual([]);
     expect(after.reported.map((e) => [e.requestId, e.event])).toEqual([
       ['s1', 'failed'],
@@ -168,10 +110,10 @@ describe('DurableBroadcasts after a restart', () => {
 
   it('reports what it does not play again as the request was: its level when it had one, no faulty zones', () => {
     const journal = memoryJournal();
-    const before = rig(journal);
+    const before = durableRig(journal);
     before.durable.submit(request('e-old', { level: 1, expiresAt: t0 + 1000 }));
     before.durable.submit(request('a1', { priority: 'announcement', zones: ['school'] }));
-    const after = rig(journal, t0 + 5000);
+    const after = durableRig(journal, t0 + 5000);
     const [expired, announcement] = after.reported;
     expect(expired).toMatchObject({
       requestId: 'e-old',
@@ -196,8 +138,8 @@ describe('DurableBroadcasts after a restart', () => {
 
   it('does not play again an emergency that expires at the very moment of the restart', () => {
     const journal = memoryJournal();
-    rig(journal).durable.submit(request('e1', { expiresAt: t0 + 5000 }));
-    const after = rig(journal, t0 + 5000);
+    durableRig(journal).durable.submit(request('e1', { expiresAt: t0 + 5000 }));
+    const after = durableRig(journal, t0 + 5000);
     expect(after.submitted).toEqual([]);
     expect(after.reported.map((e) => e.requestId)).toEqual(['e1']);
   });
@@ -205,7 +147,7 @@ describe('DurableBroadcasts after a restart', () => {
   it('names the bad fields of an unreadable row by their path, and drops it', () => {
     const journal = memoryJournal();
     journal.open('torn', { ...request('torn'), content: { kind: 'video' } } as unknown as JsonObject, t0);
-    const after = rig(journal);
+    const after = durableRig(journal);
     const [line] = after.logged('unreadable broadcast in the journal; dropped');
     expect(line).toMatchObject({ requestId: 'torn' });
     expect(line?.['issues']).toEqual([expect.stringMatching(/^content(\.kind)?: /)]);
@@ -214,9 +156,9 @@ describe('DurableBroadcasts after a restart', () => {
 
   it('logs and reports a journal it cannot read, and resumes nothing', () => {
     const journal = memoryJournal();
-    rig(journal).durable.submit(request('e1'));
+    durableRig(journal).durable.submit(request('e1'));
     journal.fail.add('unfinished');
-    const after = rig(journal, t0 + 5000);
+    const after = durableRig(journal, t0 + 5000);
     expect(after.submitted).toEqual([]);
     expect(after.failures).toEqual([new Error('SQLITE_IOERR on unfinished')]);
     expect(after.logged('broadcast journal unreadable; interrupted broadcasts cannot be resumed')).toEqual([
@@ -226,10 +168,10 @@ describe('DurableBroadcasts after a restart', () => {
 
   it('logs a failed end of a row it dropped or reported, with which write', () => {
     const journal = memoryJournal();
-    rig(journal).durable.submit(request('a1', { priority: 'announcement' }));
+    durableRig(journal).durable.submit(request('a1', { priority: 'announcement' }));
     journal.open('torn', {} as JsonObject, t0 - 1);
     journal.fail.add('end');
-    const after = rig(journal, t0 + 5000);
+    const after = durableRig(journal, t0 + 5000);
     expect(after.logged('broadcast journal write failed; the broadcast goes on').map((l) => [l['requestId'], l['write']])).toEqual([
       ['torn', 'end'],
       ['a1', 'end'],
