@@ -1,3 +1,4 @@
+import { payloadJson, preparedRecord } from './outbox-record.ts';
 import {
   outboxStreams,
   type AppendInput,
@@ -32,26 +33,15 @@ export class MemoryOutbox implements Outbox {
     if (!(outboxStreams as readonly string[]).includes(input.stream)) throw new Error(`outbox: unknown stream ${String(input.stream)}`);
     if (this.records.has(input.id)) throw new Error(`outbox: record ${input.id} already exists`);
     const seq = (this.lastSeq.get(input.stream) ?? 0) + 1;
-    // Built before the seq is taken, so a throwing build leaves no record and consumes no seq.
-    const payload = toJson(input.build(seq), input.id);
+    const record = preparedRecord(input, seq);
     this.lastSeq.set(input.stream, seq);
-    return toRecord({
-      id: input.id,
-      stream: input.stream,
-      seq,
-      subject: input.subject,
-      payload,
-      attempts: 0,
-      createdAt: input.now,
-      nextAttemptAt: input.now,
-      ackedAt: null,
-    });
+    return record;
   }
 
   commit(record: OutboxRecord): OutboxRecord {
     this.checkOpen();
     if (this.records.has(record.id)) throw new Error(`outbox: record ${record.id} already exists`);
-    const stored: StoredRecord = { ...record, payload: toJson(record.payload, record.id) };
+    const stored: StoredRecord = { ...record, payload: payloadJson(record.payload, record.id) };
     this.records.set(record.id, stored);
     this.raiseSeqFloor(record.stream, record.seq);
     return toRecord(stored);
@@ -60,7 +50,7 @@ export class MemoryOutbox implements Outbox {
   updatePayload(id: string, payload: JsonObject): void {
     const stored = this.open(id, 'update payload of');
     if (stored.ackedAt !== null) throw new Error(`outbox: cannot update payload of ${id}: already acked`);
-    stored.payload = toJson(payload, id);
+    stored.payload = payloadJson(payload, id);
   }
 
   due(stream: OutboxStream, now: number, limit: number): OutboxRecord[] {
@@ -150,12 +140,6 @@ export class MemoryOutbox implements Outbox {
   private checkOpen(): void {
     if (this.closed) throw new Error('outbox: closed');
   }
-}
-
-function toJson(payload: JsonObject, id: string): string {
-  const text: unknown = JSON.stringify(payload);
-  if (typeof text !== 'string' || !text.startsWith('{')) throw new TypeError(`outbox: payload of ${id} is not a JSON object`);
-  return text;
 }
 
 function toRecord(stored: StoredRecord): OutboxRecord {

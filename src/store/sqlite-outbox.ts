@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { payloadJson, preparedRecord } from './outbox-record.ts';
 import { resolve } from 'node:path';
 import { DurableStorageError, openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
@@ -200,7 +201,7 @@ export class SqliteOutbox implements Outbox {
           r.stream,
           r.seq,
           r.subject,
-          toJson(r.payload, r.id),
+          payloadJson(r.payload, r.id),
           r.attempts,
           r.createdAt,
           r.nextAttemptAt,
@@ -209,7 +210,7 @@ export class SqliteOutbox implements Outbox {
         this.statements.raiseSeq.run(r.stream, r.seq);
       }
       for (const [stream, seq] of Object.entries(input.seqFloors)) this.statements.raiseSeq.run(stream, seq);
-      for (const { id, payload } of input.payloads) this.statements.updatePayload.run(toJson(payload, id), id);
+      for (const { id, payload } of input.payloads) this.statements.updatePayload.run(payloadJson(payload, id), id);
       for (const { id, at } of input.acks) this.statements.ack.get(at, id);
     });
   }
@@ -243,31 +244,20 @@ export class SqliteOutbox implements Outbox {
     if (this.statements.get.get(input.id)) throw new Error(`outbox: record ${input.id} already exists`);
     const counter = this.statements.lastSeq.get(input.stream)?.last_seq ?? 0;
     const seq = Math.max(counter, this.handedOut[input.stream]) + 1;
-    // Built before the seq is taken, so a throwing build consumes none.
-    const payload = JSON.parse(toJson(input.build(seq), input.id)) as JsonObject;
+    const record = preparedRecord(input, seq);
     this.handedOut[input.stream] = seq;
-    return {
-      id: input.id,
-      stream: input.stream,
-      seq,
-      subject: input.subject,
-      payload,
-      attempts: 0,
-      createdAt: input.now,
-      nextAttemptAt: input.now,
-      ackedAt: null,
-    };
+    return record;
   }
 
   commit(record: OutboxRecord): OutboxRecord {
     if (!knownStreams.has(record.stream)) throw new Error(`outbox: unknown stream ${String(record.stream)}`);
-    const payload = toJson(record.payload, record.id);
+    const payload = payloadJson(record.payload, record.id);
     this.commitTx.immediate(record, payload);
     return { ...record, payload: JSON.parse(payload) as JsonObject };
   }
 
   updatePayload(id: string, payload: JsonObject): void {
-    if (this.statements.updatePayload.run(toJson(payload, id), id).changes === 0) {
+    if (this.statements.updatePayload.run(payloadJson(payload, id), id).changes === 0) {
       throw new Error(`outbox: cannot update payload of ${id}: ${this.get(id) ? 'already acked' : 'unknown record'}`);
     }
   }
@@ -374,10 +364,4 @@ function checkLimit(limit: number): void {
 
 function isStream(value: string): value is OutboxStream {
   return knownStreams.has(value);
-}
-
-function toJson(payload: JsonObject, id: string): string {
-  const text: unknown = JSON.stringify(payload);
-  if (typeof text !== 'string' || !text.startsWith('{')) throw new TypeError(`outbox: payload of ${id} is not a JSON object`);
-  return text;
 }
