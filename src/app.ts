@@ -235,10 +235,11 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     uplink,
     retry: config.timing.retry,
     logger: logger.child({ component: 'delivery' }),
-    onAcked: (record) => {
-      alarms.acknowledged(record);
-      localAlarm.acknowledged(record);
-    },
+    // Each contained on its own: a column that cannot show 'received' must not keep the local alarm sounding.
+    onAcked: fanOut<OutboxRecord>(logger, 'acknowledged record', {
+      alarms: (record) => alarms.acknowledged(record),
+      'local alarm': (record) => localAlarm.acknowledged(record),
+    }),
     onUnreadable: (error) => faults.raise('storage', 'outbox', error.message),
     now,
   });

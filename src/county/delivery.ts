@@ -5,6 +5,7 @@ import type * as z from 'zod';
 import { topicKindOfStream, topicSpecs, type PayloadOf, type RecordKind } from './topics.ts';
 import { StoredPayloadError, storedPayload } from '../contract/stored.ts';
 import { backoffDelay, type Now } from '../platform/time.ts';
+import { contained } from '../platform/contained.ts';
 
 export interface DeliveryOptions {
   outbox: Outbox;
@@ -57,10 +58,12 @@ export class Delivery {
   private readonly unrecorded = new Map<string, number>();
   /** Rows already reported unreadable, so a damaged record retried every minute is one fault, not one a minute. */
   private readonly unreadable = new Set<string>();
+  private readonly onAcked: (record: OutboxRecord) => void;
 
   constructor(private readonly options: DeliveryOptions) {
     this.now = options.now ?? Date.now;
     this.window = options.window ?? 256;
+    this.onAcked = contained(options.logger, 'handling an acknowledged record', options.onAcked);
   }
 
   start(): void {
@@ -156,7 +159,9 @@ export class Delivery {
     }
     if (acked.length < ids.length)
       this.options.logger.debug({ unknownOrRepeated: ids.length - acked.length }, 'acks for unknown or already acknowledged records');
-    for (const record of acked) this.options.onAcked(record);
+    // Each on its own: a listener that throws for one record (a column that cannot be written) must neither
+    // keep the others from their columns nor reach the timer this runs from.
+    for (const record of acked) this.onAcked(record);
   }
 
   /** One copy of `record`, as its attempt number `record.attempts` says. */

@@ -100,6 +100,38 @@ describe('Delivery', () => {
     delivery.stop();
   });
 
+  it('hands every acked record on, though handling one of them throws, and logs that one', async () => {
+    const { logger, lines } = memoryLogger();
+    const outbox = createMemoryOutbox();
+    const uplink = new FakeUplink();
+    const handled: string[] = [];
+    const delivery = new Delivery({
+      outbox,
+      uplink,
+      retry: { initialMs: 5000, maxMs: 60000 },
+      logger,
+      onAcked: (r) => {
+        if (r.id === 'alarm-0') throw new Error('column-1 cannot be written');
+        handled.push(r.id);
+      },
+    });
+    delivery.start();
+    uplink.setConnected(true);
+    append(outbox, 'alarm', 3);
+    delivery.kick();
+    await vi.advanceTimersByTimeAsync(10);
+    for (const id of ['alarm-0', 'alarm-1', 'alarm-2']) delivery.acknowledge(id);
+    // Uncontained, the throw ended the timer's callback (and the process) before alarm-1 and alarm-2.
+    await vi.advanceTimersByTimeAsync(10);
+    expect(handled).toEqual(['alarm-1', 'alarm-2']);
+    expect(outbox.stats().depth).toBe(0);
+    expect(lines.find((l) => l.msg === 'handling an acknowledged record failed')).toMatchObject({
+      level: 50,
+      err: { message: 'column-1 cannot be written' },
+    });
+    delivery.stop();
+  });
+
   it('sends at once when the link comes back, not after the backoff', async () => {
     const { outbox, uplink, delivery } = setup();
     uplink.setConnected(true);
