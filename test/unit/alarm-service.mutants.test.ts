@@ -333,6 +333,24 @@ describe('AlarmService restart and clock', () => {
     expect(second.commands).toEqual(['c1 indicator not-received']);
   });
 
+  it('after a restart at or past the ack timeout does not sound the local alarm again: the red lamp says it', async () => {
+    // Decided (issue 13): the local alarm sounded, or was due, before the restart. A restart can come days
+    // later (a county down for long), and an old alarm sounding again at every restart, at any hour, would
+    // teach the village to ignore the loudspeakers; the column's red lamp tells the villager it is not received.
+    const first = rig();
+    first.edge('button', true);
+    await flush();
+    first.service.stop();
+    for (const pastMs of [0, 1, 3 * 24 * 3600_000]) {
+      await vi.advanceTimersByTimeAsync(timing.ackTimeoutMs + pastMs);
+      const again = rig({ outbox: first.outbox });
+      await vi.advanceTimersByTimeAsync(timing.ackTimeoutMs);
+      expect(again.overdue).toEqual([]);
+      expect(again.commands).toEqual(['c1 indicator not-received']);
+      again.service.stop();
+    }
+  });
+
   it('corrects the time of an alarm raised on an untrusted clock from the monotonic time of the press, and logs it', async () => {
     let trusted = false;
     let offsetMs = 0;
