@@ -9,7 +9,7 @@ import { createLogger } from '../../src/platform/logger.ts';
 import { startBroker } from '../support/broker.ts';
 import { connectCounty } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
-import { villageConfig } from '../support/village.ts';
+import { villageConfig, countyLinkUp } from '../support/village.ts';
 import { BenchFailure } from './figures.ts';
 import { mean, percentile } from '../support/stats.ts';
 
@@ -74,7 +74,7 @@ export async function measureCommandLatency(options: { commands: number; progres
   const county = await connectCounty({ url: broker.url, protocolVersion: broker.protocolVersion, autoAck: true, signer });
   try {
     await app.start();
-    await until(async () => (await app.status()).link.connected, 10_000);
+    await until(countyLinkUp(app), 10_000);
     const samples: number[] = [];
     for (let i = 0; i < options.commands + 5; i++) {
       const jti = `bench-cmd-${i.toString().padStart(5, '0')}`;

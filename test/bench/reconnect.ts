@@ -9,7 +9,7 @@ import { startBroker, type BrokerKind } from '../support/broker.ts';
 import { connectCounty } from '../support/county.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 import { waitFor } from '../support/wait.ts';
-import { villageConfigJson } from '../support/village.ts';
+import { villageConfigJson, countyLinkUp } from '../support/village.ts';
 import { BenchFailure } from './figures.ts';
 import { percentile } from '../support/stats.ts';
 import { LogTap } from './log-tap.ts';
@@ -52,7 +52,7 @@ export async function measureReconnect(options: { outages: number; seed: number;
     const app = createVillageEdge({ config: parsed.config, version: 'bench', logger: tap.logger, env: {} });
     await app.start();
     teardown.add('service', () => app.stop());
-    await waitFor('the county link', async () => (await app.status()).link.connected, 10_000);
+    await waitFor('the county link', countyLinkUp(app), 10_000);
 
     let random = options.seed >>> 0;
     const next = () => {
@@ -90,7 +90,7 @@ export async function measureReconnect(options: { outages: number; seed: number;
       options.progress(
         `reconnect: outage ${round}/${options.outages} (${(outageMs / 1000).toFixed(1)} s): delivered ${delivered.at(-1)!.toFixed(0)} ms after the broker was back`,
       );
-      await waitFor('the link up again', async () => (await app.status()).link.connected, 10_000);
+      await waitFor('the link up again', countyLinkUp(app), 10_000);
     }
     return {
       brokerKind: broker.kind,

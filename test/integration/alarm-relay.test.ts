@@ -6,7 +6,7 @@ import { alarmPayloadSchema, faultPayloadSchema, healthPayloadSchema, reportPayl
 import { connectCounty, type CountyClient, type CountyMessage } from '../support/county.ts';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { memoryLogger } from '../support/log-sink.ts';
-import { villageConfig } from '../support/village.ts';
+import { villageConfig, countyLinkUp } from '../support/village.ts';
 import { waitFor } from '../support/wait.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
@@ -48,7 +48,7 @@ describe('alarm relay, end to end through a real broker', () => {
     const { app, column } = await village('e2e-a');
     const birth = await dispatch.waitFor((m) => m.kind === 'state' && m.village === 'e2e-a');
     expect(statePayloadSchema.parse(birth.payload).online).toBe(true);
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
 
     const pressedAt = Date.now();
     column(1).press();
@@ -81,7 +81,7 @@ describe('alarm relay, end to end through a real broker', () => {
   it('reports a device that stops answering as a fault, and its recovery', async () => {
     const dispatch = await county();
     const { app, column } = await village('e2e-c');
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
     column(2).setOnline(false);
     const offline = faultPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'fault' && m.village === 'e2e-c')).payload);
     expect(offline).toMatchObject({ kind: 'device-offline', subject: 'column-2', seq: 1 });
@@ -134,7 +134,7 @@ describe('alarm relay, end to end through a real broker', () => {
     const broker: TestBroker = await startBroker();
     cleanups.push(() => broker.stop());
     const { app, column } = await village('e2e-e', broker.url);
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
     await broker.stop();
     await waitFor('the county link down', async () => !(await app.status()).link.connected);
     for (const n of [1, 2, 3]) column(n).press();
@@ -158,7 +158,7 @@ describe('alarm relay, end to end through a real broker', () => {
   it('takes only signed acks: junk, unsigned and forged acks are rejected and reported, a signed one works', async () => {
     const dispatch = await county(brokerUrl, false);
     const { app, column, lines } = await village('e2e-f');
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
     column(1).press();
     const alarm = alarmPayloadSchema.parse((await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-f')).payload);
     const forger = await createCountySigner({ villageId: 'e2e-f', kid: signer.kid });
@@ -214,7 +214,7 @@ describe('alarm relay, end to end through a real broker', () => {
     // A county that handles each id once and ignores later copies, as the contract tells it to.
     const dispatch = await county(broker.url);
     const { app, column } = await village('e2e-k', proxy.url, { debounceMs: 0 });
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
     // Publishes still reach the broker; PUBACKs and the county's acks do not come back.
     proxy.freeze();
     const resets = () => column(1).commands.filter((c) => c === 'reset button').length;
@@ -244,7 +244,7 @@ describe('alarm relay, end to end through a real broker', () => {
     const dispatch = await county();
     const behind = () => Date.now() - 10 * 60_000;
     const { app, column, lines } = await village('e2e-i', brokerUrl, {}, behind);
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
     column(1).press();
     await dispatch.waitFor((m) => m.kind === 'alarm' && m.village === 'e2e-i');
     await waitFor("column 1 to show 'received'", () => column(1).indicator === 'received');
@@ -256,7 +256,7 @@ describe('alarm relay, end to end through a real broker', () => {
   it('reports rejected acks once per cause a minute, so an ack the village refuses cannot feed a report loop', async () => {
     const dispatch = await county(brokerUrl, false);
     const { app, lines } = await village('e2e-j');
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
     const forger = await createCountySigner({ villageId: 'e2e-j', kid: signer.kid });
     const stranger = await createCountySigner({ villageId: 'e2e-j' });
     for (let i = 0; i < 5; i++) {
@@ -300,7 +300,7 @@ describe('alarm relay, end to end through a real broker', () => {
     });
     await app.start();
     cleanups.push(() => app.stop());
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
     await broker.stop();
     await waitFor('the county link down', async () => !(await app.status()).link.connected);
     app.devices.simulated('column-1')!.press();
@@ -323,7 +323,7 @@ describe('alarm relay, end to end through a real broker', () => {
     cleanups.push(() => proxy.close());
     const dispatch = await county(broker.url, false);
     const { app, column } = await village('e2e-m', proxy.url);
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
     // The copy reaches the broker, its PUBACK never comes back: it sits in the client's queue.
     proxy.freeze();
     column(1).press();
@@ -360,7 +360,7 @@ describe('alarm relay, end to end through a real broker', () => {
   it('says offline itself on a clean stop', async () => {
     const dispatch = await county();
     const { app } = await village('e2e-g');
-    await waitFor('the county link up', async () => (await app.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app));
     cleanups.pop();
     await app.stop();
     const offline = (m: CountyMessage) => m.kind === 'state' && m.village === 'e2e-g' && (m.payload as { online: boolean }).online === false;

@@ -10,7 +10,7 @@ import { connectCounty, distinctReports, type CountyClient } from '../support/co
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { fromBuild, startService, writeConfig, type ServiceProcess } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
-import { villageConfig, villageConfigJson, oneZoneBroadcast } from '../support/village.ts';
+import { villageConfig, villageConfigJson, oneZoneBroadcast, countyLinkUp } from '../support/village.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The built service, as production runs it, killed with SIGKILL in the middle of an emergency and started
@@ -168,7 +168,7 @@ describe('a broadcast journal that fails', () => {
     await app.start();
     try {
       expect((await app.status()).health.problems).toEqual([expect.stringMatching(/^broadcast journal database .*broadcasts\.sqlite: /)]);
-      await waitFor('the county link up', async () => (await app.status()).link.connected);
+      await waitFor('the county link up', countyLinkUp(app));
       await county.send(id, 'broadcast', await signer.broadcast({ jti: 'br-journal-bad-1', aud: id, priority: 'emergency', level: 1 }));
       await waitFor('the broadcast to finish', () => events('br-journal-bad-1', id).includes('finished'), 10_000);
       expect(events('br-journal-bad-1', id)).toEqual(['accepted', 'started', 'finished']);
@@ -197,7 +197,7 @@ describe('a broadcast journal that fails', () => {
     const app = createVillageEdge({ config: parsed, version: '0.0.0-test', logger, adapters: { journal } });
     await app.start();
     try {
-      await waitFor('the county link up', async () => (await app.status()).link.connected);
+      await waitFor('the county link up', countyLinkUp(app));
       // A real SQLite journal whose every write now throws, as on a card that went away.
       journal.close();
       for (const jti of ['br-journal-fail-1', 'br-journal-fail-2']) {

@@ -9,7 +9,7 @@ import { faultPayloadSchema, healthPayloadSchema, type FaultPayload, type Health
 import { connectCounty, distinctReports, type CountyClient } from '../support/county.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
-import { villageConfig, oneZoneBroadcast } from '../support/village.ts';
+import { villageConfig, oneZoneBroadcast, startOnline } from '../support/village.ts';
 import { waitFor } from '../support/wait.ts';
 
 // A village with the real process player, real media files and the real broker; sound goes to ALSA's null
@@ -66,9 +66,8 @@ async function start(villageId: string, broadcast: Record<string, unknown> = {},
   });
   const { logger, lines } = memoryLogger('info');
   const app = createVillageEdge({ config, version: '0.0.0-test', logger });
-  await app.start();
   apps.push(app);
-  await waitFor('the county link up', async () => (await app.status()).link.connected);
+  await startOnline(app);
   const reports = (jti?: string): ReportPayload[] => distinctReports(county, villageId).filter((r) => jti === undefined || r.jti === jti);
   const ended = (jti: string) =>
     waitFor(`${jti} to end`, () => reports(jti).some((r) => ['finished', 'failed', 'rejected'].includes(r.event)), 10_000);

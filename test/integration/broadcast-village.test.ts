@@ -5,7 +5,7 @@ import { connectCounty, distinctReports, type CountyClient } from '../support/co
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
-import { villageConfig } from '../support/village.ts';
+import { villageConfig, startOnline } from '../support/village.ts';
 import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
@@ -55,9 +55,8 @@ async function start(villageId: string, options: { autoAck: boolean; ackTimeoutM
   });
   const { logger, lines } = memoryLogger('info');
   const app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: options.realPlayer === undefined ? { player } : {} });
-  await app.start();
   apps.push(app);
-  await waitFor('the county link up', async () => (await app.status()).link.connected);
+  await startOnline(app);
   const reports = (): ReportPayload[] => distinctReports(county, villageId);
   return { app, county, player, reports, lines };
 }

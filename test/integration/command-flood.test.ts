@@ -6,7 +6,7 @@ import { connectCounty, distinctReports, type CountyClient } from '../support/co
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
-import { villageConfig, oneZoneBroadcast } from '../support/village.ts';
+import { villageConfig, oneZoneBroadcast, countyLinkUp } from '../support/village.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -55,7 +55,7 @@ describe('a flood of wrong-key commands', () => {
     });
     app = createVillageEdge({ config, version: '0.0.0-test', logger, adapters: { player: new RecordingPlayer(20) } });
     await app.start();
-    await waitFor('the county link up', async () => (await app!.status()).link.connected);
+    await waitFor('the county link up', countyLinkUp(app!));
     const column = app.devices.simulated('column-1')!;
     column.press();
     const alarm = alarmPayloadSchema.parse((await county.waitFor((m) => m.kind === 'alarm' && m.village === villageId)).payload);

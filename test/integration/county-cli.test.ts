@@ -14,7 +14,7 @@ import { createMemoryOutbox, type MemoryOutbox } from '../../src/store/memory-ou
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
-import { villageConfig, oneZoneBroadcast } from '../support/village.ts';
+import { villageConfig, oneZoneBroadcast, countyLinkUp } from '../support/village.ts';
 import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
@@ -163,7 +163,7 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     cleanups.push(() => app.stop());
     listener = await connectCounty({ url: brokerUrl, protocolVersion });
     cleanups.push(() => listener.close());
-    await waitFor('the county link up', async () => (await app.status()).link.connected, CLI_WAIT_MS);
+    await waitFor('the county link up', countyLinkUp(app), CLI_WAIT_MS);
 
     const announced = await runCli('announce', ...common(), '--emergency', '1', '--zones', 'square', '--text', '山洪预警，请立即转移。');
     expect(announced.stderr).toBe('');
@@ -231,7 +231,7 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     });
     await other.start();
     cleanups.push(() => other.stop());
-    await waitFor('the county link up', async () => (await other.status()).link.connected, CLI_WAIT_MS);
+    await waitFor('the county link up', countyLinkUp(other), CLI_WAIT_MS);
     // Two villages that exist only as retained states: one online that never answers, one offline.
     const fake = await mqtt.connectAsync(brokerUrl, { protocolVersion });
     const state = (village: string, online: boolean) => JSON.stringify({ online, village, version: '0.0.0-test' });

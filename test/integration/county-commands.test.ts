@@ -7,7 +7,7 @@ import { connectCounty, distinctReports, type CountyClient } from '../support/co
 import { algNone, createCountySigner, flipSignatureByte, hs256WithPublicKey, relabelKid, type CountySigner } from '../support/county-signer.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
-import { villageConfig } from '../support/village.ts';
+import { villageConfig, startOnline } from '../support/village.ts';
 import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
@@ -47,9 +47,8 @@ async function startVillage(villageId: string, playMs = 50): Promise<Village> {
     broadcast: broadcastLayout,
   });
   const app = createVillageEdge({ config, version: '0.0.0-test', logger: memoryLogger('info').logger, adapters: { player } });
-  await app.start();
   apps.push(app);
-  await waitFor('the county link up', async () => (await app.status()).link.connected);
+  await startOnline(app);
   return {
     app,
     player,

@@ -11,7 +11,7 @@ import { mountLoopExt4, mountSkipReason, mountTmpfs } from '../support/filesyste
 import { memoryLogger } from '../support/log-sink.ts';
 import { fromBuild, startService, writeConfig } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
-import { villageConfig, villageConfigJson, type VillageOptions } from '../support/village.ts';
+import { villageConfig, villageConfigJson, type VillageOptions, countyLinkUp } from '../support/village.ts';
 import { waitFor } from '../support/wait.ts';
 
 const brokerUrl = inject('brokerUrl');
@@ -58,7 +58,7 @@ async function startVillage(options: VillageOptions) {
     await app.stop();
   };
   cleanups.push(stop);
-  await waitFor('the county link up', async () => (await app.status()).link.connected, 10_000);
+  await waitFor('the county link up', countyLinkUp(app), 10_000);
   return { app, lines, stop, column: (n: number) => app.devices.simulated(`column-${n}`)! };
 }
 

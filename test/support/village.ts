@@ -1,8 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { VillageEdge } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
+import { waitFor } from './wait.ts';
 
 export interface VillageOptions {
   villageId: string;
@@ -77,4 +79,16 @@ export function oneZoneBroadcast(broadcast: Record<string, unknown> = {}, zone =
       ...broadcast,
     },
   };
+}
+
+/** A check for waitFor: whether the service's county link is up, as `village-edge status` would say. */
+export function countyLinkUp(app: VillageEdge): () => Promise<boolean> {
+  return async () => (await app.status()).link.connected;
+}
+
+/** Starts `app` and waits for its county link: where a test's village begins. Register its stop first. */
+export async function startOnline(app: VillageEdge, timeoutMs?: number): Promise<VillageEdge> {
+  await app.start();
+  await waitFor('the county link up', countyLinkUp(app), timeoutMs);
+  return app;
 }
