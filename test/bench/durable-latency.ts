@@ -118,7 +118,7 @@ async function measureOne(
         .waitFor((m) => {
           const id = (m.payload as Partial<AlarmPayload>).id;
           if (m.kind !== 'alarm' || m.village !== VILLAGE || typeof id !== 'string' || seen.has(id)) return false;
-          receivedAt = performance.now();
+          receivedAt = m.receivedAt;
           seen.add(id);
           return true;
         }, 10_000)

@@ -253,7 +253,7 @@ async function awaitArrival(county: CountyClient, device: string, received: Set<
       if (m.kind !== 'alarm' || m.village !== VILLAGE) return false;
       const alarm = m.payload as Partial<AlarmPayload>;
       if (alarm.terminal !== device || typeof alarm.id !== 'string' || received.has(alarm.id)) return false;
-      receivedAt = performance.now();
+      receivedAt = m.receivedAt;
       committed = isCommitted(alarm.id);
       received.add(alarm.id);
       return true;

@@ -78,7 +78,7 @@ export async function measureReconnect(options: { outages: number; seed: number;
         let receivedAt = 0;
         await county.waitFor((m) => {
           if (m.kind !== 'alarm' || (m.payload as Partial<AlarmPayload>).terminal !== 'column-1') return false;
-          receivedAt = performance.now();
+          receivedAt = m.receivedAt;
           return true;
         }, 60_000);
         delivered.push(receivedAt - backAt);

@@ -3,7 +3,7 @@ import { Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { countyFilter, parseUplink, topicSpecs, upKinds, villageTopics, type DownKind, type UpKind } from '../../src/county/topics.ts';
 import type { CountySigner } from './county-signer.ts';
-import { waitFor } from './wait.ts';
+import { performance } from 'node:perf_hooks';
 import { reportPayloadSchema, type ReportPayload } from '../../src/contract/payloads.ts';
 
 /** One message a village published, as the county received it. */
@@ -15,12 +15,17 @@ export interface CountyMessage {
   payload: unknown;
   retain: boolean;
   qos: number;
+  /** performance.now() when the client read it: what latency figures measure to. */
+  receivedAt: number;
 }
 
 /** A stand-in for the county dispatch: hears every village, acks by id. */
 export interface CountyClient {
   readonly messages: readonly CountyMessage[];
-  /** The first message, already received or still to come, that matches. */
+  /**
+   * The first message, already received or still to come, that matches. Told as each message arrives, not
+   * polled: a poll would add up to its interval to every latency measured with it.
+   */
   waitFor(match: (message: CountyMessage) => boolean, timeoutMs?: number): Promise<CountyMessage>;
   ack(village: string, id: string): Promise<void>;
   /** Raw bytes to one of a village's county→village topics, e.g. to see what the link rejects. */
@@ -65,6 +70,7 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
   // Nagle on loopback would hold a publish behind the previous one's delayed ACK (~40 ms, TOOLCHAIN.md).
   if (client.stream instanceof Socket) client.stream.setNoDelay(true);
   const messages: CountyMessage[] = [];
+  const waiters = new Set<(message: CountyMessage) => void>();
 
   const ack = async (village: string, id: string): Promise<void> => {
     if (options.signer === undefined) throw new Error('county: acks must be signed; pass a signer to connectCounty');
@@ -82,8 +88,9 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
     } catch {
       // kept as text: a test may be looking for exactly that
     }
-    const message: CountyMessage = { ...uplink, topic, payload: parsed, retain: packet.retain, qos: packet.qos };
+    const message: CountyMessage = { ...uplink, topic, payload: parsed, retain: packet.retain, qos: packet.qos, receivedAt: performance.now() };
     messages.push(message);
+    for (const waiter of [...waiters]) waiter(message);
     const id = typeof parsed === 'object' && parsed !== null ? (parsed as { id?: unknown }).id : undefined;
     if (options.autoAck && (uplink.kind === 'alarm' || uplink.kind === 'fault' || uplink.kind === 'report') && typeof id === 'string')
       void ack(uplink.village, id).catch(() => undefined);
@@ -93,11 +100,32 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
 
   return {
     messages,
-    waitFor: (match, timeoutMs = 5000) =>
-      waitFor('a matching county message', () => messages.find(match), {
-        timeoutMs,
-        context: () => `received:\n  ${messages.map((m) => `${m.topic} ${JSON.stringify(m.payload)}`).join('\n  ') || '(nothing)'}`,
-      }),
+    waitFor(match, timeoutMs = 5000) {
+      // A check that throws (an expect inside it) is a message that does not match yet, as with waitFor.
+      const matches = (message: CountyMessage): boolean => {
+        try {
+          return match(message);
+        } catch {
+          return false;
+        }
+      };
+      const seen = messages.find(matches);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const waiter = (message: CountyMessage): void => {
+          if (!matches(message)) return;
+          clearTimeout(timer);
+          waiters.delete(waiter);
+          resolve(message);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          const got = messages.map((m) => `${m.topic} ${JSON.stringify(m.payload)}`).join('\n  ') || '(nothing)';
+          reject(new Error(`timed out after ${timeoutMs} ms waiting for a matching county message\nreceived:\n  ${got}`));
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
     ack,
     async send(village, kind, payload) {
       await client.publishAsync(villageTopics(prefix, village).topic(kind), payload, { qos: topicSpecs[kind].qos });
