@@ -37,20 +37,21 @@ function append(outbox: Outbox, stream: OutboxStream, n: number): void {
   }
 }
 
-function setup() {
+function setup(options: { onAcked?: (record: OutboxRecord) => void } = {}) {
   const outbox = createMemoryOutbox();
   const uplink = new FakeUplink();
   const acked: OutboxRecord[] = [];
+  const { logger, lines } = memoryLogger();
   const delivery = new Delivery({
     outbox,
     uplink,
     retry: { initialMs: 5000, maxMs: 60000 },
-    logger: memoryLogger().logger,
-    onAcked: (r) => acked.push(r),
+    logger,
+    onAcked: options.onAcked ?? ((r) => acked.push(r)),
     window: 4,
   });
   delivery.start();
-  return { outbox, uplink, delivery, acked, ack: (id: string) => delivery.acknowledge(id) };
+  return { outbox, uplink, delivery, acked, lines, ack: (id: string) => delivery.acknowledge(id) };
 }
 
 describe('Delivery', () => {
@@ -101,21 +102,13 @@ describe('Delivery', () => {
   });
 
   it('hands every acked record on, though handling one of them throws, and logs that one', async () => {
-    const { logger, lines } = memoryLogger();
-    const outbox = createMemoryOutbox();
-    const uplink = new FakeUplink();
     const handled: string[] = [];
-    const delivery = new Delivery({
-      outbox,
-      uplink,
-      retry: { initialMs: 5000, maxMs: 60000 },
-      logger,
+    const { outbox, uplink, delivery, lines } = setup({
       onAcked: (r) => {
         if (r.id === 'alarm-0') throw new Error('column-1 cannot be written');
         handled.push(r.id);
       },
     });
-    delivery.start();
     uplink.setConnected(true);
     append(outbox, 'alarm', 3);
     delivery.kick();
