@@ -301,6 +301,72 @@ describe('AlarmService lamp', () => {
   });
 });
 
+describe('AlarmService and an alarm row that no longer reads as an alarm', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(new Date('2026-11-29T05:00:00Z'));
+  });
+  afterEach(() => vi.useRealTimers());
+
+  const untrusted = { state: () => ({ trusted: false, source: 'none' as const, correctionMs: 0 }), monotonic: () => Date.now() };
+
+  /** A column raised an alarm (on a clock not yet trusted), then its stored row was damaged: presses no longer a number. */
+  async function damaged(options: { restart?: boolean } = {}) {
+    const unreadable: string[] = [];
+    const more = { clock: untrusted, onUnreadable: (e: { message: string }) => unreadable.push(e.message) };
+    const first = rig({ more });
+    first.edge('button', true);
+    await flush();
+    const record = first.stored[0]!;
+    first.outbox.updatePayload(record.id, { ...record.payload, presses: 'many' });
+    if (!options.restart) return { r: first, record, unreadable };
+    first.service.stop();
+    return { r: rig({ outbox: first.outbox, more }), record, unreadable };
+  }
+
+  it('on its ack: names the row and what cannot be done, tells onUnreadable, and throws nothing', async () => {
+    const { r, record, unreadable } = await damaged();
+    expect(() => r.service.acknowledged(r.outbox.ackMany([record.id], Date.now())[0]!)).not.toThrow();
+    expect(unreadable).toEqual([
+      expect.stringMatching(new RegExp(`^outbox alarm record ${record.id} \\(seq 1\\) is unreadable: payload\\.presses: `)),
+    ]);
+    expect(r.logged('stored alarm unreadable; acknowledged, but its column cannot be told')).toEqual([
+      expect.objectContaining({ level: 50, alarmId: record.id, seq: 1, err: expect.objectContaining({ message: unreadable[0] }) }),
+    ]);
+  });
+
+  it('ignores the ack of a fault, and of an alarm of a column it does not have', async () => {
+    const r = rig();
+    const fault = r.outbox.append({ stream: 'fault', id: 'f1', subject: 'c1:offline', now: Date.now(), build: () => ({ anything: true }) });
+    r.service.acknowledged(r.outbox.ackMany([fault.id], Date.now())[0]!);
+    const other = rig({ terminals: [{ id: 'c9', label: 'elsewhere', testMode: false }], columns: ['c9'] });
+    other.edge('button', true, Date.now(), 'c9');
+    await flush();
+    expect(() => r.service.acknowledged({ ...other.stored[0]!, ackedAt: Date.now() })).not.toThrow();
+    expect(r.lines.filter((l) => l.level >= 50)).toEqual([]);
+    expect(r.commands).toEqual(['c1 indicator off']);
+  });
+
+  it('on a clock correction: logs that its time cannot be corrected, and leaves the row as it is', async () => {
+    const { r, record } = await damaged();
+    expect(() => r.service.clockCorrected()).not.toThrow();
+    expect(r.logged('stored alarm unreadable; its time cannot be corrected')).toEqual([expect.objectContaining({ alarmId: record.id })]);
+    expect(r.outbox.get(record.id)!.payload['presses']).toBe('many');
+  });
+
+  it('after a restart inside the ack timeout: shows sent, arms no ack timer, and says there will be no local alarm', async () => {
+    const { r, record, unreadable } = await damaged({ restart: true });
+    expect(r.commands).toEqual(['c1 indicator sent']);
+    await vi.advanceTimersByTimeAsync(timing.ackTimeoutMs * 2);
+    expect(r.overdue).toEqual([]);
+    expect(r.logged('ack timer failed')).toEqual([]);
+    expect(r.logged('stored alarm unreadable; no local alarm if the county does not ack it')).toEqual([
+      expect.objectContaining({ alarmId: record.id }),
+    ]);
+    expect(unreadable).toHaveLength(1);
+  });
+});
+
 describe('AlarmService restart and clock', () => {
   beforeEach(() => {
     vi.useFakeTimers();

@@ -194,7 +194,24 @@ describe('Delivery', () => {
     expect(unreadable.map((e) => e.message)).toEqual([
       'outbox alarm record torn (seq 1) is unreadable: payload.presses: Invalid input: expected number, received string',
     ]);
-    expect(lines.filter((l) => l.msg === 'stored record unreadable; not published').length).toBeGreaterThan(1);
+    const logged = lines.filter((l) => l.msg === 'stored record unreadable; not published');
+    expect(logged.length).toBeGreaterThan(1);
+    expect(logged[0]).toMatchObject({ level: 50, stream: 'alarm', id: 'torn', seq: 1, err: { message: unreadable[0]!.message } });
+    delivery.stop();
+  });
+
+  it('skips an unreadable record without a listener for it, and its pass goes on', async () => {
+    const outbox = createMemoryOutbox();
+    const uplink = new FakeUplink();
+    const { logger, lines } = memoryLogger();
+    const delivery = new Delivery({ outbox, uplink, retry: { initialMs: 1000, maxMs: 1000 }, logger, onAcked: () => undefined });
+    outbox.append({ stream: 'alarm', id: 'torn', subject: 's', now: Date.now(), build: (seq) => ({ ...sampleAlarm('v1'), seq, presses: 'many' }) });
+    append(outbox, 'alarm', 1);
+    uplink.setConnected(true);
+    delivery.start();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(uplink.published.map((p) => p.payload['seq'])).toEqual([2]);
+    expect(lines.filter((l) => l.msg === 'delivery pass failed')).toEqual([]);
     delivery.stop();
   });
 });
