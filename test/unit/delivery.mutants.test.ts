@@ -1,12 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Delivery, type DeliveryOptions } from '../../src/county/delivery.ts';
+import type { DeliveryOptions } from '../../src/county/delivery.ts';
 import type { PayloadOf } from '../../src/county/topics.ts';
 import type { PublishedKind, PublishOptions, Uplink, UplinkEvents } from '../../src/county/types.ts';
-import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
 import type { Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
 import { sampleRecordPayload } from '../support/link-fixtures.ts';
-import { memoryLogger } from '../support/log-sink.ts';
+import { deliveryOver } from '../support/delivery-rig.ts';
 
 // Delivery with an uplink whose PUBACKs the test hands out one by one: the window, its refill, the early
 // send, acks that cannot be stored, and a pass that re-enters itself.
@@ -53,23 +52,7 @@ function append(outbox: Outbox, stream: OutboxStream, n: number): OutboxRecord[]
 }
 
 function rig(more: Partial<DeliveryOptions> = {}, start = true) {
-  const outbox = createMemoryOutbox();
-  const uplink = new ManualUplink();
-  const acked: OutboxRecord[] = [];
-  const { logger, lines } = memoryLogger();
-  const delivery = new Delivery({
-    outbox,
-    uplink,
-    retry: { initialMs: 5000, maxMs: 60000 },
-    logger,
-    onAcked: (r) => acked.push(r),
-    window: 4,
-    now: () => Date.now(),
-    ...more,
-  });
-  if (start) delivery.start();
-  const logged = (msg: string) => lines.filter((l) => l.msg === msg);
-  return { outbox, uplink, delivery, acked, logged };
+  return deliveryOver(new ManualUplink(), more, start);
 }
 
 const settle = () => vi.advanceTimersByTimeAsync(0);

@@ -1,12 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventEmitter } from 'node:events';
-import { Delivery } from '../../src/county/delivery.ts';
+import type { DeliveryOptions } from '../../src/county/delivery.ts';
 import type { StoredPayloadError } from '../../src/contract/stored.ts';
 import type { PayloadOf } from '../../src/county/topics.ts';
 import type { PublishedKind, Uplink, UplinkEvents } from '../../src/county/types.ts';
-import type { Outbox, OutboxRecord, OutboxStream } from '../../src/store/types.ts';
-import { createMemoryOutbox } from '../../src/store/memory-outbox.ts';
-import { memoryLogger } from '../support/log-sink.ts';
+import type { Outbox, OutboxStream } from '../../src/store/types.ts';
+import { deliveryOver } from '../support/delivery-rig.ts';
 import { sampleAlarm, sampleRecordPayload } from '../support/link-fixtures.ts';
 
 /** An uplink whose broker answers PUBACK at once while "connected". Pure-logic fake. */
@@ -37,21 +36,9 @@ function append(outbox: Outbox, stream: OutboxStream, n: number): void {
   }
 }
 
-function setup(options: { onAcked?: (record: OutboxRecord) => void } = {}) {
-  const outbox = createMemoryOutbox();
-  const uplink = new FakeUplink();
-  const acked: OutboxRecord[] = [];
-  const { logger, lines } = memoryLogger();
-  const delivery = new Delivery({
-    outbox,
-    uplink,
-    retry: { initialMs: 5000, maxMs: 60000 },
-    logger,
-    onAcked: options.onAcked ?? ((r) => acked.push(r)),
-    window: 4,
-  });
-  delivery.start();
-  return { outbox, uplink, delivery, acked, lines, ack: (id: string) => delivery.acknowledge(id) };
+function setup(more: Partial<DeliveryOptions> = {}, start = true) {
+  const rig = deliveryOver(new FakeUplink(), more, start);
+  return { ...rig, ack: (id: string) => rig.delivery.acknowledge(id) };
 }
 
 describe('Delivery', () => {
@@ -141,15 +128,7 @@ describe('Delivery', () => {
   });
 
   it('vouches for the watchdog only while its once-a-second pass runs: not before start, not after a stall, not after stop', async () => {
-    const outbox = createMemoryOutbox();
-    const uplink = new FakeUplink();
-    const delivery = new Delivery({
-      outbox,
-      uplink,
-      retry: { initialMs: 5000, maxMs: 60000 },
-      logger: memoryLogger().logger,
-      onAcked: () => undefined,
-    });
+    const { outbox, uplink, delivery } = setup({ window: 256, onAcked: () => undefined }, false);
     expect(delivery.alive()).toBe(false);
     uplink.setConnected(true);
     delivery.start();
@@ -173,18 +152,12 @@ describe('Delivery', () => {
   });
 
   it("publishes nothing that does not read as its stream's payload, names the row, tells once, and sends the rest", async () => {
-    const outbox = createMemoryOutbox();
-    const uplink = new FakeUplink();
-    const { logger, lines } = memoryLogger();
     const unreadable: StoredPayloadError[] = [];
-    const delivery = new Delivery({
-      outbox,
-      uplink,
-      retry: { initialMs: 1000, maxMs: 1000 },
-      logger,
-      onAcked: () => undefined,
-      onUnreadable: (e) => unreadable.push(e),
-    });
+    const retry = { initialMs: 1000, maxMs: 1000 };
+    const { outbox, uplink, delivery, lines } = setup(
+      { retry, window: 256, onAcked: () => undefined, onUnreadable: (e) => unreadable.push(e) },
+      false,
+    );
     outbox.append({ stream: 'alarm', id: 'torn', subject: 's', now: Date.now(), build: (seq) => ({ ...sampleAlarm('v1'), seq, presses: 'many' }) });
     append(outbox, 'alarm', 1);
     uplink.setConnected(true);
@@ -201,10 +174,8 @@ describe('Delivery', () => {
   });
 
   it('skips an unreadable record without a listener for it, and its pass goes on', async () => {
-    const outbox = createMemoryOutbox();
-    const uplink = new FakeUplink();
-    const { logger, lines } = memoryLogger();
-    const delivery = new Delivery({ outbox, uplink, retry: { initialMs: 1000, maxMs: 1000 }, logger, onAcked: () => undefined });
+    const retry = { initialMs: 1000, maxMs: 1000 };
+    const { outbox, uplink, delivery, lines } = setup({ retry, window: 256, onAcked: () => undefined }, false);
     outbox.append({ stream: 'alarm', id: 'torn', subject: 's', now: Date.now(), build: (seq) => ({ ...sampleAlarm('v1'), seq, presses: 'many' }) });
     append(outbox, 'alarm', 1);
     uplink.setConnected(true);
