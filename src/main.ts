@@ -16,6 +16,7 @@ import { defaultKeyDirectory, enclosingCheckout, ensureKeyDirectory, writeKeyFil
 import { InvalidInputError } from './platform/schema-errors.ts';
 import { announce, watch, type AnnounceBody, type BrokerOptions } from './county/county-tools.ts';
 import { statusCommand } from './status/status-cli.ts';
+import { logCommand } from './schedule/log-cli.ts';
 import { broadcastStatuses } from './contract/vocabulary.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -43,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status':
       return statusCommand(rest);
+    case 'log':
+      return logCommand(rest);
     case 'keygen':
       return keygen(rest);
     case 'announce':

@@ -18,6 +18,8 @@ village:
   migrate-config FILE        rewrite an older config at this build's version, keeping a backup
   status [--config FILE | --socket PATH] [--json]
                              ask the running service how it is (default config /etc/village-edge/config.json)
+  log [--since DATE] [--until DATE] [--json] [--config FILE]
+                             every programme firing and its outcome, and each day's totals
   --version                  print the version
 
 county tools:
@@ -59,6 +61,18 @@ the outbox, the sound output, the clock, storage and free space, memory and CPU 
   --json              the whole status document as JSON instead of the summary
   -h, --help          this text
 Exit 0 when the service answered, 1 when it is not running or did not answer, 2 on wrong usage.`,
+
+  log: `usage: village-edge log [--since DATE] [--until DATE] [--json] [--config FILE]
+
+Prints the programme completion log the service keeps: one line per firing (its slot in the schedule's local
+time, the programme, what became of it — finished, preempted, stopped, failed, missed, skipped, withheld, or
+still playing — and why), then each day's totals. Reads the log read-only; the service may be running.
+  --since DATE        first day, YYYY-MM-DD in the schedule's time zone (default today)
+  --until DATE        last day, inclusive (default today)
+  --json              one JSON object a line: {"type":"firing",…} per firing, then {"type":"day",…} per day
+  --config FILE       the village's config, to find its data directory (default /etc/village-edge/config.json)
+  -h, --help          this text
+Exit 0 when the log was printed (or nothing is recorded yet), 1 when it cannot be read, 2 on wrong usage.`,
 
   keygen: `usage: village-edge keygen --kid KID [--out DIR]
 

@@ -1,0 +1,129 @@
+import { SUMMARY_REASON_MAX, SUMMARY_REASONS_MAX, type DailySummary, type FiringCounts, type ProgrammeDay } from '../contract/schedule-summary.ts';
+import type { FiringRecord } from './types.ts';
+
+/**
+ * A day of the completion log, counted per programme: the daily report to the county, today's counts in
+ * health, and the totals of `village-edge log`. Days are calendar days of the schedule's zone, not the Pi's.
+ */
+
+const dayMs = 86_400_000;
+/** UTC offsets run from -12:00 to +14:00: the start of a local day lies within this of its wall-clock midnight read as UTC. */
+const searchBeforeMs = 15 * 3600_000;
+const searchAfterMs = 13 * 3600_000;
+
+/** 'YYYY-MM-DD' of the instant in `timezone` (an IANA zone; RangeError for one the runtime does not know). */
+export function localDate(epochMs: number, timezone: string): string {
+  return dateIn(dateFormat(timezone), epochMs);
+}
+
+/**
+ * [start, end) in epoch ms of a local calendar day: 24 h, or 23 h and 25 h on the days a DST zone changes
+ * its clocks, and correct where a change skips midnight itself (the day then starts at 01:00).
+ */
+export function dayBounds(date: string, timezone: string): [number, number] {
+  const format = dateFormat(timezone);
+  const next = nextDate(date);
+  return [startOf(date, format), startOf(next, format)];
+}
+
+/** Counts every firing of the day (by slot, in the day's zone); records of other days are left out. */
+export function summarizeDay(records: readonly FiringRecord[], day: { date: string; timezone: string }): DailySummary {
+  const [start, end] = dayBounds(day.date, day.timezone);
+  const byProgramme = new Map<string, { counts: FiringCounts; reasons: Map<string, number> }>();
+  const totals = noFirings();
+  for (const record of records) {
+    if (record.scheduledAt < start || record.scheduledAt >= end) continue;
+    let entry = byProgramme.get(record.programme);
+    if (entry === undefined) {
+      entry = { counts: noFirings(), reasons: new Map() };
+      byProgramme.set(record.programme, entry);
+    }
+    count(entry.counts, record);
+    count(totals, record);
+    if (record.reason !== undefined && record.reason !== '') {
+      const reason = shortReason(record.reason);
+      entry.reasons.set(reason, (entry.reasons.get(reason) ?? 0) + 1);
+    }
+  }
+  const programmes: ProgrammeDay[] = [...byProgramme]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([programme, { counts, reasons }]) => ({ programme, ...counts, reasons: topReasons(reasons) }));
+  return { date: day.date, timezone: day.timezone, programmes, totals };
+}
+
+function noFirings(): FiringCounts {
+  return { due: 0, played: 0, playing: 0, finished: 0, preempted: 0, stopped: 0, failed: 0, missed: 0, skipped: 0, withheld: 0 };
+}
+
+function count(counts: FiringCounts, record: FiringRecord): void {
+  counts.due += 1;
+  counts[record.outcome] += 1;
+  switch (record.outcome) {
+    case 'playing':
+    case 'finished':
+    case 'preempted':
+    case 'stopped':
+      counts.played += 1;
+      return;
+    case 'failed':
+    case 'missed':
+    case 'skipped':
+    case 'withheld':
+      return;
+  }
+}
+
+function shortReason(reason: string): string {
+  return reason.length <= SUMMARY_REASON_MAX ? reason : `${reason.slice(0, SUMMARY_REASON_MAX - 1)}…`;
+}
+
+/** The most frequent first; ties by text, so the same log always gives the same report. */
+function topReasons(reasons: Map<string, number>): Record<string, number> {
+  const top = [...reasons].sort(([ra, na], [rb, nb]) => nb - na || (ra < rb ? -1 : ra > rb ? 1 : 0)).slice(0, SUMMARY_REASONS_MAX);
+  return Object.fromEntries(top);
+}
+
+function dateFormat(timezone: string): Intl.DateTimeFormat {
+  return new Intl.DateTimeFormat('en-US', { timeZone: timezone, year: 'numeric', month: '2-digit', day: '2-digit' });
+}
+
+function dateIn(format: Intl.DateTimeFormat, epochMs: number): string {
+  let year = '';
+  let month = '';
+  let day = '';
+  for (const part of format.formatToParts(epochMs)) {
+    if (part.type === 'year') year = part.value.padStart(4, '0');
+    else if (part.type === 'month') month = part.value;
+    else if (part.type === 'day') day = part.value;
+  }
+  return `${year}-${month}-${day}`;
+}
+
+/**
+ * The first millisecond whose local date is `date` or later, by bisection: no offset arithmetic to get wrong
+ * around a change, and a day whose midnight a change skips starts when the clock jumps past it.
+ */
+function startOf(date: string, format: Intl.DateTimeFormat): number {
+  const wallMidnight = utcMidnight(date);
+  let before = wallMidnight - searchBeforeMs;
+  let after = wallMidnight + searchAfterMs;
+  while (after - before > 1) {
+    const middle = Math.floor((before + after) / 2);
+    if (dateIn(format, middle) >= date) after = middle;
+    else before = middle;
+  }
+  return after;
+}
+
+function utcMidnight(date: string): number {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  const ms = match === null ? Number.NaN : Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]));
+  // Date.UTC rolls 2026-02-30 over into March: a date that does not come back the same is not a date.
+  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== date)
+    throw new RangeError(`not a calendar date "YYYY-MM-DD": ${JSON.stringify(date)}`);
+  return ms;
+}
+
+function nextDate(date: string): string {
+  return new Date(utcMidnight(date) + dayMs).toISOString().slice(0, 10);
+}
