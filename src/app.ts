@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { missingPlayerPrograms } from './config/preflight.ts';
@@ -28,6 +29,11 @@ import { DurableBroadcasts } from './broadcast/durable-broadcasts.ts';
 import { broadcastDeviceInputs } from './broadcast/device-inputs.ts';
 import { LocalAlarm } from './broadcast/local-alarm.ts';
 import { countyBroadcastHandlers } from './broadcast/county-requests.ts';
+import { ProgrammeSchedule } from './schedule/programme-schedule.ts';
+import type { MediaLibrary, ProgrammeLog, ScheduleStore } from './schedule/types.ts';
+import { FileMediaLibrary } from './media/media-library.ts';
+import { openSqliteScheduleStore } from './store/sqlite-schedule-store.ts';
+import { createMemoryScheduleStore } from './store/memory-schedule-store.ts';
 import { Activity } from './status/activity.ts';
 import { buildStatusDocument } from './status/build-status.ts';
 import { statusSocketPath, type StatusDocument } from './status/status-document.ts';
@@ -57,6 +63,8 @@ export interface VillageEdgeOptions {
     audioOutput?: AudioOutput;
     replay?: ReplayGuard;
     journal?: BroadcastJournal;
+    scheduleStore?: ScheduleStore & ProgrammeLog;
+    media?: MediaLibrary;
     now?: Now;
   };
 }
@@ -193,7 +201,9 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     onEvent: (event) => {
       reports.playback(event);
       durable.observe(event);
+      programmes.observe(event);
     },
+    refusal: (request) => programmes.refusal(request),
     playerStopWaitMs: config.broadcast.player.killTimeoutMs + 500,
     // Sound that cannot go out is a fault to the county, not only a line in the log.
     output: { port: audioOutput, checkIntervalMs: output.checkIntervalMs, onChange: (state) => faults.audioChanged(state) },
@@ -244,6 +254,49 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     now,
   });
 
+  const scheduleStore = adapters.scheduleStore === undefined ? openScheduleStore() : { store: adapters.scheduleStore };
+  const programmes = new ProgrammeSchedule({
+    store: scheduleStore.store,
+    media:
+      adapters.media ??
+      new FileMediaLibrary({
+        root: config.broadcast.library,
+        quotaBytes: config.schedule.media.quotaBytes,
+        concurrency: config.schedule.media.concurrency,
+        timeouts: { totalMs: config.schedule.media.timeoutSeconds * 1000, stallMs: config.schedule.media.stallSeconds * 1000 },
+        ...mediaCa(),
+        logger,
+        now,
+      }),
+    local: config.schedule.document,
+    zoneIds: config.broadcast.zones.map((z) => z.id),
+    mediaExtensions: Object.keys(config.broadcast.player.media),
+    clock,
+    player: { submit: (request) => broadcast.submit(request), stop: (requestId, reason) => broadcast.stopPlayback({ requestId }, reason) },
+    settings: {
+      graceMs: config.schedule.graceSeconds * 1000,
+      mediaLookaheadMs: config.schedule.mediaLookaheadHours * 3_600_000,
+      retentionMs: config.schedule.retentionDays * 86_400_000,
+    },
+    tell: {
+      applied: (applied) => reports.scheduleApplied(applied),
+      rejected: (rejection) => reports.rejected({ ...rejection, kind: 'schedule' }),
+      clockJump: (jump) =>
+        faults.raise(
+          'clock-jump',
+          'clock',
+          `the clock jumped ${jump.deltaMs > 0 ? 'forward' : 'back'} by ${Math.round(Math.abs(jump.deltaMs) / 1000)} s`,
+        ),
+      mediaMissing: (missing) =>
+        missing.length === 0
+          ? faults.raise('schedule-media-recovered', 'media', 'every programme due within the hour has its media')
+          : faults.raise('schedule-media', 'media', missing.map((m) => `${m.programme}: ${m.reason}`).join('; ')),
+      storageFailure: (error) => faults.raise('storage', 'schedule.sqlite', `programme schedule store: ${errorText(error)}`),
+      dailySummary: (summary) => reports.programmeSummary(summary),
+    },
+    logger: logger.child({ component: 'schedule' }),
+  });
+
   const gate = createCommandGate({
     villageId: config.village.id,
     keys: config.county.commandKeys,
@@ -287,6 +340,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     ...(storage === undefined ? {} : { storage: () => storage.health() }),
     clock: () => clock.state(),
     audio: () => broadcast.audioState() ?? { device: output.device, ok: null, checkedAt: null },
+    schedule: () => programmes.health(),
   };
   const health = new HealthReporter({ sources: healthSources, uplink, intervalMs: config.timing.healthIntervalMs, logger, now });
   const statusDocument = (): Promise<StatusDocument> =>
@@ -327,6 +381,18 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
         },
         stop: () => broadcast.stop(),
       },
+      // After the broadcasts: its first wake may fire a programme due within the grace window.
+      {
+        name: 'programme schedule',
+        start: () => {
+          if (scheduleStore.problem !== undefined) faults.raise('storage', 'schedule.sqlite', scheduleStore.problem);
+          programmes.start();
+        },
+        stop: async () => {
+          await programmes.stop();
+          scheduleStore.store.close();
+        },
+      },
       { name: 'health', start: () => health.start(), stop: () => health.stop() },
       {
         name: 'status socket',
@@ -339,6 +405,29 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     ],
     logger,
   );
+
+  /** The schedule's own file; a card that cannot hold it runs the schedule from memory and says so. */
+  function openScheduleStore(): { store: ScheduleStore & ProgrammeLog; problem?: string } {
+    try {
+      return { store: openSqliteScheduleStore({ path: join(config.dataDir, 'schedule.sqlite'), logger: storeLogger }) };
+    } catch (error) {
+      const problem = `schedule.sqlite: ${errorText(error)}; the schedule runs from memory and a restart forgets it`;
+      problems.push(problem);
+      return { store: createMemoryScheduleStore(), problem };
+    }
+  }
+
+  /** An unreadable CA file is the installer's mistake: named in health, and HTTPS media fetches fail with the reason. */
+  function mediaCa(): { ca?: Buffer } {
+    const path = config.schedule.media.ca;
+    if (path === undefined) return {};
+    try {
+      return { ca: readFileSync(path) };
+    } catch (error) {
+      problems.push(`schedule.media.ca: ${errorText(error)}`);
+      return {};
+    }
+  }
 
   return {
     devices: hub,

@@ -5,7 +5,7 @@
  * Contract, as reported through `onEvent` (every event carries the request's `status`, so an exercise is
  * `exercise` from `accepted` to its end, and lists `faultyZones` known at that moment):
  * - `rejected` (instead of `accepted`): not running, a duplicate id, no configured zone, `repeat` not a
- *   positive integer, or `expiresAt` already passed. `reason` says which.
+ *   positive integer, `expiresAt` already passed, or the village's `refusal` rule (quiet hours). `reason` says which.
  * - `accepted`, then one of:
  *   - `started` when the first sound begins (chime or content), after zones are switched and amplifiers
  *     powered and warm, and only once the player says its process really started (media checked, process
@@ -72,6 +72,8 @@ export interface BroadcastControllerOptions {
    * `checkIntervalMs` while idle; `onChange` hears when it starts or stops opening. None: never checked.
    */
   output?: { port: AudioOutput; checkIntervalMs: number; onChange: (state: AudioState) => void };
+  /** A village rule that refuses a request outright (quiet hours refuse announcements); the reason is reported. */
+  refusal?: (request: PlayRequest) => string | undefined;
 }
 
 interface Item {
@@ -233,7 +235,7 @@ export class BroadcastController {
     if (item.zones.length === 0) return 'no configured zone';
     if (!Number.isInteger(request.repeat) || request.repeat < 1) return `repeat must be a positive integer, got ${request.repeat}`;
     if (this.expired(request)) return 'expired before it could start';
-    return undefined;
+    return request.status === 'test' ? undefined : this.options.refusal?.(request);
   }
 
   private expired(request: PlayRequest): boolean {
@@ -337,7 +339,7 @@ export class BroadcastController {
   }
 
   private async runOnce(active: Active, content: Content): Promise<PlayOutcome | 'cancelled'> {
-    const volume = this.options.config.volume[active.item.request.priority];
+    const volume = active.item.request.volume ?? this.options.config.volume[active.item.request.priority];
     let run: PlayerRun;
     try {
       run = this.options.player.start({ content, volume });

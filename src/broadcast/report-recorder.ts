@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Outbox, OutboxRecord } from '../store/types.ts';
 import type { ReportPayload } from '../contract/payloads.ts';
+import type { DailySummary } from '../contract/schedule-summary.ts';
 import type { PlaybackEvent } from './types.ts';
 import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
 import { contained } from '../platform/contained.ts';
@@ -88,6 +89,53 @@ export class ReportRecorder {
     if (command.kind === 'ack') this.ackCausesReported.add(command.reason);
     this.options.logger.warn({ topic: command.topic, reason: command.reason, detail: command.detail, jti: command.jti }, 'county command rejected');
     this.storeRejection(command);
+  }
+
+  /** A county schedule document was verified and kept: the county learns which version each village runs. */
+  scheduleApplied(applied: { jti: string; version: number; programmes: number; source: 'village' | 'all'; running: boolean }): void {
+    const at = this.now();
+    this.store(
+      applied.jti,
+      (id, seq) => ({
+        id,
+        seq,
+        village: this.options.villageId,
+        jti: applied.jti,
+        event: 'schedule-applied',
+        schedule: { version: applied.version, programmes: applied.programmes, source: applied.source, running: applied.running },
+        priority: null,
+        status: null,
+        zones: [],
+        faultyZones: [],
+        at: isoWithOffset(at),
+        attempt: 1,
+      }),
+      at,
+    );
+  }
+
+  /** One local day of the programme completion log, for the county's monthly statistics. */
+  programmeSummary(summary: DailySummary): void {
+    const at = this.now();
+    const jti = `summary:${summary.date}`;
+    this.store(
+      jti,
+      (id, seq) => ({
+        id,
+        seq,
+        village: this.options.villageId,
+        jti,
+        event: 'programme-summary',
+        summary,
+        priority: null,
+        status: null,
+        zones: [],
+        faultyZones: [],
+        at: isoWithOffset(at),
+        attempt: 1,
+      }),
+      at,
+    );
   }
 
   stop(): void {

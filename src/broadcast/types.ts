@@ -19,6 +19,8 @@ export interface PlayRequest {
   chime: boolean;
   /** How many times the content is played; 1 by default. */
   repeat: number;
+  /** 0–100; the village's volume for the priority when absent (a programme may set its own). */
+  volume?: number;
   /** Epoch ms after which it must not start (a county command's `exp`). */
   expiresAt?: number;
   origin: 'county' | 'local' | 'schedule';

@@ -84,6 +84,10 @@ function resolvePaths(config: Config, configDir: string): Config {
       thermalDir: abs(config.status.thermalDir),
     },
     broadcast: { ...config.broadcast, library: abs(config.broadcast.library) },
+    schedule: {
+      ...config.schedule,
+      media: { ...config.schedule.media, ca: config.schedule.media.ca === undefined ? undefined : abs(config.schedule.media.ca) },
+    },
     county: {
       ...config.county,
       tls:

@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import * as z from 'zod';
 import { ed25519PublicKeyProblem } from '../platform/ed25519-public-key.ts';
 import { contentSchema } from '../contract/vocabulary.ts';
+import { mediaExtension, scheduleDocumentSchema } from '../contract/schedule.ts';
 
 /** Ids that end up in MQTT topics and log lines: no wildcards, separators or spaces. */
 const topicSafeId = z
@@ -323,6 +324,47 @@ export const broadcastSchema = z
   })
   .strict();
 
+/** The programme schedule: the village's own document, and how programmes are fired, fetched and logged. */
+export const scheduleConfigSchema = z
+  .object({
+    /** The village's own schedule, run until the county sends one on `cmd/schedule` (which then wins). */
+    document: scheduleDocumentSchema.optional(),
+    /** A slot found late by up to this (after a restart, a clock jump) still plays; later ones are `missed`. */
+    graceSeconds: z.number().int().min(0).max(3600).default(120),
+    /** Media of programmes due within this are fetched ahead of time. */
+    mediaLookaheadHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 14)
+      .default(48),
+    /** The completion log keeps firings at least this long (pruned daily). */
+    retentionDays: z.number().int().min(90).max(3650).default(90),
+    media: z
+      .object({
+        /** Programme media in the library (`<broadcast.library>/programmes/`) beyond this evict the least recently used unreferenced files. */
+        quotaBytes: z
+          .number()
+          .int()
+          .min(1024 * 1024)
+          .default(1024 * 1024 * 1024),
+        concurrency: z.number().int().min(1).max(8).default(2),
+        /** A download that takes longer, or receives nothing for `stallSeconds`, is cut and tried again later. */
+        timeoutSeconds: z
+          .number()
+          .int()
+          .min(10)
+          .max(24 * 3600)
+          .default(1800),
+        stallSeconds: z.number().int().min(1).max(600).default(30),
+        /** PEM file of the CA that signed the county's media server (HTTPS); relative to the config file. */
+        ca: z.string().min(1).optional(),
+      })
+      .strict()
+      .default(() => ({ quotaBytes: 1024 * 1024 * 1024, concurrency: 2, timeoutSeconds: 1800, stallSeconds: 30 })),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     version: z.literal(2),
@@ -387,6 +429,7 @@ export const configSchema = z
     devices: z.array(deviceSchema).default([]),
     timing: timingSchema.default(() => timingSchema.parse({})),
     broadcast: broadcastSchema.default(() => broadcastSchema.parse({})),
+    schedule: scheduleConfigSchema.default(() => scheduleConfigSchema.parse({})),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
@@ -434,6 +477,20 @@ export const configSchema = z
       if (!amplifierIds.has(zone.amplifier))
         ctx.addIssue({ code: 'custom', path: ['broadcast', 'zones', i, 'amplifier'], message: `no amplifier with id "${zone.amplifier}"` });
     });
+    cfg.schedule.document?.programmes.forEach((programme, i) => {
+      const path = ['schedule', 'document', 'programmes', i];
+      if (programme.zones !== 'all')
+        for (const zone of programme.zones.filter((z) => !zoneIds.has(z)))
+          ctx.addIssue({ code: 'custom', path: [...path, 'zones'], message: `no broadcast zone with id "${zone}"` });
+      if (programme.content.kind !== 'media') return;
+      const extension = mediaExtension(programme.content.url);
+      if (extension === undefined || !Object.hasOwn(cfg.broadcast.player.media, extension))
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, 'content', 'url'],
+          message: `no broadcast.player.media template plays "${extension ?? '(none)'}" files`,
+        });
+    });
     cfg.devices.forEach((dev, i) => {
       if (dev.zone !== undefined && !zoneIds.has(dev.zone))
         ctx.addIssue({ code: 'custom', path: ['devices', i, 'zone'], message: `no broadcast zone with id "${dev.zone}"` });
@@ -447,3 +504,4 @@ export type DeviceRole = z.infer<typeof deviceRoleSchema>;
 export type TimingConfig = z.infer<typeof timingSchema>;
 export type CountyConfig = z.infer<typeof countySchema>;
 export type BroadcastConfig = z.infer<typeof broadcastSchema>;
+export type ScheduleConfig = z.infer<typeof scheduleConfigSchema>;

@@ -1,4 +1,6 @@
 import * as z from 'zod';
+import { firingOutcomes } from './schedule.ts';
+import { dailySummarySchema } from './schedule-summary.ts';
 import {
   alarmTypeSchema,
   broadcastStatusSchema,
@@ -68,6 +70,11 @@ export const faultKindSchema = z.enum([
   /** An unlatched column is read less often than `timing.maxMissablePressMs`: a short press can go unseen. */
   'missable-press',
   'missable-press-cleared',
+  /** The wall clock moved by more than a minute against the monotonic clock (a correction, a bad NTP answer, a manual set). */
+  'clock-jump',
+  /** Programmes due within the hour whose media are not in the library (not fetched, or failed their check). */
+  'schedule-media',
+  'schedule-media-recovered',
 ]);
 export type FaultKind = z.infer<typeof faultKindSchema>;
 
@@ -155,6 +162,17 @@ export const healthPayloadSchema = z
     problems: z.array(z.string()),
     /** The sound output as last checked: `ok` null before the first check, `reason` when it failed. */
     audio: z.object({ device: z.string(), ok: z.boolean().nullable(), reason: z.string().optional(), checkedAt: isoWithOffset.nullable() }).strict(),
+    /** The running programme schedule (null: none), and today's firings in its zone by outcome. */
+    schedule: z
+      .object({
+        version: z.number().int().nullable(),
+        source: z.enum(['village', 'all', 'local']).nullable(),
+        programmes: z.number().int().min(0),
+        today: z.record(z.enum(firingOutcomes), z.number().int().min(0)),
+        mediaMissing: z.array(z.object({ programme: z.string(), reason: z.string() }).strict()),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type HealthPayload = z.infer<typeof healthPayloadSchema>;
@@ -217,6 +235,9 @@ export const ackCommandSchema = z.object({ ...commandClaims, cmd: z.literal('ack
 export type AckCommand = z.infer<typeof ackCommandSchema>;
 
 /** Village → county: what happened to a command (or a local alarm / programme), durable and acked like alarms. */
+/** Reports about the schedule rather than one broadcast. */
+export const scheduleReportEventSchema = z.enum(['schedule-applied', 'programme-summary']);
+
 export const reportPayloadSchema = z
   .object({
     id: z.string().uuid(),
@@ -224,7 +245,14 @@ export const reportPayloadSchema = z
     village: z.string(),
     /** The command's `jti` (for local items: the local id; for an unreadable command: null). */
     jti: z.string().nullable(),
-    event: playbackEventSchema,
+    event: z.union([playbackEventSchema, scheduleReportEventSchema]),
+    /** `schedule-applied`: the version kept from its source, and whether it is the one running (the village's own wins over `all`). */
+    schedule: z
+      .object({ version: z.number().int(), programmes: z.number().int().min(0), source: z.enum(['village', 'all']), running: z.boolean() })
+      .strict()
+      .optional(),
+    /** `programme-summary`: one local day of the completion log, per programme (sent once a day for the day before). */
+    summary: dailySummarySchema.optional(),
     reason: z.string().optional(),
     priority: prioritySchema.nullable(),
     level: emergencyLevelSchema.optional(),

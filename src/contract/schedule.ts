@@ -100,7 +100,12 @@ export const programmeSchema = z
     validFrom: scheduleDateSchema.optional(),
     validUntil: scheduleDateSchema.optional(),
     /** Cut off after this long, wherever it is; quiet hours cut it earlier. */
-    maxDurationS: z.number().int().min(1).max(4 * 3600).default(1800),
+    maxDurationS: z
+      .number()
+      .int()
+      .min(1)
+      .max(4 * 3600)
+      .default(1800),
     /** Exceptions to the cron: days it does not run (holidays). */
     dates: z
       .object({ except: z.array(scheduleDateSchema).max(400) })
@@ -120,7 +125,10 @@ export const scheduleDocumentSchema = z
     version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
     timezone: timezone.default(DEFAULT_TIMEZONE),
     /** Nothing but an emergency (or the village's own alarm) sounds from `from` until `until`, local time. */
-    quietHours: z.object({ from: localTime, until: localTime }).strict().default({ ...DEFAULT_QUIET_HOURS }),
+    quietHours: z
+      .object({ from: localTime, until: localTime })
+      .strict()
+      .default({ ...DEFAULT_QUIET_HOURS }),
     programmes: z.array(programmeSchema).max(500),
   })
   .strict()
@@ -133,6 +141,10 @@ export const scheduleDocumentSchema = z
   });
 export type ScheduleDocument = z.infer<typeof scheduleDocumentSchema>;
 export type ScheduleDocumentInput = z.input<typeof scheduleDocumentSchema>;
+
+/** What happened to one firing of a programme (one cron slot). `playing` until the broadcast ends. */
+export const firingOutcomes = ['playing', 'finished', 'preempted', 'stopped', 'failed', 'missed', 'skipped', 'withheld'] as const;
+export type FiringOutcome = (typeof firingOutcomes)[number];
 
 /** ".mp3" from `https://county/fa/2026-12.mp3?x=1`, lower-cased; undefined without one. */
 export function mediaExtension(url: string): string | undefined {

@@ -57,6 +57,11 @@ export class AnnounceTracker {
         outcome.answer = 'rejected';
         outcome.reason = report.reason;
         return `${report.village} REJECTED${report.jti === null ? ' (a command it could not verify, most likely this one)' : ''}${reason}`;
+      // About the schedule, never a broadcast: a broadcast's jti cannot name either.
+      case 'schedule-applied':
+        return `${report.village} applied schedule version ${report.schedule?.version ?? '?'}`;
+      case 'programme-summary':
+        return `${report.village} programme summary of ${report.summary?.date ?? '?'}`;
       default:
         // A result implies acceptance, whichever report the broker delivered first.
         outcome.answer ??= 'accepted';

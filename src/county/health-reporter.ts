@@ -21,6 +21,8 @@ export interface HealthSources {
   clock?: () => ClockState;
   /** The sound output as last checked. */
   audio: () => { device: string; ok: boolean | null; reason?: string; checkedAt: number | null };
+  /** The running programme schedule and today's firings. */
+  schedule?: () => NonNullable<HealthPayload['schedule']>;
 }
 
 export function buildHealth(sources: HealthSources, now: number): HealthPayload {
@@ -57,6 +59,7 @@ export function buildHealth(sources: HealthSources, now: number): HealthPayload 
     ...(sources.storage === undefined ? {} : { storage: sources.storage() }),
     problems: [...sources.problems()],
     audio: audioHealth(sources.audio()),
+    ...(sources.schedule === undefined ? {} : { schedule: sources.schedule() }),
   };
 }
 

@@ -2,7 +2,7 @@
  * The programme schedule's ports: where its documents and its completion log are kept, and the media
  * library its programmes play from. The schedule domain sees only these; SQLite and HTTP live behind them.
  */
-import type { ScheduleDocument } from '../contract/schedule.ts';
+import type { FiringOutcome, ScheduleDocument } from '../contract/schedule.ts';
 
 /** Where a running schedule came from. The village's own topic wins over `all`, either over the local config. */
 export type ScheduleSource = 'village' | 'all' | 'local';
@@ -14,9 +14,7 @@ export interface StoredSchedule {
   appliedAt: number;
 }
 
-/** What happened to one firing of a programme (one cron slot). `playing` until the broadcast ends. */
-export const firingOutcomes = ['playing', 'finished', 'preempted', 'stopped', 'failed', 'missed', 'skipped', 'withheld'] as const;
-export type FiringOutcome = (typeof firingOutcomes)[number];
+export { firingOutcomes, type FiringOutcome } from '../contract/schedule.ts';
 
 export interface FiringRecord {
   programme: string;
@@ -51,6 +49,9 @@ export interface ProgrammeLog {
   /** The newest instant the scheduler has considered every slot up to (survives restarts), or undefined. */
   cursor(): number | undefined;
   setCursor(at: number): void;
+  /** The last local day whose summary went to the outbox (`YYYY-MM-DD`), so each day is reported once. */
+  summarizedThrough(): string | undefined;
+  setSummarizedThrough(date: string): void;
 }
 
 /** The last good schedule of each county source, so a Pi that boots without network keeps playing it. */
@@ -58,6 +59,7 @@ export interface ScheduleStore {
   load(source: StoredSchedule['source']): StoredSchedule | undefined;
   /** Committed and fsync'd when it returns; replaces what that source had. */
   save(schedule: StoredSchedule): void;
+  close(): void;
 }
 
 /** One media file a programme needs: by hash, from a URL, of a size; `file` is its path inside the library. */

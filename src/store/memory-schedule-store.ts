@@ -9,6 +9,12 @@ import {
   type StoredSchedule,
 } from '../schedule/types.ts';
 
+/** A local calendar day as the log's summaries name it; anything else is a caller's bug, refused before it is kept. */
+export function checkDate(date: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new RangeError(`schedule store: summary date must be YYYY-MM-DD, got ${JSON.stringify(date)}`);
+  return date;
+}
+
 /**
  * The firing log's bound: a broken cron (every second) writes 86,400 rows a day, and the card must not fill
  * up with them. 200,000 rows is ~90 days of ~2,000 firings a day (20–30 MB on disk); past it, the oldest slots go first.
@@ -30,6 +36,7 @@ export class MemoryScheduleStore implements ScheduleStore, ProgrammeLog {
   private readonly schedules = new Map<StoredSchedule['source'], { json: string; appliedAt: number }>();
   private readonly firings = new Map<string, FiringRecord>();
   private cursorAt: number | undefined;
+  private summarized: string | undefined;
   private closed = false;
 
   constructor(private readonly maxFirings: number) {}
@@ -117,6 +124,16 @@ export class MemoryScheduleStore implements ScheduleStore, ProgrammeLog {
   setCursor(at: number): void {
     this.checkOpen();
     this.cursorAt = Math.floor(checkTime('cursor', at));
+  }
+
+  summarizedThrough(): string | undefined {
+    this.checkOpen();
+    return this.summarized;
+  }
+
+  setSummarizedThrough(date: string): void {
+    this.checkOpen();
+    this.summarized = checkDate(date);
   }
 
   /** Idempotent; every other method throws once closed. */

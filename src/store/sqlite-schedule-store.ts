@@ -10,7 +10,7 @@ import {
   type ScheduleStore,
   type StoredSchedule,
 } from '../schedule/types.ts';
-import { checkedCap, checkedFiring, checkedSchedule, checkedSettle, checkSource, readDocument } from './memory-schedule-store.ts';
+import { checkDate, checkedCap, checkedFiring, checkedSchedule, checkedSettle, checkSource, readDocument } from './memory-schedule-store.ts';
 
 /** The schedule database cannot be opened, is corrupt, or is newer than this build; the message names the path. */
 export class ScheduleStorageError extends DurableStorageError {
@@ -52,7 +52,8 @@ const migrations: readonly string[] = [
    ) WITHOUT ROWID;
    CREATE INDEX firing_by_slot ON firing (scheduled_at);
    CREATE INDEX firing_playing ON firing (request_id) WHERE outcome = 'playing';
-   CREATE TABLE schedule_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);`,
+   CREATE TABLE schedule_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+   CREATE TABLE summary_sent (id INTEGER PRIMARY KEY CHECK (id = 1), date TEXT NOT NULL);`,
 ];
 
 /** Rows deleted per transaction by prune and the cap: a year's backlog must not become one huge WAL. */
@@ -163,6 +164,10 @@ function prepareStatements(db: Database.Database) {
     ),
     cursor: db.prepare<[], number>('SELECT at FROM schedule_cursor WHERE id = 1').pluck(),
     setCursor: db.prepare<[number]>('INSERT INTO schedule_cursor (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at'),
+    summarizedThrough: db.prepare<[], string>('SELECT date FROM summary_sent WHERE id = 1').pluck(),
+    setSummarizedThrough: db.prepare<[string]>(
+      'INSERT INTO summary_sent (id, date) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET date = excluded.date',
+    ),
   };
 }
 
@@ -255,6 +260,14 @@ export class SqliteScheduleStore implements ScheduleStore, ProgrammeLog {
   setCursor(at: number): void {
     if (!Number.isFinite(at)) throw new RangeError(`schedule store: cursor must be a finite epoch ms, got ${at}`);
     this.statements.setCursor.run(Math.floor(at));
+  }
+
+  summarizedThrough(): string | undefined {
+    return this.statements.summarizedThrough.get();
+  }
+
+  setSummarizedThrough(date: string): void {
+    this.statements.setSummarizedThrough.run(checkDate(date));
   }
 
   /** Idempotent; every other method throws once closed. */

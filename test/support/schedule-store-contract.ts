@@ -179,6 +179,16 @@ export function describeScheduleStoreContract(name: string, open: (options?: { m
         expect(log.cursor()).toBe(t0 - minute);
       });
 
+      it('keeps the last summarised day: undefined until set, then the last date set; refuses anything but YYYY-MM-DD', () => {
+        const log = fresh();
+        expect(log.summarizedThrough()).toBeUndefined();
+        log.setSummarizedThrough('2026-12-06');
+        log.setSummarizedThrough('2026-12-07');
+        expect(log.summarizedThrough()).toBe('2026-12-07');
+        expect(() => log.setSummarizedThrough('7 Dec')).toThrow(/YYYY-MM-DD/);
+        expect(log.summarizedThrough()).toBe('2026-12-07');
+      });
+
       it('refuses records it could not key or read back, writing nothing', () => {
         const log = fresh();
         expect(() => log.open(firing('', t0))).toThrow(/programme/);
