@@ -177,7 +177,7 @@ interface BuiltService {
 }
 
 /** `node dist/main.js run`, started directly (not through npm), so the pid we measure is the service. */
-function startBuiltService(configPath: string, nodeFlags: string[]): BuiltService {
+export function startBuiltService(configPath: string, nodeFlags: string[]): BuiltService {
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags, join(repoRoot, 'dist/main.js'), 'run', '--config', configPath], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
