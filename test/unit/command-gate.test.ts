@@ -469,6 +469,25 @@ describe('command gate: schedule and time messages', () => {
     expect(replay.size).toBe(0);
   });
 
+  it('a schedule that comes again is judged again for time and audience, and a tampered copy of it for its signature', async () => {
+    let at = t0;
+    const g = createCommandGate({
+      villageId: village,
+      keys: [a.keyEntry],
+      maxClockSkewSeconds: skew,
+      maxBytes,
+      replay: memoryReplayGuard(),
+      now: () => at,
+    });
+    const token = await a.schedule({ jti: 'sched-lapsing', exp: nowS + 600 });
+    expect(await verify(g, token, 'schedule')).toMatchObject({ ok: true });
+    expectRejected(await verify(g, flipSignatureByte(token), 'schedule'), 'bad-signature', 'does not verify');
+    expectRejected(await verify(g, token, 'schedule', 'all'), 'wrong-audience', 'on the topic for all villages', 'sched-lapsing');
+    expect(await verify(g, token, 'schedule')).toMatchObject({ ok: true, command: { claims: { jti: 'sched-lapsing' } } });
+    at = t0 + 601_000;
+    expectRejected(await verify(g, token, 'schedule'), 'expired', 'expired 1 s ago', 'sched-lapsing');
+  });
+
   it('a schedule that carries an exp is refused once it has passed, and an exp not after iat is a bad body', async () => {
     const g = gate();
     expectRejected(
