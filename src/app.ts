@@ -17,7 +17,8 @@ import { embeddedBrokerComponent } from './county/embedded-broker.ts';
 import { Delivery } from './county/delivery.ts';
 import { HealthReporter, type HealthSources } from './county/health-reporter.ts';
 import { createCommandGate } from './county/command-gate.ts';
-import { createCommandRouter } from './county/command-router.ts';
+import { createCommandRouter, type CommandSource } from './county/command-router.ts';
+import type { ScheduleCommand } from './contract/payloads.ts';
 import { AlarmService } from './alarm/alarm-service.ts';
 import { FaultRecorder } from './alarm/fault-recorder.ts';
 import type { AudioOutput, Player } from './broadcast/types.ts';
@@ -303,9 +304,13 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     maxClockSkewSeconds: config.county.maxClockSkewSeconds,
     maxLifetimeSeconds: config.county.maxCommandLifetimeSeconds,
     maxBytes: config.county.maxInboundBytes,
+    maxScheduleBytes: config.county.maxScheduleBytes,
     replay,
     now,
   });
+  // A placeholder until the schedule registry (version order, the village's topic over all) receives it.
+  const onSchedule = (claims: ScheduleCommand, source: CommandSource): void =>
+    logger.info({ version: claims.schedule.version, topic: source.topic }, 'county schedule verified');
   uplink.on(
     'command',
     createCommandRouter({
@@ -318,6 +323,9 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
           stopPlayback: (target, reason) => broadcast.stopPlayback(target, reason),
           logger: broadcastLogger,
         }),
+        // The router has already given its iat to the trusted clock, which is all a time message says.
+        time: () => undefined,
+        schedule: (claims, source) => onSchedule(claims, source),
       },
       // Logged by the recorder, within the same per-minute budget as the reports: a flood writes a count, not a line per message.
       onRejected: (rejection) => reports.rejected(rejection),

@@ -15,6 +15,7 @@ import { resolve } from 'node:path';
 import { defaultKeyDirectory, enclosingCheckout, ensureKeyDirectory, writeKeyFiles } from './county/keys.ts';
 import { InvalidInputError } from './platform/schema-errors.ts';
 import { announce, watch, type AnnounceBody, type BrokerOptions } from './county/county-tools.ts';
+import { DEFAULT_MAX_SCHEDULE_BYTES, keepTime, publishSchedule, publishTime, showSchedule } from './county/schedule-tools.ts';
 import { statusCommand } from './status/status-cli.ts';
 import { logCommand } from './schedule/log-cli.ts';
 import { broadcastStatuses } from './contract/vocabulary.ts';
@@ -50,11 +51,14 @@ async function main(argv: string[]): Promise<number> {
       return keygen(rest);
     case 'announce':
       return announceCommand(rest);
+    case 'schedule':
+      return scheduleCommand(rest);
     case 'county':
       if (rest[0] === 'watch') return countyWatch(rest.slice(1));
+      if (rest[0] === 'time') return countyTime(rest.slice(1));
       if (rest[0] === '--help' || rest[0] === '-h') return printHelp('county watch');
       throw new UsageError(
-        `county: ${rest[0] === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(rest[0])}`}; the one there is: county watch`,
+        `county: ${rest[0] === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(rest[0])}`}; the ones there are: county watch, county time`,
       );
     case '--version':
     case 'version':
@@ -353,6 +357,84 @@ async function countyWatch(args: string[]): Promise<number> {
   } catch (error) {
     console.error(`county watch: ${(error as Error).message}`);
     return 1;
+  }
+}
+
+async function scheduleCommand(args: string[]): Promise<number> {
+  const cmd = 'schedule';
+  const { values } = parseFlags(cmd, args, {
+    ...brokerArgs,
+    key: { type: 'string' },
+    village: { type: 'string' },
+    all: { type: 'boolean', default: false },
+    file: { type: 'string' },
+    show: { type: 'boolean', default: false },
+    'public-key': { type: 'string' },
+  });
+  if (values.help) return printHelp(cmd);
+  const broker = brokerOf(cmd, values);
+  if (values.show && (values.village === undefined || values.all)) throw new UsageError('schedule: --show needs --village ID (and no --all)');
+  if (!values.show && values.key === undefined) throw new UsageError('schedule: --key FILE is required: the county private key from keygen');
+  if (!values.show && (values.village === undefined) === !values.all) throw new UsageError('schedule: give exactly one of --village ID or --all');
+  if (!values.show && values.file === undefined) throw new UsageError('schedule: --file FILE is required: the schedule document (JSON)');
+  const document = values.show ? undefined : readJsonFlag(cmd, 'file', values.file ?? '');
+  try {
+    if (values.show) {
+      const publicKey = values['public-key'];
+      const shown = await showSchedule({ broker, village: values.village ?? '', ...(publicKey === undefined ? {} : { publicKeyFile: publicKey }) });
+      for (const line of shown.lines) console.log(line);
+      return shown.found ? 0 : 1;
+    }
+    const sent = await publishSchedule({ broker, keyFile: values.key ?? '', audience: values.all ? 'all' : (values.village ?? ''), document });
+    console.log(
+      `published schedule version ${sent.version} (${sent.programmes} programme(s), ${sent.bytes} bytes, ${sent.jti}) to ${sent.topic}, retained`,
+    );
+    if (sent.bytes > DEFAULT_MAX_SCHEDULE_BYTES)
+      console.error(`warning: over ${DEFAULT_MAX_SCHEDULE_BYTES} bytes: villages at the default county.maxScheduleBytes refuse it as oversized`);
+    return 0;
+  } catch (error) {
+    // What the operator gave (the document, a village id, a key file) is named with its flag; exit 2.
+    if (error instanceof InvalidInputError)
+      throw new UsageError(`schedule: ${error.source === 'document' ? `--file ${values.file}` : `--${error.source}`}: ${error.problems.join('; ')}`);
+    console.error(`schedule: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+async function countyTime(args: string[]): Promise<number> {
+  const cmd = 'county time';
+  const { values } = parseFlags(cmd, args, { ...brokerArgs, key: { type: 'string' }, every: { type: 'string' } });
+  if (values.help) return printHelp(cmd);
+  if (values.key === undefined) throw new UsageError('county time: --key FILE is required: the county private key from keygen');
+  const broker = brokerOf(cmd, values);
+  // A time message expires 120 s after its iat: refreshed at least every minute, the retained copy never lapses.
+  const everySeconds = values.every === undefined ? undefined : intFlag(cmd, 'every', values.every, 1, 60);
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  process.once('SIGTERM', () => stop.abort());
+  try {
+    if (everySeconds !== undefined)
+      await keepTime({ broker, keyFile: values.key, everySeconds, signal: stop.signal, print: (line) => console.log(line) });
+    else {
+      const { topic, iat } = await publishTime({ broker, keyFile: values.key });
+      console.log(`published the time (iat ${iat}) to ${topic}, retained; it expires in 120 s (--every keeps it fresh)`);
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw new UsageError(`${cmd}: --${error.source}: ${error.problems.join('; ')}`);
+    console.error(`${cmd}: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+/** A JSON file named by a flag; a file that cannot be read or parsed is the user's to fix (exit 2). */
+function readJsonFlag(command: string, flag: string, path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new UsageError(
+      `${command}: --${flag} ${path}: ${error instanceof SyntaxError ? 'not JSON' : 'cannot read it'} (${(error as Error).message})`,
+    );
   }
 }
 

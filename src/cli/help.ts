@@ -27,6 +27,9 @@ county tools:
   announce --key FILE (--village ID | --all) …  sign and send an emergency or announcement, wait for the villages' reports
   announce --key FILE (--village ID | --all) --stop (JTI | all)   end a broadcast
   county watch [--key FILE --ack] [--json]      print (and acknowledge) what villages report
+  schedule --key FILE (--village ID | --all) --file F   check, sign and publish (retained) a programme schedule
+  schedule --show --village ID [--public-key FILE]      print the schedule a village runs
+  county time --key FILE [--every SECONDS]      publish (retained) the county's time, for villages without NTP
 
 exit codes: 0 done, 1 failed (or a village rejected or failed), 2 wrong usage, 3 no answer in time (announce)`;
 
@@ -125,6 +128,34 @@ by itself when the broker goes away. Runs until Ctrl-C.
   --ack               acknowledge (default: only watch). Needs --key. Acks a village rejects are shown
                       (ACK REJECTED); a report of a rejected ack is acked once, never answered again
   --json              one JSON object a line ({at, village, kind, payload}) instead of readable lines
+${broker}
+  -h, --help          this text`,
+
+  schedule: `usage: village-edge schedule --key FILE (--village ID | --all) --file FILE [broker flags]
+       village-edge schedule --show --village ID [--public-key FILE] [broker flags]
+
+Checks a programme schedule document (JSON: version, timezone, quietHours, programmes; see the county
+contract), signs it with the county key and publishes it retained on {prefix}/ID/cmd/schedule or, with --all,
+{prefix}/all/cmd/schedule: a village runs its own if it has one, else the one for all villages, and takes a
+new document only with a higher version. A problem in the document is one line naming its field, exit 2.
+  --key FILE          the county's private key (from keygen; must be mode 0600)
+  --village ID        one village, by its village.id
+  --all               every village that has no schedule of its own
+  --file FILE         the schedule document
+  --show              print the schedule the village of --village runs: version, topic, signer, time zone, quiet
+                      hours and one line per programme (id, cron, zones, content)
+  --public-key FILE   with --show: check the signature with this public key (keygen's KID.public.jwk.json)
+${broker}
+  -h, --help          this text
+Exit 0 when published (or shown); 1 when it could not be (or no schedule is retained); 2 on wrong usage.`,
+
+  'county time': `usage: village-edge county time --key FILE [--every SECONDS] [broker flags]
+
+Signs the county's time and publishes it retained on {prefix}/all/cmd/time: a village without NTP takes its
+iat as the earliest the time can be, and never sets its clock back. Each message expires 120 s after it was
+signed, so a village that connects later refuses a stale one: run it with --every (as a service) to keep it fresh.
+  --key FILE          the county's private key (from keygen; must be mode 0600). Required.
+  --every SECONDS     publish again every SECONDS, 1 to 60, until stopped (Ctrl-C, SIGTERM); default: once
 ${broker}
   -h, --help          this text`,
 };

@@ -157,6 +157,16 @@ export const countySchema = z
      */
     maxInboundPacketBytes: z.number().int().min(2048).max(16_777_216).default(65_536),
     /**
+     * Largest signed programme schedule (`cmd/schedule`) accepted; its topics alone take packets up to this
+     * + 1024. 256 KiB holds a few hundred programmes with long Chinese texts (~1 KB each as JSON in base64url).
+     */
+    maxScheduleBytes: z
+      .number()
+      .int()
+      .min(4096)
+      .max(4 * 1024 * 1024)
+      .default(256 * 1024),
+    /**
      * Public keys that may sign county commands (Ed25519, JWS EdDSA), by `kid`; several at once so a key
      * can be rotated without a gap. `x` is the raw 32-byte public key, base64url (as in a JWK).
      */

@@ -10,6 +10,7 @@ import {
   playbackEventSchema,
   prioritySchema,
 } from './vocabulary.ts';
+import { scheduleDocumentSchema } from './schedule.ts';
 
 /**
  * Every payload that crosses the county link, one schema each; the TypeScript types are inferred from
@@ -233,6 +234,19 @@ export type StopCommand = z.infer<typeof stopCommandSchema>;
 
 export const ackCommandSchema = z.object({ ...commandClaims, cmd: z.literal('ack'), id: z.string().uuid() }).strict();
 export type AckCommand = z.infer<typeof ackCommandSchema>;
+
+/**
+ * The programme schedule, retained on `cmd/schedule`: valid by its `version` (a village runs the highest it
+ * has verified) and the programmes' own days, so `exp` is optional: a retained document outlives any short expiry.
+ */
+export const scheduleCommandSchema = z
+  .object({ ...commandClaims, exp: commandClaims.exp.optional(), cmd: z.literal('schedule'), schedule: scheduleDocumentSchema })
+  .strict();
+export type ScheduleCommand = z.infer<typeof scheduleCommandSchema>;
+
+/** The county's time, retained on `all/cmd/time` and refreshed: its `iat` is all it says (the trusted clock's floor). */
+export const timeCommandSchema = z.object({ ...commandClaims, cmd: z.literal('time') }).strict();
+export type TimeCommand = z.infer<typeof timeCommandSchema>;
 
 /** Village → county: what happened to a command (or a local alarm / programme), durable and acked like alarms. */
 /** Reports about the schedule rather than one broadcast. */

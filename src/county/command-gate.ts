@@ -6,21 +6,26 @@ import { ed25519PublicKeyProblem } from '../platform/ed25519-public-key.ts';
 import {
   ackCommandSchema,
   broadcastCommandSchema,
+  scheduleCommandSchema,
   stopCommandSchema,
+  timeCommandSchema,
   type AckCommand,
   type BroadcastCommand,
+  type ScheduleCommand,
   type StopCommand,
+  type TimeCommand,
 } from '../contract/payloads.ts';
 import type { CommandKind } from './topics.ts';
 
 /**
  * The only way a county command gets into the village: every county→village message (broadcast, stop,
- * ack) is a compact JWS signed with EdDSA (Ed25519) by a key in `county.commandKeys`. The checks run in
+ * ack, schedule, time) is a compact JWS signed with EdDSA (Ed25519) by a key in `county.commandKeys`. The checks run in
  * a fixed order, cheapest and least trusting first, and the jti is remembered only after everything else
  * passed, so a forged or misaddressed copy can never burn the id of a real command:
  *
  *   size → structure → alg → kid → signature → claims/schema → time → audience → replay
  *
+ * Each kind takes the time and replay checks its `checksOf` row says, each exemption with its reason.
  * The checks up to the kid cost no crypto and run at arrival, so junk that cannot be verified is refused
  * at once and never waits in (or lengthens) a queue. What needs the signature check waits in one of two
  * queues, and acks go first, so a flood on the command topics cannot hold back the acks that close alarms.
@@ -42,9 +47,45 @@ export const rejectReasons = [
 ] as const;
 export type RejectReason = (typeof rejectReasons)[number];
 
-/** Keyed by CommandKind, so a kind added in topics.ts fails to compile here until the gate knows it. */
-const knownKinds: Record<CommandKind, true> = { ack: true, broadcast: true, stop: true };
-export const commandKinds = Object.keys(knownKinds) as readonly CommandKind[];
+/** Which of the checks after the signature a kind takes (size, structure, signature, body and audience: every kind). */
+interface KindChecks {
+  /** Refused once `exp` has passed (a schedule only when it carries an `exp`). */
+  expiry: boolean;
+  /** Refused for an `iat` more than the allowed clock skew ahead of the village's clock. */
+  notBefore: boolean;
+  /** Refused for an `exp` further after `iat` than `maxLifetimeSeconds`. */
+  lifetimeCap: boolean;
+  /** Its jti accepted once: remembered (an fsync) until `exp`. */
+  replayGuard: boolean;
+}
+
+/** Keyed by CommandKind, so a kind added in topics.ts fails to compile here until the gate knows its checks. */
+const checksOf: Record<CommandKind, KindChecks> = {
+  // An ack can only close an alarm this village raised (ids are unique), so its times add nothing, and judging them
+  // would let a village clock minutes behind refuse every ack; a replay can only re-ack, and remembering each would
+  // cost an fsync per ack: ~280/s here, far below what draining an outage backlog needs.
+  ack: { expiry: false, notBefore: false, lifetimeCap: false, replayGuard: false },
+  broadcast: { expiry: true, notBefore: true, lifetimeCap: true, replayGuard: true },
+  stop: { expiry: true, notBefore: true, lifetimeCap: true, replayGuard: true },
+  schedule: {
+    expiry: true,
+    // A Pi that booted with a stale clock must still take its schedule, which is signed long before it arrives.
+    notBefore: false,
+    // A retained document lives until the next version replaces it, not for a command's short lifetime.
+    lifetimeCap: false,
+    // The broker hands the retained copy again on every reconnect: version order (the schedule registry) is the replay defence.
+    replayGuard: false,
+  },
+  time: {
+    expiry: true,
+    // An iat ahead of the village's clock is exactly what a time message is there to correct.
+    notBefore: false,
+    lifetimeCap: true,
+    // Idempotent: the trusted clock's floor only moves forward, so a replay changes nothing (and costs no fsync).
+    replayGuard: false,
+  },
+};
+export const commandKinds = Object.keys(checksOf) as readonly CommandKind[];
 
 /** `village`: the topic of this village; `all`: the topic the county uses to reach every village at once. */
 export type AudienceTopic = 'village' | 'all';
@@ -54,6 +95,8 @@ export interface CommandClaims {
   ack: AckCommand;
   broadcast: BroadcastCommand;
   stop: StopCommand;
+  schedule: ScheduleCommand;
+  time: TimeCommand;
 }
 
 export type VerifiedCommand = { [K in CommandKind]: { kind: K; claims: CommandClaims[K] } }[CommandKind];
@@ -86,15 +129,19 @@ export interface CommandGateOptions {
   /** `county.commandKeys`: raw Ed25519 public keys (`x`, base64url) by `kid`; several during a rotation. */
   keys: ReadonlyArray<{ kid: string; x: string }>;
   maxClockSkewSeconds: number;
-  /** Longest `exp - iat` of a broadcast or stop (default 24 h). */
+  /** Longest `exp - iat` of a broadcast, stop or time message (default 24 h). */
   maxLifetimeSeconds?: number;
+  /** Largest payload of every kind but `schedule`. */
   maxBytes: number;
+  /** Largest `schedule` payload (default 256 KiB, `county.maxScheduleBytes`): a document of a few hundred programmes. */
+  maxScheduleBytes?: number;
   replay: ReplayGuard;
   /** Epoch milliseconds. */
   now?: () => number;
 }
 
 const ALL_VILLAGES = 'all';
+const DEFAULT_MAX_SCHEDULE_BYTES = 256 * 1024;
 /** Signature checks per turn of the event loop: a few on a Pi (~0.5 ms each), so polls and acks are not kept waiting. */
 const SLICE_MS = 4;
 const ALGORITHM = 'EdDSA';
@@ -113,11 +160,16 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
   const now = options.now ?? Date.now;
   const skewMs = options.maxClockSkewSeconds * 1000;
   const maxLifetimeSeconds = options.maxLifetimeSeconds ?? 24 * 3600;
+  const maxScheduleBytes = options.maxScheduleBytes ?? DEFAULT_MAX_SCHEDULE_BYTES;
   // Signature checks wait in two queues and run in slices between turns of the event loop, so the socket is
   // read between slices and an ack that arrives in the middle of a flood is checked next. Acks close alarms,
   // and one can only close an alarm this village raised, so they need no order against commands; broadcasts
   // and stops keep theirs (a stop is never handled before the broadcast it stops).
   const waiting: Record<'ack' | 'command', Fifo<Waiting>> = { ack: new Fifo(), command: new Fifo() };
+  // The retained schedule comes again on every reconnect, byte for byte: its signature and schema (node-cron
+  // parses each programme: ~35 ms for 200 here, several times that on a Pi) are not checked again for the
+  // last accepted copy of each topic; its time and audience are.
+  const lastSchedule: Partial<Record<AudienceTopic, { token: string; command: VerifiedCommand }>> = {};
   let turnScheduled = false;
   return {
     verify(input) {
@@ -165,7 +217,8 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     if (!isKind(kind) || (audienceTopic !== 'village' && audienceTopic !== ALL_VILLAGES))
       return reject('malformed', `unknown topic: kind ${quote(kind)}, audience ${quote(audienceTopic)}`);
 
-    if (payload.length > options.maxBytes) return reject('oversized', `payload is ${payload.length} bytes, over the ${options.maxBytes}-byte limit`);
+    const maxBytes = kind === 'schedule' ? maxScheduleBytes : options.maxBytes;
+    if (payload.length > maxBytes) return reject('oversized', `payload is ${payload.length} bytes, over the ${maxBytes}-byte limit`);
 
     const parts = splitCompact(payload);
     if (typeof parts === 'string') return reject('malformed', parts);
@@ -184,8 +237,17 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     return { token: parts.token, key };
   }
 
-  function check(input: GateInput, { token, key }: Signable): GateResult {
-    const { kind, audienceTopic } = input;
+  function check(input: GateInput, signable: Signable): GateResult {
+    const cached = input.kind === 'schedule' ? lastSchedule[input.audienceTopic] : undefined;
+    const command = cached?.token === signable.token ? cached.command : verifiedBody(signable);
+    if ('ok' in command) return command;
+    const result = judge(input, command);
+    if (result.ok && input.kind === 'schedule') lastSchedule[input.audienceTopic] = { token: signable.token, command };
+    return result;
+  }
+
+  /** Signature, then claims and schema: the same for the same bytes, whenever they come. */
+  function verifiedBody({ token, key }: Signable): VerifiedCommand | Rejection {
     const signed = verifySignature(token, key);
     if (typeof signed === 'string') return reject('bad-signature', signed);
     const claims = parseObject(signed);
@@ -198,23 +260,28 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     const cmd = claims['cmd'];
     if (!isKind(cmd)) return refuse('invalid-body', `cmd: ${quote(cmd)} is not one of ${commandKinds.join(', ')}`);
     const command = parseCommand(cmd, claims);
-    if (typeof command === 'string') return refuse('invalid-body', command);
+    return typeof command === 'string' ? refuse('invalid-body', command) : command;
+  }
+
+  /** Time, audience and replay: what depends on the moment and the topic it came by. */
+  function judge({ kind, audienceTopic }: GateInput, command: VerifiedCommand): GateResult {
+    const refuse = (reason: RejectReason, detail: string): Rejection => ({ ok: false, reason, detail, jti: command.claims.jti });
+    const cmd = command.kind;
     const { iat, exp, aud } = command.claims;
-    if (exp <= iat) return refuse('invalid-body', `exp: ${exp} is not after iat ${iat}`);
+    if (exp !== undefined && exp <= iat) return refuse('invalid-body', `exp: ${exp} is not after iat ${iat}`);
 
     const at = now();
-    // An ack can only close an alarm this village raised (ids are unique), so its times add nothing, and
-    // judging them would let a village clock minutes behind refuse every ack while the county has every alarm.
-    if (command.kind !== 'ack' && exp * 1000 <= at)
+    const checks = checksOf[command.kind];
+    if (checks.expiry && exp !== undefined && exp * 1000 <= at)
       return refuse('expired', `exp: expired ${ago(at - exp * 1000)} ago (exp ${exp}, now ${Math.floor(at / 1000)})`);
-    if (command.kind !== 'ack' && iat * 1000 - at > skewMs)
+    if (checks.notBefore && iat * 1000 - at > skewMs)
       return refuse(
         'not-yet-valid',
         `iat: ${ago(iat * 1000 - at)} in the future, more than the ${options.maxClockSkewSeconds} s allowed clock skew (iat ${iat}, now ${Math.floor(at / 1000)}${iat > 1e11 ? '; iat must be in seconds, not milliseconds' : ''})`,
       );
     // A long-lived capture is a long-lived replay: with trusted time resting on the newest iat seen, the cap
     // bounds how old a command may be and still play.
-    if (command.kind !== 'ack' && exp - iat > maxLifetimeSeconds)
+    if (checks.lifetimeCap && exp !== undefined && exp - iat > maxLifetimeSeconds)
       return refuse(
         'invalid-body',
         `exp: ${ago((exp - iat) * 1000)} after iat, longer than the ${ago(maxLifetimeSeconds * 1000)} a command may live (county.maxCommandLifetimeSeconds)`,
@@ -226,13 +293,12 @@ export function createCommandGate(options: CommandGateOptions): CommandGate {
     if (aud !== options.villageId && aud !== ALL_VILLAGES)
       return refuse('wrong-audience', `aud: ${quote(aud)} is neither this village (${quote(options.villageId)}) nor "all"`);
 
-    // An ack is idempotent (a replay can only re-ack what is already acked), and remembering each would
-    // cost an fsync per ack: ~280/s here, far below what draining an outage backlog needs.
-    if (command.kind === 'ack') return { ok: true, command };
+    if (!checks.replayGuard) return { ok: true, command };
     // Last, and only now: a copy refused for any other reason must not burn the real command's jti.
     let fresh: boolean;
     try {
-      fresh = options.replay.remember(command.claims.jti, exp * 1000, at);
+      // Every kind the guard covers requires exp; without one, a jti would be remembered for good.
+      fresh = options.replay.remember(command.claims.jti, exp === undefined ? Number.MAX_SAFE_INTEGER : exp * 1000, at);
     } catch (error) {
       return refuse(
         'replay-guard-failed',
@@ -359,6 +425,10 @@ function parseCommand(cmd: CommandKind, claims: JsonRecord): VerifiedCommand | s
       return parsed(broadcastCommandSchema.safeParse(claims), (c) => ({ kind: 'broadcast', claims: c }));
     case 'stop':
       return parsed(stopCommandSchema.safeParse(claims), (c) => ({ kind: 'stop', claims: c }));
+    case 'schedule':
+      return parsed(scheduleCommandSchema.safeParse(claims), (c) => ({ kind: 'schedule', claims: c }));
+    case 'time':
+      return parsed(timeCommandSchema.safeParse(claims), (c) => ({ kind: 'time', claims: c }));
     default: {
       const unhandled: never = cmd;
       return `cmd: no schema for ${quote(unhandled)}`;
@@ -389,7 +459,7 @@ function parseObject(bytes: Uint8Array | undefined): JsonRecord | undefined {
 }
 
 function isKind(value: unknown): value is CommandKind {
-  return typeof value === 'string' && Object.hasOwn(knownKinds, value);
+  return typeof value === 'string' && Object.hasOwn(checksOf, value);
 }
 
 /** Values from the network, quoted and cut short so a detail line stays one readable line. */

@@ -9,7 +9,16 @@ import type { InboundCommand } from './types.ts';
  * Handlers are synchronous: the gate settles broadcasts and stops in arrival order, and a handler that
  * awaited could let a stop overtake its broadcast.
  */
-export type CommandHandlers = { readonly [K in CommandKind]: (claims: CommandClaims[K]) => void };
+export type CommandHandlers = { readonly [K in CommandKind]: (claims: CommandClaims[K], source: CommandSource) => void };
+
+/**
+ * Which topic a verified command came on. A schedule needs it: the village's own topic wins over the one
+ * for all villages, and `aud: "all"` is accepted on both, so the claims alone cannot tell.
+ */
+export interface CommandSource {
+  topic: string;
+  audienceTopic: 'village' | 'all';
+}
 
 export type CommandRejection = Extract<GateResult, { ok: false }> & { kind: CommandKind; topic: string };
 
@@ -41,13 +50,17 @@ export function createCommandRouter(options: CommandRouterOptions): (message: In
           return;
         }
         onIssuedAt(result.command.claims.iat);
-        dispatch(handlers, result.command);
+        dispatch(handlers, result.command, { topic: message.topic, audienceTopic: message.audienceTopic });
       })
       .catch((error: unknown) => logger.error({ err: error, topic: message.topic }, 'county command handler failed'));
   };
 }
 
 /** Generic over the kind, so TypeScript pairs each command's claims with its own handler without a cast. */
-function dispatch<K extends CommandKind>(handlers: CommandHandlers, command: VerifiedCommand & { kind: K; claims: CommandClaims[K] }): void {
-  handlers[command.kind](command.claims);
+function dispatch<K extends CommandKind>(
+  handlers: CommandHandlers,
+  command: VerifiedCommand & { kind: K; claims: CommandClaims[K] },
+  source: CommandSource,
+): void {
+  handlers[command.kind](command.claims, source);
 }

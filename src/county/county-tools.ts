@@ -59,7 +59,7 @@ export async function announce(options: {
   const all = options.audience === 'all';
   const kind = options.body.cmd === 'broadcast' ? (all ? 'broadcastAll' : 'broadcast') : all ? 'stopAll' : 'stop';
   const topic = villageTopics(options.broker.prefix, options.audience).topic(kind);
-  const client = await connect(options.broker, `county-announce-${randomUUID().slice(0, 8)}`);
+  const client = await connectOnce(options.broker, `county-announce-${randomUUID().slice(0, 8)}`);
   try {
     const wait = options.wait;
     const tracker = wait === undefined ? undefined : new AnnounceTracker({ jti, kid, audience: options.audience });
@@ -221,7 +221,8 @@ function connectRetrying(broker: BrokerOptions, clientId: string) {
   return client;
 }
 
-async function connect(broker: BrokerOptions, clientId: string) {
+/** A client for one job (publish, read retained): connects once, no reconnects; Nagle off. */
+export async function connectOnce(broker: BrokerOptions, clientId: string) {
   const client = await wholeMqttJs().connectAsync(broker.url, clientOptions(broker, clientId, 0));
   noDelay(client);
   return client;

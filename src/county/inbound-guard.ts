@@ -8,6 +8,8 @@ import type { Socket } from 'node:net';
  * headers: a packet within the cap passes through untouched; a PUBLISH over it keeps its variable header
  * (topic, packet id, MQTT 5 properties), its body is dropped as it streams by, and mqtt.js is handed the
  * same PUBLISH with an empty payload, so it acknowledges it as usual and the broker does not send it again.
+ * A few topics (the retained schedule) may have a bigger cap of their own: a PUBLISH over the general cap is
+ * read up to its topic anyway, so one within its topic's cap is handed on whole instead.
  * MQTT 3.1.1 has no way to tell the broker a size limit; with MQTT 5 the link also sends maximumPacketSize.
  */
 
@@ -18,8 +20,10 @@ export interface OversizedPublish {
 }
 
 export interface InboundGuardOptions {
-  /** Largest whole packet (fixed header included) handed to mqtt.js. */
+  /** Largest whole packet (fixed header included) handed to mqtt.js, on any topic not in `topicCaps`. */
   maxPacketBytes: number;
+  /** Topics (exact names) whose PUBLISH may be bigger than `maxPacketBytes`, with their own cap. */
+  topicCaps?: ReadonlyMap<string, number>;
   protocolVersion: 4 | 5;
   /** Called just before the stand-in (empty-payload) PUBLISH is handed on. */
   onOversized: (publish: OversizedPublish) => void;
@@ -39,7 +43,7 @@ export class InboundPacketError extends Error {
 type State =
   | { at: 'fixed'; header: number[] }
   | { at: 'pass'; left: number }
-  | { at: 'variable'; first: number; total: number; bytes: Buffer[]; have: number }
+  | { at: 'variable'; fixed: number[]; total: number; bytes: Buffer[]; have: number }
   | { at: 'discard'; left: number; standIn: Buffer; publish: OversizedPublish };
 
 /**
@@ -66,7 +70,7 @@ export function createInboundFilter(options: InboundGuardOptions): (chunk: Buffe
             out.push(Buffer.from(header));
             state = remaining === 0 ? { at: 'fixed', header: [] } : { at: 'pass', left: remaining };
           } else if (header[0]! >> 4 === PUBLISH) {
-            state = { at: 'variable', first: header[0]!, total: remaining, bytes: [], have: 0 };
+            state = { at: 'variable', fixed: header, total: remaining, bytes: [], have: 0 };
           } else {
             throw new InboundPacketError(
               `an MQTT packet of type ${header[0]! >> 4} and ${remaining} bytes, over the ${options.maxPacketBytes}-byte limit`,
@@ -82,7 +86,8 @@ export function createInboundFilter(options: InboundGuardOptions): (chunk: Buffe
           break;
         }
         case 'variable': {
-          const need = variableHeaderLength(Buffer.concat(state.bytes), state.first, options.protocolVersion);
+          const first = state.fixed[0]!;
+          const need = variableHeaderLength(Buffer.concat(state.bytes), first, options.protocolVersion);
           const wanted = need ?? state.have + 1;
           if (wanted > options.maxPacketBytes || wanted > state.total)
             throw new InboundPacketError(
@@ -92,7 +97,13 @@ export function createInboundFilter(options: InboundGuardOptions): (chunk: Buffe
             const variable = Buffer.concat(state.bytes);
             const topicLength = variable.readUInt16BE(0);
             const publish = { topic: variable.toString('utf8', 2, 2 + topicLength), payloadBytes: state.total - need };
-            const standIn = Buffer.concat([Buffer.from([state.first]), encodeVarint(need), variable]);
+            const topicCap = options.topicCaps?.get(publish.topic);
+            if (topicCap !== undefined && state.fixed.length + state.total <= topicCap) {
+              out.push(Buffer.from(state.fixed), variable);
+              state = publish.payloadBytes === 0 ? { at: 'fixed', header: [] } : { at: 'pass', left: publish.payloadBytes };
+              break;
+            }
+            const standIn = Buffer.concat([Buffer.from([first]), encodeVarint(need), variable]);
             state = { at: 'discard', left: state.total - need, standIn, publish };
             break;
           }

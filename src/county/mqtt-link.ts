@@ -9,7 +9,7 @@ import { InvalidInputError } from '../platform/schema-errors.ts';
 import { isSocketUrl, socketBuilder, wholeMqttJs, type TlsMaterial } from './broker-socket.ts';
 import type { OversizedPublish } from './inbound-guard.ts';
 import type { StatePayload } from '../contract/payloads.ts';
-import { commandKindOf, topicSpecs, villageTopics, type PayloadOf, type TopicSpec, type VillageTopics } from './topics.ts';
+import { commandKindOf, downKinds, topicSpecs, villageTopics, type PayloadOf, type TopicSpec, type VillageTopics } from './topics.ts';
 import type { PublishedKind, PublishOptions, Uplink, UplinkEvents } from './types.ts';
 
 export interface Backoff {
@@ -54,6 +54,8 @@ const CONNECT_TIMEOUT_MS = 15_000;
 /** Each step of stop() waits at most this long, so a dead broker cannot hang a shutdown. */
 const STOP_STEP_TIMEOUT_MS = 2000;
 const SUBACK_FAILURE = 0x80;
+/** Room for the topic, packet id and properties around a payload (as `maxInboundPacketBytes` ≥ `maxInboundBytes` + 1024). */
+const PACKET_HEADROOM_BYTES = 1024;
 
 export function createMqttLink(options: MqttLinkOptions): Uplink {
   return new MqttLink(options);
@@ -69,6 +71,10 @@ class MqttLink implements Uplink {
   private readonly random: () => number;
   /** As long as the keepalive takes to declare a silent connection dead. */
   private readonly pubackTimeoutMs: number;
+  /** The schedule's topics take packets up to `maxScheduleBytes` + headroom, every other topic `maxInboundPacketBytes`. */
+  private readonly topicCaps: ReadonlyMap<string, number>;
+  /** The biggest packet any topic takes: what a broker (MQTT 5) or WebSocket, with one figure for all topics, is told. */
+  private readonly largestPacketBytes: number;
   private listeners: Listeners = { connected: [], disconnected: [], command: [] };
   /** Rejecters of publishes waiting for their PUBACK, failed together when the connection drops. */
   private readonly inFlight = new Set<(error: Error) => void>();
@@ -93,6 +99,9 @@ class MqttLink implements Uplink {
     this.now = options.now ?? (() => new Date());
     this.random = options.random ?? Math.random;
     this.pubackTimeoutMs = options.config.keepaliveSeconds * 1500;
+    const scheduleCap = options.config.maxScheduleBytes + PACKET_HEADROOM_BYTES;
+    this.topicCaps = new Map(downKinds.filter((k) => commandKindOf(k).command === 'schedule').map((k) => [this.topics.topic(k), scheduleCap]));
+    this.largestPacketBytes = Math.max(options.config.maxInboundPacketBytes, ...this.topicCaps.values());
   }
 
   get connected(): boolean {
@@ -110,13 +119,15 @@ class MqttLink implements Uplink {
     const options = this.clientOptions(url);
     const guard = {
       maxPacketBytes: this.options.config.maxInboundPacketBytes,
+      topicCaps: this.topicCaps,
       protocolVersion: this.options.config.protocolVersion,
       onOversized: (publish: OversizedPublish) => this.standIns.push(publish),
     };
     const client = isSocketUrl(url)
       ? new mqttClientModule.default(socketBuilder(url, tls, guard), options)
       : // ws(s): the WebSocket refuses a frame over the cap and closes; only MQTT 5's limit keeps the broker from sending one.
-        wholeMqttJs().connect(url.href, { ...options, ...tls, rejectUnauthorized: true, wsOptions: { maxPayload: guard.maxPacketBytes } });
+        // One cap for every topic there, so the schedule's: the gate still holds every other kind to county.maxInboundBytes.
+        wholeMqttJs().connect(url.href, { ...options, ...tls, rejectUnauthorized: true, wsOptions: { maxPayload: this.largestPacketBytes } });
     this.client = client;
     // mqtt.js builds a fresh socket for every (re)connect and then writes CONNECT: a new connection starts here.
     client.on('packetsend', (packet) => {
@@ -225,9 +236,10 @@ class MqttLink implements Uplink {
       // for packet ids, a large share of the Pi's memory budget for this service, to save one tiny allocation.
       writeCache: false,
       will: { topic: this.topics.topic('state'), payload: Buffer.from(this.stateBody(false)), qos: 1, retain: true },
-      // MQTT 5 lets the broker know our limit, so it drops an oversized message instead of sending it at all.
+      // MQTT 5 lets the broker know our limit, so it drops an oversized message instead of sending it at all. It
+      // takes one figure for every topic: the schedule's, the largest; the guard holds the other topics to theirs.
       ...(config.protocolVersion === 5
-        ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS, maximumPacketSize: config.maxInboundPacketBytes } }
+        ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS, maximumPacketSize: this.largestPacketBytes } }
         : {}),
     };
   }

@@ -6,8 +6,10 @@ import {
   faultPayloadSchema,
   healthPayloadSchema,
   reportPayloadSchema,
+  scheduleCommandSchema,
   statePayloadSchema,
   stopCommandSchema,
+  timeCommandSchema,
 } from '../contract/payloads.ts';
 import type { OutboxStream } from '../store/types.ts';
 
@@ -44,16 +46,23 @@ export const topicSpecs = {
   broadcastAll: { path: 'cmd/broadcast', scope: 'all', direction: 'down', qos: 1, retain: false, schema: broadcastCommandSchema },
   stop: { path: 'cmd/stop', scope: 'village', direction: 'down', qos: 1, retain: false, schema: stopCommandSchema },
   stopAll: { path: 'cmd/stop', scope: 'all', direction: 'down', qos: 1, retain: false, schema: stopCommandSchema },
+  // Retained: a village that was offline when it was sent, or that reconnects, gets the running one at once.
+  schedule: { path: 'cmd/schedule', scope: 'village', direction: 'down', qos: 1, retain: true, schema: scheduleCommandSchema },
+  scheduleAll: { path: 'cmd/schedule', scope: 'all', direction: 'down', qos: 1, retain: true, schema: scheduleCommandSchema },
+  timeAll: { path: 'cmd/time', scope: 'all', direction: 'down', qos: 1, retain: true, schema: timeCommandSchema },
 } as const satisfies Record<string, TopicSpec>;
 
 /** What a county→village message asks for, whichever topic (own or `all`) it came on. */
-export type CommandKind = 'ack' | 'broadcast' | 'stop';
+export type CommandKind = 'ack' | 'broadcast' | 'stop' | 'schedule' | 'time';
 const commandOfDownKind: Record<DownKind, CommandKind> = {
   ack: 'ack',
   broadcast: 'broadcast',
   broadcastAll: 'broadcast',
   stop: 'stop',
   stopAll: 'stop',
+  schedule: 'schedule',
+  scheduleAll: 'schedule',
+  timeAll: 'time',
 };
 
 export function commandKindOf(kind: DownKind): { command: CommandKind; audienceTopic: 'village' | 'all' } {

@@ -62,6 +62,8 @@ const flagsOf: Record<string, string[]> = {
     '--password',
   ],
   'county watch': ['--key', '--ack', '--json', '--broker', '--prefix', '--protocol', '--username', '--password'],
+  schedule: ['--key', '--village', '--all', '--file', '--show', '--public-key', '--broker', '--prefix', '--protocol', '--username', '--password'],
+  'county time': ['--key', '--every', '--broker', '--prefix', '--protocol', '--username', '--password'],
 };
 
 describe('village-edge command line', () => {
@@ -249,6 +251,9 @@ describe('village-edge command line', () => {
       [['county', 'watch', '--nope'], /^county watch: unknown flag --nope/],
       [['county', 'watch', '--ack'], /^county watch: --ack needs --key FILE/],
       [['county'], /^county: give a subcommand/],
+      [['schedule', '--key', 'k', '--village', 'v'], /^schedule: --file FILE is required/],
+      [['schedule', '--show'], /^schedule: --show needs --village ID/],
+      [['county', 'time', '--key', 'k', '--every', '0'], /^county time: --every "0": a whole number from 1 to 60/],
       [['run', '--config'], /^run: --config needs a value/],
       [['run'], /^run: --config FILE is required/],
       [['check-config', 'a', 'b'], /^check-config: give one config FILE/],

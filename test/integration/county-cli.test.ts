@@ -1,21 +1,22 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, randomUUID, verify as cryptoVerify } from 'node:crypto';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 import mqtt from 'mqtt';
 import type { PlayJob, PlayerRun } from '../../src/broadcast/types.ts';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createVillageEdge, type VillageEdge } from '../../src/app.ts';
-import { reportPayloadSchema } from '../../src/contract/payloads.ts';
+import { reportPayloadSchema, scheduleCommandSchema, timeCommandSchema } from '../../src/contract/payloads.ts';
 import { createMemoryOutbox, type MemoryOutbox } from '../../src/store/memory-outbox.ts';
 import { connectCounty, type CountyClient } from '../support/county.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 import { RecordingPlayer } from '../support/recording-player.ts';
 import { villageConfig, oneZoneBroadcast, countyLinkUp } from '../support/village.ts';
 import { waitFor } from '../support/wait.ts';
+import { sampleSchedule } from '../support/county-signer.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
@@ -86,6 +87,35 @@ function startWatch(...args: string[]): Watcher {
     },
     stop,
   };
+}
+
+/**
+ * `mosquitto_sub` (a client we did not write, without -R so a retained copy is shown) reading `count`
+ * messages of `topic`: each with its retain flag and payload.
+ */
+function mosquittoSub(topic: string, count = 1): Promise<Array<{ retained: boolean; payload: string }>> {
+  const { hostname, port } = new URL(brokerUrl);
+  const args = ['-h', hostname, '-p', port, '-V', protocolVersion === 5 ? 'mqttv5' : 'mqttv311', '-t', topic, '-C', String(count), '-F', '%r %p'];
+  return new Promise((resolve, reject) => {
+    execFile('mosquitto_sub', args, { encoding: 'utf8', timeout: 30_000, maxBuffer: 1 << 24 }, (error, stdout) => {
+      if (error) return reject(new Error(`mosquitto_sub: ${error.message} (Debian package mosquitto-clients)`));
+      resolve(
+        stdout
+          .trimEnd()
+          .split('\n')
+          .map((line) => ({ retained: line.startsWith('1 '), payload: line.slice(2) })),
+      );
+    });
+  });
+}
+
+/** The claims of a compact JWS whose signature verifies with the county key `entry`; throws otherwise. */
+function verifiedClaims(token: string, entry: { kid: string; x: string }): unknown {
+  const [header, claims, signature] = token.split('.') as [string, string, string];
+  expect(JSON.parse(Buffer.from(header, 'base64url').toString('utf8'))).toMatchObject({ alg: 'EdDSA', kid: entry.kid });
+  const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: entry.x }, format: 'jwk' });
+  expect(cryptoVerify(null, Buffer.from(`${header}.${claims}`), key, Buffer.from(signature, 'base64url'))).toBe(true);
+  return JSON.parse(Buffer.from(claims, 'base64url').toString('utf8'));
 }
 
 function fakeAlarm(id: string) {
@@ -352,6 +382,117 @@ describe('county tooling on the command line: keygen, announce, county watch', (
     expect(JSON.parse(line)).toMatchObject({ village: 'desk-v', kind: 'alarm', payload: alarm });
     expect(watcher.lines.every((l) => typeof JSON.parse(l) === 'object')).toBe(true);
     await watcher.stop();
+  });
+
+  describe('schedule and county time', () => {
+    // A prefix of its own: a retained message on {prefix}/all/… would otherwise reach other files' villages.
+    const prefix = 'cli-schedule';
+    const broker = ['--broker', brokerUrl, '--protocol', String(protocolVersion), '--prefix', prefix];
+    const key = () => join(keyDir, 'county-test.private.jwk.json');
+    const retainedTopics = new Set<string>();
+    afterAll(async () => {
+      const county = await mqtt.connectAsync(brokerUrl, { protocolVersion });
+      for (const topic of retainedTopics) await county.publishAsync(topic, '', { qos: 1, retain: true });
+      await county.endAsync();
+    });
+
+    it('schedule publishes a signed schedule, retained, for one village or all; --show prints the one a village runs', async () => {
+      const file = join(keyDir, 'schedule.json');
+      const own = `${prefix}/sched-village/cmd/schedule`;
+      const all = `${prefix}/all/cmd/schedule`;
+      retainedTopics.add(own).add(all);
+      writeFileSync(file, JSON.stringify(sampleSchedule(3, { version: 7 })));
+      const sent = await runCli('schedule', '--key', key(), '--village', 'sched-village', '--file', file, ...broker);
+      expect([sent.code, sent.stderr]).toEqual([0, '']);
+      expect(sent.stdout.trim()).toMatch(
+        new RegExp(`^published schedule version 7 \\(3 programme\\(s\\), \\d+ bytes, county-\\d{8}-[0-9a-f]{8}\\) to ${own}, retained$`),
+      );
+      writeFileSync(file, JSON.stringify(sampleSchedule(2, { version: 4 })));
+      expect((await runCli('schedule', '--key', key(), '--all', '--file', file, ...broker)).code).toBe(0);
+
+      // Published before anyone subscribed: the broker kept them, retained.
+      const [ownCopy] = await mosquittoSub(own);
+      expect(ownCopy?.retained).toBe(true);
+      const claims = scheduleCommandSchema.parse(verifiedClaims(ownCopy!.payload, entry));
+      expect([claims.aud, claims.exp, claims.schedule.version, claims.schedule.programmes.length]).toEqual(['sched-village', undefined, 7, 3]);
+      const [allCopy] = await mosquittoSub(all);
+      expect(allCopy?.retained).toBe(true);
+      expect(scheduleCommandSchema.parse(verifiedClaims(allCopy!.payload, entry))).toMatchObject({ aud: 'all', schedule: { version: 4 } });
+
+      const publicKey = join(keyDir, 'county-test.public.jwk.json');
+      const shown = await runCli('schedule', '--show', '--village', 'sched-village', '--public-key', publicKey, ...broker);
+      expect([shown.code, shown.stderr]).toEqual([0, '']);
+      const lines = shown.stdout.trimEnd().split('\n');
+      expect(lines.slice(0, 4)).toEqual([
+        `schedule version 7 from ${own} (sched-village's own), for sched-village`,
+        `signed by kid county-test, issued ${new Date(claims.iat * 1000).toISOString().replace('.000Z', 'Z')}, jti ${claims.jti}; signature verified with county-test.public.jwk.json`,
+        'timezone Asia/Shanghai, quiet hours 22:00–06:30',
+        '3 programme(s):',
+      ]);
+      expect(lines.slice(4, 7)).toEqual([
+        expect.stringMatching(/^ {2}programme-1 {2}"0 7 \* \* \*" {2}all zones {2}tts "1：各位村民请注意/),
+        expect.stringMatching(/^ {2}programme-2 {2}"1 8 \* \* \*" {2}zones square,school {2}tts /),
+        expect.stringMatching(/^ {2}programme-3 {2}"2 9 \* \* \*" {2}zones square,school {2}tts /),
+      ]);
+      expect(lines[7]).toBe(`also retained on ${all}: version 4, not used by sched-village while its own is retained`);
+      // A village without one of its own runs the one for all villages; a stranger's key does not verify it.
+      const other = await runCli(
+        'schedule',
+        '--show',
+        '--village',
+        'sched-other',
+        '--public-key',
+        join(keyDir, 'county-stranger.public.jwk.json'),
+        ...broker,
+      );
+      expect(other.stdout).toContain(`schedule version 4 from ${all} (every village without its own), for all`);
+      expect(other.stdout).toContain('signature NOT checked: county-stranger.public.jwk.json is kid county-stranger, not county-test');
+    });
+
+    it('schedule refuses a bad document before signing anything: one line naming the field, exit 2', async () => {
+      const file = join(keyDir, 'bad-schedule.json');
+      const document = sampleSchedule(4);
+      (document['programmes'] as Array<Record<string, unknown>>)[3]!['cron'] = '0 25 * * *';
+      writeFileSync(file, JSON.stringify(document));
+      const bad = await runCli('schedule', '--key', key(), '--village', 'sched-bad', '--file', file, ...broker);
+      expect(bad.code).toBe(2);
+      expect(bad.stdout).toBe('');
+      expect(bad.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(new RegExp(`^schedule: --file ${file}: programmes\\[3\\]\\.cron: `))]);
+      const unreadable = await runCli('schedule', '--key', key(), '--village', 'sched-bad', '--file', join(keyDir, 'missing.json'), ...broker);
+      expect([unreadable.code, unreadable.stderr]).toEqual([2, expect.stringMatching(/^schedule: --file \S+missing\.json: cannot read it \(ENOENT/)]);
+    });
+
+    it('county time publishes the county time, retained, expiring in 120 s; --every keeps refreshing it until stopped', async () => {
+      const topic = `${prefix}/all/cmd/time`;
+      retainedTopics.add(topic);
+      const once = await runCli('county', 'time', '--key', key(), ...broker);
+      expect([once.code, once.stderr]).toEqual([0, '']);
+      const [copy] = await mosquittoSub(topic);
+      expect(copy?.retained).toBe(true);
+      const claims = timeCommandSchema.parse(verifiedClaims(copy!.payload, entry));
+      expect([claims.aud, claims.cmd, claims.exp - claims.iat]).toEqual(['all', 'time', 120]);
+      expect(Math.abs(claims.iat * 1000 - Date.now())).toBeLessThan(60_000);
+
+      const child = spawn(process.execPath, cliArgs('county', 'time', '--key', key(), '--every', '1', ...broker), { cwd: repoRoot });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      cleanups.push(async () => {
+        if (child.exitCode === null) child.kill('SIGTERM');
+        await exited;
+      });
+      const lines: string[] = [];
+      createInterface({ input: child.stdout }).on('line', (line) => lines.push(line));
+      await waitFor('the first publish', () => lines.some((l) => l.startsWith('published the time')), CLI_WAIT_MS);
+      // The retained copy, then the next refresh: a second later, a newer iat.
+      const [first, second] = await mosquittoSub(topic, 2);
+      const iats = [first!, second!].map((m) => timeCommandSchema.parse(verifiedClaims(m.payload, entry)).iat);
+      expect(iats[1]).toBeGreaterThan(iats[0]!);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      // One line for the first publish; the refreshes after it print nothing.
+      expect(lines).toEqual([
+        expect.stringMatching(new RegExp(`^published the time \\(iat \\d+\\) to ${topic}, retained; again every 1 s until stopped$`)),
+      ]);
+    });
   });
 
   it('county watch reconnects by itself after the broker connection drops', async () => {

@@ -4,12 +4,14 @@ import { generateCountyKeyPair, signCommand, type CommandKeyEntry } from '../../
 
 /**
  * Signs county commands the way the county does, with sensible defaults (fresh jti, iat now, exp now+300,
- * aud this village) that each test overrides; an override of `undefined` removes the claim. The tamper
- * helpers build the attacks the gate must refuse.
+ * aud this village; a schedule has no exp, a time message exp now+120 and aud "all") that each test
+ * overrides; an override of `undefined` removes the claim. The tamper helpers build the attacks the gate
+ * must refuse.
  */
 
 export type Claims = Record<string, unknown>;
 export type Overrides = Record<string, unknown>;
+export type SignedKind = 'ack' | 'broadcast' | 'stop' | 'schedule' | 'time';
 
 export interface CountySigner {
   readonly kid: string;
@@ -20,8 +22,10 @@ export interface CountySigner {
   ack(overrides?: Overrides): Promise<string>;
   broadcast(overrides?: Overrides): Promise<string>;
   stop(overrides?: Overrides): Promise<string>;
+  schedule(overrides?: Overrides): Promise<string>;
+  time(overrides?: Overrides): Promise<string>;
   /** The default claims of a command kind with overrides applied, unsigned (to sign later or compare). */
-  claims(cmd: 'ack' | 'broadcast' | 'stop', overrides?: Overrides): Claims;
+  claims(cmd: SignedKind, overrides?: Overrides): Claims;
   /** Any claims (valid or not), signed as the county signs. */
   sign(claims: Claims): Promise<string>;
   /** Any payload bytes under any protected header, signed with this key: for header and payload attacks. */
@@ -33,7 +37,7 @@ export async function createCountySigner(options: { villageId: string; kid?: str
   const { privateJwk, publicJwk } = await generateCountyKeyPair(kid);
   const key = await importJWK({ kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, d: privateJwk.d }, 'EdDSA');
   const now = options.now ?? Date.now;
-  const defaults = (cmd: 'ack' | 'broadcast' | 'stop'): Claims => {
+  const defaults = (cmd: SignedKind): Claims => {
     const iat = Math.floor(now() / 1000);
     const common = { jti: randomUUID(), iat, exp: iat + 300, aud: options.villageId, cmd };
     switch (cmd) {
@@ -49,9 +53,13 @@ export async function createCountySigner(options: { villageId: string; kid?: str
         };
       case 'stop':
         return { ...common, target: 'all' };
+      case 'schedule':
+        return applyOverrides({ ...common, schedule: sampleSchedule(1) }, { exp: undefined });
+      case 'time':
+        return { ...common, exp: iat + 120, aud: 'all' };
     }
   };
-  const claims = (cmd: 'ack' | 'broadcast' | 'stop', overrides: Overrides = {}): Claims => applyOverrides(defaults(cmd), overrides);
+  const claims = (cmd: SignedKind, overrides: Overrides = {}): Claims => applyOverrides(defaults(cmd), overrides);
   const sign = (c: Claims): Promise<string> => signCommand(key, kid, c);
   return {
     kid,
@@ -60,9 +68,30 @@ export async function createCountySigner(options: { villageId: string; kid?: str
     ack: (overrides) => sign(claims('ack', overrides)),
     broadcast: (overrides) => sign(claims('broadcast', overrides)),
     stop: (overrides) => sign(claims('stop', overrides)),
+    schedule: (overrides) => sign(claims('schedule', overrides)),
+    time: (overrides) => sign(claims('time', overrides)),
     claims,
     sign,
     signRaw: (payload, header) => new CompactSign(payload).setProtectedHeader({ alg: 'EdDSA', ...header }).sign(key),
+  };
+}
+
+/**
+ * A schedule document of `programmes` programmes, each with a tts text of `textChars` Chinese characters: 200
+ * programmes of 120 characters come to ~100 KB signed, over the general 64 KiB packet cap and well within 256 KiB.
+ */
+export function sampleSchedule(programmes: number, options: { version?: number; textChars?: number } = {}): Record<string, unknown> {
+  const text = '各位村民请注意，今天下午村部组织防汛演练，请大家积极参加，注意安全。'.repeat(60).slice(0, options.textChars ?? 30);
+  return {
+    version: options.version ?? 1,
+    timezone: 'Asia/Shanghai',
+    quietHours: { from: '22:00', until: '06:30' },
+    programmes: Array.from({ length: programmes }, (_, i) => ({
+      id: `programme-${i + 1}`,
+      cron: `${i % 60} ${7 + (i % 12)} * * *`,
+      zones: i % 3 === 0 ? 'all' : ['square', 'school'],
+      content: { kind: 'tts', text: `${i + 1}：${text}` },
+    })),
   };
 }
 

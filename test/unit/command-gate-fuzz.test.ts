@@ -1,7 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createCommandGate, commandKinds, type AudienceTopic, type CommandGate, type GateResult } from '../../src/county/command-gate.ts';
 import type { CommandKind } from '../../src/county/topics.ts';
-import { ackCommandSchema, broadcastCommandSchema, stopCommandSchema } from '../../src/contract/payloads.ts';
+import {
+  ackCommandSchema,
+  broadcastCommandSchema,
+  scheduleCommandSchema,
+  stopCommandSchema,
+  timeCommandSchema,
+} from '../../src/contract/payloads.ts';
 import {
   algNone,
   createCountySigner,
@@ -94,7 +100,24 @@ describe('command gate: fuzz / property', () => {
           return { kind: 'tts', text: pick(['', '通知', 'x'.repeat(2001)]) };
       }
     };
-    const fields = ['jti', 'iat', 'exp', 'aud', 'cmd', 'id', 'priority', 'level', 'status', 'zones', 'content', 'chime', 'repeat', 'target', 'extra'];
+    const fields = [
+      'jti',
+      'iat',
+      'exp',
+      'aud',
+      'cmd',
+      'id',
+      'priority',
+      'level',
+      'status',
+      'zones',
+      'content',
+      'chime',
+      'repeat',
+      'target',
+      'schedule',
+      'extra',
+    ];
     const mutatedClaims = (): Claims => {
       const cmd = pick(kinds);
       const claims = (random() < 0.5 ? a : b).claims(cmd, { jti: jti(), aud: pick([village, 'all', 'all', 'xicun', 'DongCun']) });
@@ -224,8 +247,8 @@ describe('command gate: fuzz / property', () => {
         pick(['', 'both', 'ALL']) as AudienceTopic,
       );
     }
-    // The controls themselves, each then sent a second time: accepted once, refused as replayed (acks,
-    // being idempotent, are accepted again).
+    // The controls themselves, each then sent a second time: accepted once, refused as replayed (acks, time
+    // messages and schedules, which the replay guard does not cover, are accepted again).
     for (const c of controls) add('control', Buffer.from(c.token), c.kind, c.audienceTopic, c.claims);
     for (const c of controls) add('control replayed', Buffer.from(c.token), c.kind, c.audienceTopic, c.claims);
 
@@ -258,7 +281,10 @@ describe('command gate: fuzz / property', () => {
         wrongVerdicts.push(
           `${c.category}: ${result.ok ? 'accepted' : `refused (${result.reason}: ${result.detail})`}, expected ${expected ? 'accepted' : 'refused'} — ${JSON.stringify(c.signedClaims)?.slice(0, 300)}`,
         );
-      if (result.ok) accepted.add(result.command.claims.jti);
+      // Only broadcasts and stops are remembered: acks, schedules and time messages may come again.
+      if (result.ok) {
+        if (result.command.kind === 'broadcast' || result.command.kind === 'stop') accepted.add(result.command.claims.jti);
+      }
       // Claims whose signature did not check out are never reported back as if they were the county's.
       else if (c.signedClaims === null && !c.category.startsWith('signed') && result.jti !== null)
         wrongVerdicts.push(`${c.category}: echoed unverified jti ${result.jti}`);
@@ -279,7 +305,7 @@ describe('command gate: fuzz / property', () => {
     expect(cases.length).toBeGreaterThanOrEqual(10_000);
     // Everything accepted was a control or a signed claim set the reference model accepts; all controls got in, once.
     expect(byCategory.get('control')?.accepted).toBe(controls.length);
-    expect(byCategory.get('control replayed')?.accepted).toBe(controls.filter((c) => c.kind === 'ack').length);
+    expect(byCategory.get('control replayed')?.accepted).toBe(controls.filter((c) => c.kind !== 'broadcast' && c.kind !== 'stop').length);
     expect(byCategory.get('signed mutated claims')?.accepted).toBeGreaterThan(50);
     expect(elapsedMs).toBeLessThan(10_000);
   });
@@ -291,17 +317,22 @@ function referenceAccepts(claims: Claims, kind: CommandKind, audienceTopic: Audi
     ['ack', ackCommandSchema],
     ['broadcast', broadcastCommandSchema],
     ['stop', stopCommandSchema],
+    ['schedule', scheduleCommandSchema],
+    ['time', timeCommandSchema],
   ]);
   const schema = schemas.get(claims['cmd']);
   if (schema === undefined || !schema.safeParse(JSON.parse(JSON.stringify(claims))).success) return false;
-  const { jti, iat, exp, aud, cmd } = claims as { jti: string; iat: number; exp: number; aud: string; cmd: string };
-  if (exp <= iat) return false;
+  const { jti, iat, exp, aud, cmd } = claims as { jti: string; iat: number; exp?: number; aud: string; cmd: string };
+  // A schedule alone may come without exp.
+  if (exp !== undefined && exp <= iat) return false;
   // Acks are never refused for time: one can only close an alarm this village raised.
-  if (cmd !== 'ack' && (exp <= nowS || iat > nowS + skew)) return false;
-  // A broadcast or stop lives at most a day (county.maxCommandLifetimeSeconds' default).
-  if (cmd !== 'ack' && exp - iat > 24 * 3600) return false;
+  if (cmd !== 'ack' && exp !== undefined && exp <= nowS) return false;
+  // Time messages and schedules may be issued ahead of the village's clock: a stale clock is what they meet.
+  if ((cmd === 'broadcast' || cmd === 'stop') && iat > nowS + skew) return false;
+  // Everything but acks and schedules lives at most a day (county.maxCommandLifetimeSeconds' default).
+  if (cmd !== 'ack' && cmd !== 'schedule' && exp !== undefined && exp - iat > 24 * 3600) return false;
   if (cmd !== kind) return false;
   if (audienceTopic === 'all' ? aud !== 'all' : aud !== village && aud !== 'all') return false;
-  // Acks are idempotent and exempt from the replay guard; everything else is accepted once per jti.
-  return cmd === 'ack' || !accepted.has(jti);
+  // Broadcasts and stops are accepted once per jti; the rest are idempotent and exempt from the replay guard.
+  return (cmd !== 'broadcast' && cmd !== 'stop') || !accepted.has(jti);
 }

@@ -95,7 +95,10 @@ describe('command gate details: after the signature', () => {
     detail(gate().verify({ kind, audienceTopic: 'village', payload: toPayload(await a.sign(claims)) }));
 
   it('says a cmd that is not a kind name is not one, whatever its type', async () => {
-    expect(await signed(a.claims('ack', { cmd: ['ack'] }), 'ack')).toEqual(['invalid-body', 'cmd: ["ack"] is not one of ack, broadcast, stop']);
+    expect(await signed(a.claims('ack', { cmd: ['ack'] }), 'ack')).toEqual([
+      'invalid-body',
+      'cmd: ["ack"] is not one of ack, broadcast, stop, schedule, time',
+    ]);
   });
 
   it('lists every schema problem of a body, each on its own', async () => {

@@ -21,6 +21,7 @@ import {
   flipSignatureByte,
   hs256WithPublicKey,
   relabelKid,
+  sampleSchedule,
   splitToken,
   toPayload,
   withHeader,
@@ -48,12 +49,13 @@ beforeAll(async () => {
   forger = await createCountySigner({ villageId: village, kid: 'county-2026a', now });
 });
 
-function gate(options: { keys?: CountySigner[]; replay?: ReplayGuard; maxBytes?: number } = {}): CommandGate {
+function gate(options: { keys?: CountySigner[]; replay?: ReplayGuard; maxBytes?: number; maxScheduleBytes?: number } = {}): CommandGate {
   return createCommandGate({
     villageId: village,
     keys: (options.keys ?? [a, b]).map((s) => s.keyEntry),
     maxClockSkewSeconds: skew,
     maxBytes: options.maxBytes ?? maxBytes,
+    ...(options.maxScheduleBytes === undefined ? {} : { maxScheduleBytes: options.maxScheduleBytes }),
     replay: options.replay ?? memoryReplayGuard(),
     now,
   });
@@ -442,6 +444,171 @@ describe('command gate: order of the checks', () => {
   });
 });
 
+describe('command gate: schedule and time messages', () => {
+  it('a schedule needs no exp, may be issued ahead of the village clock, and may live longer than a command', async () => {
+    const replay = memoryReplayGuard();
+    const g = gate({ replay });
+    const claims = a.claims('schedule', { jti: 'sched-0001' });
+    expect(claims['exp']).toBeUndefined();
+    expect(await verify(g, await a.sign(claims), 'schedule')).toMatchObject({
+      ok: true,
+      command: { kind: 'schedule', claims: { jti: 'sched-0001' } },
+    });
+    // A Pi booted with a clock a year behind still takes its schedule.
+    expect(await verify(g, await a.schedule({ iat: nowS + 365 * 24 * 3600 }), 'schedule')).toMatchObject({ ok: true });
+    // An exp a year after iat: no lifetime cap.
+    expect(await verify(g, await a.schedule({ iat: nowS - 3600, exp: nowS + 365 * 24 * 3600 }), 'schedule')).toMatchObject({ ok: true });
+    expect(replay.size).toBe(0);
+  });
+
+  it('a schedule delivered again (the retained copy, on every reconnect) is accepted again, and the replay guard is not written', async () => {
+    const replay = memoryReplayGuard();
+    const g = gate({ replay });
+    const token = await a.schedule({ jti: 'sched-retained', aud: 'all' });
+    for (let i = 0; i < 3; i++) expect(await verify(g, token, 'schedule', 'all')).toMatchObject({ ok: true });
+    expect(replay.size).toBe(0);
+  });
+
+  it('a schedule that comes again is judged again for time and audience, and a tampered copy of it for its signature', async () => {
+    let at = t0;
+    const g = createCommandGate({
+      villageId: village,
+      keys: [a.keyEntry],
+      maxClockSkewSeconds: skew,
+      maxBytes,
+      replay: memoryReplayGuard(),
+      now: () => at,
+    });
+    const token = await a.schedule({ jti: 'sched-lapsing', exp: nowS + 600 });
+    expect(await verify(g, token, 'schedule')).toMatchObject({ ok: true });
+    expectRejected(await verify(g, flipSignatureByte(token), 'schedule'), 'bad-signature', 'does not verify');
+    expectRejected(await verify(g, token, 'schedule', 'all'), 'wrong-audience', 'on the topic for all villages', 'sched-lapsing');
+    expect(await verify(g, token, 'schedule')).toMatchObject({ ok: true, command: { claims: { jti: 'sched-lapsing' } } });
+    at = t0 + 601_000;
+    expectRejected(await verify(g, token, 'schedule'), 'expired', 'expired 1 s ago', 'sched-lapsing');
+  });
+
+  it('a schedule that carries an exp is refused once it has passed, and an exp not after iat is a bad body', async () => {
+    const g = gate();
+    expectRejected(
+      await verify(g, await a.schedule({ jti: 'sched-expired', iat: nowS - 7200, exp: nowS - 3600 }), 'schedule'),
+      'expired',
+      'expired 60 min ago',
+      'sched-expired',
+    );
+    expectRejected(
+      await verify(g, await a.schedule({ jti: 'sched-backwards', iat: nowS, exp: nowS }), 'schedule'),
+      'invalid-body',
+      'exp: 1800000000 is not after iat 1800000000',
+      'sched-backwards',
+    );
+  });
+
+  it('a schedule document is checked by its schema, naming the field in it', async () => {
+    const document = { version: 3, programmes: [{ id: 'p1', cron: '0 25 * * *', zones: 'all', content: { kind: 'tts', text: '通知' } }] };
+    const [reason, text] = await reasonAndDetail(gate(), await a.schedule({ jti: 'sched-badcron', schedule: document }), 'schedule');
+    expect(reason).toBe('invalid-body');
+    expect(text).toMatch(/^schedule\.programmes\[0\]\.cron: /);
+    expectRejected(
+      await verify(gate(), await a.schedule({ jti: 'sched-nodoc', schedule: undefined }), 'schedule'),
+      'invalid-body',
+      'schedule:',
+      'sched-nodoc',
+    );
+  });
+
+  it('a schedule keeps the audience rules: aud "all" on the topic for all villages, never another village', async () => {
+    const g = gate();
+    expectRejected(
+      await verify(g, await a.schedule({ jti: 'sched-aud-1' }), 'schedule', 'all'),
+      'wrong-audience',
+      'on the topic for all villages',
+      'sched-aud-1',
+    );
+    expectRejected(
+      await verify(g, await a.schedule({ jti: 'sched-aud-2', aud: 'xicun' }), 'schedule'),
+      'wrong-audience',
+      'neither this village',
+      'sched-aud-2',
+    );
+    expectRejected(
+      await verify(g, await a.schedule({ jti: 'sched-aud-3' }), 'broadcast'),
+      'wrong-audience',
+      'a "schedule" command arrived on the broadcast topic',
+      'sched-aud-3',
+    );
+  });
+
+  it('a schedule may be up to maxScheduleBytes, every other kind still maxBytes', async () => {
+    const token = await a.schedule({ schedule: sampleSchedule(20, { textChars: 100 }) });
+    expect(token.length).toBeGreaterThan(maxBytes);
+    expect(await verify(gate({ maxScheduleBytes: token.length }), token, 'schedule')).toMatchObject({ ok: true });
+    expectRejected(
+      await verify(gate({ maxScheduleBytes: token.length - 1 }), token, 'schedule'),
+      'oversized',
+      `payload is ${token.length} bytes, over the ${token.length - 1}-byte limit`,
+    );
+    // Its default is 256 KiB, and it does not raise the limit of the other kinds.
+    expect(await verify(gate(), token, 'schedule')).toMatchObject({ ok: true });
+    const broadcast = await a.broadcast({ content: { kind: 'tts', text: '通知'.repeat(900) } });
+    expectRejected(await verify(gate({ maxScheduleBytes: 1 << 20 }), broadcast), 'oversized', `over the ${maxBytes}-byte limit`);
+  });
+
+  it('a time message may be issued ahead of the village clock (that is what it corrects) and is accepted again, unrecorded', async () => {
+    const replay = memoryReplayGuard();
+    const g = gate({ replay });
+    const token = await a.time({ jti: 'time-0001', iat: nowS + 3 * 3600, exp: nowS + 3 * 3600 + 120 });
+    expect(await verify(g, token, 'time', 'all')).toMatchObject({ ok: true, command: { kind: 'time', claims: { iat: nowS + 3 * 3600 } } });
+    expect(await verify(g, token, 'time', 'all')).toMatchObject({ ok: true });
+    expect(replay.size).toBe(0);
+  });
+
+  it('a time message must carry an exp, is refused once it has passed, and is held to the command lifetime cap', async () => {
+    const g = gate();
+    expectRejected(await verify(g, await a.time({ jti: 'time-noexp', exp: undefined }), 'time', 'all'), 'invalid-body', 'exp:', 'time-noexp');
+    expectRejected(
+      await verify(g, await a.time({ jti: 'time-stale', iat: nowS - 600, exp: nowS - 480 }), 'time', 'all'),
+      'expired',
+      'expired 8 min ago',
+      'time-stale',
+    );
+    expectRejected(
+      await verify(g, await a.time({ jti: 'time-forever', iat: nowS, exp: nowS + 48 * 3600 }), 'time', 'all'),
+      'invalid-body',
+      'longer than the 24 h a command may live',
+      'time-forever',
+    );
+  });
+
+  it('broadcasts and stops keep every check the exemptions above skip', async () => {
+    const replay = memoryReplayGuard();
+    const g = gate({ replay, maxScheduleBytes: 1 << 20 });
+    expectRejected(
+      await verify(g, await a.broadcast({ jti: 'b-future', iat: nowS + 3600, exp: nowS + 3900 })),
+      'not-yet-valid',
+      'in the future',
+      'b-future',
+    );
+    expectRejected(
+      await verify(g, await a.stop({ jti: 's-future', iat: nowS + 3600, exp: nowS + 3900 }), 'stop'),
+      'not-yet-valid',
+      'in the future',
+      's-future',
+    );
+    expectRejected(await verify(g, await a.broadcast({ jti: 'bcast-no-exp', exp: undefined })), 'invalid-body', 'exp:', 'bcast-no-exp');
+    expectRejected(
+      await verify(g, await a.stop({ jti: 'stop-long', exp: nowS + 48 * 3600 }), 'stop'),
+      'invalid-body',
+      'a command may live',
+      'stop-long',
+    );
+    const token = await a.stop({ jti: 'stop-once' });
+    expect(await verify(g, token, 'stop')).toMatchObject({ ok: true });
+    expectRejected(await verify(g, token, 'stop'), 'replayed', 'already accepted', 'stop-once');
+    expect(replay.size).toBe(1);
+  });
+});
+
 describe('command gate: keys', () => {
   it('accepts both kids during a rotation, and refuses a kid once it is removed from the config', async () => {
     const both = gate({ keys: [a, b] });
@@ -524,6 +691,11 @@ describe('command gate: replay guard on disk', () => {
     }
   });
 });
+
+async function reasonAndDetail(g: CommandGate, token: string, kind: CommandKind): Promise<[RejectReason | 'accepted', string]> {
+  const result = await verify(g, token, kind);
+  return result.ok ? ['accepted', ''] : [result.reason, result.detail];
+}
 
 async function reasonOf(g: CommandGate, token: string): Promise<RejectReason | 'accepted'> {
   const result = await verify(g, token);

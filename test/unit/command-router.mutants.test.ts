@@ -21,7 +21,13 @@ function route(gate: CommandGate, handlers: { broadcast?: () => void } = {}) {
   const rejected: CommandRejection[] = [];
   const handle = createCommandRouter({
     gate,
-    handlers: { ack: () => undefined, broadcast: handlers.broadcast ?? (() => undefined), stop: () => undefined },
+    handlers: {
+      ack: () => undefined,
+      broadcast: handlers.broadcast ?? (() => undefined),
+      stop: () => undefined,
+      schedule: () => undefined,
+      time: () => undefined,
+    },
     onRejected: (r) => rejected.push(r),
     onIssuedAt: () => undefined,
     logger: log.logger,

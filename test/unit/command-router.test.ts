@@ -1,6 +1,6 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import { createCommandGate } from '../../src/county/command-gate.ts';
-import { createCommandRouter, type CommandHandlers, type CommandRejection } from '../../src/county/command-router.ts';
+import { createCommandRouter, type CommandHandlers, type CommandRejection, type CommandSource } from '../../src/county/command-router.ts';
 import type { CommandKind } from '../../src/county/topics.ts';
 import type { InboundCommand } from '../../src/county/types.ts';
 import { createCountySigner, type CountySigner } from '../support/county-signer.ts';
@@ -18,24 +18,26 @@ beforeAll(async () => {
 function rig(handlers: Partial<Record<CommandKind, (claims: unknown) => void>> = {}) {
   const log = memoryLogger();
   const handled: Array<[CommandKind, Record<string, unknown>]> = [];
+  const sources: CommandSource[] = [];
   const rejected: CommandRejection[] = [];
   const issuedAt: number[] = [];
-  const record = (kind: CommandKind) => (claims: unknown) => {
+  const record = (kind: CommandKind) => (claims: unknown, source: CommandSource) => {
     handled.push([kind, claims as Record<string, unknown>]);
+    sources.push(source);
     handlers[kind]?.(claims);
   };
   const route = createCommandRouter({
     gate: createCommandGate({ villageId: village, keys: [county.keyEntry], maxClockSkewSeconds: 60, maxBytes: 4096, replay: memoryReplayGuard() }),
-    handlers: { ack: record('ack'), broadcast: record('broadcast'), stop: record('stop') },
+    handlers: { ack: record('ack'), broadcast: record('broadcast'), stop: record('stop'), schedule: record('schedule'), time: record('time') },
     onRejected: (r) => rejected.push(r),
     onIssuedAt: (iat) => issuedAt.push(iat),
     logger: log.logger,
   });
   const send = async (command: CommandKind, token: string, audienceTopic: 'village' | 'all' = 'village') => {
-    const message: InboundCommand = { command, audienceTopic, topic: `county/${command}`, payload: Buffer.from(token) };
+    const message: InboundCommand = { command, audienceTopic, topic: `county/${audienceTopic}/${command}`, payload: Buffer.from(token) };
     route(message);
   };
-  return { send, handled, rejected, issuedAt, log };
+  return { send, handled, sources, rejected, issuedAt, log };
 }
 
 describe('county command router', () => {
@@ -56,6 +58,27 @@ describe('county command router', () => {
     expect(r.rejected).toEqual([]);
   });
 
+  it('hands a schedule and a time message to their handlers with the topic each came on, every copy, and their iat to the clock', async () => {
+    const r = rig();
+    const schedule = await county.schedule({ aud: 'all', iat: 1_700_000_000 });
+    await r.send('schedule', schedule, 'all');
+    await r.send('schedule', await county.schedule(), 'village');
+    // A retained copy again (every reconnect): handed on again, for the schedule registry to find it is no newer.
+    await r.send('schedule', schedule, 'all');
+    await r.send('time', await county.time({ iat: 1_900_000_000, exp: 1_900_000_120 }), 'all');
+    await waitFor('four commands handled', () => r.handled.length === 4);
+    expect(r.handled.map(([kind]) => kind)).toEqual(['schedule', 'schedule', 'schedule', 'time']);
+    expect(r.sources).toEqual([
+      { topic: 'county/all/schedule', audienceTopic: 'all' },
+      { topic: 'county/village/schedule', audienceTopic: 'village' },
+      { topic: 'county/all/schedule', audienceTopic: 'all' },
+      { topic: 'county/all/time', audienceTopic: 'all' },
+    ]);
+    expect(r.issuedAt[0]).toBe(1_700_000_000);
+    expect(r.issuedAt[3]).toBe(1_900_000_000);
+    expect(r.rejected).toEqual([]);
+  });
+
   it('acts on nothing the gate refused, and passes the refusal on with the kind and topic it came by', async () => {
     const r = rig();
     await r.send('broadcast', 'not.a.jws');
@@ -64,8 +87,8 @@ describe('county command router', () => {
     expect(r.handled).toEqual([]);
     expect(r.issuedAt).toEqual([]);
     expect(r.rejected.map((x) => [x.kind, x.topic, x.reason])).toEqual([
-      ['broadcast', 'county/broadcast', 'malformed'],
-      ['stop', 'county/stop', 'wrong-audience'],
+      ['broadcast', 'county/village/broadcast', 'malformed'],
+      ['stop', 'county/village/stop', 'wrong-audience'],
     ]);
   });
 

@@ -46,6 +46,15 @@ describe('config', () => {
     expect(result.config.timing.retry).toEqual({ initialMs: 5000, maxMs: 60000 });
     expect(result.config.timing.pollIntervalMs).toBe(100);
     expect([result.config.county.maxInboundBytes, result.config.county.maxInboundPacketBytes]).toEqual([32_768, 65_536]);
+    expect(result.config.county.maxScheduleBytes).toBe(262_144);
+  });
+
+  it('bounds the schedule size limit: 4 KiB to 4 MiB', () => {
+    const county = (maxScheduleBytes: number) => ({ ...minimal, county: { ...minimal.county, maxScheduleBytes } });
+    expect(parseConfig(county(4096)).ok).toBe(true);
+    expect(parseConfig(county(4 * 1024 * 1024)).ok).toBe(true);
+    expect(errorsOf(county(4095))).toEqual([expect.stringMatching(/^county\.maxScheduleBytes: /)]);
+    expect(errorsOf(county(4 * 1024 * 1024 + 1))).toEqual([expect.stringMatching(/^county\.maxScheduleBytes: /)]);
   });
 
   it('wants the packet cap above the largest payload, with room for its topic and headers', () => {

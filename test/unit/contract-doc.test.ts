@@ -1,19 +1,25 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { statePayloadSchema } from '../../src/contract/payloads.ts';
-import { topicKinds, topicSpecs, villageTopics, type TopicKind } from '../../src/county/topics.ts';
+import { commandKindOf, downKinds, topicKinds, topicSpecs, villageTopics, type TopicKind } from '../../src/county/topics.ts';
 
 const doc = readFileSync(new URL('../../src/contract/contract.md', import.meta.url), 'utf8');
 const topicsAsDocumented = villageTopics('{prefix}', '{village}');
 
-/** `<!-- example: NAME -->` followed by a fenced json block; NAME is `kind` or `kind-variant`. */
+/**
+ * `<!-- example: NAME -->` followed by a fenced json block; NAME is `kind` or `kind-variant`, where `kind` is
+ * a topic of the map or the command a county→village topic carries (`time` for `timeAll`).
+ */
 const examples = [...doc.matchAll(/<!-- example: ([a-z-]+) -->\n```json\n([\s\S]*?)\n```/g)].map((m) => ({
   name: m[1] ?? '',
   json: m[2] ?? '',
 }));
 
-const kindOf = (name: string): string => name.split('-')[0] ?? name;
 const isKind = (kind: string): kind is TopicKind => kind in topicSpecs;
+const kindOf = (name: string): string => {
+  const kind = name.split('-')[0] ?? name;
+  return isKind(kind) ? kind : (downKinds.find((k) => commandKindOf(k).command === kind) ?? kind);
+};
 
 describe('county contract document (src/contract/contract.md)', () => {
   it('has examples, each named after a topic of the map', () => {
