@@ -17,8 +17,7 @@ import { embeddedBrokerComponent } from './county/embedded-broker.ts';
 import { Delivery } from './county/delivery.ts';
 import { HealthReporter, type HealthSources } from './county/health-reporter.ts';
 import { createCommandGate } from './county/command-gate.ts';
-import { createCommandRouter, type CommandSource } from './county/command-router.ts';
-import type { ScheduleCommand } from './contract/payloads.ts';
+import { createCommandRouter } from './county/command-router.ts';
 import { AlarmService } from './alarm/alarm-service.ts';
 import { FaultRecorder } from './alarm/fault-recorder.ts';
 import type { AudioOutput, Player } from './broadcast/types.ts';
@@ -308,9 +307,6 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     replay,
     now,
   });
-  // A placeholder until the schedule registry (version order, the village's topic over all) receives it.
-  const onSchedule = (claims: ScheduleCommand, source: CommandSource): void =>
-    logger.info({ version: claims.schedule.version, topic: source.topic }, 'county schedule verified');
   uplink.on(
     'command',
     createCommandRouter({
@@ -325,7 +321,8 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
         }),
         // The router has already given its iat to the trusted clock, which is all a time message says.
         time: () => undefined,
-        schedule: (claims, source) => onSchedule(claims, source),
+        // By the topic it came on: the claims cannot tell them apart (`aud: "all"` is accepted on both).
+        schedule: (claims, source) => programmes.offer(source.audienceTopic === 'all' ? 'all' : 'village', claims.schedule, claims.jti),
       },
       // Logged by the recorder, within the same per-minute budget as the reports: a flood writes a count, not a line per message.
       onRejected: (rejection) => reports.rejected(rejection),

@@ -24,7 +24,9 @@ import { measureSchedule, type ScheduleBenchResult } from './schedule.ts';
 
 const env = process.env;
 const only = new Set(
-  (env['BENCH_ONLY'] ?? 'latency,durable,burst,reconnect,drain,footprint,floor,commands,countywide,oversized,schedule').split(',').map((s) => s.trim()),
+  (env['BENCH_ONLY'] ?? 'latency,durable,burst,reconnect,drain,footprint,floor,commands,countywide,oversized,schedule')
+    .split(',')
+    .map((s) => s.trim()),
 );
 const presses = Number(env['BENCH_PRESSES'] ?? 300);
 const drainAlarms = Number(env['BENCH_DRAIN'] ?? 10_000);

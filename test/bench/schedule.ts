@@ -137,7 +137,14 @@ async function idleSample(
   document: ScheduleDocumentInput | undefined,
 ): Promise<{ cpuPercent: number; rssMb: number }> {
   const config = {
-    ...villageConfigJson({ villageId: 'bench-idle', brokerUrl: broker.url, protocolVersion: broker.protocolVersion, columns: 4, dataDir: join(dir, 'data'), ...oneZoneBroadcast() }),
+    ...villageConfigJson({
+      villageId: 'bench-idle',
+      brokerUrl: broker.url,
+      protocolVersion: broker.protocolVersion,
+      columns: 4,
+      dataDir: join(dir, 'data'),
+      ...oneZoneBroadcast(),
+    }),
     clock: { systemClock: 'trusted' },
     ...(document === undefined ? {} : { schedule: { document } }),
     log: { level: 'warn' },

@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { healthPayloadSchema, reportPayloadSchema, type ReportPayload } from '../../src/contract/payloads.ts';
 import { openSqliteScheduleStore } from '../../src/store/sqlite-schedule-store.ts';
+import { freePort } from '../support/broker.ts';
+import { connectCounty } from '../support/county.ts';
+import { createCountySigner, sampleSchedule } from '../support/county-signer.ts';
 import { startService, writeConfig, type LogRecord } from '../support/service-process.ts';
 import { oneZoneBroadcast, villageConfigJson } from '../support/village.ts';
 
@@ -85,4 +89,88 @@ describe('programme schedule in the running service', () => {
       store.close();
     }
   }, 90_000);
+
+  it('takes the retained county schedule when it connects later, keeps it on the card across a kill -9 without network, and judges each copy by its version', async () => {
+    const villageId = `programmes-retained-${process.pid}`;
+    const signer = await createCountySigner({ villageId });
+    const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: true, signer });
+    const reports = (): ReportPayload[] =>
+      county.messages.filter((m) => m.kind === 'report' && m.village === villageId).map((m) => reportPayloadSchema.parse(m.payload));
+    const dataDir = join(dir, 'data-retained');
+    const config = (url: string) => ({
+      ...villageConfigJson({
+        villageId,
+        brokerUrl: url,
+        protocolVersion,
+        commandKeys: [signer.keyEntry],
+        columns: 1,
+        dataDir,
+        // Health every second, so the one that shows the applied schedule comes soon.
+        timing: { healthIntervalMs: 1000 },
+        ...oneZoneBroadcast(),
+      }),
+      clock: { systemClock: 'trusted' },
+    });
+    const configDir = mkdtempSync(join(dir, 'cfg-'));
+    const schedule = (version: number, zone = 'square') => ({
+      ...sampleSchedule(3, { version }),
+      programmes: (sampleSchedule(3).programmes as object[]).map((p) => ({ ...p, zones: [zone] })),
+    });
+    try {
+      // Published (retained) before the village exists.
+      await county.send(villageId, 'schedule', await signer.schedule({ aud: villageId, schedule: schedule(3) }));
+      let service = startService(writeConfig(configDir, config(brokerUrl)));
+      try {
+        const applied = await county.waitFor(
+          (m) => m.kind === 'report' && m.village === villageId && (m.payload as ReportPayload).event === 'schedule-applied',
+          20_000,
+        );
+        expect(reportPayloadSchema.parse(applied.payload).schedule).toEqual({ version: 3, programmes: 3, source: 'village', running: true });
+        const health = await county.waitFor(
+          (m) => m.kind === 'health' && m.village === villageId && healthPayloadSchema.parse(m.payload).schedule?.version === 3,
+          20_000,
+        );
+        expect(healthPayloadSchema.parse(health.payload).schedule).toMatchObject({ version: 3, source: 'village', programmes: 3, mediaMissing: [] });
+      } finally {
+        await service.kill9();
+      }
+
+      // No network after the power cut: the schedule comes from the card.
+      const deadBroker = `mqtt://127.0.0.1:${await freePort()}`;
+      service = startService(writeConfig(configDir, config(deadBroker)));
+      try {
+        const running = await service.waitForLog((l) => l.msg === 'programme schedule running', 20_000);
+        expect(running).toMatchObject({ source: 'village', version: 3, programmes: 3 });
+      } finally {
+        expect(await service.terminate()).toBe(0);
+      }
+
+      // Back online: the retained copy of version 3 comes again and is nothing; older and wrong-zone ones are refused whole.
+      service = startService(writeConfig(configDir, config(brokerUrl)));
+      try {
+        await service.waitForLog((l) => l.msg === 'county link connected', 20_000);
+        await county.send(villageId, 'schedule', await signer.schedule({ aud: villageId, schedule: schedule(2) }));
+        await county.send(villageId, 'schedule', await signer.schedule({ aud: villageId, schedule: schedule(4, 'nowhere') }));
+        await county.send(villageId, 'schedule', await signer.schedule({ aud: villageId, schedule: schedule(5) }));
+        await county.waitFor((m) => m.kind === 'report' && m.village === villageId && (m.payload as ReportPayload).schedule?.version === 5, 20_000);
+        const rejected = reports().filter((r) => r.event === 'rejected');
+        expect(rejected.map((r) => r.reason)).toEqual([
+          'older-version: version: 2 is older than the kept version 3',
+          `unknown-zone: programmes[0].zones: "nowhere" not among this village's zones (square)`,
+        ]);
+        // Version 3 was applied once, in the first life, though its retained copy came on every connect.
+        expect(
+          new Set(
+            reports()
+              .filter((r) => r.event === 'schedule-applied')
+              .map((r) => `${r.schedule?.version}:${r.id}`),
+          ).size,
+        ).toBe(2);
+      } finally {
+        expect(await service.terminate()).toBe(0);
+      }
+    } finally {
+      await county.close();
+    }
+  }, 120_000);
 });

@@ -128,7 +128,8 @@ export async function connectCounty(options: CountyOptions): Promise<CountyClien
     },
     ack,
     async send(village, kind, payload) {
-      await client.publishAsync(villageTopics(prefix, village).topic(kind), payload, { qos: topicSpecs[kind].qos });
+      // Retained where the contract says the county retains (schedule, time): a village connecting later gets it.
+      await client.publishAsync(villageTopics(prefix, village).topic(kind), payload, { qos: topicSpecs[kind].qos, retain: topicSpecs[kind].retain });
     },
     async close() {
       await client.endAsync();
