@@ -1,6 +1,7 @@
 import cron from 'node-cron';
 import * as z from 'zod';
 import { contentSchema } from './vocabulary.ts';
+import { zoneOffsets } from '../platform/zone-offsets.ts';
 
 /**
  * The programme schedule: which programme plays when, where and how, as the county signs it (retained on
@@ -14,14 +15,17 @@ const localTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a local time "H
 /** A calendar day in the schedule's time zone. */
 export const scheduleDateSchema = z.iso.date();
 
-/** An IANA zone the runtime knows: cron and quiet hours are read in it, whatever zone the Pi is set to. */
+/**
+ * An IANA zone this machine knows: from the tz database where it has one (no ICU data mapped in for it, see
+ * platform/zone-offsets.ts), else as Intl knows it.
+ */
 const timezone = z
   .string()
   .min(1)
   .max(64)
   .refine((zone) => {
     try {
-      new Intl.DateTimeFormat('en-US', { timeZone: zone });
+      zoneOffsets(zone).offsetAt(0);
       return true;
     } catch {
       return false;
@@ -43,12 +47,12 @@ export const cronExpressionSchema = z
       return;
     }
     const checked = cron.validateDetailed(expression);
-    if (!checked.valid) {
+    if (!checked.valid || checked.fields === undefined) {
       for (const error of checked.errors) ctx.addIssue({ code: 'custom', message: `${error.field}: ${error.message}` });
       return;
     }
-    const parsed = cron.parse(expression);
-    if ([...parsed.dayOfMonth, ...parsed.dayOfWeek].some((value) => typeof value !== 'number'))
+    const { dayOfMonth, dayOfWeek } = checked.fields;
+    if ([...dayOfMonth, ...dayOfWeek].some((value) => typeof value !== 'number'))
       ctx.addIssue({ code: 'custom', message: 'the L, W and # day tokens are not supported in programme schedules' });
   });
 

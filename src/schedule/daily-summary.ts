@@ -1,5 +1,6 @@
 import { SUMMARY_REASON_MAX, SUMMARY_REASONS_MAX, type DailySummary, type FiringCounts, type ProgrammeDay } from '../contract/schedule-summary.ts';
 import type { FiringRecord } from './types.ts';
+import { ZoneCalendar } from './zone-calendar.ts';
 
 /**
  * A day of the completion log, counted per programme: the daily report to the county, today's counts in
@@ -83,27 +84,20 @@ function topReasons(reasons: Map<string, number>): Record<string, number> {
   return Object.fromEntries(top);
 }
 
-function dateFormat(timezone: string): Intl.DateTimeFormat {
-  return new Intl.DateTimeFormat('en-US', { timeZone: timezone, year: 'numeric', month: '2-digit', day: '2-digit' });
+/** The zone's calendar: from the tz database where it can (see platform/zone-offsets.ts: no ICU data mapped in for it). */
+function dateFormat(timezone: string): ZoneCalendar {
+  return new ZoneCalendar(timezone);
 }
 
-function dateIn(format: Intl.DateTimeFormat, epochMs: number): string {
-  let year = '';
-  let month = '';
-  let day = '';
-  for (const part of format.formatToParts(epochMs)) {
-    if (part.type === 'year') year = part.value.padStart(4, '0');
-    else if (part.type === 'month') month = part.value;
-    else if (part.type === 'day') day = part.value;
-  }
-  return `${year}-${month}-${day}`;
+function dateIn(calendar: ZoneCalendar, epochMs: number): string {
+  return calendar.date(epochMs);
 }
 
 /**
  * The first millisecond whose local date is `date` or later, by bisection: no offset arithmetic to get wrong
  * around a change, and a day whose midnight a change skips starts when the clock jumps past it.
  */
-function startOf(date: string, format: Intl.DateTimeFormat): number {
+function startOf(date: string, format: ZoneCalendar): number {
   const wallMidnight = utcMidnight(date);
   let before = wallMidnight - searchBeforeMs;
   let after = wallMidnight + searchAfterMs;

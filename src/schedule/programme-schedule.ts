@@ -70,14 +70,7 @@ export class ProgrammeSchedule {
       zoneIds: options.zoneIds,
       mediaExtensions: options.mediaExtensions,
       onRunning: (schedule) => this.scheduler.replace(schedule),
-      onApplied: ({ schedule, jti }) =>
-        tell.applied({
-          jti,
-          version: schedule.version,
-          programmes: schedule.document.programmes.length,
-          source: schedule.source === 'village' ? 'village' : 'all',
-          running: this.registry.running?.source === schedule.source && this.registry.running.version === schedule.version,
-        }),
+      onApplied: ({ jti, version, programmes, source, running }) => tell.applied({ jti, version, programmes, source, running }),
       onRejected: tell.rejected,
       onStorageFailure: tell.storageFailure,
       logger,

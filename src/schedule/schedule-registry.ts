@@ -23,8 +23,13 @@ export interface ScheduleRejection {
 }
 
 export interface AppliedSchedule {
-  schedule: RunningSchedule;
-  /** What replaced what; undefined `previous` at first start. */
+  jti: string;
+  source: StoredSchedule['source'];
+  version: number;
+  programmes: number;
+  /** Whether it is the one running now (the village's own wins over `all`). */
+  running: boolean;
+  /** The version that ran before, if any. */
   previous: number | undefined;
 }
 
@@ -38,7 +43,7 @@ export interface ScheduleRegistryOptions {
   /** The running schedule changed (also at start); the scheduler takes it from here. */
   onRunning: (schedule: RunningSchedule | undefined) => void;
   /** A county document became its source's, or the running one: to report `schedule-applied`. */
-  onApplied: (applied: AppliedSchedule & { jti: string }) => void;
+  onApplied: (applied: AppliedSchedule) => void;
   onRejected: (rejection: ScheduleRejection) => void;
   /** The store could not keep a document: it still runs, but a restart without network would lose it. */
   onStorageFailure: (error: unknown) => void;
@@ -95,7 +100,7 @@ export class ScheduleRegistry {
     const changed = this.choose();
     if (!changed)
       logger.info({ source, version: document.version, running: this.current?.source }, "schedule kept; the village's own schedule runs instead");
-    this.options.onApplied({ schedule: new RunningSchedule(document, source), previous, jti });
+    this.options.onApplied({ jti, source, version: document.version, programmes: document.programmes.length, running: changed, previous });
   }
 
   /** Zones and media types this village lacks, named; a document that has any is refused whole. */

@@ -1,3 +1,5 @@
+import { zoneOffsets, type ZoneOffsets } from '../platform/zone-offsets.ts';
+
 /**
  * Wall-clock arithmetic in one IANA time zone, whatever zone the Pi itself is set to: a county's series is
  * set in Beijing time, and a Pi left in UTC by its image must still play the 07:30 programme at 07:30 there.
@@ -15,42 +17,31 @@ export interface LocalTime {
 }
 
 export class ZoneCalendar {
-  private readonly format: Intl.DateTimeFormat;
+  private readonly offsets: ZoneOffsets;
 
-  constructor(readonly timezone: string) {
-    this.format = new Intl.DateTimeFormat('en-US', {
-      timeZone: timezone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
+  constructor(
+    readonly timezone: string,
+    offsets?: ZoneOffsets,
+  ) {
+    this.offsets = offsets ?? zoneOffsets(timezone);
   }
 
   /** The local date and time of an instant (seconds truncated). */
   local(epochMs: number): LocalTime {
-    const parts: Record<string, number> = {};
-    for (const part of this.format.formatToParts(new Date(epochMs))) {
-      if (part.type !== 'literal') parts[part.type] = Number(part.value);
-    }
+    const shifted = new Date(Math.floor(epochMs / 1000) * 1000 + this.offsets.offsetAt(epochMs));
     return {
-      year: parts['year']!,
-      month: parts['month']!,
-      day: parts['day']!,
-      hour: parts['hour']!,
-      minute: parts['minute']!,
-      second: parts['second']!,
+      year: shifted.getUTCFullYear(),
+      month: shifted.getUTCMonth() + 1,
+      day: shifted.getUTCDate(),
+      hour: shifted.getUTCHours(),
+      minute: shifted.getUTCMinutes(),
+      second: shifted.getUTCSeconds(),
     };
   }
 
   /** The zone's offset from UTC at an instant, in ms. */
   offsetAt(epochMs: number): number {
-    const t = this.local(epochMs);
-    const asUtc = Date.UTC(t.year, t.month - 1, t.day, t.hour, t.minute, t.second);
-    return asUtc - Math.floor(epochMs / 1000) * 1000;
+    return this.offsets.offsetAt(epochMs);
   }
 
   /**

@@ -149,12 +149,22 @@ describe('programme schedule in the running service', () => {
       service = startService(writeConfig(configDir, config(brokerUrl)));
       try {
         await service.waitForLog((l) => l.msg === 'county link connected', 20_000);
+        const stranger = await createCountySigner({ villageId, kid: signer.kid });
+        await county.send(villageId, 'schedule', await stranger.schedule({ aud: villageId, schedule: schedule(7) }));
+        await county.send(
+          villageId,
+          'schedule',
+          await signer.schedule({ aud: villageId, schedule: { ...schedule(8), quietHours: { from: '25:00', until: '06:30' } } }),
+        );
         await county.send(villageId, 'schedule', await signer.schedule({ aud: villageId, schedule: schedule(2) }));
         await county.send(villageId, 'schedule', await signer.schedule({ aud: villageId, schedule: schedule(4, 'nowhere') }));
         await county.send(villageId, 'schedule', await signer.schedule({ aud: villageId, schedule: schedule(5) }));
         await county.waitFor((m) => m.kind === 'report' && m.village === villageId && (m.payload as ReportPayload).schedule?.version === 5, 20_000);
         const rejected = reports().filter((r) => r.event === 'rejected');
-        expect(rejected.map((r) => r.reason)).toEqual([
+        // A key the village does not trust, a document off its schema, an older version, a zone it lacks: each refused whole.
+        expect(rejected.map((r) => r.reason?.split(':')[0])).toEqual(['bad-signature', 'invalid-body', 'older-version', 'unknown-zone']);
+        expect(rejected[1]!.reason).toMatch(/schedule\.quietHours\.from/);
+        expect(rejected.slice(2).map((r) => r.reason)).toEqual([
           'older-version: version: 2 is older than the kept version 3',
           `unknown-zone: programmes[0].zones: "nowhere" not among this village's zones (square)`,
         ]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, readConfigFile } from '../../src/config/load.ts';
@@ -140,6 +140,29 @@ describe('config', () => {
   it.each(['config/example.json', 'config/village.example.json'])('shipped %s is valid', (path) => {
     const result = readConfigFile(path);
     expect(result.ok ? [] : result.errors).toEqual([]);
+  });
+
+  it('shipped config/schedule.example.json is a valid week of programmes the demo village can play as its own schedule', () => {
+    const demo = JSON.parse(readFileSync('config/example.json', 'utf8')) as Record<string, unknown>;
+    const week = JSON.parse(readFileSync('config/schedule.example.json', 'utf8')) as { programmes: unknown[] };
+    expect(week.programmes.length).toBeGreaterThanOrEqual(7);
+    const result = parseConfig({ ...demo, schedule: { document: week } });
+    expect(result.ok ? [] : result.errors).toEqual([]);
+  });
+
+  it('names a programme zone the village lacks and a media type no player plays', () => {
+    const demo = JSON.parse(readFileSync('config/example.json', 'utf8')) as Record<string, unknown>;
+    const programme = {
+      id: 'p',
+      cron: '0 0 8 * * *',
+      zones: ['moon'],
+      content: { kind: 'media', sha256: 'a'.repeat(64), url: 'https://c.example/x.ogg', size: 1 },
+    };
+    const result = parseConfig({ ...demo, schedule: { document: { version: 1, programmes: [programme] } } });
+    expect(result.ok ? [] : result.errors).toEqual([
+      'schedule.document.programmes[0].zones: no broadcast zone with id "moon"',
+      'schedule.document.programmes[0].content.url: no broadcast.player.media template plays ".ogg" files',
+    ]);
   });
 });
 

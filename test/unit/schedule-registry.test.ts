@@ -32,7 +32,7 @@ function registry(options: { store?: MemoryScheduleStore; local?: ReturnType<typ
     zoneIds: ['z1', 'z2'],
     mediaExtensions: ['.mp3', '.wav'],
     onRunning: (s) => seen.running.push(s),
-    onApplied: (a) => seen.applied.push({ version: a.schedule.version, previous: a.previous }),
+    onApplied: (a) => seen.applied.push({ version: a.version, previous: a.previous }),
     onRejected: (rejection) => seen.rejected.push(rejection),
     onStorageFailure: (error) => seen.storage.push(error),
     logger: memoryLogger().logger,
