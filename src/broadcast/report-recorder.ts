@@ -93,49 +93,13 @@ export class ReportRecorder {
 
   /** A county schedule document was verified and kept: the county learns which version each village runs. */
   scheduleApplied(applied: { jti: string; version: number; programmes: number; source: 'village' | 'all'; running: boolean }): void {
-    const at = this.now();
-    this.store(
-      applied.jti,
-      (id, seq) => ({
-        id,
-        seq,
-        village: this.options.villageId,
-        jti: applied.jti,
-        event: 'schedule-applied',
-        schedule: { version: applied.version, programmes: applied.programmes, source: applied.source, running: applied.running },
-        priority: null,
-        status: null,
-        zones: [],
-        faultyZones: [],
-        at: isoWithOffset(at),
-        attempt: 1,
-      }),
-      at,
-    );
+    const { jti, ...schedule } = applied;
+    this.storeAboutNoBroadcast(jti, { event: 'schedule-applied', schedule });
   }
 
   /** One local day of the programme completion log, for the county's monthly statistics. */
   programmeSummary(summary: DailySummary): void {
-    const at = this.now();
-    const jti = `summary:${summary.date}`;
-    this.store(
-      jti,
-      (id, seq) => ({
-        id,
-        seq,
-        village: this.options.villageId,
-        jti,
-        event: 'programme-summary',
-        summary,
-        priority: null,
-        status: null,
-        zones: [],
-        faultyZones: [],
-        at: isoWithOffset(at),
-        attempt: 1,
-      }),
-      at,
-    );
+    this.storeAboutNoBroadcast(`summary:${summary.date}`, { event: 'programme-summary', summary });
   }
 
   stop(): void {
@@ -161,16 +125,24 @@ export class ReportRecorder {
   }
 
   private storeRejection(command: RejectedCommand): void {
+    this.storeAboutNoBroadcast(command.jti, { event: 'rejected', reason: `${command.reason}: ${command.detail}` }, command.jti ?? 'unverified');
+  }
+
+  /** A report that names no broadcast (a refused command, the schedule): no priority, status or zones. */
+  private storeAboutNoBroadcast(
+    jti: string | null,
+    about: Pick<ReportPayload, 'event' | 'reason' | 'schedule' | 'summary'>,
+    subject: string = jti ?? 'unverified',
+  ): void {
     const at = this.now();
     this.store(
-      command.jti ?? 'unverified',
+      subject,
       (id, seq) => ({
         id,
         seq,
         village: this.options.villageId,
-        jti: command.jti,
-        event: 'rejected',
-        reason: `${command.reason}: ${command.detail}`,
+        jti,
+        ...about,
         priority: null,
         status: null,
         zones: [],

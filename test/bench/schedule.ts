@@ -9,7 +9,7 @@ import { ProgrammeScheduler } from '../../src/schedule/programme-scheduler.ts';
 import { openSqliteScheduleStore } from '../../src/store/sqlite-schedule-store.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { startBroker } from '../support/broker.ts';
-import { oneZoneBroadcast, villageConfigJson } from '../support/village.ts';
+import { oneZoneBroadcast, scriptedPlayer, villageConfigJson } from '../support/village.ts';
 import { percentile } from '../support/stats.ts';
 import { BenchFailure } from './figures.ts';
 import { startBuiltService } from './footprint.ts';
@@ -78,7 +78,7 @@ async function firingAccuracy(options: ScheduleBenchOptions, broker: { url: stri
       columns: 1,
       dataDir: join(dir, 'data-accuracy'),
       // No warm-up, and amplifiers left on between firings: the figure is the schedule's, not the amplifier's.
-      ...oneZoneBroadcast({ idleTailMs: 600_000, player: { tts: ['sh', '-c', `date +%s%N >> ${stamps} # $0`, '{text}'], ttsOutput: null } }),
+      ...oneZoneBroadcast({ idleTailMs: 600_000, ...scriptedPlayer(`date +%s%N >> ${stamps}`) }),
     }),
     clock: { systemClock: 'trusted' },
     schedule: {

@@ -8,7 +8,7 @@ import { freePort } from '../support/broker.ts';
 import { connectCounty } from '../support/county.ts';
 import { createCountySigner, sampleSchedule } from '../support/county-signer.ts';
 import { startService, writeConfig, type LogRecord } from '../support/service-process.ts';
-import { oneZoneBroadcast, villageConfigJson } from '../support/village.ts';
+import { oneZoneBroadcast, scriptedPlayer, villageConfigJson, withSchedule } from '../support/village.ts';
 
 /**
  * The programme schedule in the real service (a child process on the real clock): what a kill -9 in the
@@ -19,26 +19,23 @@ const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
 
 function scheduledVillage(villageId: string, dataDir: string) {
-  return {
-    ...villageConfigJson({
+  return withSchedule(
+    villageConfigJson({
       villageId,
       brokerUrl,
       protocolVersion,
       columns: 1,
       dataDir,
       // A programme that plays for 20 s (the player sleeps), so the kill lands while it plays.
-      ...oneZoneBroadcast({ player: { tts: ['sh', '-c', 'sleep 20 # $0', '{text}'], ttsOutput: null } }),
+      ...oneZoneBroadcast(scriptedPlayer('sleep 20')),
     }),
-    clock: { systemClock: 'trusted' },
-    schedule: {
-      document: {
-        version: 1,
-        // No quiet hours: the test runs whatever the hour.
-        quietHours: { from: '00:00', until: '00:00' },
-        programmes: [{ id: 'every-5s', cron: '*/5 * * * * *', zones: 'all', content: { kind: 'tts', text: '普法小课堂' }, maxDurationS: 600 }],
-      },
+    {
+      version: 1,
+      // No quiet hours: the test runs whatever the hour.
+      quietHours: { from: '00:00', until: '00:00' },
+      programmes: [{ id: 'every-5s', cron: '*/5 * * * * *', zones: 'all', content: { kind: 'tts', text: '普法小课堂' }, maxDurationS: 600 }],
     },
-  };
+  );
 }
 
 const fired = (line: LogRecord) => line.msg === 'programme fired';

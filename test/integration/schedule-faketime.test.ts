@@ -7,7 +7,7 @@ import { openSqliteScheduleStore } from '../../src/store/sqlite-schedule-store.t
 import { connectCounty } from '../support/county.ts';
 import { fromBuild, startService, writeConfig, type LogRecord } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
-import { oneZoneBroadcast, villageConfigJson } from '../support/village.ts';
+import { oneZoneBroadcast, scriptedPlayer, villageConfigJson, withSchedule } from '../support/village.ts';
 
 /**
  * The built service on a clock libfaketime sets (Debian `faketime`), read from a file the test rewrites
@@ -44,28 +44,18 @@ describe('the built service under faketime: quiet hours and a clock jump', () =>
     };
     setClock(beijing('2026-12-07T21:59:48'));
     const dataDir = join(dir, 'data');
-    const config = {
-      ...villageConfigJson({
-        villageId,
-        brokerUrl,
-        protocolVersion,
-        columns: 1,
-        dataDir,
-        ...oneZoneBroadcast({ player: { tts: ['sh', '-c', 'sleep 30 # $0', '{text}'], ttsOutput: null } }),
-      }),
-      clock: { systemClock: 'trusted' },
-      schedule: {
-        document: {
-          version: 1,
-          quietHours: { from: '22:00', until: '06:30' },
-          programmes: [
-            // Starts five seconds before quiet hours and would play for 30 s: cut at 22:00.
-            { id: 'evening', cron: '55 59 21 * * *', zones: 'all', content: { kind: 'tts', text: '晚间普法' }, maxDurationS: 1800 },
-            { id: 'every-10-min', cron: '0 */10 * * * *', zones: 'all', content: { kind: 'tts', text: '整点提醒' }, maxDurationS: 5 },
-          ],
-        },
+    const config = withSchedule(
+      villageConfigJson({ villageId, brokerUrl, protocolVersion, columns: 1, dataDir, ...oneZoneBroadcast(scriptedPlayer('sleep 30')) }),
+      {
+        version: 1,
+        quietHours: { from: '22:00', until: '06:30' },
+        programmes: [
+          // Starts five seconds before quiet hours and would play for 30 s: cut at 22:00.
+          { id: 'evening', cron: '55 59 21 * * *', zones: 'all', content: { kind: 'tts', text: '晚间普法' }, maxDurationS: 1800 },
+          { id: 'every-10-min', cron: '0 */10 * * * *', zones: 'all', content: { kind: 'tts', text: '整点提醒' }, maxDurationS: 5 },
+        ],
       },
-    };
+    );
     const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: false });
     const env = {
       LD_PRELOAD: LIBFAKETIME,

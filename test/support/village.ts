@@ -92,3 +92,19 @@ export async function startOnline(app: VillageEdge, timeoutMs?: number): Promise
   await waitFor('the county link up', countyLinkUp(app), timeoutMs);
   return app;
 }
+
+/**
+ * A village config that runs `document` as its own programme schedule on a clock it trusts (a test machine's
+ * clock needs no timesyncd flag file to be believed).
+ */
+export function withSchedule<C extends object>(
+  config: C,
+  document: Record<string, unknown>,
+): C & { clock: { systemClock: 'trusted' }; schedule: { document: Record<string, unknown> } } {
+  return { ...config, clock: { systemClock: 'trusted' }, schedule: { document } };
+}
+
+/** A tts player that runs `script` instead of speaking (the text is its `$0`): sleeps to play long, writes stamps to be timed. */
+export function scriptedPlayer(script: string): { player: { tts: string[]; ttsOutput: null } } {
+  return { player: { tts: ['sh', '-c', `${script} # $0`, '{text}'], ttsOutput: null } };
+}
