@@ -1,13 +1,6 @@
 import { scheduleDocumentSchema, type ScheduleDocument } from '../contract/schedule.ts';
 import { describeIssues } from '../platform/schema-errors.ts';
-import {
-  firingOutcomes,
-  type FiringOutcome,
-  type FiringRecord,
-  type ProgrammeLog,
-  type ScheduleStore,
-  type StoredSchedule,
-} from '../schedule/types.ts';
+import { firingOutcomes, type FiringOutcome, type FiringRecord, type ProgrammeLog, type ScheduleStore, type StoredSchedule } from './types.ts';
 
 /** A local calendar day as the log's summaries name it; anything else is a caller's bug, refused before it is kept. */
 export function checkDate(date: string): string {
