@@ -124,7 +124,8 @@ export class ProgrammeScheduler {
     for (const [requestId, firing] of this.firings) {
       const before = previous?.programmes.get(firing.programme);
       const after = next?.programmes.get(firing.programme);
-      if (after === undefined || after.fingerprint !== before?.fingerprint)
+      // Compared whole, and only for what plays: a programme whose text changed is a different programme.
+      if (after === undefined || JSON.stringify(after.programme) !== JSON.stringify(before?.programme))
         this.options.player.stop(
           requestId,
           `schedule version ${next?.version ?? '(none)'} ${after === undefined ? 'has no' : 'changed'} programme ${firing.programme}`,

@@ -9,8 +9,6 @@ import { ZoneCalendar } from './zone-calendar.ts';
 export interface RunningProgramme {
   programme: Programme;
   slots: ProgrammeSlots;
-  /** Compared across versions: a programme whose text changed is a different programme. */
-  fingerprint: string;
 }
 
 /** A verified schedule document, ready to run: its zone, its quiet hours, each programme's slots. */
@@ -26,10 +24,7 @@ export class RunningSchedule {
     this.calendar = new ZoneCalendar(document.timezone);
     this.quiet = new QuietHours(document.quietHours, this.calendar);
     this.programmes = new Map(
-      document.programmes.map((programme) => [
-        programme.id,
-        { programme, slots: new ProgrammeSlots(programme, this.calendar), fingerprint: JSON.stringify(programme) },
-      ]),
+      document.programmes.map((programme) => [programme.id, { programme, slots: new ProgrammeSlots(programme, this.calendar) }]),
     );
   }
 

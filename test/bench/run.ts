@@ -437,8 +437,13 @@ function reference(): Row {
 function scheduleRows(r: ScheduleBenchResult | undefined): Row[] {
   if (r === undefined) return [skipped('8. Programme firing accuracy', 'schedule')];
   const { accuracy: a, floor: f, idle, apply } = r;
-  const cpuDelta = idle.with.cpuPercent - idle.without.cpuPercent;
-  const rssDelta = idle.with.rssMb - idle.without.rssMb;
+  // Against the mean of the two runs without, and the noise is how far those two differ.
+  const baseCpu = (idle.without.cpuPercent + idle.again.cpuPercent) / 2;
+  const baseRss = (idle.without.rssMb + idle.again.rssMb) / 2;
+  const cpuDelta = idle.with.cpuPercent - baseCpu;
+  const rssDelta = idle.with.rssMb - baseRss;
+  const cpuNoise = Math.abs(idle.without.cpuPercent - idle.again.cpuPercent);
+  const rssNoise = Math.abs(idle.without.rssMb - idle.again.rssMb);
   return [
     {
       figure: '8. Programme firing: scheduled second → player process running (seconds-level cron, real clock, no warm-up)',
@@ -447,10 +452,10 @@ function scheduleRows(r: ScheduleBenchResult | undefined): Row[] {
       note: `Floor, same run: a bare Node.js timer aimed at each whole second spawning the same \`sh -c date\`: p50 ${ms(f.p50)}, p99 ${ms(f.p99)} (n = ${f.n}); the service's p50 is ${(a.p50 / f.p50).toFixed(2)}× the floor's. Between them: the wake, the log write, the relay switching (simulated bus) and the player's spawn.`,
     },
     {
-      figure: '   Idle village (4 columns, simulated bus) with 200 programmes loaded vs none',
-      value: `CPU ${idle.with.cpuPercent.toFixed(2)} % vs ${idle.without.cpuPercent.toFixed(2)} % of a core (Δ ${cpuDelta.toFixed(2)}); RSS median ${idle.with.rssMb.toFixed(1)} MB vs ${idle.without.rssMb.toFixed(1)} MB (Δ ${rssDelta.toFixed(1)} MB)`,
-      target: target('Δ RSS ≤ 1 MB, Δ CPU not measurable', rssDelta <= 1 && cpuDelta <= 0.1),
-      note: `Sampled ${idle.sampleS} s each after settling; the programmes are set twelve hours away so none fires while sampled. The scheduler wakes at most every 10 s (clock-jump detection).`,
+      figure: '   Idle village (4 columns, simulated bus) with 200 programmes loaded vs none (sampled before and after)',
+      value: `CPU ${idle.with.cpuPercent.toFixed(2)} % vs ${idle.without.cpuPercent.toFixed(2)} % and ${idle.again.cpuPercent.toFixed(2)} % of a core (Δ ${cpuDelta.toFixed(2)}, noise ${cpuNoise.toFixed(2)}); RSS median ${idle.with.rssMb.toFixed(1)} MB vs ${idle.without.rssMb.toFixed(1)} and ${idle.again.rssMb.toFixed(1)} MB (Δ ${rssDelta.toFixed(1)} MB, noise ${rssNoise.toFixed(1)})`,
+      target: target('Δ RSS ≤ 1 MB; Δ CPU within the noise between the two runs without', rssDelta <= 1 && cpuDelta <= Math.max(cpuNoise, 0.05)),
+      note: `Sampled ${idle.sampleS} s each after settling; the programmes are set twelve hours away so none fires while sampled. What the schedule itself costs, in-process: ${r.inProcess.wakeUs.toFixed(0)} µs of CPU per wake of the scheduler (at most one every 10 s, for clock-jump detection, and a media check a minute: ${((r.inProcess.wakeUs * 7) / 60_000 / 10).toFixed(4)} % of a core), and ${r.inProcess.heldHeapMb.toFixed(2)} MB of heap held by the loaded schedule after full collections; the rest of the RSS difference is the allocator's and the collector's slack around parsing the config.`,
     },
     {
       figure: '   Apply a verified 200-programme document (zone checks, fsync to schedule.sqlite, cron slots, next firings)',

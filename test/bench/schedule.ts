@@ -2,10 +2,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { scheduleDocumentSchema, type ScheduleDocumentInput } from '../../src/contract/schedule.ts';
 import { ScheduleRegistry } from '../../src/schedule/schedule-registry.ts';
 import { ProgrammeScheduler } from '../../src/schedule/programme-scheduler.ts';
+import { RunningSchedule } from '../../src/schedule/running-schedule.ts';
+import { createMemoryScheduleStore } from '../../src/store/memory-schedule-store.ts';
 import { openSqliteScheduleStore } from '../../src/store/sqlite-schedule-store.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { startBroker } from '../support/broker.ts';
@@ -34,9 +38,17 @@ export interface ScheduleBenchResult {
   /** Scheduled second → the player's first instruction, ms. */
   accuracy: { p50: number; p99: number; max: number; n: number };
   floor: { p50: number; p99: number; max: number; n: number };
-  idle: { without: { cpuPercent: number; rssMb: number }; with: { cpuPercent: number; rssMb: number }; sampleS: number };
+  /** `again`: the same village without a schedule sampled a second time, after the one with: the noise between two identical runs. */
+  idle: {
+    without: { cpuPercent: number; rssMb: number };
+    with: { cpuPercent: number; rssMb: number };
+    again: { cpuPercent: number; rssMb: number };
+    sampleS: number;
+  };
   /** Verified document → running (registry and scheduler); `parse` is the schema check the gate does before it. */
   apply: { p50: number; max: number; n: number; documentBytes: number; parseP50: number; parseMax: number };
+  /** In-process: CPU per scheduler wake with 200 programmes, and the heap a loaded 200-programme schedule holds. */
+  inProcess: { wakeUs: number; heldHeapMb: number };
 }
 
 const MB = 1024 * 1024;
@@ -55,13 +67,15 @@ export async function measureSchedule(options: ScheduleBenchOptions): Promise<Sc
     options.progress('schedule: the floor (a bare timer spawning the same process)');
     const floor = await timerFloor(options.firings, join(dir, 'floor-stamps'));
 
-    options.progress(`schedule: idle village without and with 200 programmes, ${options.sampleS} s each`);
+    options.progress(`schedule: idle village without, with 200 programmes, and without again, ${options.sampleS} s each`);
     const without = await idleSample(options, broker, join(dir, 'idle-without'), undefined);
     const withSchedule = await idleSample(options, broker, join(dir, 'idle-with'), twoHundredProgrammes(1));
+    const again = await idleSample(options, broker, join(dir, 'idle-again'), undefined);
 
     options.progress('schedule: applying a 200-programme document');
     const apply = applyTime(join(dir, 'apply'));
-    return { accuracy, floor, idle: { without, with: withSchedule, sampleS: options.sampleS }, apply };
+    const inProcess = { wakeUs: wakeCost(), heldHeapMb: heldHeap() };
+    return { accuracy, floor, idle: { without, with: withSchedule, again, sampleS: options.sampleS }, apply, inProcess };
   } finally {
     const problems = await teardown.run();
     if (problems.length > 0) options.progress(`schedule: ${problems.join('; ')}`);
@@ -236,4 +250,48 @@ function applyTime(dir: string) {
     parseP50: percentile(parsed, 50),
     parseMax: Math.max(...parsed),
   };
+}
+
+const silent = createLogger({ level: 'silent' });
+const trustedClock = {
+  now: Date.now,
+  monotonic: () => performance.now(),
+  state: () => ({ trusted: true, source: 'system' as const, correctionMs: 0 }),
+};
+
+/** CPU of one wake of the scheduler with 200 programmes loaded (timers run by hand, each wake and media check in turn). */
+function wakeCost(): number {
+  const timers: Array<() => void> = [];
+  const scheduler = new ProgrammeScheduler({
+    clock: trustedClock,
+    log: createMemoryScheduleStore(),
+    media: { want: () => undefined, check: () => ({ ok: true }) },
+    player: { submit: () => undefined, stop: () => undefined },
+    zoneIds: ['square'],
+    logger: silent,
+    setTimer: (run) => timers.push(run),
+    clearTimer: () => undefined,
+  });
+  scheduler.replace(new RunningSchedule(scheduleDocumentSchema.parse(twoHundredProgrammes(1)), 'village'));
+  scheduler.start();
+  const wakes = 5000;
+  const before = process.cpuUsage();
+  for (let i = 0; i < wakes; i++) timers.shift()?.();
+  const used = process.cpuUsage(before);
+  scheduler.stop();
+  return (used.user + used.system) / wakes;
+}
+
+/** The heap a running 200-programme schedule keeps (document, cron slots, zone rules), after full collections. */
+function heldHeap(): number {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const text = JSON.stringify(twoHundredProgrammes(1));
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const held = new RunningSchedule(scheduleDocumentSchema.parse(JSON.parse(text)), 'village');
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  if (held.programmes.size !== 200) throw new BenchFailure('the schedule did not load');
+  return (after - before) / MB;
 }
