@@ -137,6 +137,18 @@ function formatStatus(doc: StatusDocument): string {
     'audio',
     `${audio.device}: ${audio.ok === null ? 'not checked yet' : audio.ok ? 'opens' : `FAILS: ${audio.reason ?? ''}`}${audio.checkedAt === null ? '' : `, checked ${when(audio.checkedAt)}`}`,
   );
+  const schedule = health.schedule;
+  if (schedule !== undefined) {
+    const today = Object.entries(schedule.today)
+      .filter(([, n]) => n > 0)
+      .map(([outcome, n]) => `${n} ${outcome}`)
+      .join(', ');
+    const missing = schedule.mediaMissing.map((m) => `${m.programme} (${m.reason})`).join('; ');
+    row(
+      'schedule',
+      `${schedule.version === null ? 'none' : `version ${schedule.version} from ${schedule.source}, ${schedule.programmes} programme(s)`}; today: ${today || 'nothing yet'}${missing === '' ? '' : `; MEDIA MISSING for ${missing}`}`,
+    );
+  }
   row(
     'memory',
     `service ${bytes(health.memory.rssBytes)} resident (heap ${bytes(health.memory.heapUsedBytes)}); system ${bytes(system.memory.availableBytes)} available of ${bytes(system.memory.totalBytes)}`,

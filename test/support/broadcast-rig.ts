@@ -195,7 +195,7 @@ export function request(id: string, priority: Priority, more: Partial<PlayReques
 export async function setup(
   config: Partial<BroadcastSettings> = {},
   sink?: (e: PlaybackEvent) => void,
-  more: Pick<BroadcastControllerOptions, 'output'> = {},
+  more: Pick<BroadcastControllerOptions, 'output' | 'refusal'> = {},
 ) {
   const { logger, lines } = memoryLogger();
   const rig = relayRig(['rb1', 'rb2', 'rb3'], logger);
