@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { DurableStorageError, openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
 import { firingOutcomes, type FiringOutcome, type FiringRecord, type ProgrammeLog, type ScheduleStore, type StoredSchedule } from './types.ts';
-import { checkDate, checkedCap, checkedFiring, checkedSchedule, checkedSettle, checkSource, readDocument } from './memory-schedule-store.ts';
+import { checkDate, checkedCap, checkedFiring, checkedSchedule, checkedSettle, checkSource, readDocument } from './schedule-rows.ts';
 
 /** The schedule database cannot be opened, is corrupt, or is newer than this build; the message names the path. */
 export class ScheduleStorageError extends DurableStorageError {
