@@ -88,7 +88,8 @@ describe('the built service under faketime: quiet hours and a clock jump', () =>
       expect(seven['requestId']).toBe(`schedule:every-10-min:${beijing('2026-12-08T07:00:00') / SECOND}`);
       // Nothing fired between the jump and 07:00: no burst of the night's slots.
       expect(service.logs.slice(jumpAt).filter((l) => l.msg === 'programme fired')).toHaveLength(1);
-      expect(Math.abs(Number(seven['lateMs']))).toBeLessThan(2 * SECOND);
+      // On its slot, not swept up late by the jump (the grace window would allow 120 s).
+      expect(Number(seven['lateMs'])).toBeLessThan(10 * SECOND);
     } finally {
       expect(await service.terminate()).toBe(0);
       await county.close();
