@@ -63,6 +63,7 @@ export class ProgrammeSchedule {
       retentionMs: options.settings.retentionMs,
       onClockJump: tell.clockJump,
       onMediaMissing: tell.mediaMissing,
+      onLogFailure: tell.storageFailure,
     });
     this.registry = new ScheduleRegistry({
       store: options.store,

@@ -54,6 +54,8 @@ export interface ProgrammeSchedulerOptions {
   onMediaMissing?: (missing: readonly { programme: string; reason: string }[]) => void;
   /** Every record written, after it was committed. */
   onRecorded?: (record: FiringRecord) => void;
+  /** The completion log failed (a full or read-only card): told once until it works again. */
+  onLogFailure?: (error: unknown) => void;
   setTimer?: (run: () => void, ms: number) => unknown;
   clearTimer?: (timer: unknown) => void;
 }
@@ -65,6 +67,7 @@ interface Firing {
 }
 
 const MINUTE = 60_000;
+const LOG_RETRY_MS = 5000;
 const HOUR = 60 * MINUTE;
 
 export class ProgrammeScheduler {
@@ -81,6 +84,7 @@ export class ProgrammeScheduler {
   private missingMedia: readonly { programme: string; reason: string }[] = [];
   private prunedOn: string | undefined;
   private started = false;
+  private logFailing = false;
   private readonly graceMs: number;
   private readonly setTimer: (run: () => void, ms: number) => unknown;
   private readonly clearTimer: (timer: unknown) => void;
@@ -99,7 +103,11 @@ export class ProgrammeScheduler {
     this.started = true;
     // Ended by the restart: nothing is resumed out of its moment (the controller's rule for preempted items too).
     for (const firing of this.options.log.playing())
-      if (firing.requestId !== undefined) this.settle(firing.requestId, 'stopped', 'the service stopped while it played or waited');
+      if (firing.requestId !== undefined)
+        this.settle(firing.requestId, 'stopped', 'the service stopped while it played or waited', {
+          programme: firing.programme,
+          slot: firing.scheduledAt,
+        });
     this.decidedThrough = this.options.log.cursor();
     this.wake();
     this.refreshMedia();
@@ -159,9 +167,14 @@ export class ProgrammeScheduler {
     if (outcome !== undefined) this.settle(event.requestId, outcome, event.reason);
   }
 
-  private settle(requestId: string, outcome: Exclude<FiringOutcome, 'playing'>, reason: string | undefined): void {
-    const firing = this.firings.get(requestId);
-    if (firing !== undefined) this.clearTimer(firing.cut);
+  private settle(
+    requestId: string,
+    outcome: Exclude<FiringOutcome, 'playing'>,
+    reason: string | undefined,
+    firing: Pick<Firing, 'programme' | 'slot'> | undefined = this.firings.get(requestId),
+  ): void {
+    const playing = this.firings.get(requestId);
+    if (playing !== undefined) this.clearTimer(playing.cut);
     this.firings.delete(requestId);
     const at = this.options.clock.now();
     if (!this.options.log.settle(requestId, outcome, reason, at)) return;
@@ -181,15 +194,19 @@ export class ProgrammeScheduler {
     this.wakeTimer = undefined;
     if (!this.started) return;
     try {
-      this.decide();
+      // Working again only once something was written: a wake with nothing due proves nothing.
+      if (this.decide() > 0) this.logFailing = false;
     } catch (error) {
-      // The log could not be written (full or read-only card): nothing is fired unrecorded; try again shortly.
+      // The log could not be written (full or read-only card): nothing is fired unrecorded; tried again at the next wake.
       this.options.logger.error({ err: error }, `programme schedule could not be decided: ${errorText(error)}`);
+      if (!this.logFailing) contained(this.options.logger, 'log failure report', (e: unknown) => this.options.onLogFailure?.(e))(error);
+      this.logFailing = true;
     }
     this.arm();
   }
 
-  private decide(): void {
+  /** Decides every slot due by now; returns how many (each written to the log). */
+  private decide(): number {
     const { clock, logger } = this.options;
     const wall = clock.now();
     const mono = clock.monotonic();
@@ -198,7 +215,7 @@ export class ProgrammeScheduler {
     const running = this.running;
     if (running === undefined) {
       this.decidedThrough = wall;
-      return;
+      return 0;
     }
     const lookback = this.options.lookbackMs ?? 24 * HOUR;
     const from = Math.max(this.decidedThrough ?? wall, wall - lookback);
@@ -215,11 +232,29 @@ export class ProgrammeScheduler {
       else this.nextSlots.set(entry.programme.id, slot);
     }
     due.sort((a, b) => a.slot - b.slot);
-    for (const { entry, slot } of due) this.decideSlot(running, entry, slot, wall, jump);
+    // A slot that could not be recorded is not decided: it (and whatever came after it) is taken up again at
+    // the next wake, late by then, so it may be `missed` — but never fired unrecorded, nor forgotten.
+    const undecided = new Map<string, number>();
+    let failure: { error: unknown } | undefined;
+    for (const { entry, slot } of due) {
+      const id = entry.programme.id;
+      if (failure === undefined) {
+        try {
+          this.decideSlot(running, entry, slot, wall, jump);
+          continue;
+        } catch (error) {
+          failure = { error };
+        }
+      }
+      if (!undecided.has(id)) undecided.set(id, slot);
+    }
+    for (const [id, slot] of undecided) this.nextSlots.set(id, slot);
+    if (failure !== undefined) throw failure.error;
     this.decidedThrough = wall;
     if (due.length > 0) this.options.log.setCursor(wall);
     this.pruneDaily(running, wall);
     if (due.length > 0) logger.debug({ slots: due.length }, 'programme slots decided');
+    return due.length;
   }
 
   private pruneDaily(running: RunningSchedule, wall: number): void {
@@ -303,7 +338,9 @@ export class ProgrammeScheduler {
     const wall = this.options.clock.now();
     let next = wall + (this.options.maxSleepMs ?? 10_000);
     for (const slot of this.nextSlots.values()) next = Math.min(next, slot);
-    this.wakeTimer = this.setTimer(() => this.wake(), Math.max(0, next - wall));
+    // A log that failed is tried again in a few seconds, not in a loop on the slot it could not record.
+    const delay = Math.max(this.logFailing ? LOG_RETRY_MS : 0, next - wall);
+    this.wakeTimer = this.setTimer(() => this.wake(), delay);
   }
 
   /** Fetch ahead what the next hours need; say so while a programme due within the hour has no media. */

@@ -20,6 +20,7 @@ export interface SchedulerRig {
   jumps: ClockJump[];
   missingMedia: (readonly { programme: string; reason: string }[])[];
   records: FiringRecord[];
+  logFailures: unknown[];
   clock: { offset: number; trusted: boolean };
   media: Map<string, MediaCheck>;
   wanted: MediaNeed[][];
@@ -41,6 +42,7 @@ export function schedulerRig(options: { log?: MemoryScheduleStore; graceMs?: num
     jumps: [],
     missingMedia: [],
     records: [],
+    logFailures: [],
     clock,
     media: new Map(),
     wanted: [],
@@ -91,6 +93,7 @@ export function schedulerRig(options: { log?: MemoryScheduleStore; graceMs?: num
     onClockJump: (jump) => rig.jumps.push(jump),
     onMediaMissing: (missing) => rig.missingMedia.push(missing),
     onRecorded: (record) => rig.records.push(record),
+    onLogFailure: (error) => rig.logFailures.push(error),
   });
   rig.scheduler = scheduler;
   return rig as SchedulerRig;

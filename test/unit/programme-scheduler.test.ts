@@ -220,6 +220,26 @@ describe('programme scheduler: restarts and clock jumps', () => {
   });
 });
 
+describe('programme scheduler: a completion log that cannot be written', () => {
+  it('fires nothing it could not record, says so once, and goes on when the card takes writes again', () => {
+    const rig = schedulerRig({ startAt: MONDAY_8AM });
+    rig.scheduler.start();
+    rig.run({ version: 1, programmes: [spoken('tick', '0 */1 * * * *')] });
+    const open = rig.log.open.bind(rig.log);
+    rig.log.open = () => {
+      throw new Error('SQLITE_READONLY: attempt to write a readonly database');
+    };
+    vi.advanceTimersByTime(3 * MINUTE);
+    expect(rig.submitted).toEqual([]);
+    expect(rig.logFailures.map(String)).toEqual(['Error: SQLITE_READONLY: attempt to write a readonly database']);
+    rig.log.open = open;
+    vi.advanceTimersByTime(MINUTE);
+    // The slots it could not record are taken up again, late: past the grace window missed, within it played.
+    expect(rig.outcomes()).toEqual({ 'tick@08:01:00': 'missed', 'tick@08:02:00': 'playing', 'tick@08:03:00': 'skipped', 'tick@08:04:00': 'skipped' });
+    expect(rig.submitted).toHaveLength(1);
+  });
+});
+
 describe('programme scheduler: schedule versions and media', () => {
   it('a new version while an item plays: an unchanged programme plays on, a changed or removed one is stopped', () => {
     const rig = schedulerRig({ startAt: MONDAY_8AM });
