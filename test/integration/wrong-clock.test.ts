@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectCounty } from '../support/county.ts';
-import { alarmPayloadSchema, reportPayloadSchema } from '../../src/contract/payloads.ts';
+import { alarmPayloadSchema, healthPayloadSchema, reportPayloadSchema } from '../../src/contract/payloads.ts';
 import { createCountySigner } from '../support/county-signer.ts';
 import { fromBuild, startService, writeConfig } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
@@ -108,6 +108,46 @@ describe('a village clock 10 minutes behind the county', () => {
       expect(
         new Set(county.messages.filter((m) => m.kind === 'report' && m.village === villageId).map((m) => (m.payload as { id: string }).id)).size,
       ).toBe(1);
+      expect(await service.terminate()).toBe(0);
+    } finally {
+      await service.terminate().catch(() => undefined);
+      await county.close();
+    }
+  }, 60_000);
+
+  it("takes the county's retained time message when it connects: trusted within a minute of the county's time, never refused as from the future", async () => {
+    if (!existsSync(LIBFAKETIME)) throw new Error(`${LIBFAKETIME} is missing: install the Debian package "faketime"`);
+    const villageId = 'clock-from-time-message';
+    // A prefix of its own: the time message is for every village, and other files' villages must not get it.
+    const prefix = `time-message-${process.pid}`;
+    const signer = await createCountySigner({ villageId });
+    const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: true, signer, prefix });
+    const base = villageConfigJson({
+      villageId,
+      brokerUrl,
+      protocolVersion,
+      commandKeys: [signer.keyEntry],
+      columns: 1,
+      dataDir: join(dir, 'data-time'),
+      timing: { healthIntervalMs: 1000 },
+    });
+    const config = { ...base, county: { ...base.county, topicPrefix: prefix } };
+    // Published (retained) before the village starts, as `village-edge county time --every 30` keeps it.
+    await county.send(villageId, 'timeAll', await signer.time());
+    const env = { LD_PRELOAD: LIBFAKETIME, FAKETIME: '-10m', FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
+    const service = startService(writeConfig(mkdtempSync(join(dir, 'cfg-')), config), undefined, fromBuild(productionNodeFlags(), env));
+    try {
+      await service.waitForLog((l) => l.msg === 'time is trusted now', 20_000);
+      const health = await county.waitFor(
+        (m) => m.kind === 'health' && m.village === villageId && healthPayloadSchema.parse(m.payload).clock?.source === 'county',
+        20_000,
+      );
+      const clock = healthPayloadSchema.parse(health.payload).clock!;
+      expect(clock.trusted).toBe(true);
+      // Ten minutes ahead of the Pi's own (wrong) clock, give or take the message's age.
+      expect(clock.correctionMs).toBeGreaterThan(9 * 60_000);
+      expect(Math.abs(Date.now() - Date.parse(healthPayloadSchema.parse(health.payload).at))).toBeLessThan(60_000);
+      expect(service.logs.filter((l) => l.msg === 'county command rejected')).toEqual([]);
       expect(await service.terminate()).toBe(0);
     } finally {
       await service.terminate().catch(() => undefined);
