@@ -244,15 +244,22 @@ export class FileMediaLibrary implements MediaLibrary {
       this.log.warn({ err: errorText(error) }, 'cannot read the programme folder to keep its quota');
       files = [];
     }
-    const pendingBytes = [...this.jobs.values()].reduce((sum, j) => sum + (j.phase === 'fetching' ? j.need.size - j.bytes : 0), 0);
+    // A download in flight is counted at its whole size, and its files on disk (part or, just renamed, whole)
+    // not at all: the folder may be read while one is written or renamed, so what is on disk for it is not
+    // a number to add to what it still has to write.
+    const inFlight = [...this.jobs.values()].filter((j) => j.phase === 'fetching' && j !== job);
+    const inFlightNames = new Set(inFlight.flatMap((j) => [j.need.file, partName(j.need.file)]));
+    const pendingBytes = inFlight.reduce((sum, j) => sum + j.need.size, 0);
+    const onDisk = files;
+    files = files.filter((f) => !inFlightNames.has(f.file));
     const part = job === undefined ? undefined : files.find((f) => f.file === partName(job.need.file));
     const ownBytes = job === undefined ? 0 : job.need.size - (part?.bytes ?? 0);
     const keep = new Set([...this.wanted.keys()].flatMap((file) => [file, partName(file)]));
     const evicted = await this.folder.evict(evictionsFor(files, keep, { pendingBytes, ownBytes, quotaBytes: this.quotaBytes }));
     for (const { file } of evicted) this.verified.delete(file);
     const bytes = (list: readonly LibraryFile[]): number => list.reduce((sum, f) => sum + f.bytes, 0);
-    this.usedBytes = bytes(files) - bytes(evicted);
-    const fits = this.usedBytes + pendingBytes + ownBytes <= this.quotaBytes;
+    this.usedBytes = bytes(onDisk) - bytes(evicted);
+    const fits = bytes(files) - bytes(evicted) + pendingBytes + ownBytes <= this.quotaBytes;
     if (job === undefined && !fits)
       this.log.warn({ usedBytes: this.usedBytes, quotaBytes: this.quotaBytes }, 'media library over its quota with files the schedule needs');
     if (job !== undefined && fits && this.jobs.get(job.need.file) === job) {
