@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { DailySummary } from '../contract/schedule-summary.ts';
-import { dayBounds, localDate, summarizeDay } from './daily-summary.ts';
+import { dayBounds, summarizeDay } from './daily-summary.ts';
+import { addDays, type ZoneCalendar } from './zone-calendar.ts';
 import type { ProgrammeLog } from './types.ts';
 
 /**
@@ -13,8 +14,8 @@ export interface DailyReportsOptions {
   now: () => number;
   /** Dates written under an untrusted clock would name the wrong day. */
   trusted: () => boolean;
-  /** The running schedule's zone, or undefined while no schedule runs (nothing to count). */
-  timezone: () => string | undefined;
+  /** The running schedule's calendar, or undefined while no schedule runs (nothing to count). */
+  calendar: () => ZoneCalendar | undefined;
   send: (summary: DailySummary) => void;
   logger: Logger;
   /** Days further back than this are not summarised after a long outage (their firings stay in the log). */
@@ -27,9 +28,9 @@ export class DailyReports {
   /** Summarises every finished local day not yet summarised, oldest first. */
   catchUp(): void {
     const { log, logger } = this.options;
-    const timezone = this.options.timezone();
-    if (timezone === undefined || !this.options.trusted()) return;
-    const today = localDate(this.options.now(), timezone);
+    const calendar = this.options.calendar();
+    if (calendar === undefined || !this.options.trusted()) return;
+    const today = calendar.date(this.options.now());
     const yesterday = addDays(today, -1);
     const last = log.summarizedThrough();
     if (last !== undefined && last >= yesterday) return;
@@ -37,8 +38,8 @@ export class DailyReports {
     // A first start sends yesterday's only: before it, nothing of this village's schedule was counted.
     let day = last === undefined ? yesterday : maxDate(addDays(last, 1), earliest);
     while (day <= yesterday) {
-      const [start, end] = dayBounds(day, timezone);
-      const summary = summarizeDay(log.between(start, end), { date: day, timezone });
+      const [start, end] = dayBounds(day, calendar);
+      const summary = summarizeDay(log.between(start, end), { date: day, calendar });
       this.options.send(summary);
       log.setSummarizedThrough(day);
       logger.info(
@@ -48,11 +49,6 @@ export class DailyReports {
       day = addDays(day, 1);
     }
   }
-}
-
-function addDays(date: string, days: number): string {
-  const [y, m, d] = date.split('-').map(Number) as [number, number, number];
-  return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
 }
 
 function maxDate(a: string, b: string): string {

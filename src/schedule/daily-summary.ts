@@ -1,35 +1,27 @@
 import { SUMMARY_REASON_MAX, SUMMARY_REASONS_MAX, type DailySummary, type FiringCounts, type ProgrammeDay } from '../contract/schedule-summary.ts';
 import type { FiringRecord } from './types.ts';
-import { ZoneCalendar } from './zone-calendar.ts';
+import { addDays, isCalendarDate, type ZoneCalendar } from './zone-calendar.ts';
 
 /**
  * A day of the completion log, counted per programme: the daily report to the county, today's counts in
  * health, and the totals of `village-edge log`. Days are calendar days of the schedule's zone, not the Pi's.
  */
 
-const dayMs = 86_400_000;
 /** UTC offsets run from -12:00 to +14:00: the start of a local day lies within this of its wall-clock midnight read as UTC. */
 const searchBeforeMs = 15 * 3600_000;
 const searchAfterMs = 13 * 3600_000;
-
-/** 'YYYY-MM-DD' of the instant in `timezone` (an IANA zone; RangeError for one the runtime does not know). */
-export function localDate(epochMs: number, timezone: string): string {
-  return dateIn(dateFormat(timezone), epochMs);
-}
 
 /**
  * [start, end) in epoch ms of a local calendar day: 24 h, or 23 h and 25 h on the days a DST zone changes
  * its clocks, and correct where a change skips midnight itself (the day then starts at 01:00).
  */
-export function dayBounds(date: string, timezone: string): [number, number] {
-  const format = dateFormat(timezone);
-  const next = nextDate(date);
-  return [startOf(date, format), startOf(next, format)];
+export function dayBounds(date: string, calendar: ZoneCalendar): [number, number] {
+  return [startOf(date, calendar), startOf(addDays(utcDate(date), 1), calendar)];
 }
 
 /** Counts every firing of the day (by slot, in the day's zone); records of other days are left out. */
-export function summarizeDay(records: readonly FiringRecord[], day: { date: string; timezone: string }): DailySummary {
-  const [start, end] = dayBounds(day.date, day.timezone);
+export function summarizeDay(records: readonly FiringRecord[], day: { date: string; calendar: ZoneCalendar }): DailySummary {
+  const [start, end] = dayBounds(day.date, day.calendar);
   const byProgramme = new Map<string, { counts: FiringCounts; reasons: Map<string, number> }>();
   const totals = noFirings();
   for (const record of records) {
@@ -49,7 +41,7 @@ export function summarizeDay(records: readonly FiringRecord[], day: { date: stri
   const programmes: ProgrammeDay[] = [...byProgramme]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([programme, { counts, reasons }]) => ({ programme, ...counts, reasons: topReasons(reasons) }));
-  return { date: day.date, timezone: day.timezone, programmes, totals };
+  return { date: day.date, timezone: day.calendar.timezone, programmes, totals };
 }
 
 function noFirings(): FiringCounts {
@@ -84,40 +76,24 @@ function topReasons(reasons: Map<string, number>): Record<string, number> {
   return Object.fromEntries(top);
 }
 
-/** The zone's calendar: from the tz database where it can (see platform/zone-offsets.ts: no ICU data mapped in for it). */
-function dateFormat(timezone: string): ZoneCalendar {
-  return new ZoneCalendar(timezone);
-}
-
-function dateIn(calendar: ZoneCalendar, epochMs: number): string {
-  return calendar.date(epochMs);
-}
-
 /**
  * The first millisecond whose local date is `date` or later, by bisection: no offset arithmetic to get wrong
  * around a change, and a day whose midnight a change skips starts when the clock jumps past it.
  */
-function startOf(date: string, format: ZoneCalendar): number {
-  const wallMidnight = utcMidnight(date);
+function startOf(date: string, calendar: ZoneCalendar): number {
+  const wallMidnight = Date.parse(`${utcDate(date)}T00:00:00Z`);
   let before = wallMidnight - searchBeforeMs;
   let after = wallMidnight + searchAfterMs;
   while (after - before > 1) {
     const middle = Math.floor((before + after) / 2);
-    if (dateIn(format, middle) >= date) after = middle;
+    if (calendar.date(middle) >= date) after = middle;
     else before = middle;
   }
   return after;
 }
 
-function utcMidnight(date: string): number {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
-  const ms = match === null ? Number.NaN : Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]));
-  // Date.UTC rolls 2026-02-30 over into March: a date that does not come back the same is not a date.
-  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== date)
-    throw new RangeError(`not a calendar date "YYYY-MM-DD": ${JSON.stringify(date)}`);
-  return ms;
-}
-
-function nextDate(date: string): string {
-  return new Date(utcMidnight(date) + dayMs).toISOString().slice(0, 10);
+/** `date` itself, or a RangeError: Date.UTC would roll 2026-02-30 over into March. */
+function utcDate(date: string): string {
+  if (!isCalendarDate(date)) throw new RangeError(`not a calendar date "YYYY-MM-DD": ${JSON.stringify(date)}`);
+  return date;
 }

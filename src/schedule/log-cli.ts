@@ -7,7 +7,8 @@ import { DEFAULT_TIMEZONE } from '../contract/schedule.ts';
 import type { DailySummary, FiringCounts } from '../contract/schedule-summary.ts';
 import { errorText } from '../platform/error-text.ts';
 import { openScheduleLogReader, type ScheduleLogReader } from '../store/sqlite-schedule-store.ts';
-import { dayBounds, localDate, summarizeDay } from './daily-summary.ts';
+import { dayBounds, summarizeDay } from './daily-summary.ts';
+import { dateText, isCalendarDate, ZoneCalendar } from './zone-calendar.ts';
 import type { FiringRecord } from './types.ts';
 
 /** The systemd unit's config, as `village-edge status` reads it: a technician on the Pi types just `village-edge log`. */
@@ -85,12 +86,12 @@ function printRequestedLog(args: string[], io: LogCommandIo): number {
     return 1;
   }
   try {
-    const timezone = scheduleZone(reader, io);
-    const today = localDate(io.now(), timezone);
+    const calendar = new ZoneCalendar(scheduleZone(reader, io));
+    const today = calendar.date(io.now());
     const from = since ?? today;
     // Dates compare as text (YYYY-MM-DD); a --since after today (a Pi whose clock is behind) shows that one day.
     const to = until ?? (from.localeCompare(today) > 0 ? from : today);
-    printLog({ reader, timezone, from, to, json: values.json }, io);
+    printLog({ reader, calendar, from, to, json: values.json }, io);
     return 0;
   } catch (error) {
     // A row this build cannot read: named by the store, one line, no stack.
@@ -102,9 +103,7 @@ function printRequestedLog(args: string[], io: LogCommandIo): number {
 }
 
 function dateFlag(flag: string, value: string): string {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
-  const ms = match === null ? Number.NaN : Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]));
-  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== value)
+  if (!isCalendarDate(value))
     throw new UsageError(`log: --${flag} ${JSON.stringify(value)}: not a calendar date; give one as YYYY-MM-DD, e.g. 2026-12-01`);
   return value;
 }
@@ -131,14 +130,15 @@ function scheduleZone(reader: ScheduleLogReader, io: LogCommandIo): string {
   return DEFAULT_TIMEZONE;
 }
 
-function printLog(options: { reader: ScheduleLogReader; timezone: string; from: string; to: string; json: boolean }, io: LogCommandIo): void {
-  const { reader, timezone, from, to, json } = options;
-  const [start] = dayBounds(from, timezone);
-  const [, end] = dayBounds(to, timezone);
+function printLog(options: { reader: ScheduleLogReader; calendar: ZoneCalendar; from: string; to: string; json: boolean }, io: LogCommandIo): void {
+  const { reader, calendar, from, to, json } = options;
+  const { timezone } = calendar;
+  const [start] = dayBounds(from, calendar);
+  const [, end] = dayBounds(to, calendar);
   const records = reader.between(start, end);
-  const days = byLocalDay(records, timezone);
-  const summaries = days.map(({ date, firings }) => summarizeDay(firings, { date, timezone }));
-  const clock = localClock(timezone);
+  const days = byLocalDay(records, calendar);
+  const summaries = days.map(({ date, firings }) => summarizeDay(firings, { date, calendar }));
+  const clock = localClock(calendar);
   if (json) {
     for (const { date, firings } of days) for (const r of firings) io.out(JSON.stringify(firingJson(r, date, clock(r.scheduledAt))));
     for (const summary of summaries) io.out(JSON.stringify({ type: 'day', ...summary }));
@@ -162,13 +162,13 @@ function printLog(options: { reader: ScheduleLogReader; timezone: string; from: 
 }
 
 /** Records come oldest slot first, so a day's bounds are worked out once per day that has firings. */
-function byLocalDay(records: readonly FiringRecord[], timezone: string): { date: string; firings: FiringRecord[] }[] {
+function byLocalDay(records: readonly FiringRecord[], calendar: ZoneCalendar): { date: string; firings: FiringRecord[] }[] {
   const days: { date: string; firings: FiringRecord[] }[] = [];
   let current: { date: string; firings: FiringRecord[]; end: number } | undefined;
   for (const record of records) {
     if (current === undefined || record.scheduledAt >= current.end) {
-      const date = localDate(record.scheduledAt, timezone);
-      current = { date, firings: [], end: dayBounds(date, timezone)[1] };
+      const date = calendar.date(record.scheduledAt);
+      current = { date, firings: [], end: dayBounds(date, calendar)[1] };
       days.push(current);
     }
     current.firings.push(record);
@@ -192,21 +192,11 @@ function firingJson(r: FiringRecord, date: string, local: string) {
 }
 
 /** "2026-12-01 08:00" in the zone, with seconds only when the slot has them (six-field cron). */
-function localClock(timezone: string): (epochMs: number) => string {
-  const format = new Intl.DateTimeFormat('en-US', {
-    timeZone: timezone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-    hourCycle: 'h23',
-  });
+function localClock(calendar: ZoneCalendar): (epochMs: number) => string {
+  const two = (n: number) => String(n).padStart(2, '0');
   return (epochMs) => {
-    const part = Object.fromEntries(format.formatToParts(epochMs).map((p) => [p.type, p.value]));
-    const seconds = part['second'] === '00' ? '' : `:${part['second']}`;
-    return `${part['year']}-${part['month']}-${part['day']} ${part['hour']}:${part['minute']}${seconds}`;
+    const t = calendar.local(epochMs);
+    return `${dateText(t)} ${two(t.hour)}:${two(t.minute)}${t.second === 0 ? '' : `:${two(t.second)}`}`;
   };
 }
 

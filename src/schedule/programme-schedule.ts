@@ -81,7 +81,7 @@ export class ProgrammeSchedule {
       log: options.store,
       now: () => options.clock.now(),
       trusted: () => options.clock.state().trusted,
-      timezone: () => this.registry.running?.document.timezone,
+      calendar: () => this.registry.running?.calendar,
       send: tell.dailySummary,
       logger,
     });

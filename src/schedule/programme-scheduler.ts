@@ -150,7 +150,7 @@ export class ProgrammeScheduler {
     const running = this.running;
     if (running === undefined) return counts;
     const now = this.options.clock.now();
-    const [start, end] = dayBounds(running.calendar.date(now), running.document.timezone);
+    const [start, end] = dayBounds(running.calendar.date(now), running.calendar);
     for (const firing of this.options.log.between(start, end)) counts[firing.outcome]++;
     return counts;
   }

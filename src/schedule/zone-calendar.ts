@@ -69,6 +69,20 @@ export function dateText(t: Pick<LocalTime, 'year' | 'month' | 'day'>): string {
   return `${String(t.year).padStart(4, '0')}-${String(t.month).padStart(2, '0')}-${String(t.day).padStart(2, '0')}`;
 }
 
+/** `YYYY-MM-DD` that names a real day (2026-02-30 does not: Date.UTC would roll it into March). */
+export function isCalendarDate(text: string): boolean {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+  if (match === null) return false;
+  const ms = Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]));
+  return new Date(ms).toISOString().slice(0, 10) === text;
+}
+
+/** The `YYYY-MM-DD` `days` after (or before) `date`: dates only, no zone involved. */
+export function addDays(date: string, days: number): string {
+  const [y, m, d] = date.split('-').map(Number) as [number, number, number];
+  return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
+}
+
 /** The calendar day after `t` (no zone involved: dates only). */
 export function nextDate(t: Pick<LocalTime, 'year' | 'month' | 'day'>): { year: number; month: number; day: number } {
   const d = new Date(Date.UTC(t.year, t.month - 1, t.day + 1));

@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { DailySummary } from '../../src/contract/schedule-summary.ts';
 import { DailyReports } from '../../src/schedule/daily-reports.ts';
+import { ZoneCalendar } from '../../src/schedule/zone-calendar.ts';
 import { createMemoryScheduleStore } from '../../src/store/memory-schedule-store.ts';
 import { memoryLogger } from '../support/log-sink.ts';
 
 const beijing = (iso: string) => Date.parse(`${iso}+08:00`);
+
+const shanghai = new ZoneCalendar('Asia/Shanghai');
 
 function reports(start: string) {
   const log = createMemoryScheduleStore();
@@ -15,7 +18,7 @@ function reports(start: string) {
     log,
     now: () => now,
     trusted: () => trusted,
-    timezone: () => 'Asia/Shanghai',
+    calendar: () => shanghai,
     send: (summary) => sent.push(summary),
     logger: memoryLogger().logger,
   });

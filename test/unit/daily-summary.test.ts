@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dailySummarySchema } from '../../src/contract/schedule-summary.ts';
-import { dayBounds, localDate, summarizeDay } from '../../src/schedule/daily-summary.ts';
+import { dayBounds, summarizeDay } from '../../src/schedule/daily-summary.ts';
+import { ZoneCalendar } from '../../src/schedule/zone-calendar.ts';
+
+const zone = (timezone: string) => new ZoneCalendar(timezone);
 import type { FiringRecord } from '../../src/schedule/types.ts';
 
 const hour = 3600_000;
@@ -28,41 +31,41 @@ for (const machineZone of ['UTC', 'America/New_York']) {
 
     describe('local days', () => {
       it('Asia/Shanghai: a day runs from 16:00 UTC the day before, 24 h', () => {
-        expect(dayBounds('2026-12-01', 'Asia/Shanghai')).toEqual([utc('2026-11-30T16:00:00'), utc('2026-12-01T16:00:00')]);
-        expect(localDate(utc('2026-11-30T15:59:59.999'), 'Asia/Shanghai')).toBe('2026-11-30');
-        expect(localDate(utc('2026-11-30T16:00:00'), 'Asia/Shanghai')).toBe('2026-12-01');
+        expect(dayBounds('2026-12-01', zone('Asia/Shanghai'))).toEqual([utc('2026-11-30T16:00:00'), utc('2026-12-01T16:00:00')]);
+        expect(zone('Asia/Shanghai').date(utc('2026-11-30T15:59:59.999'))).toBe('2026-11-30');
+        expect(zone('Asia/Shanghai').date(utc('2026-11-30T16:00:00'))).toBe('2026-12-01');
         // The turn of a year and a leap day, where a hand-rolled date would slip.
-        expect(dayBounds('2027-01-01', 'Asia/Shanghai')).toEqual([utc('2026-12-31T16:00:00'), utc('2027-01-01T16:00:00')]);
-        expect(dayBounds('2028-02-29', 'Asia/Shanghai')).toEqual([utc('2028-02-28T16:00:00'), utc('2028-02-29T16:00:00')]);
+        expect(dayBounds('2027-01-01', zone('Asia/Shanghai'))).toEqual([utc('2026-12-31T16:00:00'), utc('2027-01-01T16:00:00')]);
+        expect(dayBounds('2028-02-29', zone('Asia/Shanghai'))).toEqual([utc('2028-02-28T16:00:00'), utc('2028-02-29T16:00:00')]);
       });
 
       it('Europe/Berlin: the spring change day is 23 h long and the autumn one 25 h', () => {
-        const [springStart, springEnd] = dayBounds('2026-03-29', 'Europe/Berlin');
+        const [springStart, springEnd] = dayBounds('2026-03-29', zone('Europe/Berlin'));
         expect([springStart, springEnd]).toEqual([utc('2026-03-28T23:00:00'), utc('2026-03-29T22:00:00')]);
         expect(springEnd - springStart).toBe(23 * hour);
-        const [autumnStart, autumnEnd] = dayBounds('2026-10-25', 'Europe/Berlin');
+        const [autumnStart, autumnEnd] = dayBounds('2026-10-25', zone('Europe/Berlin'));
         expect([autumnStart, autumnEnd]).toEqual([utc('2026-10-24T22:00:00'), utc('2026-10-25T23:00:00')]);
         expect(autumnEnd - autumnStart).toBe(25 * hour);
-        const [ordinaryStart, ordinaryEnd] = dayBounds('2026-10-26', 'Europe/Berlin');
+        const [ordinaryStart, ordinaryEnd] = dayBounds('2026-10-26', zone('Europe/Berlin'));
         expect(ordinaryEnd - ordinaryStart).toBe(24 * hour);
         expect(ordinaryStart).toBe(autumnEnd);
       });
 
       it('a change that skips midnight itself starts the day when the clock jumps (America/Santiago, 2022-09-11)', () => {
-        expect(dayBounds('2022-09-11', 'America/Santiago')).toEqual([utc('2022-09-11T04:00:00'), utc('2022-09-12T03:00:00')]);
-        expect(localDate(utc('2022-09-11T03:59:59.999'), 'America/Santiago')).toBe('2022-09-10');
+        expect(dayBounds('2022-09-11', zone('America/Santiago'))).toEqual([utc('2022-09-11T04:00:00'), utc('2022-09-12T03:00:00')]);
+        expect(zone('America/Santiago').date(utc('2022-09-11T03:59:59.999'))).toBe('2022-09-10');
       });
 
       it('refuses what is not a calendar date or a zone', () => {
-        expect(() => dayBounds('2026-02-30', 'Asia/Shanghai')).toThrow(RangeError);
-        expect(() => dayBounds('2026-2-3', 'Asia/Shanghai')).toThrow('not a calendar date');
-        expect(() => dayBounds('2026-12-01', 'Mars/Olympus_Mons')).toThrow(RangeError);
+        expect(() => dayBounds('2026-02-30', zone('Asia/Shanghai'))).toThrow(RangeError);
+        expect(() => dayBounds('2026-2-3', zone('Asia/Shanghai'))).toThrow('not a calendar date');
+        expect(() => dayBounds('2026-12-01', zone('Mars/Olympus_Mons'))).toThrow(RangeError);
       });
     });
 
     describe('summarizeDay', () => {
       it('counts each programme of the local day: due is every firing, played those that started', () => {
-        const day = { date: '2026-12-01', timezone: 'Asia/Shanghai' };
+        const day = { date: '2026-12-01', calendar: zone('Asia/Shanghai') };
         const records = [
           // 2026-11-30 23:59 in Shanghai: the day before, though the same UTC date as the next ones.
           firing('pufa-morning', utc('2026-11-30T15:59:00'), 'missed', 'no network'),
@@ -103,7 +106,7 @@ for (const machineZone of ['UTC', 'America/New_York']) {
       });
 
       it('counts a DST change day whole: both 02:30s of a 25 h day, and none of the next day', () => {
-        const day = { date: '2026-10-25', timezone: 'Europe/Berlin' };
+        const day = { date: '2026-10-25', calendar: zone('Europe/Berlin') };
         const records = [
           firing('p', utc('2026-10-24T21:59:00'), 'finished'),
           firing('p', utc('2026-10-25T00:30:00'), 'finished'), // 02:30 CEST
@@ -112,14 +115,14 @@ for (const machineZone of ['UTC', 'America/New_York']) {
           firing('p', utc('2026-10-25T23:00:00'), 'finished'), // 00:00 on the 26th
         ];
         expect(summarizeDay(records, day).totals).toMatchObject({ due: 3, played: 2, finished: 2, missed: 1 });
-        expect(summarizeDay(records, { date: '2026-03-29', timezone: 'Europe/Berlin' }).totals.due).toBe(0);
+        expect(summarizeDay(records, { date: '2026-03-29', calendar: zone('Europe/Berlin') }).totals.due).toBe(0);
       });
 
       it('keeps the report bounded: the ten most frequent reasons, each cut to 120 characters', () => {
         const at = utc('2026-12-01T02:00:00');
         const records = Array.from({ length: 14 }, (_, i) => firing('p', at + i * 60_000, 'failed', `reason ${String(i % 12).padStart(2, '0')}`));
         records.push(firing('p', at + 20 * 60_000, 'failed', 'x'.repeat(500)), firing('p', at + 21 * 60_000, 'failed', 'x'.repeat(600)));
-        const summary = summarizeDay(records, { date: '2026-12-01', timezone: 'Asia/Shanghai' });
+        const summary = summarizeDay(records, { date: '2026-12-01', calendar: zone('Asia/Shanghai') });
         const reasons = summary.programmes[0]!.reasons;
         expect(Object.keys(reasons)).toEqual([
           'reason 00',
@@ -133,7 +136,7 @@ for (const machineZone of ['UTC', 'America/New_York']) {
       });
 
       it('a day without firings is all zeros, and still a valid report', () => {
-        const summary = summarizeDay([], { date: '2026-12-01', timezone: 'Asia/Shanghai' });
+        const summary = summarizeDay([], { date: '2026-12-01', calendar: zone('Asia/Shanghai') });
         expect(summary.programmes).toEqual([]);
         expect(Object.values(summary.totals).every((n) => n === 0)).toBe(true);
         expect(dailySummarySchema.parse(summary)).toEqual(summary);
