@@ -50,7 +50,7 @@ export async function announce(options: {
 }): Promise<{ jti: string; topic: string; outcome?: AnnounceOutcome }> {
   const { key, kid } = await loadPrivateKey(options.keyFile);
   const iat = Math.floor((options.now ?? Date.now)() / 1000);
-  const jti = `county-${new Date(iat * 1000).toISOString().slice(0, 10).replaceAll('-', '')}-${randomUUID().slice(0, 8)}`;
+  const jti = commandId('county', iat);
   const claims = { jti, iat, exp: iat + options.expiresInSeconds, aud: options.audience, ...options.body };
   // Check before signing: a county operator gets the field and the reason, not a village's silent rejection.
   const parsed = (options.body.cmd === 'broadcast' ? broadcastCommandSchema : stopCommandSchema).safeParse(claims);
@@ -222,6 +222,11 @@ function connectRetrying(broker: BrokerOptions, clientId: string) {
 }
 
 /** A client for one job (publish, read retained): connects once, no reconnects; Nagle off. */
+/** A command's jti as the county tools make them: what it is, the day, and 8 random hex digits (`county-20261207-3fa9c2d1`). */
+export function commandId(prefix: string, iat: number): string {
+  return `${prefix}-${new Date(iat * 1000).toISOString().slice(0, 10).replaceAll('-', '')}-${randomUUID().slice(0, 8)}`;
+}
+
 export async function connectOnce(broker: BrokerOptions, clientId: string) {
   const client = await wholeMqttJs().connectAsync(broker.url, clientOptions(broker, clientId, 0));
   noDelay(client);

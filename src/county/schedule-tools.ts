@@ -6,7 +6,7 @@ import * as z from 'zod';
 import { scheduleCommandSchema, timeCommandSchema, type ScheduleCommand } from '../contract/payloads.ts';
 import { scheduleDocumentSchema, type Programme } from '../contract/schedule.ts';
 import { describeIssues, InvalidInputError } from '../platform/schema-errors.ts';
-import { connectOnce, type BrokerOptions } from './county-tools.ts';
+import { commandId, connectOnce, type BrokerOptions } from './county-tools.ts';
 import { loadPrivateKey, signCommand, type CountySigningKey } from './keys.ts';
 import { villageTopics } from './topics.ts';
 
@@ -137,11 +137,6 @@ async function sendTime(broker: BrokerOptions, signing: CountySigningKey, now: (
   const topic = villageTopics(broker.prefix, 'all').topic('timeAll');
   await publishRetained(broker, 'county-time', topic, token);
   return { jti: claims.jti, topic, iat };
-}
-
-/** Like announce's: the county, the day, and 8 random hex digits. */
-function commandId(prefix: string, iat: number): string {
-  return `${prefix}-${new Date(iat * 1000).toISOString().slice(0, 10).replaceAll('-', '')}-${randomUUID().slice(0, 8)}`;
 }
 
 function checkedVillage(village: string): string {
