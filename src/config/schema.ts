@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import * as z from 'zod';
 import { ed25519PublicKeyProblem } from '../platform/ed25519-public-key.ts';
 import { contentSchema } from '../contract/vocabulary.ts';
-import { mediaExtension, scheduleDocumentSchema } from '../contract/schedule.ts';
+import { scheduleDocumentSchema, unplayableProgrammes } from '../contract/schedule.ts';
 
 /** Ids that end up in MQTT topics and log lines: no wildcards, separators or spaces. */
 const topicSafeId = z
@@ -487,20 +487,17 @@ export const configSchema = z
       if (!amplifierIds.has(zone.amplifier))
         ctx.addIssue({ code: 'custom', path: ['broadcast', 'zones', i, 'amplifier'], message: `no amplifier with id "${zone.amplifier}"` });
     });
-    cfg.schedule.document?.programmes.forEach((programme, i) => {
-      const path = ['schedule', 'document', 'programmes', i];
-      if (programme.zones !== 'all')
-        for (const zone of programme.zones.filter((z) => !zoneIds.has(z)))
-          ctx.addIssue({ code: 'custom', path: [...path, 'zones'], message: `no broadcast zone with id "${zone}"` });
-      if (programme.content.kind !== 'media') return;
-      const extension = mediaExtension(programme.content.url);
-      if (extension === undefined || !Object.hasOwn(cfg.broadcast.player.media, extension))
+    const village = { zoneIds, mediaExtensions: new Set(Object.keys(cfg.broadcast.player.media)) };
+    for (const { index, missingZones, unplayableMedia } of unplayableProgrammes(cfg.schedule.document ?? { programmes: [] }, village)) {
+      const path = ['schedule', 'document', 'programmes', index];
+      for (const zone of missingZones) ctx.addIssue({ code: 'custom', path: [...path, 'zones'], message: `no broadcast zone with id "${zone}"` });
+      if (unplayableMedia !== null)
         ctx.addIssue({
           code: 'custom',
           path: [...path, 'content', 'url'],
-          message: `no broadcast.player.media template plays "${extension ?? '(none)'}" files`,
+          message: `no broadcast.player.media template plays "${unplayableMedia}" files`,
         });
-    });
+    }
     cfg.devices.forEach((dev, i) => {
       if (dev.zone !== undefined && !zoneIds.has(dev.zone))
         ctx.addIssue({ code: 'custom', path: ['devices', i, 'zone'], message: `no broadcast zone with id "${dev.zone}"` });

@@ -161,6 +161,34 @@ export function mediaExtension(url: string): string | undefined {
   return /(\.[A-Za-z0-9]{1,5})$/.exec(path)?.[1]?.toLowerCase();
 }
 
+/** Of one programme, what a village cannot play: zones it lacks, and the media type it has no player for. */
+export interface UnplayableProgramme {
+  /** Index in `programmes`. */
+  index: number;
+  missingZones: string[];
+  /** The URL's extension (`(none)` without one) when no player plays it; null when it plays. */
+  unplayableMedia: string | null;
+}
+
+/**
+ * The programmes of a document a village could not play, in order: the one check of the config's own schedule
+ * and of every county document, each caller saying it in its own words.
+ */
+export function unplayableProgrammes(
+  document: Pick<ScheduleDocument, 'programmes'>,
+  village: { zoneIds: ReadonlySet<string>; mediaExtensions: ReadonlySet<string> },
+): UnplayableProgramme[] {
+  const found: UnplayableProgramme[] = [];
+  document.programmes.forEach((programme, index) => {
+    const missingZones = programme.zones === 'all' ? [] : programme.zones.filter((zone) => !village.zoneIds.has(zone));
+    const extension = programme.content.kind === 'media' ? mediaExtension(programme.content.url) : undefined;
+    const unplayableMedia =
+      programme.content.kind !== 'media' || (extension !== undefined && village.mediaExtensions.has(extension)) ? null : (extension ?? '(none)');
+    if (missingZones.length > 0 || unplayableMedia !== null) found.push({ index, missingZones, unplayableMedia });
+  });
+  return found;
+}
+
 /** Where a programme's media lives inside the village's media library: named by its hash, so a new URL of the same file fetches nothing. */
 export function mediaLibraryFile(media: Pick<ScheduleMedia, 'sha256' | 'url'>): string {
   return `programmes/${media.sha256}${mediaExtension(media.url) ?? ''}`;

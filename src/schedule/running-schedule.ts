@@ -40,11 +40,6 @@ export function mediaNeedOf(programme: Programme): MediaNeed | undefined {
   return { sha256: content.sha256, url: content.url, size: content.size, file: mediaLibraryFile(content) };
 }
 
-/** Zones a programme names that the village does not have (`all` never misses any). */
-export function unknownZones(programme: Programme, zoneIds: readonly string[]): string[] {
-  return programme.zones === 'all' ? [] : programme.zones.filter((zone) => !zoneIds.includes(zone));
-}
-
 /** One firing as the broadcast controller's request: `scheduled`, so anything more urgent preempts it. */
 export function programmeRequest(options: {
   programme: Programme;

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { mediaExtension, type ScheduleDocument } from '../contract/schedule.ts';
+import { unplayableProgrammes, type ScheduleDocument } from '../contract/schedule.ts';
 import { errorText } from '../platform/error-text.ts';
 import type { Now } from '../platform/time.ts';
-import { RunningSchedule, unknownZones } from './running-schedule.ts';
+import { RunningSchedule } from './running-schedule.ts';
 import type { ScheduleSource, ScheduleStore, StoredSchedule } from './types.ts';
 
 /**
@@ -105,23 +105,18 @@ export class ScheduleRegistry {
 
   /** Zones and media types this village lacks, named; a document that has any is refused whole. */
   private problemWith(document: ScheduleDocument): Omit<ScheduleRejection, 'jti' | 'source'> | undefined {
-    for (const [i, programme] of document.programmes.entries()) {
-      const missing = unknownZones(programme, this.options.zoneIds);
-      if (missing.length > 0)
-        return {
-          reason: 'unknown-zone',
-          detail: `programmes[${i}].zones: ${missing.map((z) => `"${z}"`).join(', ')} not among this village's zones (${this.options.zoneIds.join(', ') || 'none'})`,
-        };
-      if (programme.content.kind === 'media') {
-        const extension = mediaExtension(programme.content.url);
-        if (extension === undefined || !this.options.mediaExtensions.includes(extension))
-          return {
-            reason: 'unknown-media-type',
-            detail: `programmes[${i}].content.url: "${extension ?? '(none)'}" files have no player here (${this.options.mediaExtensions.join(', ')})`,
-          };
-      }
-    }
-    return undefined;
+    const { zoneIds, mediaExtensions } = this.options;
+    const first = unplayableProgrammes(document, { zoneIds: new Set(zoneIds), mediaExtensions: new Set(mediaExtensions) })[0];
+    if (first === undefined) return undefined;
+    if (first.missingZones.length > 0)
+      return {
+        reason: 'unknown-zone',
+        detail: `programmes[${first.index}].zones: ${first.missingZones.map((z) => `"${z}"`).join(', ')} not among this village's zones (${zoneIds.join(', ') || 'none'})`,
+      };
+    return {
+      reason: 'unknown-media-type',
+      detail: `programmes[${first.index}].content.url: "${first.unplayableMedia}" files have no player here (${mediaExtensions.join(', ')})`,
+    };
   }
 
   /** Village over all over local; returns whether the running schedule changed. */
