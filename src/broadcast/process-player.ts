@@ -1,6 +1,4 @@
 import { spawn as nodeSpawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { extname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { BroadcastConfig } from '../config/schema.ts';
@@ -8,6 +6,7 @@ import type { Logger } from '../platform/logger.ts';
 import type { Readable } from 'node:stream';
 import { launchGroup, type GroupProcess, type ProcessEnd, type SpawnProcess } from './process-group.ts';
 import type { Content } from '../contract/vocabulary.ts';
+import { sha256OfFile } from '../platform/file-hash.ts';
 import type { PlayJob, PlayOutcome, Player, PlayerRun } from './types.ts';
 
 export type { SpawnProcess } from './process-group.ts';
@@ -160,7 +159,7 @@ async function prepareMedia(content: Extract<Content, { kind: 'media' }>, contex
   const expected = content.sha256.toLowerCase();
   let actual: string;
   try {
-    actual = await sha256Of(located.path, stopSignal);
+    actual = await sha256OfFile(located.path, stopSignal);
   } catch (error) {
     return { ok: false, reason: `cannot read media file ${file}: ${errorCode(error)}` };
   }
@@ -207,13 +206,6 @@ async function locateInLibrary(libraryRoot: string, file: string): Promise<{ ok:
 function isInside(root: string, path: string): boolean {
   const rel = relative(root, path);
   return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
-}
-
-async function sha256Of(path: string, stopSignal: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  // Streamed, and abandoned on stop, so a long programme file costs neither memory nor a late stop.
-  for await (const chunk of createReadStream(path, { signal: stopSignal })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /**

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { basename, dirname, join } from 'node:path';
 import { errorText } from '../platform/error-text.ts';
 import { syncDirectory } from '../platform/durable-file.ts';
+import { sha256OfFile } from '../platform/file-hash.ts';
 import type { MediaNeed } from '../schedule/types.ts';
 import { secondsText } from './amounts.ts';
 
@@ -35,12 +34,6 @@ export type DownloadResult = { ok: true } | { ok: false; reason: string; progres
 /** Where a file is written until it is complete and checked: hidden, next to where it will be, kept across a cut. */
 export function partName(file: string): string {
   return join(dirname(file), `.${basename(file)}.part`);
-}
-
-export async function sha256OfFile(path: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, signal === undefined ? {} : { signal })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 type Attempt = DownloadResult | { restart: string };

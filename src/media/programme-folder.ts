@@ -6,7 +6,7 @@ import type { Logger } from '../platform/logger.ts';
 import type { Now } from '../platform/time.ts';
 import type { MediaNeed } from '../schedule/types.ts';
 import type { LibraryFile } from './eviction.ts';
-import { sha256OfFile } from './media-download.ts';
+import { sha256OfFile } from '../platform/file-hash.ts';
 
 /** The one folder of the library this code manages; chimes and local media beside it are never touched. */
 export const managedFolder = 'programmes';
