@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectCounty } from '../support/county.ts';
 import { alarmPayloadSchema, healthPayloadSchema, reportPayloadSchema } from '../../src/contract/payloads.ts';
 import { createCountySigner } from '../support/county-signer.ts';
+import { fakeClockEnv } from '../support/faketime.ts';
 import { fromBuild, startService, writeConfig } from '../support/service-process.ts';
 import { productionNodeFlags } from '../support/systemd-unit.ts';
 import { villageConfigJson } from '../support/village.ts';
@@ -17,7 +18,6 @@ import { villageConfigJson } from '../support/village.ts';
 
 const brokerUrl = inject('brokerUrl');
 const protocolVersion = inject('brokerProtocolVersion');
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 
 describe('a village clock 10 minutes behind the county', () => {
   let dir: string;
@@ -27,7 +27,6 @@ describe('a village clock 10 minutes behind the county', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("takes the county's acks: the alarm is closed, no local alarm, nothing rejected or reported", async () => {
-    if (!existsSync(LIBFAKETIME)) throw new Error(`${LIBFAKETIME} is missing: install the Debian package "faketime"`);
     const villageId = 'clock-behind';
     const signer = await createCountySigner({ villageId });
     const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: true, signer });
@@ -40,7 +39,7 @@ describe('a village clock 10 minutes behind the county', () => {
       dataDir: join(dir, 'data'),
     });
     // Monotonic time left alone: only the wall clock is wrong on such a Pi (TOOLCHAIN.md, "Wrong clock").
-    const env = { LD_PRELOAD: LIBFAKETIME, FAKETIME: '-10m', FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
+    const env = fakeClockEnv({ FAKETIME: '-10m' });
     const service = startService(writeConfig(dir, config), undefined, fromBuild(productionNodeFlags(), env));
     try {
       const started = await service.waitForLog((l) => l.msg === 'village-edge started', 20_000);
@@ -59,7 +58,6 @@ describe('a village clock 10 minutes behind the county', () => {
   }, 60_000);
 
   it('takes its time from the county: an alarm raised before says clockTrusted false and is corrected, and commands issued now pass', async () => {
-    if (!existsSync(LIBFAKETIME)) throw new Error(`${LIBFAKETIME} is missing: install the Debian package "faketime"`);
     const villageId = 'clock-corrected';
     const signer = await createCountySigner({ villageId });
     const county = await connectCounty({ url: brokerUrl, protocolVersion, autoAck: false, signer });
@@ -71,7 +69,7 @@ describe('a village clock 10 minutes behind the county', () => {
       columns: 1,
       dataDir: join(dir, 'data-corrected'),
     });
-    const env = { LD_PRELOAD: LIBFAKETIME, FAKETIME: '-10m', FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
+    const env = fakeClockEnv({ FAKETIME: '-10m' });
     const service = startService(writeConfig(mkdtempSync(join(dir, 'cfg-')), config), undefined, fromBuild(productionNodeFlags(), env));
     const alarms = () => county.messages.filter((m) => m.kind === 'alarm' && m.village === villageId).map((m) => alarmPayloadSchema.parse(m.payload));
     try {
@@ -116,7 +114,6 @@ describe('a village clock 10 minutes behind the county', () => {
   }, 60_000);
 
   it("takes the county's retained time message when it connects: trusted within a minute of the county's time, never refused as from the future", async () => {
-    if (!existsSync(LIBFAKETIME)) throw new Error(`${LIBFAKETIME} is missing: install the Debian package "faketime"`);
     const villageId = 'clock-from-time-message';
     // A prefix of its own: the time message is for every village, and other files' villages must not get it.
     const prefix = `time-message-${process.pid}`;
@@ -134,7 +131,7 @@ describe('a village clock 10 minutes behind the county', () => {
     const config = { ...base, county: { ...base.county, topicPrefix: prefix } };
     // Published (retained) before the village starts, as `village-edge county time --every 30` keeps it.
     await county.send(villageId, 'timeAll', await signer.time());
-    const env = { LD_PRELOAD: LIBFAKETIME, FAKETIME: '-10m', FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
+    const env = fakeClockEnv({ FAKETIME: '-10m' });
     const service = startService(writeConfig(mkdtempSync(join(dir, 'cfg-')), config), undefined, fromBuild(productionNodeFlags(), env));
     try {
       await service.waitForLog((l) => l.msg === 'time is trusted now', 20_000);
