@@ -43,10 +43,14 @@ import { TrustedClock, type ClockState } from './platform/trusted-clock.ts';
 import type { Now } from './platform/time.ts';
 import { errorText } from './platform/error-text.ts';
 import { contained, fanOut } from './platform/contained.ts';
+import { ConsoleVillageAdapter } from './console/console-village.ts';
+import { ConsoleServer } from './console/http/console-server.ts';
 import { Lifecycle } from './platform/lifecycle.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
 export const shippedProfilesDir = fileURLToPath(new URL('../devices/', import.meta.url));
+/** The console page's stylesheet and scripts: src/console/assets/, which the build copies to dist/console/assets/. */
+export const shippedConsoleAssetsDir = fileURLToPath(new URL('./console/assets/', import.meta.url));
 
 export interface VillageEdgeOptions {
   config: Config;
@@ -202,6 +206,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       reports.playback(event);
       durable.observe(event);
       programmes.observe(event);
+      consoleVillage.observe(event);
     },
     refusal: (request) => programmes.refusal(request),
     playerStopWaitMs: config.broadcast.player.killTimeoutMs + 500,
@@ -359,6 +364,29 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       thermalDir: config.status.thermalDir,
       now,
     });
+  const consoleVillage = new ConsoleVillageAdapter({
+    villageName: config.village.name,
+    zones: config.broadcast.zones.map((z) => ({ id: z.id, label: z.label })),
+    terminals: config.devices.filter((d) => d.role === 'alarm-column').map((d) => ({ id: d.id, label: d.label })),
+    library: config.broadcast.library,
+    status: () => statusDocument(),
+    broadcast: { submit: (request) => broadcast.submit(request), stopPlayback: (target, reason) => broadcast.stopPlayback(target, reason) },
+    recentAlarms: () => [],
+    programmes: () => ({ schedule: null, today: [], week: [], log: [] }),
+    diagnostics: () => [],
+    testAlarm: () => ({ ok: false, reason: 'not available yet' }),
+    speakerTest: async () => ({ ok: false, reason: 'not available yet' }),
+    report: (entry) => logger.info({ audit: entry }, 'console action'),
+    logger,
+    now,
+  });
+  const consoleServer = new ConsoleServer({
+    config: config.console,
+    village: consoleVillage,
+    assetsDir: shippedConsoleAssetsDir,
+    logger,
+    now,
+  });
   const status = new StatusServer({ path: statusSocketPath(config), logger: logger.child({ component: 'status' }), document: statusDocument });
   // The watchdog vouches for delivery's once-a-second pass (and so the event loop) still turning.
   const notifier = createSdNotifier({ env, alive: () => delivery.alive(), logger });
@@ -406,6 +434,17 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
         // Only the technician's view is lost; the village stays on the air.
         problem: (error) => `status.socket: ${errorText(error)}; \`village-edge status\` cannot reach the service`,
       },
+      ...(config.console.enabled
+        ? [
+            {
+              name: 'console',
+              start: () => consoleServer.start(),
+              stop: () => consoleServer.stop(),
+              // The office page is lost, not the village: alarms and broadcasts go on without it.
+              problem: (error: unknown) => `console: ${errorText(error)}; the office page is not served`,
+            },
+          ]
+        : []),
       { name: 'systemd notification', start: () => notifier.ready(), stop: () => notifier.stop() },
     ],
     logger,

@@ -18,6 +18,7 @@ import { announce, watch, type AnnounceBody, type BrokerOptions } from './county
 import { DEFAULT_MAX_SCHEDULE_BYTES, keepTime, publishSchedule, publishTime, showSchedule } from './county/schedule-tools.ts';
 import { statusCommand } from './status/status-cli.ts';
 import { logCommand } from './schedule/log-cli.ts';
+import { userCommand } from './console/auth/user-cli.ts';
 import { broadcastStatuses } from './contract/vocabulary.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -47,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
       return statusCommand(rest);
     case 'log':
       return logCommand(rest);
+    case 'user':
+      return userCommand(rest);
     case 'keygen':
       return keygen(rest);
     case 'announce':

@@ -20,6 +20,8 @@ village:
                              ask the running service how it is (default config /etc/village-edge/config.json)
   log [--since DATE] [--until DATE] [--json] [--config FILE]
                              every programme firing and its outcome, and each day's totals
+  user add NAME --role official|installer [--config FILE]
+                             make an account for the office console (asks for the password); also passwd, remove, list
   --version                  print the version
 
 county tools:
@@ -54,6 +56,20 @@ package's postinst runs it on every upgrade). The old file is kept beside it as 
 the same owner and mode. A file already at this version, or one that cannot be read, is left as it is.
 Exit 0 when the file is at this build's version afterwards, 1 when it could not be migrated.
   -h, --help          this text`,
+
+  user: `usage: village-edge user add NAME --role official|installer [--config FILE]
+       village-edge user passwd NAME [--role official|installer] [--config FILE]
+       village-edge user remove NAME [--config FILE]
+       village-edge user list [--config FILE]
+
+Accounts of the village office console (console.usersFile in the config, owner-only, scrypt hashes). There is
+no default account. The password is asked for twice without echo; from a pipe, the first line is taken.
+\`official\` may announce, stop and see; \`installer\` may also see device diagnostics and make test alarms and
+loudspeaker tests. The running service reads the file at each login: no restart is needed.
+  --role ROLE         official or installer (required by add; passwd may change it)
+  --config FILE       the village's config, to find the accounts file (default /etc/village-edge/config.json)
+  -h, --help          this text
+Exit 0 when done, 1 when refused (exists already, no such user, passwords differ or too short), 2 on wrong usage.`,
 
   status: `usage: village-edge status [--config FILE | --socket PATH] [--json]
 

@@ -84,6 +84,11 @@ function resolvePaths(config: Config, configDir: string): Config {
       thermalDir: abs(config.status.thermalDir),
     },
     broadcast: { ...config.broadcast, library: abs(config.broadcast.library) },
+    console: {
+      ...config.console,
+      usersFile: abs(config.console.usersFile),
+      tls: config.console.tls === undefined ? undefined : { cert: abs(config.console.tls.cert), key: abs(config.console.tls.key) },
+    },
     schedule: {
       ...config.schedule,
       media: { ...config.schedule.media, ca: config.schedule.media.ca === undefined ? undefined : abs(config.schedule.media.ca) },

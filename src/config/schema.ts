@@ -375,6 +375,41 @@ export const scheduleConfigSchema = z
   })
   .strict();
 
+/** The village office console: a web page on the Pi for officials and installers; off until enabled. */
+export const consoleConfigSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** The address the page is served on: the office network's, or 127.0.0.1 behind a proxy. */
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535).default(8080),
+    /** HTTPS with these PEM files (relative to the config file); plain HTTP without. */
+    tls: z
+      .object({ cert: z.string().min(1), key: z.string().min(1) })
+      .strict()
+      .optional(),
+    /** Accounts made by `village-edge user add`; owner-only; relative to the config file. */
+    usersFile: z.string().min(1).default('console-users.json'),
+    /** A login lasts this long (minutes; fractions allowed), then the page asks again. */
+    sessionMinutes: z
+      .number()
+      .min(0.05)
+      .max(7 * 24 * 60)
+      .default(480),
+    lockout: z
+      .object({
+        /** Failed logins (per account, and per address) allowed before a lock-out. */
+        maxFailures: z.number().int().min(1).max(100).default(5),
+        /** The first lock-out; each further failure while counted doubles it, up to `maxSeconds`. */
+        baseSeconds: z.number().min(0.1).max(3600).default(30),
+        maxSeconds: z.number().min(1).max(86_400).default(900),
+      })
+      .strict()
+      .default({ maxFailures: 5, baseSeconds: 30, maxSeconds: 900 }),
+    /** A voice recording made in the page may last this long. */
+    maxRecordingSeconds: z.number().int().min(5).max(600).default(120),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     version: z.literal(2),
@@ -440,6 +475,7 @@ export const configSchema = z
     timing: timingSchema.default(() => timingSchema.parse({})),
     broadcast: broadcastSchema.default(() => broadcastSchema.parse({})),
     schedule: scheduleConfigSchema.default(() => scheduleConfigSchema.parse({})),
+    console: consoleConfigSchema.default(() => consoleConfigSchema.parse({})),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
@@ -512,3 +548,4 @@ export type TimingConfig = z.infer<typeof timingSchema>;
 export type CountyConfig = z.infer<typeof countySchema>;
 export type BroadcastConfig = z.infer<typeof broadcastSchema>;
 export type ScheduleConfig = z.infer<typeof scheduleConfigSchema>;
+export type ConsoleConfig = z.infer<typeof consoleConfigSchema>;

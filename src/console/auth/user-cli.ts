@@ -1,0 +1,147 @@
+import { createInterface } from 'node:readline';
+import { choiceFlag, parseFlags, UsageError } from '../../cli/args.ts';
+import { printHelp } from '../../cli/help.ts';
+import { readConfigFile } from '../../config/load.ts';
+import { errorText } from '../../platform/error-text.ts';
+import { consoleRoles } from '../types.ts';
+import { AccountsFileError, accountWith, hashPassword, readAccounts, userNameSchema, writeAccounts } from './accounts.ts';
+
+const defaultConfigPath = '/etc/village-edge/config.json';
+const minPasswordLength = 8;
+
+/**
+ * `village-edge user add|passwd|remove|list`: the console's accounts, in the file beside the config. There is
+ * no default account and no password on the command line (it would stay in the shell's history and `ps`):
+ * the password is asked for, twice, without echo; piped in (one line, for provisioning scripts) when stdin is
+ * not a terminal. The running service reads the file at each login, so no restart is needed.
+ */
+export async function userCommand(args: string[]): Promise<number> {
+  const [verb, ...rest] = args;
+  if (verb === undefined || verb === '--help' || verb === '-h') return printHelp('user');
+  const { values, positionals } = parseFlags(`user ${verb}`, rest, { config: { type: 'string' }, role: { type: 'string' } }, true);
+  if (values.help) return printHelp('user');
+  const configPath = values.config ?? defaultConfigPath;
+  const loaded = readConfigFile(configPath);
+  if (!loaded.ok) {
+    console.error(
+      `user: ${loaded.errors[0] ?? configPath}${loaded.errors.length > 1 ? ` (and ${loaded.errors.length - 1} more: check-config ${configPath})` : ''}`,
+    );
+    return 1;
+  }
+  const path = loaded.config.console.usersFile;
+  try {
+    const accounts = readAccounts(path);
+    switch (verb) {
+      case 'list': {
+        if (positionals.length > 0) throw new UsageError('user list: takes no names (see user --help)');
+        if (accounts.users.length === 0) console.log(`no accounts in ${path} (add one: village-edge user add NAME --role official)`);
+        for (const user of accounts.users) console.log(`${user.name}\t${user.role}\tsince ${user.createdAt}`);
+        return 0;
+      }
+      case 'add':
+      case 'passwd': {
+        const name = oneName(verb, positionals);
+        const existing = accounts.users.find((u) => u.name === name);
+        if (verb === 'add' && existing !== undefined) {
+          console.error(`user add: "${name}" exists already (change its password with: village-edge user passwd ${name})`);
+          return 1;
+        }
+        if (verb === 'passwd' && existing === undefined) {
+          console.error(`user passwd: no user "${name}" in ${path}`);
+          return 1;
+        }
+        if (verb === 'add' && values.role === undefined) throw new UsageError('user add: --role official|installer is required (see user --help)');
+        const role = values.role === undefined ? existing!.role : choiceFlag(`user ${verb}`, 'role', values.role, consoleRoles);
+        const password = await askPassword(name);
+        if (password === undefined) return 1;
+        const account = accountWith(name, role, await hashPassword(password));
+        writeAccounts(path, { format: 1, users: [...accounts.users.filter((u) => u.name !== name), account] });
+        console.log(`${verb === 'add' ? 'added' : 'changed the password of'} ${name} (${role}) in ${path}`);
+        return 0;
+      }
+      case 'remove': {
+        const name = oneName(verb, positionals);
+        if (!accounts.users.some((u) => u.name === name)) {
+          console.error(`user remove: no user "${name}" in ${path}`);
+          return 1;
+        }
+        writeAccounts(path, { format: 1, users: accounts.users.filter((u) => u.name !== name) });
+        console.log(`removed ${name} from ${path} (a page already open is signed out at its next request)`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`user: unknown command ${JSON.stringify(verb)}: add, passwd, remove or list (see user --help)`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    console.error(`user: ${error instanceof AccountsFileError ? error.message : `${path}: ${errorText(error)}`}`);
+    return 1;
+  }
+}
+
+function oneName(verb: string, positionals: string[]): string {
+  if (positionals.length !== 1) throw new UsageError(`user ${verb}: give one NAME (see user --help)`);
+  const parsed = userNameSchema.safeParse(positionals[0]);
+  if (!parsed.success)
+    throw new UsageError(`user ${verb}: NAME ${JSON.stringify(positionals[0])}: ${parsed.error.issues[0]?.message ?? 'not a valid name'}`);
+  return parsed.data;
+}
+
+/** Twice without echo on a terminal; one line from a pipe. Undefined (with the reason printed) when unusable. */
+async function askPassword(name: string): Promise<string | undefined> {
+  const lines = process.stdin.isTTY ? undefined : await readLines(1);
+  const first = lines?.[0] ?? (await promptHidden(`password for ${name}: `));
+  if (first.length < minPasswordLength) {
+    console.error(`user: the password must have at least ${minPasswordLength} characters`);
+    return undefined;
+  }
+  if (lines === undefined && (await promptHidden('again: ')) !== first) {
+    console.error('user: the two passwords differ; nothing changed');
+    return undefined;
+  }
+  return first;
+}
+
+function readLines(count: number): Promise<string[]> {
+  return new Promise((resolve) => {
+    const lines: string[] = [];
+    const rl = createInterface({ input: process.stdin });
+    rl.on('line', (line) => {
+      lines.push(line);
+      if (lines.length >= count) rl.close();
+    });
+    rl.on('close', () => resolve(lines));
+  });
+}
+
+/** A prompt on the terminal that shows nothing of what is typed. */
+function promptHidden(prompt: string): Promise<string> {
+  return new Promise((resolve) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    let text = '';
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+          stdin.setRawMode(false);
+          stdin.pause();
+          stdin.off('data', onData);
+          process.stderr.write('\n');
+          resolve(text);
+          return;
+        }
+        if (ch === '\u0003') {
+          stdin.setRawMode(false);
+          process.stderr.write('\n');
+          process.exit(130);
+        }
+        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);
+        else text += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}

@@ -1,0 +1,214 @@
+import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { PlaybackEvent, PlayRequest } from '../broadcast/types.ts';
+import type { StatusDocument } from '../status/status-document.ts';
+import { writeFileDurably } from '../platform/durable-file.ts';
+import { errorText } from '../platform/error-text.ts';
+import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
+import type {
+  ActionResult,
+  AlarmView,
+  AnnounceOrder,
+  AuditEntry,
+  BroadcastView,
+  ConsoleUser,
+  ConsoleVillage,
+  DeviceDiagnostics,
+  ProgrammesView,
+} from './types.ts';
+
+/** The parts of the village the console reaches, each as the narrowest function it needs. */
+export interface ConsoleVillageParts {
+  villageName: string;
+  zones: ReadonlyArray<{ id: string; label: string }>;
+  terminals: ReadonlyArray<{ id: string; label: string }>;
+  /** The media library's folder; recordings are written under `console/` in it. */
+  library: string;
+  status(): Promise<StatusDocument>;
+  broadcast: {
+    submit(request: PlayRequest): void;
+    stopPlayback(target: { requestId: string }, reason: string): number;
+  };
+  recentAlarms(limit: number): AlarmView[];
+  programmes(): ProgrammesView;
+  diagnostics(): DeviceDiagnostics[];
+  testAlarm(terminal: string): ActionResult;
+  speakerTest(zone: string, user: ConsoleUser): Promise<ActionResult>;
+  /** Durable, acknowledged report to the county (the audit trail), besides the log line. */
+  report(entry: AuditEntry): void;
+  logger: Logger;
+  now: Now;
+}
+
+/** Broadcasts remembered for the page to follow: the last this many. */
+const followedLimit = 50;
+// A preempted broadcast is not resumed (the controller's rule), so it ends there too.
+const endEvents = new Set(['finished', 'stopped', 'failed', 'rejected', 'preempted']);
+
+/**
+ * The ConsoleVillage port over the real parts. It follows every broadcast's playback events (the controller
+ * tells it through `observe`), so the page can show an announcement's way to `started`, `finished` or
+ * `preempted` and offer a stop for whatever plays or waits.
+ */
+export class ConsoleVillageAdapter implements ConsoleVillage {
+  private readonly followed = new Map<
+    string,
+    { by: string | null; priority: string; zones: readonly string[]; steps: BroadcastView['steps'][number][] }
+  >();
+
+  constructor(private readonly parts: ConsoleVillageParts) {}
+
+  get villageName(): string {
+    return this.parts.villageName;
+  }
+  get zones(): ReadonlyArray<{ id: string; label: string }> {
+    return this.parts.zones;
+  }
+  get terminals(): ReadonlyArray<{ id: string; label: string }> {
+    return this.parts.terminals;
+  }
+
+  status(): Promise<StatusDocument> {
+    return this.parts.status();
+  }
+
+  recentAlarms(limit: number): AlarmView[] {
+    return this.parts.recentAlarms(limit);
+  }
+
+  programmes(): ProgrammesView {
+    return this.parts.programmes();
+  }
+
+  diagnostics(): DeviceDiagnostics[] {
+    return this.parts.diagnostics();
+  }
+
+  /** Every playback event of the controller, for the page to follow. */
+  observe(event: PlaybackEvent): void {
+    let entry = this.followed.get(event.requestId);
+    if (entry === undefined) {
+      entry = { by: null, priority: event.priority, zones: event.zones, steps: [] };
+      this.remember(event.requestId, entry);
+    }
+    entry.steps.push({ event: event.event, at: isoWithOffset(event.at), ...(event.reason === undefined ? {} : { reason: event.reason }) });
+  }
+
+  broadcast(id: string): BroadcastView | undefined {
+    const entry = this.followed.get(id);
+    return entry === undefined ? undefined : view(id, entry);
+  }
+
+  activeBroadcasts(): BroadcastView[] {
+    return [...this.followed.entries()]
+      .map(([id, entry]) => view(id, entry))
+      .filter((b) => b.active)
+      .reverse();
+  }
+
+  async announce(order: AnnounceOrder, user: ConsoleUser): Promise<ActionResult> {
+    const { parts } = this;
+    const at = parts.now();
+    const id = `console:${uuidv7(at)}`;
+    let content: PlayRequest['content'];
+    if (order.content.kind === 'text') content = { kind: 'tts', text: order.content.text };
+    else {
+      try {
+        content = this.keepRecording(id, order.content.wav);
+      } catch (error) {
+        parts.logger.error({ err: errorText(error), user: user.name }, 'console recording could not be stored');
+        return { ok: false, reason: `the recording could not be stored: ${errorText(error)}` };
+      }
+    }
+    this.remember(id, { by: user.name, priority: 'announcement', zones: order.zones, steps: [] });
+    parts.report({
+      action: 'announce',
+      user: user.name,
+      role: user.role,
+      address: user.address,
+      subject: id,
+      detail: `${order.content.kind === 'text' ? `text: ${order.content.text.slice(0, 200)}` : 'voice recording'}; zones ${order.zones.join(', ')}; repeat ${order.repeat}`,
+    });
+    parts.broadcast.submit({
+      id,
+      priority: 'announcement',
+      status: 'actual',
+      zones: order.zones,
+      content,
+      chime: order.chime,
+      repeat: order.repeat,
+      origin: 'local',
+    });
+    // The controller says at once whether it took it: a refusal (quiet hours, no such zone) is its first event.
+    const refused = this.followed.get(id)?.steps.find((s) => s.event === 'rejected');
+    return refused === undefined ? { ok: true, id } : { ok: false, reason: refused.reason ?? 'refused' };
+  }
+
+  stop(id: string, user: ConsoleUser): boolean {
+    const stopped = this.parts.broadcast.stopPlayback({ requestId: id }, `stopped in the office console by ${user.name}`) > 0;
+    this.parts.report({
+      action: 'stop',
+      user: user.name,
+      role: user.role,
+      address: user.address,
+      subject: id,
+      detail: stopped ? 'stopped' : 'nothing of that id played',
+    });
+    return stopped;
+  }
+
+  testAlarm(terminal: string, user: ConsoleUser): ActionResult {
+    const result = this.parts.testAlarm(terminal);
+    this.parts.report({
+      action: 'test-alarm',
+      user: user.name,
+      role: user.role,
+      address: user.address,
+      subject: result.ok ? result.id : terminal,
+      detail: result.ok ? `test alarm from ${terminal}` : `refused: ${result.reason}`,
+    });
+    return result;
+  }
+
+  speakerTest(zone: string, user: ConsoleUser): Promise<ActionResult> {
+    return this.parts.speakerTest(zone, user);
+  }
+
+  audit(entry: AuditEntry): void {
+    this.parts.report(entry);
+  }
+
+  /** The WAV into the media library, fsync'd, as content checked by its sha256 at play time. */
+  private keepRecording(id: string, wav: Buffer): PlayRequest['content'] {
+    const dir = join(this.parts.library, 'console');
+    mkdirSync(dir, { recursive: true });
+    const name = `${id.replace(/[^A-Za-z0-9-]/g, '-')}.wav`;
+    writeFileDurably(join(dir, name), wav, { mode: 0o644 });
+    return { kind: 'media', file: `console/${name}`, sha256: createHash('sha256').update(wav).digest('hex') };
+  }
+
+  private remember(
+    id: string,
+    entry: { by: string | null; priority: string; zones: readonly string[]; steps: BroadcastView['steps'][number][] },
+  ): void {
+    this.followed.set(id, entry);
+    if (this.followed.size > followedLimit) this.followed.delete(this.followed.keys().next().value!);
+  }
+}
+
+function view(
+  id: string,
+  entry: { by: string | null; priority: string; zones: readonly string[]; steps: readonly BroadcastView['steps'][number][] },
+): BroadcastView {
+  const last = entry.steps.at(-1);
+  return {
+    id,
+    by: entry.by,
+    priority: entry.priority,
+    zones: entry.zones,
+    steps: entry.steps,
+    active: last === undefined || !endEvents.has(last.event),
+  };
+}
