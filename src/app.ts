@@ -45,6 +45,7 @@ import { errorText } from './platform/error-text.ts';
 import { contained, fanOut } from './platform/contained.ts';
 import { ConsoleVillageAdapter } from './console/console-village.ts';
 import { ConsoleServer } from './console/http/console-server.ts';
+import { accountsFileExposure } from './console/auth/accounts.ts';
 import { Lifecycle } from './platform/lifecycle.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
@@ -345,7 +346,8 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     outbox: () => outbox.stats(),
     problems: () => {
       const problem = storage?.health().problem;
-      return problem === null || problem === undefined ? problems : [...problems, `storage: ${problem}`];
+      const exposed = config.console.enabled ? accountsFileExposure(config.console.usersFile) : undefined;
+      return [...problems, ...(problem === null || problem === undefined ? [] : [`storage: ${problem}`]), ...(exposed === undefined ? [] : [`console: ${exposed}`])];
     },
     ...(storage === undefined ? {} : { storage: () => storage.health() }),
     clock: () => clock.state(),

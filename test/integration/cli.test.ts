@@ -37,6 +37,7 @@ const flagsOf: Record<string, string[]> = {
   'check-config': [],
   'migrate-config': [],
   status: ['--config', '--socket', '--json'],
+  user: ['--role', '--config'],
   keygen: ['--kid', '--out'],
   announce: [
     '--key',

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import * as z from 'zod';
 import { writeFileDurably } from '../../platform/durable-file.ts';
@@ -57,9 +57,19 @@ export function readAccounts(path: string): AccountsFile {
   return parsed.data;
 }
 
-/** Written whole, fsync'd, owner-only: it holds password hashes. */
-export function writeAccounts(path: string, file: AccountsFile): void {
-  writeFileDurably(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+/**
+ * Written whole, fsync'd, owner-only (it holds password hashes). `owner`: the service's user, when root writes
+ * it for a service that runs as another user.
+ */
+export function writeAccounts(path: string, file: AccountsFile, owner?: { uid: number; gid: number }): void {
+  writeFileDurably(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, ...owner });
+}
+
+/** A problem for health when the file is readable by more than its owner (copied by hand, a careless chmod). */
+export function accountsFileExposure(path: string): string | undefined {
+  if (!existsSync(path)) return undefined;
+  const mode = statSync(path).mode & 0o777;
+  return (mode & 0o077) === 0 ? undefined : `${path} is readable by others (mode ${mode.toString(8)}): chmod 600 it`;
 }
 
 export async function hashPassword(password: string, now: Date = new Date()): Promise<Account['scrypt'] & { createdAt: string }> {

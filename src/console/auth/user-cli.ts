@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { choiceFlag, parseFlags, UsageError } from '../../cli/args.ts';
 import { printHelp } from '../../cli/help.ts';
@@ -29,6 +30,7 @@ export async function userCommand(args: string[]): Promise<number> {
     return 1;
   }
   const path = loaded.config.console.usersFile;
+  const owner = serviceOwner(loaded.config.dataDir);
   try {
     const accounts = readAccounts(path);
     switch (verb) {
@@ -55,7 +57,7 @@ export async function userCommand(args: string[]): Promise<number> {
         const password = await askPassword(name);
         if (password === undefined) return 1;
         const account = accountWith(name, role, await hashPassword(password));
-        writeAccounts(path, { format: 1, users: [...accounts.users.filter((u) => u.name !== name), account] });
+        writeAccounts(path, { format: 1, users: [...accounts.users.filter((u) => u.name !== name), account] }, owner);
         console.log(`${verb === 'add' ? 'added' : 'changed the password of'} ${name} (${role}) in ${path}`);
         return 0;
       }
@@ -65,7 +67,7 @@ export async function userCommand(args: string[]): Promise<number> {
           console.error(`user remove: no user "${name}" in ${path}`);
           return 1;
         }
-        writeAccounts(path, { format: 1, users: accounts.users.filter((u) => u.name !== name) });
+        writeAccounts(path, { format: 1, users: accounts.users.filter((u) => u.name !== name) }, owner);
         console.log(`removed ${name} from ${path} (a page already open is signed out at its next request)`);
         return 0;
       }
@@ -77,6 +79,16 @@ export async function userCommand(args: string[]): Promise<number> {
     console.error(`user: ${error instanceof AccountsFileError ? error.message : `${path}: ${errorText(error)}`}`);
     return 1;
   }
+}
+
+/**
+ * Root (sudo) writes the file for the service, which runs as its own user and must read it: the file goes to
+ * whoever owns the data directory (the package's StateDirectory, owned by the service's user).
+ */
+function serviceOwner(dataDir: string): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0 || !existsSync(dataDir)) return undefined;
+  const { uid, gid } = statSync(dataDir);
+  return { uid, gid };
 }
 
 function oneName(verb: string, positionals: string[]): string {
