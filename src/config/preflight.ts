@@ -44,6 +44,8 @@ export function preflight(config: Config, environment: PreflightEnvironment): Pr
         'alarms are still relayed. Add the county\'s {"kid","x"} to county.commandKeys and remove this to accept them',
     );
 
+  preflightConsole(config.console, errors, warnings);
+
   const tls = county.tls;
   if (tls !== undefined) {
     for (const [field, file] of [
@@ -133,4 +135,23 @@ function notWritable(dir: string): string | undefined {
   } catch (error) {
     return `${existing === dir ? dir : `${dir} cannot be created: ${existing}`} is not writable by this user (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
   }
+}
+
+/** The office console: its TLS files must be readable; without TLS off this machine, passwords cross the network in clear. */
+function preflightConsole(console: Config['console'], errors: string[], warnings: string[]): void {
+  if (!console.enabled) return;
+  if (console.tls !== undefined) {
+    for (const field of ['cert', 'key'] as const) {
+      const problem = unreadable(console.tls[field]);
+      if (problem !== undefined) errors.push(`console.tls.${field}: ${problem}`);
+    }
+    if (readableByOthers(console.tls.key)) warnings.push(`console.tls.key: ${console.tls.key} is readable by other users: chmod 600 it`);
+  } else if (!isLoopback(console.host))
+    warnings.push(
+      `console.host: ${console.host} without console.tls: passwords and session cookies cross the network in clear; give console.tls a certificate`,
+    );
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }

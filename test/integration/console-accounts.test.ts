@@ -24,58 +24,69 @@ function user(config: string, input: string, ...args: string[]) {
 }
 
 describe('console accounts (village-edge user)', () => {
-  it('adds an account with a per-user salted scrypt hash in an owner-only file beside the config; the password verifies, another does not', RUNS, async () => {
-    const v = village();
-    const added = user(v.config, 'correct horse\n', 'add', 'zhang', '--role', 'official');
-    expect(added.stderr).toBe('');
-    expect(added.code).toBe(0);
-    expect(added.stdout).toMatch(/^added zhang \(official\) in .*console-users\.json$/m);
-    expect(user(v.config, 'correct horse\n', 'add', 'li', '--role', 'installer').code).toBe(0);
-    expect(statSync(v.users).mode & 0o777).toBe(0o600);
-    expect(accountsFileExposure(v.users)).toBeUndefined();
-    const accounts = readAccounts(v.users);
-    expect(accounts.users.map((u) => [u.name, u.role])).toEqual([
-      ['zhang', 'official'],
-      ['li', 'installer'],
-    ]);
-    // Same password, different salts, different hashes; and no password in the file.
-    const [zhang, li] = accounts.users;
-    expect(zhang!.scrypt.salt).not.toBe(li!.scrypt.salt);
-    expect(zhang!.scrypt.hash).not.toBe(li!.scrypt.hash);
-    expect(readFileSync(v.users, 'utf8')).not.toContain('correct horse');
-    expect((await verifyPassword(accounts, 'zhang', 'correct horse'))?.name).toBe('zhang');
-    expect(await verifyPassword(accounts, 'zhang', 'correct horsE')).toBeUndefined();
-    expect(await verifyPassword(accounts, 'nobody', 'correct horse')).toBeUndefined();
-    expect(user(v.config, '', 'list').stdout).toMatch(/^zhang\tofficial\tsince .*\nli\tinstaller\tsince /);
-  });
+  it(
+    'adds an account with a per-user salted scrypt hash in an owner-only file beside the config; the password verifies, another does not',
+    RUNS,
+    async () => {
+      const v = village();
+      const added = user(v.config, 'correct horse\n', 'add', 'zhang', '--role', 'official');
+      expect(added.stderr).toBe('');
+      expect(added.code).toBe(0);
+      expect(added.stdout).toMatch(/^added zhang \(official\) in .*console-users\.json$/m);
+      expect(user(v.config, 'correct horse\n', 'add', 'li', '--role', 'installer').code).toBe(0);
+      expect(statSync(v.users).mode & 0o777).toBe(0o600);
+      expect(accountsFileExposure(v.users)).toBeUndefined();
+      const accounts = readAccounts(v.users);
+      expect(accounts.users.map((u) => [u.name, u.role])).toEqual([
+        ['zhang', 'official'],
+        ['li', 'installer'],
+      ]);
+      // Same password, different salts, different hashes; and no password in the file.
+      const [zhang, li] = accounts.users;
+      expect(zhang!.scrypt.salt).not.toBe(li!.scrypt.salt);
+      expect(zhang!.scrypt.hash).not.toBe(li!.scrypt.hash);
+      expect(readFileSync(v.users, 'utf8')).not.toContain('correct horse');
+      expect((await verifyPassword(accounts, 'zhang', 'correct horse'))?.name).toBe('zhang');
+      expect(await verifyPassword(accounts, 'zhang', 'correct horsE')).toBeUndefined();
+      expect(await verifyPassword(accounts, 'nobody', 'correct horse')).toBeUndefined();
+      expect(user(v.config, '', 'list').stdout).toMatch(/^zhang\tofficial\tsince .*\nli\tinstaller\tsince /);
+    },
+  );
 
-  it('changes a password and a role, removes an account; refuses a duplicate, an unknown user, a short password and a bad name with one line', RUNS, async () => {
-    const v = village();
-    expect(user(v.config, 'first password\n', 'add', 'wang', '--role', 'official').code).toBe(0);
-    const duplicate = user(v.config, 'another one\n', 'add', 'wang', '--role', 'official');
-    expect([duplicate.code, duplicate.stderr.trim()]).toEqual([1, 'user add: "wang" exists already (change its password with: village-edge user passwd wang)']);
-    expect(user(v.config, 'second password\n', 'passwd', 'wang', '--role', 'installer').code).toBe(0);
-    const accounts = readAccounts(v.users);
-    expect(accounts.users[0]!.role).toBe('installer');
-    expect(await verifyPassword(accounts, 'wang', 'first password')).toBeUndefined();
-    expect((await verifyPassword(accounts, 'wang', 'second password'))?.role).toBe('installer');
+  it(
+    'changes a password and a role, removes an account; refuses a duplicate, an unknown user, a short password and a bad name with one line',
+    RUNS,
+    async () => {
+      const v = village();
+      expect(user(v.config, 'first password\n', 'add', 'wang', '--role', 'official').code).toBe(0);
+      const duplicate = user(v.config, 'another one\n', 'add', 'wang', '--role', 'official');
+      expect([duplicate.code, duplicate.stderr.trim()]).toEqual([
+        1,
+        'user add: "wang" exists already (change its password with: village-edge user passwd wang)',
+      ]);
+      expect(user(v.config, 'second password\n', 'passwd', 'wang', '--role', 'installer').code).toBe(0);
+      const accounts = readAccounts(v.users);
+      expect(accounts.users[0]!.role).toBe('installer');
+      expect(await verifyPassword(accounts, 'wang', 'first password')).toBeUndefined();
+      expect((await verifyPassword(accounts, 'wang', 'second password'))?.role).toBe('installer');
 
-    const short = user(v.config, 'short\n', 'add', 'zhao', '--role', 'official');
-    expect([short.code, short.stderr.trim()]).toEqual([1, 'user: the password must have at least 8 characters']);
-    const noRole = user(v.config, 'long enough\n', 'add', 'zhao');
-    expect([noRole.code, noRole.stderr.trim()]).toEqual([2, 'user add: --role official|installer is required (see user --help)']);
-    const badRole = user(v.config, 'long enough\n', 'add', 'zhao', '--role', 'admin');
-    expect([badRole.code, badRole.stderr.trim()]).toEqual([2, 'user add: --role "admin": one of official, installer']);
-    const badName = user(v.config, 'long enough\n', 'add', 'Zhao Li', '--role', 'official');
-    expect(badName.code).toBe(2);
-    expect(badName.stderr).toMatch(/^user add: NAME "Zhao Li": a lower-case letter, then up to 31 letters/);
-    const unknown = user(v.config, '', 'remove', 'nobody');
-    expect([unknown.code, unknown.stderr.trim()]).toEqual([1, `user remove: no user "nobody" in ${v.users}`]);
+      const short = user(v.config, 'short\n', 'add', 'zhao', '--role', 'official');
+      expect([short.code, short.stderr.trim()]).toEqual([1, 'user: the password must have at least 8 characters']);
+      const noRole = user(v.config, 'long enough\n', 'add', 'zhao');
+      expect([noRole.code, noRole.stderr.trim()]).toEqual([2, 'user add: --role official|installer is required (see user --help)']);
+      const badRole = user(v.config, 'long enough\n', 'add', 'zhao', '--role', 'admin');
+      expect([badRole.code, badRole.stderr.trim()]).toEqual([2, 'user add: --role "admin": one of official, installer']);
+      const badName = user(v.config, 'long enough\n', 'add', 'Zhao Li', '--role', 'official');
+      expect(badName.code).toBe(2);
+      expect(badName.stderr).toMatch(/^user add: NAME "Zhao Li": a lower-case letter, then up to 31 letters/);
+      const unknown = user(v.config, '', 'remove', 'nobody');
+      expect([unknown.code, unknown.stderr.trim()]).toEqual([1, `user remove: no user "nobody" in ${v.users}`]);
 
-    expect(user(v.config, '', 'remove', 'wang').code).toBe(0);
-    expect(readAccounts(v.users).users).toEqual([]);
-    expect(user(v.config, '', 'list').stdout).toMatch(/^no accounts in /);
-  });
+      expect(user(v.config, '', 'remove', 'wang').code).toBe(0);
+      expect(readAccounts(v.users).users).toEqual([]);
+      expect(user(v.config, '', 'list').stdout).toMatch(/^no accounts in /);
+    },
+  );
 
   it('a damaged accounts file is named with its problem, never a stack; one readable by others is a problem for health', RUNS, () => {
     const v = village();

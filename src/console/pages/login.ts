@@ -84,7 +84,16 @@ export function registerLogin(app: FastifyInstance, ctx: RouteContext): void {
   function sendLogin(request: FastifyRequest, reply: FastifyReply, options: { status?: number; message?: string; next?: string | undefined }) {
     const lang: Lang = ctx.lang(request);
     const token = ctx.csrfToken(reply);
-    const body = html`<form method="post" action="/login" class="card login">
+    const noAccounts = accountCount(ctx.config.usersFile) === 0;
+    const body = html`${
+      noAccounts
+        ? html`<p class="warn" role="status">${t(
+            lang,
+            '还没有账户。请安装人员在树莓派上运行：village-edge user add 用户名 --role official',
+            'There are no accounts yet. The installer makes one on the Pi: village-edge user add NAME --role official',
+          )}</p>`
+        : ''
+    }<form method="post" action="/login" class="card login">
   <input type="hidden" name="_csrf" value="${token}">
   ${options.next === undefined ? '' : html`<input type="hidden" name="next" value="${safeBack(options.next)}">`}
   ${options.message === undefined ? '' : html`<p class="error" role="alert">${options.message}</p>`}
@@ -110,5 +119,14 @@ export function registerLogin(app: FastifyInstance, ctx: RouteContext): void {
           csrfToken: token,
         }).text,
       );
+  }
+}
+
+/** How many accounts the file holds; undefined when it cannot be read (the sign-in itself then says so). */
+function accountCount(path: string): number | undefined {
+  try {
+    return readAccounts(path).users.length;
+  } catch {
+    return undefined;
   }
 }
