@@ -347,7 +347,11 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     problems: () => {
       const problem = storage?.health().problem;
       const exposed = config.console.enabled ? accountsFileExposure(config.console.usersFile) : undefined;
-      return [...problems, ...(problem === null || problem === undefined ? [] : [`storage: ${problem}`]), ...(exposed === undefined ? [] : [`console: ${exposed}`])];
+      return [
+        ...problems,
+        ...(problem === null || problem === undefined ? [] : [`storage: ${problem}`]),
+        ...(exposed === undefined ? [] : [`console: ${exposed}`]),
+      ];
     },
     ...(storage === undefined ? {} : { storage: () => storage.health() }),
     clock: () => clock.state(),
