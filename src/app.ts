@@ -44,7 +44,7 @@ import type { Now } from './platform/time.ts';
 import { errorText } from './platform/error-text.ts';
 import { contained, fanOut } from './platform/contained.ts';
 import { ConsoleVillageAdapter } from './console/console-village.ts';
-import { ConsoleServer } from './console/http/console-server.ts';
+import type { ConsoleServer } from './console/http/console-server.ts';
 import { accountsFileExposure } from './console/auth/accounts.ts';
 import { Lifecycle } from './platform/lifecycle.ts';
 
@@ -386,13 +386,13 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     logger,
     now,
   });
-  const consoleServer = new ConsoleServer({
-    config: config.console,
-    village: consoleVillage,
-    assetsDir: shippedConsoleAssetsDir,
-    logger,
-    now,
-  });
+  // Loaded only when enabled: a village without the console does not carry the web framework in memory.
+  let consoleServer: ConsoleServer | undefined;
+  const startConsole = async () => {
+    const { ConsoleServer } = await import('./console/http/console-server.ts');
+    consoleServer = new ConsoleServer({ config: config.console, village: consoleVillage, assetsDir: shippedConsoleAssetsDir, logger, now });
+    await consoleServer.start();
+  };
   const status = new StatusServer({ path: statusSocketPath(config), logger: logger.child({ component: 'status' }), document: statusDocument });
   // The watchdog vouches for delivery's once-a-second pass (and so the event loop) still turning.
   const notifier = createSdNotifier({ env, alive: () => delivery.alive(), logger });
@@ -444,8 +444,8 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
         ? [
             {
               name: 'console',
-              start: () => consoleServer.start(),
-              stop: () => consoleServer.stop(),
+              start: startConsole,
+              stop: () => consoleServer?.stop(),
               // The office page is lost, not the village: alarms and broadcasts go on without it.
               problem: (error: unknown) => `console: ${errorText(error)}; the office page is not served`,
             },
