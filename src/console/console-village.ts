@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -143,7 +143,10 @@ export class ConsoleVillageAdapter implements ConsoleVillage {
     });
     // The controller says at once whether it took it: a refusal (quiet hours, no such zone) is its first event.
     const refused = this.followed.get(id)?.steps.find((s) => s.event === 'rejected');
-    return refused === undefined ? { ok: true, id } : { ok: false, reason: refused.reason ?? 'refused' };
+    if (refused === undefined) return { ok: true, id };
+    // A recording refused (quiet hours) would otherwise stay on the card for good, one per attempt.
+    if (content.kind === 'media') rmSync(join(parts.library, content.file), { force: true });
+    return { ok: false, reason: refused.reason ?? 'refused' };
   }
 
   stop(id: string, user: ConsoleUser): boolean {
