@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -42,6 +42,8 @@ export interface ConsoleVillageParts {
   now: Now;
 }
 
+/** How long a voice recording made in the page is kept in the media library. */
+const recordingKeepMs = 7 * 86_400_000;
 /** Broadcasts remembered for the page to follow: the last this many. */
 const followedLimit = 50;
 // A preempted broadcast is not resumed (the controller's rule), so it ends there too.
@@ -188,8 +190,27 @@ export class ConsoleVillageAdapter implements ConsoleVillage {
     const dir = join(this.parts.library, 'console');
     mkdirSync(dir, { recursive: true });
     const name = `${id.replace(/[^A-Za-z0-9-]/g, '-')}.wav`;
+    this.pruneRecordings(dir);
     writeFileDurably(join(dir, name), wav, { mode: 0o644 });
     return { kind: 'media', file: `console/${name}`, sha256: createHash('sha256').update(wav).digest('hex') };
+  }
+
+  /**
+   * Recordings older than a week go, so a village that announces by voice every day does not fill its card; a
+   * week covers any replay after a restart and an official's question about what was said. Only recordings
+   * (`console-*.wav`): the folder also holds the loudspeaker test's tone.
+   */
+  private pruneRecordings(dir: string): void {
+    const cutoff = this.parts.now() - recordingKeepMs;
+    for (const name of readdirSync(dir)) {
+      if (!/^console-.*\.wav$/.test(name)) continue;
+      const path = join(dir, name);
+      try {
+        if (statSync(path).mtimeMs < cutoff) rmSync(path, { force: true });
+      } catch (error) {
+        this.parts.logger.warn({ err: errorText(error), path }, 'old console recording could not be removed');
+      }
+    }
   }
 
   private remember(

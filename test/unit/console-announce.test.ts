@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -328,5 +328,42 @@ describe('the adapter with a refused recording', () => {
     expect(result).toEqual({ ok: false, reason: 'quiet hours' });
     expect(submitted[0]?.content.kind).toBe('media');
     expect(existsSync(join(library, 'console')) ? readdirSync(join(library, 'console')) : []).toEqual([]);
+  });
+
+  it('removes recordings older than a week when a new one is kept, and nothing else of the folder', async () => {
+    const dir = join(library, 'console');
+    mkdirSync(dir, { recursive: true });
+    const old = join(dir, 'console-0190aaaa-0000-7000-8000-000000000000.wav');
+    const recent = join(dir, 'console-0190bbbb-0000-7000-8000-000000000000.wav');
+    const tone = join(dir, 'tone-1khz.wav');
+    for (const path of [old, recent, tone]) writeFileSync(path, 'x');
+    const eightDaysAgo = new Date(Date.now() - 8 * 86_400_000);
+    utimesSync(old, eightDaysAgo, eightDaysAgo);
+    utimesSync(tone, eightDaysAgo, eightDaysAgo);
+    const adapter = new ConsoleVillageAdapter({
+      villageName: 'v',
+      zones: [{ id: 'north', label: 'N' }],
+      terminals: [],
+      library,
+      status: () => Promise.reject(new Error('unused')),
+      broadcast: { submit: () => undefined, stopPlayback: () => 0 },
+      recentAlarms: () => [],
+      programmes: () => ({ schedule: null, today: [], week: [], log: [] }),
+      diagnostics: () => [],
+      testAlarm: () => ({ ok: false, reason: 'unused' }),
+      speakerTest: () => Promise.resolve({ ok: false, reason: 'unused' }),
+      report: () => {},
+      logger: memoryLogger().logger,
+      now: () => Date.now(),
+    });
+    const result = await adapter.announce(
+      { content: { kind: 'recording', wav: sineWav({ seconds: 1 }) }, zones: ['north'], repeat: 1, chime: false },
+      { name: 'wang', role: 'official', address: '127.0.0.1' },
+    );
+    expect(result.ok).toBe(true);
+    const left = readdirSync(dir);
+    expect(left).not.toContain('console-0190aaaa-0000-7000-8000-000000000000.wav');
+    expect(left).toEqual(expect.arrayContaining(['console-0190bbbb-0000-7000-8000-000000000000.wav', 'tone-1khz.wav']));
+    expect(left).toHaveLength(3);
   });
 });

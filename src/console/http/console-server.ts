@@ -130,7 +130,14 @@ export class ConsoleServer {
     app.register(fastifyCsrf, { sessionPlugin: '@fastify/cookie', cookieOpts: { ...cookieBase, signed: true } });
     app.register(fastifyFormbody, { bodyLimit: 64 * 1024 });
     app.register(fastifyMultipart, {
-      limits: { files: 1, fields: 20, fieldSize: 8 * 1024, fileSize: config.maxRecordingSeconds * 48_000 * 2 + 4096, parts: 24 },
+      // One field per zone ticked, besides the few others.
+      limits: {
+        files: 1,
+        fields: 16 + village.zones.length,
+        fieldSize: 8 * 1024,
+        fileSize: config.maxRecordingSeconds * 48_000 * 2 + 4096,
+        parts: 18 + village.zones.length,
+      },
     });
 
     app.addHook('onSend', async (_request, reply) => {
@@ -149,6 +156,7 @@ export class ConsoleServer {
       return { ...user, address: request.ip };
     };
     const pages = consolePages;
+    const tokens = new WeakMap<FastifyReply, string>();
     const ctx: RouteContext = {
       village,
       config,
@@ -162,7 +170,15 @@ export class ConsoleServer {
       user: userOf,
       // Looked up at request time: the plugin's decorator exists only once the plugins have loaded.
       csrf: (request, reply, done) => app.csrfProtection(request, reply, done),
-      csrfToken: (reply) => reply.generateCsrf(),
+      // One token per response: the frame's meta tag and the page's forms must carry the same one.
+      csrfToken: (reply) => {
+        let token = tokens.get(reply);
+        if (token === undefined) {
+          token = reply.generateCsrf();
+          tokens.set(reply, token);
+        }
+        return token;
+      },
       guard: (role) => async (request, reply) => {
         const user = request.session.user;
         if (user === undefined) {
@@ -195,7 +211,7 @@ export class ConsoleServer {
             .filter((p) => user !== undefined && (p.role === 'official' || user.role === 'installer'))
             .map((p) => ({ path: p.path, label: p.label(lang) })),
           user: user?.name,
-          csrfToken: reply.generateCsrf(),
+          csrfToken: ctx.csrfToken(reply),
         });
       },
     };
