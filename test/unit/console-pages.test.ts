@@ -336,11 +336,11 @@ describe('alarms page', () => {
     expect(page).toContain('县平台已收到');
     expect(page).toContain('有 1 条报警县平台没有收到');
     expect(page).toContain('防拆报警');
-    expect(page).toContain('<td>3</td>');
+    expect(page).toContain('求助按钮 · 按了 3 次');
     // Today's press by its time alone, an older one with its date.
-    expect(page).toContain(`<time datetime="${at(60_000)}">${at(60_000).slice(11, 19)}</time>`);
+    expect(page).toContain(`<time datetime="${at(60_000)}"><span>${at(60_000).slice(11, 19)}</span></time>`);
     const old = isoWithOffset(clock - 3 * 86_400_000);
-    expect(page).toContain(`>${old.slice(0, 10)} ${old.slice(11, 16)}</time>`);
+    expect(page).toContain(`<time datetime="${old}"><span>${old.slice(0, 10)}</span> <span>${old.slice(11, 16)}</span></time>`);
     expect(page).toContain(escapedHostile);
     expect(page).not.toContain(hostile);
     expect(page).toContain('data-live-src="/api/alarms" data-live-every="2000"');
@@ -352,7 +352,7 @@ describe('alarms page', () => {
     const en = await (await signedIn('en')).text('/alarms');
     expect(en).toContain('NOT received (no acknowledgement in time)');
     expect(en).toContain('Received by the county');
-    expect(en).toContain('Tamper');
+    expect(en).toContain('Tamper · pressed once');
   });
 
   it('asks the village for the latest 50', async () => {

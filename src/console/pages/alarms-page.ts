@@ -51,17 +51,16 @@ function alarmsRegion(alarms: readonly AlarmView[], lang: Lang, now: Now): Html 
   }
 <div class="table-wrap"><table class="alarms">
 <caption>${t(lang, `最近的 ${alarms.length} 条报警，最新的在前`, `The latest ${alarms.length} alarm(s), newest first`)}</caption>
-<thead><tr><th scope="col">${t(lang, '报警柱', 'Alarm column')}</th><th scope="col">${t(lang, '类型', 'Type')}</th><th scope="col">${t(lang, '时间', 'Time')}</th><th scope="col">${t(lang, '按压次数', 'Presses')}</th><th scope="col">${t(lang, '县平台', 'County')}</th></tr></thead>
+<thead><tr><th scope="col">${t(lang, '报警柱', 'Alarm column')}</th><th scope="col">${t(lang, '时间', 'Time')}</th><th scope="col">${t(lang, '县平台', 'County')}</th></tr></thead>
 <tbody>${alarms.map((a) => alarmRow(a, lang, now))}</tbody>
 </table></div>`;
 }
 
+/** Three columns, so that a 360 px phone shows the table without squeezing; type and presses go under the column's name. */
 function alarmRow(alarm: AlarmView, lang: Lang, now: Now): Html {
   return html`<tr data-alarm="${alarm.id}" data-state="${alarm.state}" data-key="alarm:${alarm.id}">
-<th scope="row">${alarm.terminalLabel}<span class="sub">${alarm.terminal}</span></th>
-<td>${typeText(alarm.type, lang)}</td>
+<th scope="row">${alarm.terminalLabel}<span class="sub">${typeText(alarm.type, lang)} · ${t(lang, `按了 ${alarm.presses} 次`, alarm.presses === 1 ? 'pressed once' : `pressed ${alarm.presses} times`)}</span></th>
 <td>${timeText(alarm.raisedAt, now)}</td>
-<td>${alarm.presses}</td>
 <td>${stateText(alarm, lang, now)}</td>
 </tr>`;
 }

@@ -70,19 +70,19 @@ ${
     ? html`<p class="empty">${empty}</p>`
     : html`<div class="table-wrap"><table class="programmes">
 <caption>${title}${t(lang, `：${rows.length} 条`, `: ${rows.length}`)}</caption>
-<thead><tr><th scope="col">${t(lang, '时间', 'Time')}</th><th scope="col">${t(lang, '节目', 'Programme')}</th><th scope="col">${t(lang, '分区', 'Zones')}</th><th scope="col">${t(lang, '结果', 'Outcome')}</th></tr></thead>
+<thead><tr><th scope="col">${t(lang, '时间', 'Time')}</th><th scope="col">${t(lang, '节目和分区', 'Programme and zones')}</th><th scope="col">${t(lang, '结果', 'Outcome')}</th></tr></thead>
 <tbody>${rows.map((row) => programmeRow(id, row, v))}</tbody>
 </table></div>`
 }
 </section>`;
 }
 
+/** Three columns, as on the alarms page, so a 360 px phone shows them without squeezing. */
 function programmeRow(section: string, row: ProgrammeView, v: View): Html {
   const { lang } = v;
   return html`<tr data-programme="${row.programme}" data-outcome="${row.outcome}" data-key="${section}:${row.programme}@${row.dueAt}">
 <td>${timeText(row.dueAt, v.now)}</td>
-<th scope="row">${row.programme}</th>
-<td>${row.zones.map((z) => v.zones.get(z) ?? z).join(t(lang, '、', ', '))}</td>
+<th scope="row">${row.programme}<span class="sub">${t(lang, '分区：', 'Zones: ')}${row.zones.map((z) => v.zones.get(z) ?? z).join(t(lang, '、', ', '))}</span></th>
 <td>${outcomeText(row.outcome, lang)}${row.reason === undefined ? '' : html`<span class="sub">${row.reason}</span>`}</td>
 </tr>`;
 }

@@ -110,7 +110,7 @@ ${
     ? html`<p class="empty">${t(lang, '没有配置设备。', 'No devices are configured.')}</p>`
     : html`<p>${t(lang, `${devices.length} 台设备中 ${online} 台在线。`, `${online} of ${devices.length} devices online.`)}</p>
 <div class="table-wrap"><table class="devices">
-<caption>${t(lang, '每台设备的状态', 'Each device’s state')}</caption>
+<caption>${t(lang, '每台设备的状态', "Each device's state")}</caption>
 <thead><tr><th scope="col">${t(lang, '设备', 'Device')}</th><th scope="col">${t(lang, '状态', 'State')}</th><th scope="col">${t(lang, '最后回复', 'Last reply')}</th><th scope="col">${t(lang, '错误', 'Errors')}</th></tr></thead>
 <tbody>${devices.map((d) => deviceRow(d, lang, now))}</tbody>
 </table></div>`
@@ -171,7 +171,7 @@ ${
   amplifiers.length === 0
     ? html`<p class="empty">${t(lang, '没有会报告状态的功放。', 'No amplifier reports its state.')}</p>`
     : html`<div class="table-wrap"><table class="amplifiers">
-<caption>${t(lang, '功放最后一次读到的状态', 'Each amplifier’s state as last read')}</caption>
+<caption>${t(lang, '功放最后一次读到的状态', "Each amplifier's state as last read")}</caption>
 <thead><tr><th scope="col">${t(lang, '功放', 'Amplifier')}</th><th scope="col">${t(lang, '电源', 'Power')}</th><th scope="col">${t(lang, '温度', 'Temperature')}</th><th scope="col">${t(lang, '喇叭线路', 'Speaker line')}</th></tr></thead>
 <tbody>${amplifiers.map((d) => {
         const status = d.health?.status ?? {};
@@ -215,7 +215,7 @@ function systemSection(doc: StatusDocument, lang: Lang): Html {
         ? t(
             lang,
             `可信（${clock.source === 'county' ? '县平台的时间' : '已同步的系统时钟'}）`,
-            `trusted (${clock.source === 'county' ? 'the county’s time' : 'synchronised system clock'})`,
+            `trusted (${clock.source === 'county' ? "the county's time" : 'synchronised system clock'})`,
           )
         : html`<span class="bad">${t(lang, '不可信：系统时钟未同步，也未收到县平台的时间', 'NOT trusted: no synchronised clock, no time from the county yet')}</span>`;
   const audioText =
@@ -269,7 +269,7 @@ export function sourceText(source: string | null, lang: Lang): string {
     case 'all':
       return t(lang, '县平台（全县）', 'the county (every village)');
     case 'local':
-      return t(lang, '本村配置文件', 'this village’s config file');
+      return t(lang, '本村配置文件', "this village's config file");
     default:
       return source ?? t(lang, '未知', 'unknown');
   }

@@ -8,8 +8,9 @@ import { html, t, type Html, type Lang } from './html.ts';
  */
 export function timeText(iso: string, now: Now): Html {
   const today = isoWithOffset(now()).slice(0, 10);
-  const text = iso.slice(0, 10) === today ? iso.slice(11, 19) : `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
-  return html`<time datetime="${iso}">${text}</time>`;
+  // Date and time in spans of their own: a narrow column may break between them, never inside one.
+  if (iso.slice(0, 10) === today) return html`<time datetime="${iso}"><span>${iso.slice(11, 19)}</span></time>`;
+  return html`<time datetime="${iso}"><span>${iso.slice(0, 10)}</span> <span>${iso.slice(11, 16)}</span></time>`;
 }
 
 /**
@@ -27,6 +28,7 @@ export function durationText(lang: Lang, seconds: number): string {
 
 export function bytesText(n: number): string {
   if (n < 1024 ** 2) return `${Math.round(n / 1024)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  // Whole MiB: a tenth would change with every log line written, and be read out at every refresh.
+  if (n < 1024 ** 3) return `${Math.round(n / 1024 ** 2)} MiB`;
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
