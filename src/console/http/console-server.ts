@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import Fastify, {
+  LogController,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -104,7 +105,8 @@ export class ConsoleServer {
     const secure = config.tls !== undefined;
     const common = {
       loggerInstance: logger,
-      disableRequestLogging: true,
+      // Each refused request is logged by the error handler below, with its reason; the rest would be noise.
+      logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: 64 * 1024,
       // A slow or stuck client holds a socket for seconds, not for ever.
       requestTimeout: 30_000,
