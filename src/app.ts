@@ -376,7 +376,11 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     diagnostics: () => [],
     testAlarm: () => ({ ok: false, reason: 'not available yet' }),
     speakerTest: async () => ({ ok: false, reason: 'not available yet' }),
-    report: (entry) => logger.info({ audit: entry }, 'console action'),
+    // Logged here, stored by the recorder (durable, acked; refused logins within their per-minute budget).
+    report: (entry) => {
+      logger.info({ audit: entry }, 'console action');
+      reports.console(entry);
+    },
     logger,
     now,
   });
