@@ -45,6 +45,7 @@ import { errorText } from './platform/error-text.ts';
 import { contained, fanOut } from './platform/contained.ts';
 import { ConsoleVillageAdapter } from './console/console-village.ts';
 import { ConsoleServer } from './console/http/console-server.ts';
+import { recentAlarms } from './console/recent-alarms.ts';
 import { Lifecycle } from './platform/lifecycle.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
@@ -371,10 +372,10 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     library: config.broadcast.library,
     status: () => statusDocument(),
     broadcast: { submit: (request) => broadcast.submit(request), stopPlayback: (target, reason) => broadcast.stopPlayback(target, reason) },
-    recentAlarms: () => [],
+    recentAlarms: (limit) => recentAlarms({ outbox, limit, ackTimeoutMs: config.timing.ackTimeoutMs, now, logger }),
     programmes: () => ({ schedule: null, today: [], week: [], log: [] }),
     diagnostics: () => [],
-    testAlarm: () => ({ ok: false, reason: 'not available yet' }),
+    testAlarm: (terminal) => alarms.raiseTest(terminal),
     speakerTest: async () => ({ ok: false, reason: 'not available yet' }),
     // Logged here, stored by the recorder (durable, acked; refused logins within their per-minute budget).
     report: (entry) => {
