@@ -46,6 +46,7 @@ import { contained, fanOut } from './platform/contained.ts';
 import { ConsoleVillageAdapter } from './console/console-village.ts';
 import { ConsoleServer } from './console/http/console-server.ts';
 import { recentAlarms } from './console/recent-alarms.ts';
+import { SpeakerTest } from './console/speaker-test.ts';
 import { Lifecycle } from './platform/lifecycle.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
@@ -365,6 +366,15 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       thermalDir: config.status.thermalDir,
       now,
     });
+  const speakerTest = new SpeakerTest({
+    library: config.broadcast.library,
+    zones: config.broadcast.zones.map((z) => z.id),
+    submit: (request) => broadcast.submit(request),
+    refusal: (request) => programmes.refusal(request),
+    report: (entry) => consoleVillage.audit(entry),
+    logger,
+    now,
+  });
   const consoleVillage = new ConsoleVillageAdapter({
     villageName: config.village.name,
     zones: config.broadcast.zones.map((z) => ({ id: z.id, label: z.label })),
@@ -376,7 +386,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     programmes: () => ({ schedule: null, today: [], week: [], log: [] }),
     diagnostics: () => [],
     testAlarm: (terminal) => alarms.raiseTest(terminal),
-    speakerTest: async () => ({ ok: false, reason: 'not available yet' }),
+    speakerTest: async (zone, user) => speakerTest.run(zone, user),
     // Logged here, stored by the recorder (durable, acked; refused logins within their per-minute budget).
     report: (entry) => {
       logger.info({ audit: entry }, 'console action');

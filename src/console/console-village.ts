@@ -172,8 +172,16 @@ export class ConsoleVillageAdapter implements ConsoleVillage {
     return result;
   }
 
-  speakerTest(zone: string, user: ConsoleUser): Promise<ActionResult> {
-    return this.parts.speakerTest(zone, user);
+  async speakerTest(zone: string, user: ConsoleUser): Promise<ActionResult> {
+    const result = await this.parts.speakerTest(zone, user);
+    if (!result.ok) return result;
+    const entry = this.followed.get(result.id);
+    if (entry === undefined) this.remember(result.id, { by: user.name, priority: 'announcement', zones: [zone], steps: [] });
+    else entry.by = user.name;
+    // The controller's events reach `observe` on a later microtask: a refusal is known once they have.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const refused = this.followed.get(result.id)?.steps.find((s) => s.event === 'rejected');
+    return refused === undefined ? result : { ok: false, reason: refused.reason ?? 'refused' };
   }
 
   audit(entry: AuditEntry): void {
