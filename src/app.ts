@@ -383,7 +383,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     status: () => statusDocument(),
     broadcast: { submit: (request) => broadcast.submit(request), stopPlayback: (target, reason) => broadcast.stopPlayback(target, reason) },
     recentAlarms: (limit) => recentAlarms({ outbox, limit, ackTimeoutMs: config.timing.ackTimeoutMs, now, logger }),
-    programmes: () => ({ schedule: null, today: [], week: [], log: [] }),
+    programmes: () => programmes.overview(),
     diagnostics: () => [],
     testAlarm: (terminal) => alarms.raiseTest(terminal),
     speakerTest: async (zone, user) => speakerTest.run(zone, user),
