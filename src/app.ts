@@ -47,6 +47,7 @@ import { ConsoleVillageAdapter } from './console/console-village.ts';
 import { ConsoleServer } from './console/http/console-server.ts';
 import { recentAlarms } from './console/recent-alarms.ts';
 import { SpeakerTest } from './console/speaker-test.ts';
+import { deviceDiagnostics } from './console/device-diagnostics.ts';
 import { Lifecycle } from './platform/lifecycle.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
@@ -384,7 +385,7 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     broadcast: { submit: (request) => broadcast.submit(request), stopPlayback: (target, reason) => broadcast.stopPlayback(target, reason) },
     recentAlarms: (limit) => recentAlarms({ outbox, limit, ackTimeoutMs: config.timing.ackTimeoutMs, now, logger }),
     programmes: () => programmes.overview(),
-    diagnostics: () => [],
+    diagnostics: () => deviceDiagnostics(hub.health(), config.devices),
     testAlarm: (terminal) => alarms.raiseTest(terminal),
     speakerTest: async (zone, user) => speakerTest.run(zone, user),
     // Logged here, stored by the recorder (durable, acked; refused logins within their per-minute budget).
