@@ -46,6 +46,9 @@ import { contained, fanOut } from './platform/contained.ts';
 import { ConsoleVillageAdapter } from './console/console-village.ts';
 import type { ConsoleServer } from './console/http/console-server.ts';
 import { accountsFileExposure } from './console/auth/accounts.ts';
+import { recentAlarms } from './console/recent-alarms.ts';
+import { SpeakerTest } from './console/speaker-test.ts';
+import { deviceDiagnostics } from './console/device-diagnostics.ts';
 import { Lifecycle } from './platform/lifecycle.ts';
 
 /** The shipped `devices/` folder, found from this file whether it runs from src/ or dist/. */
@@ -370,6 +373,15 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
       thermalDir: config.status.thermalDir,
       now,
     });
+  const speakerTest = new SpeakerTest({
+    library: config.broadcast.library,
+    zones: config.broadcast.zones.map((z) => z.id),
+    submit: (request) => broadcast.submit(request),
+    refusal: (request) => programmes.refusal(request),
+    report: (entry) => consoleVillage.audit(entry),
+    logger,
+    now,
+  });
   const consoleVillage = new ConsoleVillageAdapter({
     villageName: config.village.name,
     zones: config.broadcast.zones.map((z) => ({ id: z.id, label: z.label })),
@@ -377,12 +389,16 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
     library: config.broadcast.library,
     status: () => statusDocument(),
     broadcast: { submit: (request) => broadcast.submit(request), stopPlayback: (target, reason) => broadcast.stopPlayback(target, reason) },
-    recentAlarms: () => [],
-    programmes: () => ({ schedule: null, today: [], week: [], log: [] }),
-    diagnostics: () => [],
-    testAlarm: () => ({ ok: false, reason: 'not available yet' }),
-    speakerTest: async () => ({ ok: false, reason: 'not available yet' }),
-    report: (entry) => logger.info({ audit: entry }, 'console action'),
+    recentAlarms: (limit) => recentAlarms({ outbox, limit, ackTimeoutMs: config.timing.ackTimeoutMs, now, logger }),
+    programmes: () => programmes.overview(),
+    diagnostics: () => deviceDiagnostics(hub.health(), config.devices),
+    testAlarm: (terminal) => alarms.raiseTest(terminal),
+    speakerTest: async (zone, user) => speakerTest.run(zone, user),
+    // Logged here, stored by the recorder (durable, acked; refused logins within their per-minute budget).
+    report: (entry) => {
+      logger.info({ audit: entry }, 'console action');
+      reports.console(entry);
+    },
     logger,
     now,
   });

@@ -104,6 +104,8 @@ export class AlarmService {
       'alarm acknowledged by county',
     );
     if (state === undefined || alarm.type === 'tamper') return;
+    // A console test acked while a villager's alarm waits: the lamp and the ack timer are that alarm's.
+    if (alarm.type === 'test' && this.options.outbox.latestUnacked('alarm', subjectOf(alarm.terminal, 'button')) !== undefined) return;
     clearTimeout(state.ackTimer);
     state.ackTimer = undefined;
     this.showIndicator(state, 'received');
@@ -115,6 +117,22 @@ export class AlarmService {
       }),
       this.options.timing.indicatorHoldMs,
     );
+  }
+
+  /**
+   * A test alarm from a column, asked for in the office console: stored, sent and shown on the column exactly
+   * as a press of the column in test mode (an open test alarm counts it). No latch is reset: no button was
+   * pressed, and a villager's press latched but not yet read must survive it. Refused while a real alarm of
+   * the column waits for the county, whose ack timer (and with it the local alarm) and lamp the test would take over.
+   */
+  raiseTest(terminalId: string): { ok: true; id: string } | { ok: false; reason: string } {
+    const state = this.running ? this.terminals.get(terminalId) : undefined;
+    if (state === undefined) return { ok: false, reason: this.running ? `no alarm column "${terminalId}"` : 'the alarm service is not running' };
+    if (this.options.outbox.latestUnacked('alarm', subjectOf(terminalId, 'button')) !== undefined)
+      return { ok: false, reason: `a real alarm from "${terminalId}" is waiting for the county: test once it is received` };
+    const id = this.raise(state, 'test', undefined, this.now());
+    this.options.logger.warn({ alarmId: id, terminal: terminalId }, 'test alarm raised from the office console');
+    return { ok: true, id };
   }
 
   private handleInput(deviceId: string, input: InputName, active: boolean, at: number): void {
@@ -133,15 +151,15 @@ export class AlarmService {
     this.raise(state, type, input, at);
   }
 
-  private raise(state: TerminalState, type: AlarmType, input: InputName, at: number): void {
+  /** Returns the id of the alarm that holds the press: a new one, the open one, or a follow-up. `input` undefined: nothing to reset. */
+  private raise(state: TerminalState, type: AlarmType, input: InputName | undefined, at: number): string {
     const { outbox } = this.options;
     const terminal = state.terminal;
     const open = outbox.latestUnacked('alarm', subjectOf(terminal.id, type));
-    if (open !== undefined) this.countPress(state, open, type, input, at);
-    else this.raiseNew(state, type, input, at);
+    return open !== undefined ? this.countPress(state, open, type, input, at) : this.raiseNew(state, type, input, at);
   }
 
-  private raiseNew(state: TerminalState, type: AlarmType, input: InputName, at: number): void {
+  private raiseNew(state: TerminalState, type: AlarmType, input: InputName | undefined, at: number): string {
     const { logger } = this.options;
     const terminal = state.terminal;
     const { record, payload } = this.store(state, type, at, { presses: 1 });
@@ -152,11 +170,12 @@ export class AlarmService {
       'alarm raised and stored',
     );
     this.options.onStored(record);
-    this.resetLatch(terminal.id, input);
+    if (input !== undefined) this.resetLatch(terminal.id, input);
     if (type !== 'tamper') {
       this.showIndicator(state, 'sent');
       this.armAckTimer(state, payload, this.options.timing.ackTimeoutMs);
     }
+    return record.id;
   }
 
   /**
@@ -164,14 +183,12 @@ export class AlarmService {
    * been published; once a copy is on its way the county may ack that copy and never read a later count,
    * so the new count travels as a follow-up alarm (`followUpOf`), which later presses count on in turn.
    */
-  private countPress(state: TerminalState, open: OutboxRecord, type: AlarmType, input: InputName, at: number): void {
+  private countPress(state: TerminalState, open: OutboxRecord, type: AlarmType, input: InputName | undefined, at: number): string {
     const { outbox, logger } = this.options;
     const alarm = this.readAlarm(open, 'a new alarm is raised for this press instead');
-    if (alarm === undefined) {
-      this.raiseNew(state, type, input, at);
-      return;
-    }
+    if (alarm === undefined) return this.raiseNew(state, type, input, at);
     const presses = alarm.presses + 1;
+    let heldBy = alarm.id;
     if (open.attempts === 0) {
       outbox.updatePayload(open.id, { ...alarm, presses });
       logger.info({ alarmId: alarm.id, terminal: alarm.terminal, type: alarm.type, presses }, 'press counted on open alarm');
@@ -182,8 +199,10 @@ export class AlarmService {
         'press counted in a follow-up alarm',
       );
       this.options.onStored(record);
+      heldBy = record.id;
     }
-    this.resetLatch(state.terminal.id, input);
+    if (input !== undefined) this.resetLatch(state.terminal.id, input);
+    return heldBy;
   }
 
   /**

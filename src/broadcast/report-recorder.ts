@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Outbox, OutboxRecord } from '../store/types.ts';
-import type { ReportPayload } from '../contract/payloads.ts';
+import type { ConsoleAudit, ReportPayload } from '../contract/payloads.ts';
 import type { DailySummary } from '../contract/schedule-summary.ts';
 import type { PlaybackEvent } from './types.ts';
 import { isoWithOffset, uuidv7, type Now } from '../platform/time.ts';
@@ -32,6 +32,12 @@ export class ReportRecorder {
   /** Causes of rejected acks already reported in this window. */
   private ackCausesReported = new Set<string>();
   private flushTimer: NodeJS.Timeout | undefined;
+  /** Refused console logins stored individually per window (its own budget: a guesser must not use up the county's). */
+  private readonly refusalBudget = 20;
+  private refusalWindowStart = 0;
+  private refusalsInWindow = 0;
+  private suppressedRefusals = { count: 0, users: new Set<string>(), addresses: new Set<string>() };
+  private refusalFlushTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: { villageId: string; outbox: Outbox; logger: Logger; onStored: (record: OutboxRecord) => void; now?: Now }) {
     this.now = options.now ?? Date.now;
@@ -102,10 +108,81 @@ export class ReportRecorder {
     this.storeAboutNoBroadcast(`summary:${summary.date}`, { event: 'programme-summary', summary });
   }
 
+  /**
+   * What was done in the office console, in the user's name. Refused logins from a guesser (or a botnet, one
+   * address each) must not fill the outbox: past the budget they are counted, and one `login-refused` report a
+   * minute says how many, with how many names and addresses.
+   */
+  console(entry: ConsoleAudit): void {
+    const audit: ConsoleAudit = {
+      action: entry.action,
+      user: entry.user.slice(0, 64),
+      ...(entry.role === undefined ? {} : { role: entry.role }),
+      address: entry.address.slice(0, 64),
+      ...(entry.subject === undefined ? {} : { subject: entry.subject.slice(0, 128) }),
+      ...(entry.detail === undefined ? {} : { detail: entry.detail.slice(0, 500) }),
+    };
+    if (audit.action === 'login-refused' && !this.refusalWithinBudget(audit)) return;
+    this.storeConsole(audit);
+  }
+
   stop(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     this.flushSuppressed();
+    clearTimeout(this.refusalFlushTimer);
+    this.refusalFlushTimer = undefined;
+    this.flushRefusals();
+  }
+
+  private refusalWithinBudget(audit: ConsoleAudit): boolean {
+    const now = this.now();
+    if (now - this.refusalWindowStart >= this.windowMs) {
+      this.flushRefusals();
+      this.refusalWindowStart = now;
+      this.refusalsInWindow = 0;
+    }
+    if (this.refusalsInWindow < this.refusalBudget) {
+      this.refusalsInWindow++;
+      return true;
+    }
+    const suppressed = this.suppressedRefusals;
+    suppressed.count++;
+    // Bounded: a flood from a million addresses is counted, not remembered address by address.
+    if (suppressed.users.size < 1000) suppressed.users.add(audit.user);
+    if (suppressed.addresses.size < 1000) suppressed.addresses.add(audit.address);
+    this.refusalFlushTimer ??= setTimeout(
+      contained(this.options.logger, 'refused login count flush', () => {
+        this.refusalFlushTimer = undefined;
+        this.flushRefusals();
+      }),
+      this.windowMs - (now - this.refusalWindowStart),
+    );
+    return false;
+  }
+
+  private flushRefusals(): void {
+    const { count, users, addresses } = this.suppressedRefusals;
+    if (count === 0) return;
+    this.suppressedRefusals = { count: 0, users: new Set(), addresses: new Set() };
+    const few = (set: Set<string>) => (set.size === 1 ? [...set][0]! : `(${set.size >= 1000 ? '1000 or more' : set.size} different)`);
+    this.options.logger.warn(
+      { count, users: users.size, addresses: addresses.size },
+      'console logins refused (rate-limited: counted, not reported one by one)',
+    );
+    this.storeConsole({
+      action: 'login-refused',
+      user: few(users),
+      address: few(addresses),
+      detail: `rate-limited: ${count} more refused logins in ${this.windowMs / 1000} s were counted but not reported one by one (${users.size} names, ${addresses.size} addresses)`,
+    });
+  }
+
+  /** `jti` names the broadcast an action was about (an announcement, a stop, a loudspeaker test), so its playback reports line up. */
+  private storeConsole(audit: ConsoleAudit): void {
+    const aboutBroadcast = audit.action === 'announce' || audit.action === 'stop' || audit.action === 'speaker-test';
+    const jti = aboutBroadcast ? (audit.subject ?? null) : null;
+    this.storeAboutNoBroadcast(jti, { event: 'console', console: audit }, `console:${audit.action}`);
   }
 
   private flushSuppressed(): void {
@@ -131,7 +208,7 @@ export class ReportRecorder {
   /** A report that names no broadcast (a refused command, the schedule): no priority, status or zones. */
   private storeAboutNoBroadcast(
     jti: string | null,
-    about: Pick<ReportPayload, 'event' | 'reason' | 'schedule' | 'summary'>,
+    about: Pick<ReportPayload, 'event' | 'reason' | 'schedule' | 'summary' | 'console'>,
     subject: string = jti ?? 'unverified',
   ): void {
     const at = this.now();

@@ -143,7 +143,9 @@ export class ConsoleVillageAdapter implements ConsoleVillage {
       repeat: order.repeat,
       origin: 'local',
     });
-    // The controller says at once whether it took it: a refusal (quiet hours, no such zone) is its first event.
+    // The controller decides at once whether it takes it (a refusal — quiet hours, no such zone — is its first
+    // event), but hands its events out on later microtasks: all of them have run before the next macrotask.
+    await new Promise((resolve) => setImmediate(resolve));
     const refused = this.followed.get(id)?.steps.find((s) => s.event === 'rejected');
     if (refused === undefined) return { ok: true, id };
     // A recording refused (quiet hours) would otherwise stay on the card for good, one per attempt.
@@ -177,8 +179,16 @@ export class ConsoleVillageAdapter implements ConsoleVillage {
     return result;
   }
 
-  speakerTest(zone: string, user: ConsoleUser): Promise<ActionResult> {
-    return this.parts.speakerTest(zone, user);
+  async speakerTest(zone: string, user: ConsoleUser): Promise<ActionResult> {
+    const result = await this.parts.speakerTest(zone, user);
+    if (!result.ok) return result;
+    const entry = this.followed.get(result.id);
+    if (entry === undefined) this.remember(result.id, { by: user.name, priority: 'announcement', zones: [zone], steps: [] });
+    else entry.by = user.name;
+    // The controller's events reach `observe` on a later microtask: a refusal is known once they have.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const refused = this.followed.get(result.id)?.steps.find((s) => s.event === 'rejected');
+    return refused === undefined ? result : { ok: false, reason: refused.reason ?? 'refused' };
   }
 
   audit(entry: AuditEntry): void {

@@ -5,6 +5,7 @@
  */
 import type { StatusDocument } from '../status/status-document.ts';
 import type { PlaybackEventKind } from '../contract/vocabulary.ts';
+import type { ConsoleAuditAction } from '../contract/payloads.ts';
 
 export const consoleRoles = ['official', 'installer'] as const;
 export type ConsoleRole = (typeof consoleRoles)[number];
@@ -95,7 +96,8 @@ export interface DeviceDiagnostics {
 }
 
 /** Audit events that are not broadcasts: each is logged and reported to the county with the user's name. */
-export type AuditAction = 'login' | 'login-refused' | 'logout' | 'announce' | 'stop' | 'test-alarm' | 'speaker-test';
+/** The contract's list: each action travels to the county in a `console` report. */
+export type AuditAction = ConsoleAuditAction;
 
 export interface AuditEntry {
   action: AuditAction;

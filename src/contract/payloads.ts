@@ -252,6 +252,26 @@ export type TimeCommand = z.infer<typeof timeCommandSchema>;
 /** Reports about the schedule rather than one broadcast. */
 export const scheduleReportEventSchema = z.enum(['schedule-applied', 'programme-summary']);
 
+/** What was done in the village office console, each reported in the user's name (the audit trail). */
+export const consoleAuditActionSchema = z.enum(['login', 'login-refused', 'logout', 'announce', 'stop', 'test-alarm', 'speaker-test']);
+export type ConsoleAuditAction = z.infer<typeof consoleAuditActionSchema>;
+
+/** `console` reports: who did what in the office console, from which address, about which broadcast or alarm. */
+export const consoleAuditSchema = z
+  .object({
+    action: consoleAuditActionSchema,
+    /** The account name used, or for a refused login the name typed (cut to 64 characters). */
+    user: z.string().max(64),
+    role: z.enum(['official', 'installer']).optional(),
+    /** The client's IP address as the console saw it. */
+    address: z.string().max(64),
+    /** The broadcast (its `jti`), the alarm (its `id`) or the terminal it concerns. */
+    subject: z.string().max(128).optional(),
+    detail: z.string().max(500).optional(),
+  })
+  .strict();
+export type ConsoleAudit = z.infer<typeof consoleAuditSchema>;
+
 export const reportPayloadSchema = z
   .object({
     id: z.string().uuid(),
@@ -259,7 +279,7 @@ export const reportPayloadSchema = z
     village: z.string(),
     /** The command's `jti` (for local items: the local id; for an unreadable command: null). */
     jti: z.string().nullable(),
-    event: z.union([playbackEventSchema, scheduleReportEventSchema]),
+    event: z.union([playbackEventSchema, scheduleReportEventSchema, z.literal('console')]),
     /** `schedule-applied`: the version kept from its source, and whether it is the one running (the village's own wins over `all`). */
     schedule: z
       .object({ version: z.number().int(), programmes: z.number().int().min(0), source: z.enum(['village', 'all']), running: z.boolean() })
@@ -267,6 +287,8 @@ export const reportPayloadSchema = z
       .optional(),
     /** `programme-summary`: one local day of the completion log, per programme (sent once a day for the day before). */
     summary: dailySummarySchema.optional(),
+    /** `console` only: the office console's audit entry. */
+    console: consoleAuditSchema.optional(),
     reason: z.string().optional(),
     priority: prioritySchema.nullable(),
     level: emergencyLevelSchema.optional(),

@@ -62,6 +62,9 @@ export class AnnounceTracker {
         return `${report.village} applied schedule version ${report.schedule?.version ?? '?'}`;
       case 'programme-summary':
         return `${report.village} programme summary of ${report.summary?.date ?? '?'}`;
+      // The office console's audit of this broadcast (someone stopped it there): news, not its outcome.
+      case 'console':
+        return `${report.village} office console: ${report.console?.action ?? '?'} by ${report.console?.user ?? '?'}`;
       default:
         // A result implies acceptance, whichever report the broker delivered first.
         outcome.answer ??= 'accepted';

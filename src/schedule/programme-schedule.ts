@@ -5,6 +5,7 @@ import type { Clock } from '../platform/trusted-clock.ts';
 import type { DailySummary } from '../contract/schedule-summary.ts';
 import { contained } from '../platform/contained.ts';
 import { DailyReports } from './daily-reports.ts';
+import { programmeOverview, type ProgrammeOverview } from './programme-overview.ts';
 import { ProgrammeScheduler, type ClockJump, type ProgrammePlayer } from './programme-scheduler.ts';
 import { ScheduleRegistry, type ScheduleRejection } from './schedule-registry.ts';
 import type { FiringOutcome, MediaLibrary, ProgrammeLog, ScheduleSource, ScheduleStore, StoredSchedule } from './types.ts';
@@ -121,6 +122,16 @@ export class ProgrammeSchedule {
     if (request.priority !== 'announcement' || quiet === undefined) return undefined;
     if (!quiet.contains(this.options.clock.now())) return undefined;
     return `quiet hours ${quiet}: only an emergency may sound`;
+  }
+
+  /** The running schedule, today's and this week's slots, and the newest firings: for the office console. */
+  overview(): ProgrammeOverview {
+    return programmeOverview({
+      running: this.registry.running,
+      log: this.options.store,
+      zoneIds: this.options.zoneIds,
+      now: this.options.clock.now(),
+    });
   }
 
   health(): ScheduleHealth {

@@ -104,6 +104,16 @@ export class MemoryOutbox implements Outbox {
     return latest && toRecord(latest);
   }
 
+  recent(stream: OutboxStream, limit: number): OutboxRecord[] {
+    this.checkOpen();
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox: recent() limit must be a positive integer, got ${limit}`);
+    return [...this.records.values()]
+      .filter((r) => r.stream === stream)
+      .sort((a, b) => b.seq - a.seq)
+      .slice(0, limit)
+      .map(toRecord);
+  }
+
   stats(): OutboxStats {
     this.checkOpen();
     const stats: OutboxStats = { depth: 0, oldestUnackedAt: null, byStream: { alarm: 0, fault: 0, report: 0 } };

@@ -211,6 +211,15 @@ export class ResilientOutbox implements Outbox {
     );
   }
 
+  /** While records live in memory, only those it holds: the card's history comes back with the card. */
+  recent(stream: OutboxStream, limit: number): OutboxRecord[] {
+    return this.use(
+      (d) => d.recent(stream, limit),
+      (m) => m.recent(stream, limit),
+      'reading recent records',
+    );
+  }
+
   stats(): OutboxStats {
     return this.use(
       (d) => d.stats(),

@@ -125,6 +125,8 @@ function prepareStatements(db: Database.Database) {
       `SELECT ${columns} FROM outbox_record
        WHERE stream = ? AND subject = ? AND acked_at IS NULL ORDER BY seq DESC LIMIT 1`,
     ),
+    // Walks the (stream, seq) unique index backwards and stops at LIMIT: the cost is the limit, not the history.
+    recent: db.prepare<[string, number], RecordRow>(`SELECT ${columns} FROM outbox_record WHERE stream = ? ORDER BY seq DESC LIMIT ?`),
     stats: db.prepare<[], { stream: string; depth: number; oldest: number }>(
       `SELECT stream, count(*) AS depth, min(created_at) AS oldest FROM outbox_record
        WHERE acked_at IS NULL GROUP BY stream`,
@@ -263,7 +265,7 @@ export class SqliteOutbox implements Outbox {
   }
 
   due(stream: OutboxStream, now: number, limit: number): OutboxRecord[] {
-    checkLimit(limit);
+    checkLimit('due', limit);
     return this.statements.due.all(stream, now, limit).map((row) => this.toRecord(row));
   }
 
@@ -287,6 +289,11 @@ export class SqliteOutbox implements Outbox {
   latestUnacked(stream: OutboxStream, subject: string): OutboxRecord | undefined {
     const row = this.statements.latestUnacked.get(stream, subject);
     return row && this.toRecord(row);
+  }
+
+  recent(stream: OutboxStream, limit: number): OutboxRecord[] {
+    checkLimit('recent', limit);
+    return this.statements.recent.all(stream, limit).map((row) => this.toRecord(row));
   }
 
   stats(): OutboxStats {
@@ -357,9 +364,9 @@ export class SqliteOutbox implements Outbox {
   }
 }
 
-function checkLimit(limit: number): void {
+function checkLimit(call: 'due' | 'recent', limit: number): void {
   // SQLite reads a negative LIMIT as "no limit", which would load the whole backlog.
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox: due() limit must be a positive integer, got ${limit}`);
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox: ${call}() limit must be a positive integer, got ${limit}`);
 }
 
 function isStream(value: string): value is OutboxStream {

@@ -75,6 +75,8 @@ export interface Outbox {
   get(id: string): OutboxRecord | undefined;
   /** The newest unacked record of a stream about a subject, if any. */
   latestUnacked(stream: OutboxStream, subject: string): OutboxRecord | undefined;
+  /** The newest records of a stream, acked or not, newest (highest seq) first, up to `limit`: for the office console's lists. */
+  recent(stream: OutboxStream, limit: number): OutboxRecord[];
   stats(): OutboxStats;
   close(): void;
 }

@@ -69,6 +69,22 @@ export function describeDevicePortContract(name: string, makeRig: () => Promise<
     const device = (r: PortRig, id: string) => r.port.device(id) ?? expect.fail(`no device ${id} on the port`);
     const lastReplyAt = (r: PortRig, id: string): number => device(r, id).health().lastReplyAt ?? expect.fail(`${id} was never heard`);
 
+    it('keeps the last raw answer for the installer: none before the first, then registers or a line, with its time', async () => {
+      const r = await rig();
+      for (const health of r.port.health()) expect(health.lastRaw ?? null, health.id).toBeNull();
+      const before = Date.now();
+      r.port.start();
+      await waitFor('every device online after start', () => r.port.health().every((h) => h.online));
+      for (const id of COLUMNS) {
+        const raw = device(r, id).health().lastRaw ?? expect.fail(`${id} keeps no raw answer`);
+        expect(raw.at, id).toBeGreaterThanOrEqual(before - 5);
+        expect(raw.at, id).toBeLessThanOrEqual(Date.now() + 5);
+        expect(raw.registers !== undefined || raw.line !== undefined, id).toBe(true);
+        if (raw.registers !== undefined) expect(Object.values(raw.registers).every(Number.isFinite), id).toBe(true);
+        if (raw.line !== undefined) expect(raw.line.length, id).toBeGreaterThan(0);
+      }
+    });
+
     it('is offline and unheard before its first poll, tells nothing, and comes online after start()', async () => {
       const r = await rig();
       expect(r.port.devices().map((d) => d.id)).toEqual(expect.arrayContaining([...COLUMNS]));

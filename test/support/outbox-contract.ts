@@ -251,6 +251,27 @@ export function describeOutboxContract(name: string, makeOutbox: () => ContractO
       });
     });
 
+    describe('recent', () => {
+      it('lists the newest records of one stream, acked or not, newest first, up to the limit', () => {
+        for (let i = 1; i <= 5; i++) add('alarm', `a${i}`, t0 + i);
+        add('fault', 'f1');
+        outbox.ackMany(['a4'], t0 + 10);
+        outbox.updatePayload('a5', { id: 'a5', seq: 5, presses: 3 });
+        const recent = outbox.recent('alarm', 3);
+        expect(recent.map((r) => r.id)).toEqual(['a5', 'a4', 'a3']);
+        expect(recent[0]?.payload).toEqual({ id: 'a5', seq: 5, presses: 3 });
+        expect(recent[1]?.ackedAt).toBe(t0 + 10);
+        expect(outbox.recent('alarm', 10)).toHaveLength(5);
+        expect(outbox.recent('fault', 10).map((r) => r.id)).toEqual(['f1']);
+        expect(outbox.recent('report', 10)).toEqual([]);
+      });
+
+      it('refuses a limit that is not a positive integer', () => {
+        add('alarm', 'a1');
+        for (const limit of [0, -1, 1.5, Number.NaN]) expect(() => outbox.recent('alarm', limit)).toThrow(RangeError);
+      });
+    });
+
     describe('updatePayload', () => {
       it('replaces the payload of an unacked record and nothing else', () => {
         add('alarm', 'a1', t0, 'T1', { presses: 1 });

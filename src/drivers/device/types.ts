@@ -23,6 +23,16 @@ export type DeviceEvent =
 
 export type DeviceEventSink = (event: DeviceEvent) => void;
 
+/** A device's last raw answer, before any interpretation: for the installer, to tell wiring from configuration. */
+export interface RawReply {
+  /** Epoch ms it was read or heard. */
+  at: number;
+  /** Modbus: every point of the last complete poll, `<table>:<address>` → value (coils and inputs as 0/1). */
+  registers?: Record<string, number>;
+  /** Line protocol: the last valid line heard, without its delimiter. */
+  line?: string;
+}
+
 export interface DeviceHealth {
   id: string;
   bus: string;
@@ -48,6 +58,8 @@ export interface DeviceHealth {
    * without a key until the first answer. Kept while offline: `online` says whether it is current.
    */
   status?: Partial<Record<StatusCondition, boolean>>;
+  /** The last raw answer (kept while offline), null before the first; absent where a device port keeps none. */
+  lastRaw?: RawReply | null;
 }
 
 /** One physical (or simulated) device, as the domain sees it. */

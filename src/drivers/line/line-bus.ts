@@ -40,6 +40,8 @@ interface ColumnState {
   offlineSince: number;
   /** performance.now() of the last valid line from it; null until the first. */
   heardAt: number | null;
+  /** The last valid line from it (heard at `heardAt`), for the installer; null until the first. */
+  lastLine: string | null;
   silenceTimer: NodeJS.Timeout | undefined;
   /** The silence timer's callback, contained, made at the first arming. */
   onSilence?: () => void;
@@ -123,6 +125,7 @@ class LineBusCore implements LineBus {
       presence: 'unknown',
       offlineSince: 0,
       heardAt: null,
+      lastLine: null,
       silenceTimer: undefined,
       button: 'free',
       errors: {},
@@ -177,6 +180,7 @@ class LineBusCore implements LineBus {
       worstPollGapMs: null,
       lastReplyAt: state.heardAt === null ? null : wallClockOf(state.heardAt, this.now),
       errors: { ...state.errors },
+      lastRaw: state.heardAt === null || state.lastLine === null ? null : { at: wallClockOf(state.heardAt, this.now), line: state.lastLine },
     };
   }
 
@@ -385,6 +389,7 @@ class LineBusCore implements LineBus {
     if (!parsed.ok) return this.protocolError(state, parsed.kind, parsed.reason);
 
     this.log.trace({ device: state.config.id, verb: parsed.verb }, 'line');
+    state.lastLine = text.trimEnd();
     this.sawLife(state);
     const event = parsed.event;
     switch (event.kind) {

@@ -12,7 +12,7 @@ import {
   type ReadPoint,
   type StatusCondition,
 } from '../device/profile-schema.ts';
-import type { Device, DeviceEvent, DeviceHealth, ProtocolErrorKind } from '../device/types.ts';
+import type { Device, DeviceEvent, DeviceHealth, ProtocolErrorKind, RawReply } from '../device/types.ts';
 import { ModbusError, type Exchange, type ModbusTransport } from './modbus-transport.ts';
 import { IndicatorWaiters } from '../device/indicator-waiters.ts';
 
@@ -104,6 +104,8 @@ export class ModbusDevice implements Device {
   private readonly knownInputs = new Map<InputName, boolean>();
   private readonly knownStatus = new Map<StatusCondition, boolean>();
   private readonly errors: Partial<Record<ProtocolErrorKind, number>> = {};
+  /** The last complete poll as read (a fresh array per poll, kept as is: turned into a map only when asked). */
+  private lastValues: { values: readonly BlockValues[]; at: number } | null = null;
 
   constructor(private readonly options: ModbusDeviceOptions) {
     this.id = options.config.id;
@@ -176,7 +178,20 @@ export class ModbusDevice implements Device {
       lastReplyAt: this.lastReplyAt === null ? null : wallClockOf(this.lastReplyAt, this.options.now),
       errors: { ...this.errors },
       ...(this.options.profile.status === undefined ? {} : { status: Object.fromEntries(this.knownStatus) }),
+      lastRaw: this.lastRaw(),
     };
+  }
+
+  private lastRaw(): RawReply | null {
+    const last = this.lastValues;
+    if (last === null) return null;
+    const registers: Record<string, number> = {};
+    this.options.profile.poll.forEach((block, i) => {
+      last.values[i]?.forEach((value, offset) => {
+        registers[`${block.table}:${block.address + offset}`] = typeof value === 'boolean' ? (value ? 1 : 0) : value;
+      });
+    });
+    return { at: wallClockOf(last.at, this.options.now), registers };
   }
 
   // ── polling ────────────────────────────────────────────────────────────────────────────────────
@@ -227,6 +242,7 @@ export class ModbusDevice implements Device {
       this.measureGap(readAt, sample);
     }
     this.lastReadAt = readAt;
+    this.lastValues = { values, at: readAt };
     this.failures = 0;
     this.answered = true;
     if (this.offlineSince !== null) {

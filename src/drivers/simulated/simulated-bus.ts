@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { DeviceConfig } from '../../config/schema.ts';
 import { statusConditions, type DeviceProfile } from '../device/profile-schema.ts';
-import type { Device, DeviceEventSink, DeviceHealth, IndicatorState, InputName, StatusCondition } from '../device/types.ts';
+import type { Device, DeviceEventSink, DeviceHealth, IndicatorState, InputName, RawReply, StatusCondition } from '../device/types.ts';
 import type { Now } from '../../platform/time.ts';
 import { contained } from '../../platform/contained.ts';
 
@@ -160,7 +160,22 @@ export class SimulatedDevice implements Device {
       lastReplyAt: this.answering() ? this.now() : this.answeredUntil,
       errors: {},
       ...(this.declaredStatus.length === 0 ? {} : { status: Object.fromEntries(this.reportedStatus) }),
+      lastRaw: this.lastRaw(),
     };
+  }
+
+  /** No bytes to show: what the simulated device holds, said as a line, as of its last answer. */
+  private lastRaw(): RawReply | null {
+    const at = this.answering() ? this.now() : this.answeredUntil;
+    if (at === null) return null;
+    const states = (map: ReadonlyMap<string | number, boolean>) => [...map].map(([name, on]) => `${name}=${on ? 1 : 0}`);
+    const parts = [
+      ...states(this.reportedInputs),
+      ...states(this.reportedStatus),
+      ...[...this.relays].map(([channel, on]) => `relay${channel}=${on ? 1 : 0}`),
+      `indicator=${this.indicator}`,
+    ];
+    return { at, line: `simulated ${parts.join(' ')}` };
   }
 
   private report(): void {
