@@ -148,4 +148,13 @@ describe('loudspeaker test', () => {
       ['console', 'speaker-test', 'refused: quiet hours 22:00–06:30: only an emergency may sound; zone z1'],
     ]);
   });
+
+  it('an announcement the real controller refuses (quiet hours) is answered as refused, with its reason', async () => {
+    const v = await village({ quiet: true });
+    const pending = v.adapter.announce({ content: { kind: 'text', text: '今晚开会' }, zones: ['z1'], repeat: 1, chime: false }, installer);
+    await flush();
+    expect(await pending).toEqual({ ok: false, reason: 'quiet hours 22:00–06:30: only an emergency may sound' });
+    await advance(coldStartMs);
+    expect(v.player.runs).toHaveLength(0);
+  });
 });
