@@ -384,7 +384,12 @@ export function createVillageEdge(options: VillageEdgeOptions): VillageEdge {
   });
   const consoleVillage = new ConsoleVillageAdapter({
     villageName: config.village.name,
-    zones: config.broadcast.zones.map((z) => ({ id: z.id, label: z.label })),
+    zones: config.broadcast.zones.map((z) => ({
+      id: z.id,
+      label: z.label,
+      amplifier: z.amplifier,
+      statusDevice: config.broadcast.amplifiers.find((a) => a.id === z.amplifier)?.statusDevice,
+    })),
     terminals: config.devices.filter((d) => d.role === 'alarm-column').map((d) => ({ id: d.id, label: d.label })),
     library: config.broadcast.library,
     status: () => statusDocument(),

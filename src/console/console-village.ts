@@ -15,6 +15,7 @@ import type {
   BroadcastView,
   ConsoleUser,
   ConsoleVillage,
+  ConsoleZone,
   DeviceDiagnostics,
   ProgrammesView,
 } from './types.ts';
@@ -22,7 +23,7 @@ import type {
 /** The parts of the village the console reaches, each as the narrowest function it needs. */
 export interface ConsoleVillageParts {
   villageName: string;
-  zones: ReadonlyArray<{ id: string; label: string }>;
+  zones: ReadonlyArray<ConsoleZone>;
   terminals: ReadonlyArray<{ id: string; label: string }>;
   /** The media library's folder; recordings are written under `console/` in it. */
   library: string;
@@ -65,7 +66,7 @@ export class ConsoleVillageAdapter implements ConsoleVillage {
   get villageName(): string {
     return this.parts.villageName;
   }
-  get zones(): ReadonlyArray<{ id: string; label: string }> {
+  get zones(): ReadonlyArray<ConsoleZone> {
     return this.parts.zones;
   }
   get terminals(): ReadonlyArray<{ id: string; label: string }> {

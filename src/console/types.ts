@@ -110,9 +110,18 @@ export interface AuditEntry {
   detail?: string;
 }
 
+export interface ConsoleZone {
+  id: string;
+  label: string;
+  amplifier?: string;
+  /** The device whose status registers tell the amplifier's power, overheat and line fault (none for a plain amplifier). */
+  statusDevice?: string | undefined;
+}
+
 export interface ConsoleVillage {
   readonly villageName: string;
-  readonly zones: ReadonlyArray<{ id: string; label: string }>;
+  /** Loudspeaker zones, each with the amplifier that drives it and the device that reports that amplifier's state. */
+  readonly zones: ReadonlyArray<ConsoleZone>;
   /** Alarm columns that can raise a test alarm. */
   readonly terminals: ReadonlyArray<{ id: string; label: string }>;
   status(): Promise<StatusDocument>;

@@ -100,8 +100,8 @@ const noProgrammes: ProgrammesView = { schedule: null, today: [], week: [], log:
 class FakeVillage implements ConsoleVillage {
   readonly villageName = '石桥村';
   readonly zones = [
-    { id: 'z-east', label: '村东' },
-    { id: 'z-west', label: '村西' },
+    { id: 'z-east', label: '村东', amplifier: 'amp-east', statusDevice: 'amp-1' },
+    { id: 'z-west', label: '村西', amplifier: 'amp-west' },
   ];
   readonly terminals = [{ id: 'col-1', label: '一号报警柱' }];
   statusDoc = statusFixture();
@@ -219,6 +219,11 @@ describe('status page', () => {
     expect(page).toContain('剩余 1.86 GiB');
     expect(page).toContain('版本 7，来自县平台（本村），4 个节目');
     expect(page).toContain('可信（已同步的系统时钟）');
+    // Each zone with its amplifier's faults, read from the device that reports the amplifier's state.
+    expect(page).toMatch(
+      /<tr data-zone="z-east" data-key="zone:z-east" data-faulty="true">\s*<th scope="row">村东<\/th>\s*<td>amp-east<\/td>\s*<td><span class="bad">功放过热<\/span>/,
+    );
+    expect(page).toMatch(/<tr data-zone="z-west" data-key="zone:z-west" data-faulty="false">[\s\S]*?功放不报告状态/);
   });
 
   it('escapes a device label: it is text, never markup', async () => {

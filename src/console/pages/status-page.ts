@@ -18,7 +18,7 @@ export const statusPage: ConsolePage = {
       const doc = await ctx.village.status();
       const updatedAt = isoWithOffset(ctx.now());
       const source = { api: '/api/status', everyMs: refreshMs, label: t(lang, '村里设备的当前状态', "The village's state now") };
-      return { lang, doc, updatedAt, region: liveRegion(source, updatedAt, statusRegion(doc, lang, ctx.now)) };
+      return { lang, doc, updatedAt, region: liveRegion(source, updatedAt, statusRegion(doc, lang, ctx.now, ctx.village.zones)) };
     };
 
     app.get('/status', { preHandler: ctx.guard('official') }, async (request, reply) => {

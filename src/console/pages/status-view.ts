@@ -1,6 +1,7 @@
 import type { StatusDocument } from '../../status/status-document.ts';
 import type { Now } from '../../platform/time.ts';
 import { html, t, type Html, type Lang } from './html.ts';
+import type { ConsoleZone } from '../types.ts';
 import { bytesText, durationText, timeText } from './time-text.ts';
 
 type Health = StatusDocument['health'];
@@ -19,12 +20,13 @@ interface DeviceRow {
 const outboxWorryS = 300;
 
 /** The status page's live region: a summary of what needs attention first, then each subject in turn. */
-export function statusRegion(doc: StatusDocument, lang: Lang, now: Now): Html {
+export function statusRegion(doc: StatusDocument, lang: Lang, now: Now, zones: readonly ConsoleZone[] = []): Html {
   const devices = deviceRows(doc);
   return html`${summary(doc, devices, lang)}
 ${linkSection(doc.link, lang, now)}
 ${devicesSection(devices, lang, now)}
 ${amplifiersSection(devices, lang)}
+${zonesSection(zones, devices, lang)}
 ${outboxSection(doc.health.outbox, lang)}
 ${systemSection(doc, lang)}`;
 }
@@ -185,6 +187,43 @@ ${
       })}</tbody>
 </table></div>`
 }
+</section>`;
+}
+
+/** Each loudspeaker zone, and whether what it needs to sound (its amplifier, as its status device reports it) is well. */
+function zonesSection(zones: readonly ConsoleZone[], devices: readonly DeviceRow[], lang: Lang): Html {
+  if (zones.length === 0) return html``;
+  const byId = new Map(devices.map((d) => [d.id, d]));
+  const faultsOf = (zone: ConsoleZone): string[] => {
+    if (zone.statusDevice === undefined) return [];
+    const device = byId.get(zone.statusDevice);
+    if (device?.health === undefined) return [t(lang, '功放状态设备未运行', "amplifier's status device not running")];
+    const faults: string[] = [];
+    if (!device.health.online) faults.push(t(lang, '功放状态设备离线', "amplifier's status device offline"));
+    if (device.health.status?.['overheat'] === true) faults.push(t(lang, '功放过热', 'amplifier overheating'));
+    if (device.health.status?.['line-fault'] === true) faults.push(t(lang, '喇叭线路故障', 'speaker line fault'));
+    return faults;
+  };
+  return html`<section aria-labelledby="h-zones">
+<h2 id="h-zones">${t(lang, '广播分区', 'Loudspeaker zones')}</h2>
+<div class="table-wrap"><table class="zones">
+<caption>${t(lang, '每个分区及其功放的故障', 'Each zone and the faults of its amplifier')}</caption>
+<thead><tr><th scope="col">${t(lang, '分区', 'Zone')}</th><th scope="col">${t(lang, '功放', 'Amplifier')}</th><th scope="col">${t(lang, '状况', 'Condition')}</th></tr></thead>
+<tbody>${zones.map((zone) => {
+    const faults = faultsOf(zone);
+    return html`<tr data-zone="${zone.id}" data-key="zone:${zone.id}" data-faulty="${faults.length > 0 ? 'true' : 'false'}">
+<th scope="row">${zone.label}</th>
+<td>${zone.amplifier ?? '—'}</td>
+<td>${
+      faults.length > 0
+        ? html`<span class="bad">${faults.join(t(lang, '；', '; '))}</span>`
+        : zone.statusDevice === undefined
+          ? t(lang, '功放不报告状态', 'amplifier reports no state')
+          : html`<span class="ok">${t(lang, '正常', 'normal')}</span>`
+    }</td>
+</tr>`;
+  })}</tbody>
+</table></div>
 </section>`;
 }
 
