@@ -29,6 +29,7 @@ export function layout(c: LayoutContent): Html {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="csrf-token" content="${c.csrfToken}">
 <title>${c.title} · ${c.villageName}</title>
+<link rel="icon" href="/assets/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/console.css">
 <script src="/assets/console.js" defer></script>
 ${c.scripts.map((s) => html`<script src="/assets/${s}" defer></script>`)}
@@ -71,7 +72,7 @@ export function messagePage(lang: Lang, title: string, text: string): Html {
   return html`<!doctype html>
 <html lang="${lang === 'zh' ? 'zh-CN' : 'en'}">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title>
-<link rel="stylesheet" href="/assets/console.css"></head>
+<link rel="icon" href="/assets/icon.svg" type="image/svg+xml"><link rel="stylesheet" href="/assets/console.css"></head>
 <body><main id="main"><h1>${title}</h1><p role="alert">${text}</p><p><a class="button" href="/status">${t(lang, '返回', 'Back')}</a></p></main></body>
 </html>
 `;
