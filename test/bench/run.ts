@@ -3,7 +3,8 @@
 // county-wide announcement to 150 villages; progress on stderr, one markdown table on stdout.
 // Read "target" as (met)/(**missed**): slow figures are reported, never fatal. Exit 1 only when something
 // is broken (an alarm lost or out of order, a payload off its schema, a process that died): see FAILED.
-// Knobs: BENCH_ONLY=latency,durable,burst,reconnect,drain,footprint,floor,commands,countywide,oversized,schedule BENCH_FIRINGS=120 BENCH_DURABLE_PRESSES=60 BENCH_OUTAGES=20 BENCH_OVERSIZED_MB=150 BENCH_COMMANDS=200 BENCH_PRESSES=300 BENCH_DRAIN=10000 BENCH_SETTLE_S=60 BENCH_SAMPLE_S=60 BENCH_SEED=1 BENCH_CPU_PROF=1
+// Knobs: BENCH_ONLY=latency,durable,burst,reconnect,drain,footprint,floor,commands,countywide,oversized,schedule,console BENCH_FIRINGS=120 BENCH_DURABLE_PRESSES=60 BENCH_OUTAGES=20 BENCH_OVERSIZED_MB=150 BENCH_COMMANDS=200 BENCH_PRESSES=300 BENCH_DRAIN=10000 BENCH_SETTLE_S=60 BENCH_SAMPLE_S=60 BENCH_SEED=1 BENCH_CPU_PROF=1
+// BENCH_CONSOLE_PHASE_S=40 BENCH_CONSOLE_CLIENTS=20 (the office console part: each window's length, and the clients refreshing its status page)
 // BENCH_NODE_FLAGS='...' (default: the flags of ExecStart in systemd/village-edge.service) BENCH_NO_BUILD=1 (measure dist/ as it is)
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
@@ -21,10 +22,11 @@ import { measureCommandLatency, measureCountyWide, type CommandLatencyResult, ty
 import { measureOversized, type OversizedResult } from './oversized.ts';
 import { measureReconnect, type ReconnectResult } from './reconnect.ts';
 import { measureSchedule, type ScheduleBenchResult } from './schedule.ts';
+import { measureConsole, type ConsoleBenchResult, type ConsolePhase, type Spread } from './console.ts';
 
 const env = process.env;
 const only = new Set(
-  (env['BENCH_ONLY'] ?? 'latency,durable,burst,reconnect,drain,footprint,floor,commands,countywide,oversized,schedule')
+  (env['BENCH_ONLY'] ?? 'latency,durable,burst,reconnect,drain,footprint,floor,commands,countywide,oversized,schedule,console')
     .split(',')
     .map((s) => s.trim()),
 );
@@ -108,6 +110,20 @@ const oversized5 = await part('oversized', () => measureOversized({ ...oversized
 const schedule = await part('schedule', () =>
   measureSchedule({ firings: Number(env['BENCH_FIRINGS'] ?? 120), sampleS, settleS: Math.min(settleS, 30), nodeFlags, progress }),
 );
+// 4 columns: a 100 ms poll each on one 9600-baud line, with room to spare (row 1 shows 8 cannot keep it).
+const consoleBench = await part('console', () =>
+  measureConsole({
+    columns: 4,
+    phaseS: Number(env['BENCH_CONSOLE_PHASE_S'] ?? 40),
+    settleS: Math.min(settleS, 20),
+    clients: Number(env['BENCH_CONSOLE_CLIENTS'] ?? 20),
+    pageLoads: 100,
+    nodeFlags,
+    // The footprint and oversized parts built dist/ already when they ran.
+    skipBuild: env['BENCH_NO_BUILD'] === '1' || only.has('footprint') || only.has('oversized'),
+    progress,
+  }),
+);
 const totalS = (performance.now() - started) / 1000;
 
 console.log(header());
@@ -132,6 +148,7 @@ console.log(
         ]),
     ...oversizedRows(oversized311, oversized5),
     ...scheduleRows(schedule),
+    ...consoleRows(consoleBench),
   ]),
 );
 if (footprint?.profile !== undefined) {
@@ -149,7 +166,7 @@ setTimeout(() => console.error('bench: still running 10 s after the table; open 
 
 function header(): string {
   const cpu = cpus();
-  const brokerKind = latency?.brokerKind ?? drain?.brokerKind ?? footprint?.brokerKind ?? 'n/a';
+  const brokerKind = latency?.brokerKind ?? drain?.brokerKind ?? footprint?.brokerKind ?? consoleBench?.brokerKind ?? 'n/a';
   const mosquitto = brokerKind === 'mosquitto' ? ` ${mosquittoVersion()}` : '';
   const fs = filesystemOf(tmpdir());
   return [
@@ -462,6 +479,47 @@ function scheduleRows(r: ScheduleBenchResult | undefined): Row[] {
       value: `p50 ${ms(apply.p50)}, max ${ms(apply.max)} (n = ${apply.n}, ${(apply.documentBytes / 1024).toFixed(0)} KiB)`,
       target: target('≤ 50 ms', apply.max <= 50),
       note: `Before it, inside the gate's verification: the document's schema (every cron expression through node-cron) p50 ${ms(apply.parseP50)}, max ${ms(apply.parseMax)}; the signature check is row 5's. SQLite in ${tmpdir()}.`,
+    },
+  ];
+}
+
+function consoleRows(r: ConsoleBenchResult | undefined): Row[] {
+  if (r === undefined) return [skipped('9. Office console: alarm path and poll gap with the console off, idle and refreshed', 'console')];
+  const [floor, ...rest] = r.phases;
+  if (floor === undefined) return [];
+  const again = r.phases.find((p) => p.label.startsWith('console off again'));
+  // The noise: how far the two runs with the console off differ, per figure.
+  const noise = (pick: (p: ConsolePhase) => Spread, key: 'p50' | 'p99'): number =>
+    again === undefined ? 0 : Math.abs(pick(again)[key] - pick(floor)[key]);
+  const spreadText = (s: Spread): string => `p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)}`;
+  const ratio = (s: Spread, base: Spread): string =>
+    `×${(s.p50 / base.p50).toFixed(2)} / ×${(s.p99 / base.p99).toFixed(2)} / ×${(s.max / base.max).toFixed(2)}`;
+  const phaseRow = (p: ConsolePhase, first: boolean): Row => {
+    const isFloor = p === floor;
+    const within = (pick: (p: ConsolePhase) => Spread): boolean => pick(p).p99 <= pick(floor).p99 + noise(pick, 'p99') + 1;
+    const met = within((x) => x.sampleToCounty) && within((x) => x.pollGap);
+    return {
+      figure: `${first ? '9.' : '  '} ${p.label}: ${r.columns} columns on one 9600-baud RTU bus, 100 ms poll, built service`,
+      value: `poll gap ${spreadText(p.pollGap)} (n = ${p.pollGap.n}); press → county ${spreadText(p.flipToCounty)}; poll sample → county ${spreadText(p.sampleToCounty)} (n = ${p.sampleToCounty.n})`,
+      target: isFloor
+        ? '— (the floor)'
+        : p === again
+          ? `— (noise: p99 differs from the floor by ${ms(noise((x) => x.pollGap, 'p99'))} (poll gap), ${ms(noise((x) => x.sampleToCounty, 'p99'))} (sample → county))`
+          : target('p99 of poll gap and of sample → county ≤ floor + noise + 1 ms', met),
+      note: `${isFloor ? '' : `Ratio to the floor (p50 / p99 / max): poll gap ${ratio(p.pollGap, floor.pollGap)}; sample → county ${ratio(p.sampleToCounty, floor.sampleToCounty)}. `}Service CPU ${p.serviceCpuPercent.toFixed(1)} % of a core; machine busy ${p.machineBusyPercent.toFixed(0)} % of both cores; bench process ${p.benchCpuPercent.toFixed(1)} % of a core.${p.load === undefined ? '' : ` Load: ${p.load}.`}`,
+    };
+  };
+  const rss = r.rss;
+  const settledDelta = rss.onSettledMb - rss.offSettledMb;
+  const loadedDelta = rss.onAfterLoadsMb - rss.offLaterMb;
+  const rssNoise = Math.abs(rss.offAgainSettledMb - rss.offSettledMb);
+  return [
+    ...[floor, ...rest].map((p, i) => phaseRow(p, i === 0)),
+    {
+      figure: '   RSS the console adds (VmRSS median over 10 s, console on − off)',
+      value: `after start-up settled: ${settledDelta.toFixed(1)} MB (${rss.onSettledMb.toFixed(1)} vs ${rss.offSettledMb.toFixed(1)} MB); after ${rss.pageLoads} page loads: ${loadedDelta.toFixed(1)} MB (${rss.onAfterLoadsMb.toFixed(1)} vs ${rss.offLaterMb.toFixed(1)} MB off at about the same uptime)`,
+      target: target('≤ 8 MB', settledDelta <= 8 && loadedDelta <= 8),
+      note: `Noise: two runs with the console off differ by ${rssNoise.toFixed(1)} MB (${rss.offAgainSettledMb.toFixed(1)} vs ${rss.offSettledMb.toFixed(1)} MB). A page load is the status page and its two assets, one signed-in client. Same node flags as row 3.`,
     },
   ];
 }
