@@ -379,7 +379,7 @@ export const scheduleConfigSchema = z
 export const consoleConfigSchema = z
   .object({
     enabled: z.boolean().default(false),
-    /** The address the page is served on: the office network's, or 127.0.0.1 behind a proxy. */
+    /** The address the page is served on: the office network's (with `tls`). Served directly, not behind a proxy: the lock-out and the audit trail go by the client's own address. */
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(1).max(65535).default(8080),
     /** HTTPS with these PEM files (relative to the config file); plain HTTP without. */

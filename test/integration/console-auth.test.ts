@@ -3,14 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Page } from 'playwright-core';
 import { pageProblems, screenshot, useConsoleBrowser, type Width } from '../support/console-browser.ts';
 import { ConsoleHttpClient } from '../support/console-http.ts';
-import {
-  addAccount,
-  contractHasConsoleReports,
-  startConsoleVillage,
-  villageCli,
-  type ConsoleAccount,
-  type ConsoleVillageRig,
-} from '../support/console-village.ts';
+import { addAccount, startConsoleVillage, villageCli, type ConsoleAccount, type ConsoleVillageRig } from '../support/console-village.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -107,20 +100,18 @@ describe('the office console: signing in, and what is refused without it', () =>
     await page.context().close();
   });
 
-  // STATUS API NOT MERGED YET: the skeleton has no /api/status route (the status page adds it), and an unknown
-  // path answers 404 whether signed in or not. The test skips itself while a signed-in client gets 404 there, and
-  // runs by itself once the route exists.
-  it('refuses the status API without a session with 401, and answers it with one', async ({ skip }) => {
+  it('refuses the status API without a session with 401, and answers it with one', async () => {
     const signedIn = new ConsoleHttpClient(village.directUrl);
     expect((await signedIn.login(village.official.name, village.official.password)).status).toBe(303);
     const answered = await signedIn.get('/api/status', { accept: 'application/json' });
-    if (answered.status === 404) skip('no /api/status route yet (the status page is not merged)');
     expect(answered.status).toBe(200);
     expect(answered.contentType).toMatch(/^application\/json/);
 
     const anonymous = await new ConsoleHttpClient(village.directUrl).get('/api/status', { accept: 'application/json' });
     expect(anonymous.status).toBe(401);
     expect(JSON.parse(anonymous.body)).toEqual({ error: 'not signed in' });
+    const unknown = await signedIn.get('/api/nothing-here', { accept: 'application/json' });
+    expect([unknown.status, JSON.parse(unknown.body)]).toEqual([404, { error: 'no such API' }]);
   });
 
   it('says so on a wrong password and stays on /login; the refusal is logged with the name tried', async () => {
@@ -228,6 +219,15 @@ describe('the office console: signing in, and what is refused without it', () =>
     const out = await client.postForm('/logout', {});
     expect({ status: out.status, location: out.location }).toEqual({ status: 303, location: '/login' });
     expect((await client.get('/status')).status).toBe(303);
+
+    const zhou: ConsoleAccount = { name: 'zhou', role: 'installer', password: 'zhou-secret-55' };
+    await addAccount(village.configPath, zhou);
+    const installer = new ConsoleHttpClient(village.directUrl);
+    expect((await installer.login(zhou.name, zhou.password)).status).toBe(303);
+    expect((await installer.get('/installer')).status).toBe(200);
+    await villageCli(['user', 'passwd', zhou.name, '--role', 'official', '--config', village.configPath], 'zhou-secret-66\n');
+    expect((await installer.get('/installer')).status).toBe(403);
+    expect((await installer.get('/status')).status).toBe(200);
   });
 
   it('keeps the installer page for installers: an official gets a 403 page', async () => {
@@ -268,12 +268,8 @@ describe('the office console: signing in, and what is refused without it', () =>
     await page.context().close();
   });
 
-  // KNOWN BUG in the skeleton, kept as an expected failure so that it flips (and must be turned into a plain
-  // `it`) when fixed: `user remove` promises "a page already open is signed out at its next request"
-  // (src/console/auth/user-cli.ts), but the guard (src/console/http/console-server.ts, ctx.guard) trusts the
-  // name and role kept in the session since sign-in and never reads the accounts file again; a removed (or
-  // demoted) user keeps the console until the session runs out (8 h by default).
-  it.fails('signs a removed user out at the next request, as `user remove` says', async () => {
+  // `user remove` promises "a page already open is signed out at its next request"; a demoted user loses the installer pages likewise.
+  it('signs a removed user out at the next request, as `user remove` says', async () => {
     const sun: ConsoleAccount = { name: 'sun', role: 'official', password: 'sun-secret-44' };
     await addAccount(village.configPath, sun);
     const client = new ConsoleHttpClient(village.directUrl);
@@ -283,10 +279,7 @@ describe('the office console: signing in, and what is refused without it', () =>
     expect((await client.get('/status')).status).toBe(303);
   });
 
-  // COUNTY REPORT OF CONSOLE ACTIONS: the `console` report event is being added to the contract in another
-  // change; until it lands the service only logs `console action` (asserted above) and this test is skipped.
-  // Once reportPayloadSchema takes `console`, it runs by itself and checks what the county receives.
-  it.skipIf(!contractHasConsoleReports())('reports each sign-in and sign-out to the county, naming the user', async () => {
+  it('reports each sign-in and sign-out to the county, naming the user', async () => {
     const client = new ConsoleHttpClient(village.directUrl);
     expect((await client.login(village.installer.name, village.installer.password)).status).toBe(303);
     expect((await client.postForm('/logout', {})).status).toBe(303);

@@ -4,7 +4,6 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEntry } from '../../src/console/types.ts';
-import { reportPayloadSchema } from '../../src/contract/payloads.ts';
 import { connectCounty, type CountyClient, type CountyMessage } from './county.ts';
 import { createCountySigner, type CountySigner } from './county-signer.ts';
 import { fromBuild, startService, writeConfig, type LogRecord, type ServiceProcess } from './service-process.ts';
@@ -300,12 +299,4 @@ export async function startConsoleVillage(options: ConsoleVillageOptions): Promi
 function auditMatches(entry: unknown, match: Partial<AuditEntry>): boolean {
   if (typeof entry !== 'object' || entry === null) return false;
   return Object.entries(match).every(([key, value]) => (entry as Record<string, unknown>)[key] === value);
-}
-
-/**
- * Whether the county contract has a report for console actions yet (another change adds it): until then the
- * service only logs them, and a test of the county's side is skipped, not failed.
- */
-export function contractHasConsoleReports(): boolean {
-  return reportPayloadSchema.shape.event.safeParse('console').success;
 }

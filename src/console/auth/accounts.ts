@@ -104,3 +104,35 @@ function derive(password: string, salt: Buffer, cost: { N: number; r: number; p:
     scrypt(password.normalize('NFC'), salt, length, options, (error, key) => (error ? reject(error) : resolve(key))),
   );
 }
+
+/**
+ * The accounts file as it is now, read again only when it changed (size, mtime, inode): each request checks
+ * that its user still exists with the same role, so `user remove` and a changed role take effect at once,
+ * without reading and parsing the file on every poll of the status page.
+ */
+export class AccountsCache {
+  private stamp = '';
+  private cached: AccountsFile | AccountsFileError = { format: 1, users: [] };
+
+  constructor(private readonly path: string) {}
+
+  /** The accounts, or the reason the file cannot be read (a damaged file lets nobody in). */
+  current(): AccountsFile | AccountsFileError {
+    let stamp: string;
+    try {
+      const s = statSync(this.path);
+      stamp = `${s.ino}:${s.size}:${s.mtimeMs}`;
+    } catch (error) {
+      stamp = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    }
+    if (stamp !== this.stamp) {
+      this.stamp = stamp;
+      try {
+        this.cached = readAccounts(this.path);
+      } catch (error) {
+        this.cached = error instanceof AccountsFileError ? error : new AccountsFileError(`${this.path}: ${errorText(error)}`);
+      }
+    }
+    return this.cached;
+  }
+}

@@ -19,6 +19,8 @@ import type { Now } from '../../platform/time.ts';
 import { errorText } from '../../platform/error-text.ts';
 import type { ConsoleRole, ConsoleUser, ConsoleVillage } from '../types.ts';
 import { Lockout } from '../auth/lockout.ts';
+import { AccountsCache, AccountsFileError } from '../auth/accounts.ts';
+import { ExpiringSessionStore } from './session-store.ts';
 import { langs, t, type Html, type Lang } from '../pages/html.ts';
 import { layout, messagePage } from '../pages/layout.ts';
 import { registerLogin } from '../pages/login.ts';
@@ -56,6 +58,8 @@ export interface RouteContext {
   csrfToken(reply: FastifyReply): string;
   /** The page inside the common frame (header, navigation, language switch, sign-out). */
   page(request: FastifyRequest, reply: FastifyReply, content: { title: string; body: Html; scripts?: readonly string[]; path: string }): Html;
+  /** The accounts file as it is now (re-read when it changes). */
+  accounts: AccountsCache;
   lockout: { account: Lockout; address: Lockout };
 }
 
@@ -126,6 +130,7 @@ export class ConsoleServer {
       cookieName: sessionCookie,
       saveUninitialized: false,
       rolling: false,
+      store: new ExpiringSessionStore(now),
       cookie: { ...cookieBase, maxAge: Math.round(config.sessionMinutes * 60_000) },
     });
     // Kept in a signed cookie, not the session: the login form needs a token before there is a session to keep it in.
@@ -157,6 +162,27 @@ export class ConsoleServer {
       if (user === undefined) throw new Error('route reached without a signed-in user: its guard is missing');
       return { ...user, address: request.ip };
     };
+    const accounts = new AccountsCache(config.usersFile);
+    /**
+     * The session's user as the accounts file has it now: a user removed since signing in is signed out, a
+     * changed role holds from the next request. A file that cannot be read lets nobody in.
+     */
+    const currentUser = async (request: FastifyRequest): Promise<{ name: string; role: ConsoleRole } | undefined> => {
+      const user = request.session.user;
+      if (user === undefined) return undefined;
+      const file = accounts.current();
+      const account = file instanceof AccountsFileError ? undefined : file.users.find((u) => u.name === user.name);
+      if (account === undefined) {
+        logger.warn(
+          { user: user.name, reason: file instanceof AccountsFileError ? file.message : 'no longer in the accounts file' },
+          'console session ended',
+        );
+        await request.session.destroy();
+        return undefined;
+      }
+      if (account.role !== user.role) request.session.user = { name: account.name, role: account.role };
+      return request.session.user;
+    };
     const pages = consolePages;
     const tokens = new WeakMap<FastifyReply, string>();
     const ctx: RouteContext = {
@@ -164,6 +190,7 @@ export class ConsoleServer {
       config,
       logger,
       now,
+      accounts,
       lockout: {
         account: new Lockout(lockoutPolicy(config), now),
         address: new Lockout(lockoutPolicy(config), now),
@@ -182,7 +209,7 @@ export class ConsoleServer {
         return token;
       },
       guard: (role) => async (request, reply) => {
-        const user = request.session.user;
+        const user = await currentUser(request);
         if (user === undefined) {
           if (request.url.startsWith('/api/')) return reply.code(401).send({ error: 'not signed in' });
           return reply.redirect(`/login?next=${encodeURIComponent(request.url)}`, 303);
@@ -233,6 +260,7 @@ export class ConsoleServer {
     for (const page of pages) page.register(app, ctx);
 
     app.setNotFoundHandler(async (request, reply) => {
+      if (request.url.startsWith('/api/')) return reply.code(404).send({ error: 'no such API' });
       const lang = langOf(request);
       return reply
         .code(404)

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as z from 'zod';
 import type { RouteContext } from '../http/console-server.ts';
 import { safeBack } from '../http/console-server.ts';
-import { AccountsFileError, readAccounts, verifyPassword } from '../auth/accounts.ts';
+import { AccountsFileError, verifyPassword } from '../auth/accounts.ts';
 import { html, t, type Lang } from './html.ts';
 import { layout } from './layout.ts';
 
@@ -35,14 +35,13 @@ export function registerLogin(app: FastifyInstance, ctx: RouteContext): void {
       return sendLogin(request, reply, {
         status: 429,
         next,
+        name,
         message: t(lang, `尝试次数过多，请 ${seconds} 秒后再试。`, `Too many failed attempts: try again in ${seconds} s.`),
       });
     }
-    let accounts: ReturnType<typeof readAccounts>;
-    try {
-      accounts = readAccounts(ctx.config.usersFile);
-    } catch (error) {
-      const reason = error instanceof AccountsFileError ? error.message : String(error);
+    const accounts = ctx.accounts.current();
+    if (accounts instanceof AccountsFileError) {
+      const reason = accounts.message;
       ctx.logger.error({ reason }, 'console accounts file unreadable');
       ctx.village.audit({ action: 'login-refused', user: accountKey, address, detail: `accounts file unreadable: ${reason}` });
       return sendLogin(request, reply, {
@@ -59,7 +58,7 @@ export function registerLogin(app: FastifyInstance, ctx: RouteContext): void {
       const detail = nowLocked > 0 ? `wrong name or password; locked out for ${Math.ceil(nowLocked / 1000)} s` : 'wrong name or password';
       ctx.logger.warn({ user: accountKey, address, lockedMs: nowLocked }, 'console login refused');
       ctx.village.audit({ action: 'login-refused', user: accountKey, address, detail });
-      return sendLogin(request, reply, { status: 401, next, message: t(lang, '用户名或密码不对。', 'Wrong name or password.') });
+      return sendLogin(request, reply, { status: 401, next, name, message: t(lang, '用户名或密码不对。', 'Wrong name or password.') });
     }
     ctx.lockout.account.succeeded(accountKey);
     ctx.lockout.address.succeeded(address);
@@ -81,10 +80,15 @@ export function registerLogin(app: FastifyInstance, ctx: RouteContext): void {
     return reply.redirect('/login', 303);
   });
 
-  function sendLogin(request: FastifyRequest, reply: FastifyReply, options: { status?: number; message?: string; next?: string | undefined }) {
+  function sendLogin(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    options: { status?: number; message?: string; next?: string | undefined; name?: string },
+  ) {
     const lang: Lang = ctx.lang(request);
     const token = ctx.csrfToken(reply);
-    const noAccounts = accountCount(ctx.config.usersFile) === 0;
+    const accounts = ctx.accounts.current();
+    const noAccounts = !(accounts instanceof AccountsFileError) && accounts.users.length === 0;
     const body = html`${
       noAccounts
         ? html`<p class="warn" role="status">${t(
@@ -98,7 +102,7 @@ export function registerLogin(app: FastifyInstance, ctx: RouteContext): void {
   ${options.next === undefined ? '' : html`<input type="hidden" name="next" value="${safeBack(options.next)}">`}
   ${options.message === undefined ? '' : html`<p class="error" role="alert">${options.message}</p>`}
   <label for="name">${t(lang, '用户名', 'Name')}</label>
-  <input id="name" name="name" autocomplete="username" autocapitalize="none" required>
+  <input id="name" name="name" autocomplete="username" autocapitalize="none" required value="${options.name ?? ''}">
   <label for="password">${t(lang, '密码', 'Password')}</label>
   <input id="password" name="password" type="password" autocomplete="current-password" required>
   <button type="submit" class="primary">${t(lang, '登录', 'Sign in')}</button>
@@ -113,20 +117,12 @@ export function registerLogin(app: FastifyInstance, ctx: RouteContext): void {
           title: t(lang, '登录', 'Sign in'),
           body,
           scripts: [],
-          path: '/login',
+          // The language switch comes back here with `next` kept.
+          path: options.next === undefined ? '/login' : `/login?next=${encodeURIComponent(safeBack(options.next))}`,
           nav: [],
           user: undefined,
           csrfToken: token,
         }).text,
       );
-  }
-}
-
-/** How many accounts the file holds; undefined when it cannot be read (the sign-in itself then says so). */
-function accountCount(path: string): number | undefined {
-  try {
-    return readAccounts(path).users.length;
-  } catch {
-    return undefined;
   }
 }
