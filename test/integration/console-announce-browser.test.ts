@@ -8,17 +8,7 @@ import { checkWav } from '../../src/console/pages/wav-check.ts';
 import { official, startAnnounceServer } from '../support/console-announce-rig.ts';
 import { CHROMIUM_PATH, requireChromium } from '../support/console-browser.ts';
 import { waitFor } from '../support/wait.ts';
-
-/** Zero crossings of the sounding part (past any silence at either end), as a frequency. */
-function dominantHz(wav: Buffer, rate: number): number {
-  const samples = new Int16Array(wav.buffer, wav.byteOffset + 44, (wav.length - 44) / 2);
-  const loud = (s: number) => Math.abs(s) > 1000;
-  const first = samples.findIndex(loud);
-  const last = samples.findLastIndex(loud);
-  let crossings = 0;
-  for (let i = first + 1; i <= last; i++) if (samples[i - 1]! < 0 !== samples[i]! < 0) crossings++;
-  return crossings / 2 / ((last - first) / rate);
-}
+import { dominantHz } from '../support/tone-frequency.ts';
 
 describe('the announce page in Chromium, with a fake microphone playing a 440 Hz tone', () => {
   let dir = '';

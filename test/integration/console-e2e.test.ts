@@ -9,6 +9,7 @@ import { pageProblems, screenshot, useConsoleBrowser, type Width } from '../supp
 import { startConsoleVillage, type ConsoleAccount, type ConsoleVillageRig } from '../support/console-village.ts';
 import type { CountyMessage } from '../support/county.ts';
 import { waitFor } from '../support/wait.ts';
+import { dominantHz } from '../support/tone-frequency.ts';
 
 // The office console end to end: the built service with simulated devices, the run's real broker and a county
 // on it, driven through headless Chromium as an official and an installer would, at a phone's and a desktop's width.
@@ -20,17 +21,6 @@ execFileSync('sox', ['-n', '-r', '48000', '-c', '1', '-b', '16', micWav, 'synth'
 
 /** Spoken text containing this takes a minute (until stopped), so the stop button has something to stop. */
 const slowMarker = '慢慢';
-
-/** Zero crossings of the sounding part, as a frequency. */
-function dominantHz(wav: Buffer, rate: number): number {
-  const samples = new Int16Array(wav.buffer, wav.byteOffset + 44, (wav.length - 44) / 2);
-  const loud = (s: number) => Math.abs(s) > 1000;
-  const first = samples.findIndex(loud);
-  const last = samples.findLastIndex(loud);
-  let crossings = 0;
-  for (let i = first + 1; i <= last; i++) if (samples[i - 1]! < 0 !== samples[i]! < 0) crossings++;
-  return crossings / 2 / ((last - first) / rate);
-}
 
 describe('the office console, end to end in Chromium against the built service', () => {
   const browser = useConsoleBrowser({ fakeMicrophoneWav: micWav });

@@ -1,5 +1,4 @@
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlarmService } from '../../src/alarm/alarm-service.ts';
@@ -20,61 +19,12 @@ import { RecordingPlayer } from '../support/recording-player.ts';
 import { scratchFolder } from '../support/scratch-folder.ts';
 import { simulatedPort } from '../support/simulated-port.ts';
 import { waitFor } from '../support/wait.ts';
+import { freePort } from '../support/broker.ts';
+import { ConsolePagesClient } from '../support/console-pages-client.ts';
 
 // The installer page over HTTP, on the real console server, adapter, alarm service (simulated columns,
 // in-memory outbox), broadcast controller (simulated relay boards, recording player) and report recorder.
 const scratch = scratchFolder('installer-page-');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return typeof address === 'object' && address !== null ? address.port : 0;
-}
-
-/** A browser's cookie jar, enough for one host. */
-class Client {
-  private readonly cookies = new Map<string, string>();
-  constructor(private readonly base: string) {}
-  async request(path: string, init: RequestInit = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    if (this.cookies.size > 0) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
-    const response = await fetch(this.base + path, { ...init, headers, redirect: 'manual' });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const at = pair!.indexOf('=');
-      this.cookies.set(pair!.slice(0, at), pair!.slice(at + 1));
-    }
-    return response;
-  }
-  async page(path: string): Promise<{ status: number; text: string; token: string }> {
-    const response = await this.request(path);
-    const text = await response.text();
-    return {
-      status: response.status,
-      text,
-      token: /name="csrf-token" content="([^"]+)"/.exec(text)?.[1] ?? /name="_csrf" value="([^"]+)"/.exec(text)?.[1] ?? '',
-    };
-  }
-  async signIn(name: string, password: string): Promise<void> {
-    const { token } = await this.page('/login');
-    const response = await this.request('/login', {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ name, password, _csrf: token }).toString(),
-    });
-    expect(response.status).toBe(303);
-  }
-  async post(path: string, body: unknown, token: string): Promise<{ status: number; json: Record<string, unknown> }> {
-    const response = await this.request(path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': token },
-      body: JSON.stringify(body),
-    });
-    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-  }
-}
 
 async function rig() {
   const dir = scratch.fresh('village');
@@ -167,7 +117,7 @@ async function rig() {
       .reverse()
       .map((r) => reportPayloadSchema.parse(r.payload));
   return {
-    client: () => new Client(`http://127.0.0.1:${port}`),
+    client: () => new ConsolePagesClient(`http://127.0.0.1:${port}`),
     outbox,
     player,
     reported,
@@ -206,9 +156,9 @@ describe('installer page', () => {
     for (const zone of ['z1', 'z2', 'z3']) expect(text).toContain(`data-speaker-test="${zone}"`);
     expect(text).toMatch(/<p id="installer-result" role="status"/);
     expect(text).toContain('<script src="/assets/installer.js" defer></script>');
-    expect((await client.request('/assets/installer.js')).status).toBe(200);
+    expect((await client.fetch('/assets/installer.js')).status).toBe(200);
 
-    const diagnostics = (await (await client.request('/api/diagnostics')).json()) as {
+    const diagnostics = (await (await client.fetch('/api/diagnostics')).json()) as {
       devices: Array<{ id: string; shown: { online: string; raw: string } }>;
     };
     expect(diagnostics.devices.find((d) => d.id === 'col-1')?.shown).toMatchObject({ online: '在线', raw: expect.stringMatching(/^simulated /) });
@@ -220,16 +170,16 @@ describe('installer page', () => {
     await client.signIn('li.installer', 'install-pw');
     const { token } = await client.page('/installer');
 
-    const alarm = await client.post('/api/test-alarm', { terminal: 'col-2' }, token);
+    const alarm = await client.postJson('/api/test-alarm', { terminal: 'col-2' }, token);
     expect(alarm).toMatchObject({ status: 200, json: { ok: true, id: expect.any(String), message: expect.stringContaining('测试报警已发出') } });
     expect(open.outbox.get(String(alarm.json['id']))?.payload).toMatchObject({ terminal: 'col-2', type: 'test' });
 
-    const speaker = await client.post('/api/speaker-test', { zone: 'z3' }, token);
+    const speaker = await client.postJson('/api/speaker-test', { zone: 'z3' }, token);
     expect(speaker).toMatchObject({ status: 200, json: { ok: true, id: expect.stringMatching(/^speaker-test:/) } });
     await waitFor('the tone played', () => open!.player.started.length === 1, 5000);
     expect(open.player.started[0]?.content).toMatchObject({ kind: 'media', file: 'console/tone-1khz.wav' });
 
-    const refused = await client.post('/api/test-alarm', { terminal: 'col-9' }, token);
+    const refused = await client.postJson('/api/test-alarm', { terminal: 'col-9' }, token);
     expect(refused).toMatchObject({ status: 409, json: { ok: false, reason: 'no alarm column "col-9"' } });
 
     const audit = open
@@ -249,22 +199,22 @@ describe('installer page', () => {
     const client = open.client();
     await client.signIn('li.installer', 'install-pw');
     const { token } = await client.page('/installer');
-    expect(await client.post('/api/test-alarm', { terminal: '<script>' }, token)).toMatchObject({
+    expect(await client.postJson('/api/test-alarm', { terminal: '<script>' }, token)).toMatchObject({
       status: 400,
       json: { field: 'terminal', error: expect.stringMatching(/^terminal: /) },
     });
-    expect(await client.post('/api/speaker-test', {}, token)).toMatchObject({ status: 400, json: { field: 'zone' } });
-    expect(await client.post('/api/speaker-test', { zone: 'z1', extra: 1 }, token)).toMatchObject({ status: 400 });
-    expect((await client.post('/api/test-alarm', { terminal: 'col-1' }, 'not-the-token')).status).toBe(403);
+    expect(await client.postJson('/api/speaker-test', {}, token)).toMatchObject({ status: 400, json: { field: 'zone' } });
+    expect(await client.postJson('/api/speaker-test', { zone: 'z1', extra: 1 }, token)).toMatchObject({ status: 400 });
+    expect((await client.postJson('/api/test-alarm', { terminal: 'col-1' }, 'not-the-token')).status).toBe(403);
     expect(open.player.started).toHaveLength(0);
 
     const official = open.client();
     await official.signIn('wang', 'official-pw');
     const page = await official.page('/status');
     expect((await official.page('/installer')).status).toBe(403);
-    expect((await official.request('/api/diagnostics')).status).toBe(403);
-    expect((await official.post('/api/test-alarm', { terminal: 'col-1' }, page.token)).status).toBe(403);
-    expect((await open.client().request('/api/diagnostics')).status).toBe(401);
+    expect((await official.fetch('/api/diagnostics')).status).toBe(403);
+    expect((await official.postJson('/api/test-alarm', { terminal: 'col-1' }, page.token)).status).toBe(403);
+    expect((await open.client().fetch('/api/diagnostics')).status).toBe(401);
     expect(open.outbox.recent('alarm', 10)).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accountWith, hashPassword, writeAccounts } from '../../src/console/auth/accounts.ts';
 import { ConsoleServer } from '../../src/console/http/console-server.ts';
+import { ConsolePagesClient } from './console-pages-client.ts';
 import type { ActionResult, AnnounceOrder, BroadcastView, ConsoleUser, ConsoleVillage } from '../../src/console/types.ts';
 import { consoleConfigSchema } from '../../src/config/schema.ts';
 import type { PlaybackEventKind } from '../../src/contract/vocabulary.ts';
@@ -114,37 +115,13 @@ export async function startAnnounceServer(options: { maxRecordingSeconds?: numbe
   };
 }
 
-/** A signed-in client: fetch with a cookie jar and the page's CSRF token. */
-export class ConsoleClient {
-  private readonly cookies = new Map<string, string>();
+/** A signed-in client of the announce page: the pages' client, with the page's CSRF token and its API. */
+export class ConsoleClient extends ConsolePagesClient {
   csrf = '';
 
-  constructor(private readonly base: string) {}
-
-  async fetch(path: string, init: RequestInit = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    if (this.cookies.size > 0) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
-    const response = await fetch(new URL(path, this.base), { ...init, headers, redirect: 'manual' });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const at = pair!.indexOf('=');
-      this.cookies.set(pair!.slice(0, at), pair!.slice(at + 1));
-    }
-    return response;
-  }
-
-  async signIn(name: string = official.name, password: string = official.password): Promise<void> {
-    const login = await (await this.fetch('/login')).text();
-    const token = /name="_csrf" value="([^"]+)"/.exec(login)?.[1];
-    if (token === undefined) throw new Error('the login page has no _csrf field');
-    const response = await this.fetch('/login', {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ name, password, _csrf: token }).toString(),
-    });
-    if (response.status !== 303) throw new Error(`sign-in answered ${response.status}: ${await response.text()}`);
-    const page = await (await this.fetch('/announce')).text();
-    this.csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(page)?.[1] ?? '';
+  override async signIn(name: string = official.name, password: string = official.password): Promise<void> {
+    await super.signIn(name, password);
+    this.csrf = (await this.page('/announce')).token;
     if (this.csrf === '') throw new Error('the announce page has no csrf-token meta');
   }
 

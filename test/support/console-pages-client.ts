@@ -1,6 +1,6 @@
 /**
  * A browser's part in a console test, by hand: a cookie jar over fetch, no redirects followed, and sign-in
- * through the real form (its CSRF token, its cookies).
+ * through the real form (its CSRF token, its cookies). Tests of one page extend it with that page's requests.
  */
 export class ConsolePagesClient {
   private readonly cookies = new Map<string, string>();
@@ -8,7 +8,7 @@ export class ConsolePagesClient {
   constructor(private readonly base: string) {}
 
   async get(path: string, headers: Record<string, string> = {}): Promise<Response> {
-    return this.request(path, { method: 'GET', headers });
+    return this.fetch(path, { method: 'GET', headers });
   }
 
   async text(path: string): Promise<string> {
@@ -23,12 +23,29 @@ export class ConsolePagesClient {
     return (await response.json()) as T;
   }
 
+  /** A page, and the CSRF token its scripts use (the meta tag) or, on the login page, its form's. */
+  async page(path: string): Promise<{ status: number; text: string; token: string }> {
+    const response = await this.get(path);
+    const text = await response.text();
+    const token = /name="csrf-token" content="([^"]+)"/.exec(text)?.[1] ?? /name="_csrf" value="([^"]+)"/.exec(text)?.[1] ?? '';
+    return { status: response.status, text, token };
+  }
+
+  /** A JSON POST as a page's script sends it, with `token` in the CSRF header. */
+  async postJson(path: string, body: unknown, token: string): Promise<{ status: number; json: Record<string, unknown> }> {
+    const response = await this.fetch(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': token },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+  }
+
   /** Signs in with the login form; the session cookie is kept for the requests that follow. */
   async signIn(name: string, password: string): Promise<void> {
-    const form = await this.text('/login');
-    const token = /name="_csrf" value="([^"]+)"/.exec(form)?.[1];
-    if (token === undefined) throw new Error('the login form has no CSRF token');
-    const response = await this.request('/login', {
+    const { token } = await this.page('/login');
+    if (token === '') throw new Error('the login form has no CSRF token');
+    const response = await this.fetch('/login', {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ name, password, _csrf: token }).toString(),
@@ -36,13 +53,12 @@ export class ConsolePagesClient {
     if (response.status !== 303 || response.headers.get('location') !== '/status') throw new Error(`sign-in refused: ${response.status}`);
   }
 
-  private async request(path: string, init: { method: string; headers: Record<string, string>; body?: string }): Promise<Response> {
+  /** Any request, with the cookies kept so far; the cookies it sets are kept (or dropped, when cleared). */
+  async fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
     const cookie = [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-    const response = await fetch(new URL(path, this.base), {
-      ...init,
-      headers: { ...init.headers, ...(cookie === '' ? {} : { cookie }) },
-      redirect: 'manual',
-    });
+    if (cookie !== '') headers.set('cookie', cookie);
+    const response = await fetch(new URL(path, this.base), { ...init, headers, redirect: 'manual' });
     for (const line of response.headers.getSetCookie()) {
       const [pair = ''] = line.split(';');
       const at = pair.indexOf('=');

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEntry } from '../../src/console/types.ts';
+import { freePort } from './broker.ts';
 import { connectCounty, type CountyClient, type CountyMessage } from './county.ts';
 import { createCountySigner, type CountySigner } from './county-signer.ts';
 import { fromBuild, startService, writeConfig, type LogRecord, type ServiceProcess } from './service-process.ts';
@@ -92,19 +92,6 @@ export interface ConsoleVillageRig {
   reportsNaming(user: string): CountyMessage[];
   /** SIGTERM, then the county, then the folder; the service's exit code. */
   stop(): Promise<number | null>;
-}
-
-/** A port nothing listens on now: the kernel's pick for port 0, given back at once. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** `node dist/main.js ARGS…` (the bundle, as the Pi runs it), `stdin` written to it; rejects on a non-zero exit with its output. */

@@ -275,6 +275,26 @@ describe('the announce routes on a real server', () => {
   });
 });
 
+/** The adapter with only what an announcement reaches: a media library and the controller's submit. */
+function recordingAdapter(library: string, submit: (request: PlayRequest) => void): ConsoleVillageAdapter {
+  return new ConsoleVillageAdapter({
+    villageName: 'v',
+    zones: [{ id: 'north', label: 'N' }],
+    terminals: [],
+    library,
+    status: () => Promise.reject(new Error('unused')),
+    broadcast: { submit, stopPlayback: () => 0 },
+    recentAlarms: () => [],
+    programmes: () => ({ schedule: null, today: [], week: [], log: [] }),
+    diagnostics: () => [],
+    testAlarm: () => ({ ok: false, reason: 'unused' }),
+    speakerTest: () => Promise.resolve({ ok: false, reason: 'unused' }),
+    report: () => {},
+    logger: memoryLogger().logger,
+    now: () => Date.now(),
+  });
+}
+
 describe('the adapter with a refused recording', () => {
   let library = '';
   beforeAll(() => {
@@ -285,37 +305,19 @@ describe('the adapter with a refused recording', () => {
   it('keeps no file of a recording the controller refused', async () => {
     const submitted: PlayRequest[] = [];
     // The controller answers a refusal from inside submit(), as the real one does.
-    const adapter: ConsoleVillageAdapter = new ConsoleVillageAdapter({
-      villageName: 'v',
-      zones: [{ id: 'north', label: 'N' }],
-      terminals: [],
-      library,
-      status: () => Promise.reject(new Error('unused')),
-      broadcast: {
-        submit(request) {
-          submitted.push(request);
-          const event: PlaybackEvent = {
-            event: 'rejected',
-            requestId: request.id,
-            priority: request.priority,
-            status: request.status,
-            zones: request.zones,
-            faultyZones: [],
-            reason: 'quiet hours',
-            at: 0,
-          };
-          adapter.observe(event);
-        },
-        stopPlayback: () => 0,
-      },
-      recentAlarms: () => [],
-      programmes: () => ({ schedule: null, today: [], week: [], log: [] }),
-      diagnostics: () => [],
-      testAlarm: () => ({ ok: false, reason: 'unused' }),
-      speakerTest: () => Promise.resolve({ ok: false, reason: 'unused' }),
-      report: () => {},
-      logger: memoryLogger().logger,
-      now: () => Date.now(),
+    const adapter: ConsoleVillageAdapter = recordingAdapter(library, (request) => {
+      submitted.push(request);
+      const event: PlaybackEvent = {
+        event: 'rejected',
+        requestId: request.id,
+        priority: request.priority,
+        status: request.status,
+        zones: request.zones,
+        faultyZones: [],
+        reason: 'quiet hours',
+        at: 0,
+      };
+      adapter.observe(event);
     });
     const result = await adapter.announce(
       { content: { kind: 'recording', wav: sineWav({ seconds: 1 }) }, zones: ['north'], repeat: 1, chime: false },
@@ -340,22 +342,7 @@ describe('the adapter with a refused recording', () => {
     const eightDaysAgo = new Date(Date.now() - 8 * 86_400_000);
     utimesSync(old, eightDaysAgo, eightDaysAgo);
     utimesSync(tone, eightDaysAgo, eightDaysAgo);
-    const adapter = new ConsoleVillageAdapter({
-      villageName: 'v',
-      zones: [{ id: 'north', label: 'N' }],
-      terminals: [],
-      library,
-      status: () => Promise.reject(new Error('unused')),
-      broadcast: { submit: () => undefined, stopPlayback: () => 0 },
-      recentAlarms: () => [],
-      programmes: () => ({ schedule: null, today: [], week: [], log: [] }),
-      diagnostics: () => [],
-      testAlarm: () => ({ ok: false, reason: 'unused' }),
-      speakerTest: () => Promise.resolve({ ok: false, reason: 'unused' }),
-      report: () => {},
-      logger: memoryLogger().logger,
-      now: () => Date.now(),
-    });
+    const adapter = recordingAdapter(library, () => undefined);
     const result = await adapter.announce(
       { content: { kind: 'recording', wav: sineWav({ seconds: 1 }) }, zones: ['north'], repeat: 1, chime: false },
       { name: 'wang', role: 'official', address: '127.0.0.1' },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configSchema } from '../../src/config/schema.ts';
 import { preflight } from '../../src/config/preflight.ts';
-import { safeBack } from '../../src/console/http/console-server.ts';
+import { safeBack } from '../../src/console/http/route-context.ts';
 import { html } from '../../src/console/pages/html.ts';
 
 const base = {

@@ -1,13 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import Fastify, {
-  LogController,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-  type preHandlerAsyncHookHandler,
-  type preHandlerHookHandler,
-} from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifySession from '@fastify/session';
 import fastifyCsrf from '@fastify/csrf-protection';
@@ -21,17 +14,12 @@ import type { ConsoleRole, ConsoleUser, ConsoleVillage } from '../types.ts';
 import { Lockout } from '../auth/lockout.ts';
 import { AccountsCache, AccountsFileError } from '../auth/accounts.ts';
 import { ExpiringSessionStore } from './session-store.ts';
-import { langs, t, type Html, type Lang } from '../pages/html.ts';
+import { langs, t, type Lang } from '../pages/html.ts';
 import { layout, messagePage } from '../pages/layout.ts';
 import { registerLogin } from '../pages/login.ts';
 import { loadAssets, type Assets } from './assets.ts';
 import { consolePages } from '../pages/pages.ts';
-
-declare module 'fastify' {
-  interface Session {
-    user?: { name: string; role: ConsoleRole };
-  }
-}
+import { safeBack, type RouteContext } from './route-context.ts';
 
 export interface ConsoleServerOptions {
   config: ConsoleConfig;
@@ -40,27 +28,6 @@ export interface ConsoleServerOptions {
   assetsDir: string;
   logger: Logger;
   now?: Now;
-}
-
-/** What every page module gets to build its routes with. */
-export interface RouteContext {
-  village: ConsoleVillage;
-  config: ConsoleConfig;
-  logger: Logger;
-  now: Now;
-  /** The signed-in user with at least `role`, or a login redirect (pages) / 401 (`/api/`) / 403. */
-  guard(role: ConsoleRole): preHandlerAsyncHookHandler;
-  /** Checks the form's or the header's CSRF token; a request without a good one gets 403. */
-  csrf: preHandlerHookHandler;
-  user(request: FastifyRequest): ConsoleUser;
-  lang(request: FastifyRequest): Lang;
-  /** A new CSRF token for a form or a page's scripts. */
-  csrfToken(reply: FastifyReply): string;
-  /** The page inside the common frame (header, navigation, language switch, sign-out). */
-  page(request: FastifyRequest, reply: FastifyReply, content: { title: string; body: Html; scripts?: readonly string[]; path: string }): Html;
-  /** The accounts file as it is now (re-read when it changes). */
-  accounts: AccountsCache;
-  lockout: { account: Lockout; address: Lockout };
 }
 
 const sessionCookie = 've_session';
@@ -287,9 +254,4 @@ export class ConsoleServer {
 
 function lockoutPolicy(config: ConsoleConfig) {
   return { maxFailures: config.lockout.maxFailures, baseMs: config.lockout.baseSeconds * 1000, maxMs: config.lockout.maxSeconds * 1000 };
-}
-
-/** Only a path of this site: an absolute URL or `//host` in `back` or `next` would send the user elsewhere. */
-export function safeBack(back: string | undefined): string {
-  return back !== undefined && /^\/(?![/\\])/.test(back) ? back : '/status';
 }

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { isoWithOffset, type Now } from '../../platform/time.ts';
 import type { AlarmView } from '../types.ts';
-import type { ConsolePage } from './pages.ts';
+import type { ConsolePage } from '../http/route-context.ts';
 import { html, t, type Html, type Lang } from './html.ts';
 import { livePage, liveRegion, sendLive, sendPage } from './live-region.ts';
 import { timeText } from './time-text.ts';

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import * as z from 'zod';
-import type { ConsolePage } from './pages.ts';
+import type { ConsolePage } from '../http/route-context.ts';
 import { t } from './html.ts';
 import { AnnounceRequestError, parseAnnounce, readAnnounceMultipart } from './announce-request.ts';
 import { announceView, type AnnounceFormValues } from './announce-view.ts';

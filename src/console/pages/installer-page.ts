@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import * as z from 'zod';
-import type { RouteContext } from '../http/console-server.ts';
+import type { RouteContext } from '../http/route-context.ts';
 import type { ActionResult, DeviceDiagnostics } from '../types.ts';
-import type { ConsolePage } from './pages.ts';
+import type { ConsolePage } from '../http/route-context.ts';
 import { html, t, type Html, type Lang } from './html.ts';
 
 /** Ids as the config and the county contract allow them: nothing that could be markup or a path. */

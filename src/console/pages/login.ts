@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as z from 'zod';
-import type { RouteContext } from '../http/console-server.ts';
-import { safeBack } from '../http/console-server.ts';
+import type { RouteContext } from '../http/route-context.ts';
+import { safeBack } from '../http/route-context.ts';
 import { AccountsFileError, verifyPassword } from '../auth/accounts.ts';
 import { html, t, type Lang } from './html.ts';
 import { layout } from './layout.ts';

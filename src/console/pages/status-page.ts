@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { isoWithOffset } from '../../platform/time.ts';
-import type { ConsolePage } from './pages.ts';
+import type { ConsolePage } from '../http/route-context.ts';
 import { t } from './html.ts';
 import { livePage, liveRegion, sendLive, sendPage } from './live-region.ts';
 import { statusRegion } from './status-view.ts';
