@@ -65,6 +65,8 @@ export interface BroadcastView {
 /** One programme firing of the completion log, or one due later (the week view). */
 export interface ProgrammeView {
   programme: string;
+  /** The programme's title, when the schedule gives one. */
+  title?: string;
   /** ISO time it is (or was) due. */
   dueAt: string;
   zones: readonly string[];

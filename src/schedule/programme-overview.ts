@@ -7,6 +7,8 @@ import { addDays } from './zone-calendar.ts';
 /** One firing of the completion log, or a slot still to come (`due`); times in the schedule's zone. */
 export interface ProgrammeFiringView {
   programme: string;
+  /** The programme's title in the running document, when it has one (what an official knows it by). */
+  title?: string;
   dueAt: string;
   zones: readonly string[];
   outcome: string;
@@ -70,6 +72,7 @@ export function programmeOverview(options: {
       const record = outcomeOf.get(`${entry.programme.id}@${slot}`);
       return {
         programme: entry.programme.id,
+        ...titleOf(entry.programme),
         dueAt: at(slot),
         zones: zonesOf(entry.programme.zones),
         outcome: record?.outcome ?? 'due',
@@ -78,6 +81,7 @@ export function programmeOverview(options: {
     }),
     week: slotsIn(now + 1, weekEnd).map(({ entry, at: slot }) => ({
       programme: entry.programme.id,
+      ...titleOf(entry.programme),
       dueAt: at(slot),
       zones: zonesOf(entry.programme.zones),
       outcome: 'due',
@@ -88,13 +92,19 @@ export function programmeOverview(options: {
 
 /** A log entry; its zones are the running document's for that programme (the log keeps none), or none when it left the schedule. */
 function firingView(record: FiringRecord, running: RunningSchedule | undefined, zoneIds: readonly string[]): ProgrammeFiringView {
-  const zones = running?.programmes.get(record.programme)?.programme.zones;
+  const programme = running?.programmes.get(record.programme)?.programme;
+  const zones = programme?.zones;
   const offset = running === undefined ? undefined : running.calendar.offsetAt(record.scheduledAt) / 60_000;
   return {
     programme: record.programme,
+    ...(programme === undefined ? {} : titleOf(programme)),
     dueAt: isoWithOffset(record.scheduledAt, offset),
     zones: zones === undefined ? [] : zones === 'all' ? zoneIds : zones,
     outcome: record.outcome,
     ...(record.reason === undefined ? {} : { reason: record.reason }),
   };
+}
+
+function titleOf(programme: { title?: string | undefined }): { title?: string } {
+  return programme.title === undefined ? {} : { title: programme.title };
 }

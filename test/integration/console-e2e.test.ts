@@ -35,6 +35,25 @@ describe('the office console, end to end in Chromium against the built service',
         const [sh, flag, script, ...rest] = broadcast.player.tts;
         // After recording the text as before: a text marked slow plays for a minute (exec: the stop's SIGTERM ends it).
         broadcast.player.tts = [sh!, flag!, `${script}; case "$0" in *${slowMarker}*) exec sleep 60;; esac`, ...rest];
+        // A running schedule, so the programme page has something to show: one programme daily three hours from
+        // now, and quiet hours placed well away from the minutes this file runs in (Beijing time).
+        const beijingHour = (offsetHours: number) => String(new Date(Date.now() + (8 + offsetHours) * 3_600_000).getUTCHours()).padStart(2, '0');
+        config['schedule'] = {
+          document: {
+            version: 1,
+            timezone: 'Asia/Shanghai',
+            quietHours: { from: `${beijingHour(6)}:00`, until: `${beijingHour(7)}:00` },
+            programmes: [
+              {
+                id: 'pufa-evening',
+                title: '普法小课堂',
+                cron: `0 0 ${Number(beijingHour(3))} * * *`,
+                zones: ['committee'],
+                content: { kind: 'tts', text: '普法小课堂：遇到矛盾纠纷，请找村调解委员会。' },
+              },
+            ],
+          },
+        };
         return config;
       },
     });
@@ -179,6 +198,15 @@ describe('the office console, end to end in Chromium against the built service',
     const tone = readFileSync(await village.waitForMedia((name) => name === 'tone-1khz.wav'));
     expect(dominantHz(tone, 16_000)).toBeCloseTo(1000, -1);
     await village.waitForAudit({ action: 'speaker-test', user: village.installer.name });
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
+  it('shows the running schedule and the programmes of the week on the programme page', async () => {
+    const { page, problems } = await signIn('desktop', village.official, '/programme');
+    const week = await page.textContent('#programme-week');
+    expect(week).toContain('普法小课堂');
+    expect(week).toContain('pufa-evening');
     expect(problems).toEqual([]);
     await page.context().close();
   });

@@ -82,7 +82,7 @@ function programmeRow(section: string, row: ProgrammeView, v: View): Html {
   const { lang } = v;
   return html`<tr data-programme="${row.programme}" data-outcome="${row.outcome}" data-key="${section}:${row.programme}@${row.dueAt}">
 <td>${timeText(row.dueAt, v.now)}</td>
-<th scope="row">${row.programme}<span class="sub">${t(lang, '分区：', 'Zones: ')}${row.zones.map((z) => v.zones.get(z) ?? z).join(t(lang, '、', ', '))}</span></th>
+<th scope="row">${row.title ?? row.programme}${row.title === undefined ? '' : html`<span class="sub">${row.programme}</span>`}<span class="sub">${t(lang, '分区：', 'Zones: ')}${row.zones.map((z) => v.zones.get(z) ?? z).join(t(lang, '、', ', '))}</span></th>
 <td>${outcomeText(row.outcome, lang)}${row.reason === undefined ? '' : html`<span class="sub">${row.reason}</span>`}</td>
 </tr>`;
 }
