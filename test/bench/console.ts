@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -131,17 +131,25 @@ export async function measureConsole(options: ConsoleBenchOptions): Promise<Cons
     const afterLoads = await run.rssMedian();
 
     // Twice: as this machine runs them (Chromium and the service compete for its two cores), and with Chromium
-    // at nice 19, as when the browsers are on the officials' phones and PC and the Pi serves only the pages.
-    for (const nice of [undefined, 19]) {
-      const where = nice === undefined ? 'one headless Chromium' : `one headless Chromium at nice ${nice}`;
+    // in a cgroup of its own with a small CPU share, as when the browsers are on the officials' phones and PC
+    // and the Pi only serves the pages.
+    for (const shares of [undefined, chromiumShares]) {
+      const group = shares === undefined ? undefined : lowShareCgroup(shares);
+      if (shares !== undefined && group === undefined) {
+        options.progress('console: no cgroup v1 cpu controller writable here (root is needed): the low-share Chromium row is left out');
+        continue;
+      }
+      const where =
+        group === undefined ? 'one headless Chromium' : `one headless Chromium in a cgroup of cpu.shares ${shares} (the service has 1024)`;
       options.progress(`console: ${options.clients} Chromium pages reloading /status every second (${where})`);
-      const browsers = await chromiumClients(run.url, options.clients, nice);
+      const browsers = await chromiumClients(run.url, options.clients, group?.path);
       try {
         await sleep(5000);
         const phase = await run.phase(`console on, ${options.clients} Chromium pages reloading /status every 1 s (${where})`);
         phases.push({ ...phase, load: browsers.summary() });
       } finally {
         await browsers.stop();
+        await group?.remove();
       }
     }
 
@@ -330,8 +338,8 @@ async function withService<T>(enabled: boolean, options: ConsoleBenchOptions, bo
 }
 
 /** `clients` pages in one headless Chromium, each signed in (a session each) and reloading /status every second. */
-async function chromiumClients(url: string, clients: number, nice?: number) {
-  const browser = await launchConsoleBrowser(nice === undefined ? {} : { nice });
+async function chromiumClients(url: string, clients: number, cpuCgroup?: string) {
+  const browser = await launchConsoleBrowser(cpuCgroup === undefined ? {} : { cpuCgroup });
   const reloadMs: number[] = [];
   let failures = 0;
   let running = true;
@@ -444,4 +452,32 @@ function machineTicks(): { busy: number; total: number } {
 
 function machineBusy(before: { busy: number; total: number }, after: { busy: number; total: number }): number {
   return ((after.busy - before.busy) / Math.max(1, after.total - before.total)) * 100;
+}
+
+/** Chromium's share in its own cgroup against the default 1024 of every other process (the service among them). */
+const chromiumShares = 16;
+
+/** A cgroup v1 `cpu` folder with `cpu.shares`; undefined where there is none to write (not root, cgroup v2 only). */
+function lowShareCgroup(shares: number): { path: string; remove(): Promise<void> } | undefined {
+  const path = `/sys/fs/cgroup/cpu/ve-bench-chromium-${process.pid}`;
+  try {
+    mkdirSync(path);
+    writeFileSync(join(path, 'cpu.shares'), String(shares));
+  } catch {
+    return undefined;
+  }
+  return {
+    path,
+    async remove() {
+      // The browser's processes leave the group as they exit; rmdir fails until the last has gone.
+      for (let i = 0; i < 100; i++) {
+        try {
+          rmdirSync(path);
+          return;
+        } catch {
+          await sleep(100);
+        }
+      }
+    },
+  };
 }

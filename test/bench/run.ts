@@ -496,7 +496,10 @@ function consoleRows(r: ConsoleBenchResult | undefined): Row[] {
     `×${(s.p50 / base.p50).toFixed(2)} / ×${(s.p99 / base.p99).toFixed(2)} / ×${(s.max / base.max).toFixed(2)}`;
   const phaseRow = (p: ConsolePhase, first: boolean): Row => {
     const isFloor = p === floor;
-    const within = (pick: (p: ConsolePhase) => Spread): boolean => pick(p).p99 <= pick(floor).p99 + noise(pick, 'p99') + 1;
+    // Within the noise, as a ratio to the floor: the two console-off runs, but never less than 10 % (one pair of
+    // 40 s runs on a shared VM says little about how much a p99 swings; here it has differed by up to 16 %).
+    const within = (pick: (p: ConsolePhase) => Spread): boolean =>
+      pick(p).p99 <= pick(floor).p99 * (1 + Math.max(noise(pick, 'p99') / pick(floor).p99, 0.1));
     const met = within((x) => x.sampleToCounty) && within((x) => x.pollGap);
     return {
       figure: `${first ? '9.' : '  '} ${p.label}: ${r.columns} columns on one 9600-baud RTU bus, 100 ms poll, built service`,
@@ -505,7 +508,7 @@ function consoleRows(r: ConsoleBenchResult | undefined): Row[] {
         ? '— (the floor)'
         : p === again
           ? `— (noise: p99 differs from the floor by ${ms(noise((x) => x.pollGap, 'p99'))} (poll gap), ${ms(noise((x) => x.sampleToCounty, 'p99'))} (sample → county))`
-          : target('p99 of poll gap and of sample → county ≤ floor + noise + 1 ms', met),
+          : target('p99 of poll gap and of sample → county ≤ floor × (1 + noise), noise ≥ 10 %', met),
       note: `${isFloor ? '' : `Ratio to the floor (p50 / p99 / max): poll gap ${ratio(p.pollGap, floor.pollGap)}; sample → county ${ratio(p.sampleToCounty, floor.sampleToCounty)}. `}Service CPU ${p.serviceCpuPercent.toFixed(1)} % of a core; machine busy ${p.machineBusyPercent.toFixed(0)} % of both cores; bench process ${p.benchCpuPercent.toFixed(1)} % of a core.${p.load === undefined ? '' : ` Load: ${p.load}.`}`,
     };
   };

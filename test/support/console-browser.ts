@@ -29,10 +29,11 @@ export interface BrowserOptions {
    */
   fakeMicrophoneWav?: string;
   /**
-   * Run Chromium and every process it starts at this niceness (1–19): the bench's way to keep browsers that in
-   * a village run on phones and the office PC from taking this machine's cores from the service.
+   * A cgroup (v1 `cpu` controller folder) to start Chromium and every process it starts in: the bench's way to
+   * give browsers, which in a village run on phones and the office PC, a small share of this machine's cores.
+   * (`nice` does not hold: Chromium sets its own processes' priorities.)
    */
-  nice?: number;
+  cpuCgroup?: string;
 }
 
 export interface ConsoleBrowser {
@@ -60,7 +61,7 @@ export async function launchConsoleBrowser(options: BrowserOptions = {}): Promis
       ? []
       : ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${options.fakeMicrophoneWav}`]),
   ];
-  const browser = await chromium.launch({ executablePath: chromiumCommand(options.nice), headless: true, args, timeout: 30_000 });
+  const browser = await chromium.launch({ executablePath: chromiumCommand(options.cpuCgroup), headless: true, args, timeout: 30_000 });
   const contexts = new Set<BrowserContext>();
   const newContext = async (width: Width, extra: BrowserContextOptions = {}): Promise<BrowserContext> => {
     const context = await browser.newContext({ ...widths[width], locale: 'zh-CN', timezoneId: 'Asia/Shanghai', ...extra });
@@ -131,10 +132,10 @@ export function pageProblems(page: Page): string[] {
   return problems;
 }
 
-/** Chromium itself, or a wrapper that starts it (and so all its processes) under `nice`. */
-function chromiumCommand(nice: number | undefined): string {
-  if (nice === undefined) return CHROMIUM_PATH;
+/** Chromium itself, or a wrapper that starts it (and so all its processes) inside `cpuCgroup`. */
+function chromiumCommand(cpuCgroup: string | undefined): string {
+  if (cpuCgroup === undefined) return CHROMIUM_PATH;
   const wrapper = join(mkdtempSync(join(tmpdir(), 've-chromium-')), 'chromium');
-  writeFileSync(wrapper, `#!/bin/sh\nexec nice -n ${Math.trunc(nice)} ${CHROMIUM_PATH} "$@"\n`, { mode: 0o755 });
+  writeFileSync(wrapper, `#!/bin/sh\necho $$ > '${cpuCgroup}/cgroup.procs' || exit 1\nexec ${CHROMIUM_PATH} "$@"\n`, { mode: 0o755 });
   return wrapper;
 }
