@@ -5,6 +5,7 @@
  */
 import type { StatusDocument } from '../status/status-document.ts';
 import type { PlaybackEventKind } from '../contract/vocabulary.ts';
+import type { ProgrammeFiringView, ProgrammeOverview } from '../schedule/programme-overview.ts';
 import type { ConsoleAuditAction } from '../contract/payloads.ts';
 
 export const consoleRoles = ['official', 'installer'] as const;
@@ -62,27 +63,9 @@ export interface BroadcastView {
   active: boolean;
 }
 
-/** One programme firing of the completion log, or one due later (the week view). */
-export interface ProgrammeView {
-  programme: string;
-  /** The programme's title, when the schedule gives one. */
-  title?: string;
-  /** ISO time it is (or was) due. */
-  dueAt: string;
-  zones: readonly string[];
-  /** `due` for one still to come; otherwise the completion log's outcome. */
-  outcome: string;
-  reason?: string;
-}
-
-export interface ProgrammesView {
-  /** The running schedule's version and source, or null when none runs. */
-  schedule: { version: number; source: string; timezone: string } | null;
-  today: readonly ProgrammeView[];
-  week: readonly ProgrammeView[];
-  /** The newest entries of the completion log, newest first. */
-  log: readonly ProgrammeView[];
-}
+/** The programme schedule as the programme page shows it: the schedule's own overview (which runs, what is due today and this week, the newest firings). */
+export type ProgrammeView = ProgrammeFiringView;
+export type ProgrammesView = ProgrammeOverview;
 
 /** What the installer page shows per device beyond the status page: raw replies and error counts. */
 export interface DeviceDiagnostics {
