@@ -22,6 +22,20 @@ execFileSync('sox', ['-n', '-r', '48000', '-c', '1', '-b', '16', micWav, 'synth'
 /** Spoken text containing this takes a minute (until stopped), so the stop button has something to stop. */
 const slowMarker = '慢慢';
 
+/**
+ * Visible form controls a screen reader could not name: no <label>, aria-label(ledby) or text. Run in the page
+ * (as a string: the page's CSP forbids eval, which a function would need).
+ */
+const unnamedControls = `[...document.querySelectorAll('input:not([type=hidden]), select, textarea, button, meter')]
+  .filter((e) => e.offsetParent !== null)
+  .filter((e) => !(e.labels?.length || e.getAttribute('aria-label') || e.getAttribute('aria-labelledby') || e.textContent.trim()))
+  .map((e) => e.outerHTML.slice(0, 120))`;
+
+/** The height of each visible button and menu link, with a few words of it for the failure message. */
+const buttonHeights = `[...document.querySelectorAll('button, nav a')]
+  .filter((e) => e.offsetParent !== null)
+  .map((e) => ({ height: e.getBoundingClientRect().height, what: e.textContent.trim().slice(0, 40) }))`;
+
 describe('the office console, end to end in Chromium against the built service', () => {
   const browser = useConsoleBrowser({ fakeMicrophoneWav: micWav });
   let village: ConsoleVillageRig;
@@ -224,6 +238,14 @@ describe('the office console, end to end in Chromium against the built service',
         await page.goto(`${village.url}/${name}`);
         // Nothing wider than the screen: a phone never scrolls sideways.
         expect(await page.evaluate('document.documentElement.scrollWidth'), `${name} at ${width}`).toBeLessThanOrEqual(page.viewportSize()!.width);
+        // For a screen reader: one main landmark and one h1, and every visible control has a name it can say.
+        expect(await page.locator('main').count()).toBe(1);
+        expect(await page.locator('h1').count()).toBe(1);
+        expect(await page.evaluate(unnamedControls), `${name}: controls without an accessible name`).toEqual([]);
+        // Large touch targets: every visible button and menu link is at least 48 px high.
+        const boxes = (await page.evaluate(buttonHeights)) as Array<{ height: number; what: string }>;
+        expect(boxes.length, `${name}: buttons and menu links measured`).toBeGreaterThanOrEqual(6);
+        for (const box of boxes) expect(box.height, `${name}: ${box.what}`).toBeGreaterThanOrEqual(48);
         await screenshot(page, name);
       }
       await page.goto(`${village.url}/lang/en?back=%2Fstatus`);
