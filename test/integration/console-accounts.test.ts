@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,5 +99,34 @@ describe('console accounts (village-edge user)', () => {
     expect(user(v.config, '', 'list').stderr).toMatch(/^user: .*console-users\.json: .*JSON/);
     writeFileSync(v.users, '{"format": 1, "users": []}', { mode: 0o644 });
     expect(accountsFileExposure(v.users)).toMatch(/console-users\.json is readable by others \(mode 644\): chmod 600 it/);
+  });
+
+  it('on a terminal asks twice and shows nothing of the password typed', RUNS, async () => {
+    const v = village();
+    // script(1) (Debian's bsdutils) gives the command a real terminal; each answer is typed after its prompt.
+    const command = `${process.execPath} ${bundle} user add sun --role official --config ${v.config}`;
+    const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let shown = '';
+    const prompted = (text: string) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (shown.includes(text)) resolve();
+        };
+        child.stdout.on('data', (chunk: Buffer) => {
+          shown += chunk.toString('utf8');
+          check();
+        });
+        child.once('exit', () => reject(new Error(`exited before "${text}": ${shown}`)));
+        check();
+      });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await prompted('password for sun: ');
+    child.stdin.write('tty-secret-9\r');
+    await prompted('again: ');
+    child.stdin.write('tty-secret-9\r');
+    expect(await exited).toBe(0);
+    expect(shown).toContain('added sun (official)');
+    expect(shown).not.toContain('tty-secret-9');
+    expect((await verifyPassword(readAccounts(v.users), 'sun', 'tty-secret-9'))?.name).toBe('sun');
   });
 });

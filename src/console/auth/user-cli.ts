@@ -101,13 +101,22 @@ function oneName(verb: string, positionals: string[]): string {
 
 /** Twice without echo on a terminal; one line from a pipe. Undefined (with the reason printed) when unusable. */
 async function askPassword(name: string): Promise<string | undefined> {
-  const lines = process.stdin.isTTY ? undefined : await readLines(1);
-  const first = lines?.[0] ?? (await promptHidden(`password for ${name}: `));
+  let first: string;
+  let again: string | undefined;
+  if (process.stdin.isTTY) {
+    const terminal = new HiddenInput(process.stdin);
+    try {
+      first = await terminal.line(`password for ${name}: `);
+      again = first.length < minPasswordLength ? first : await terminal.line('again: ');
+    } finally {
+      terminal.close();
+    }
+  } else first = (await readLines(1))[0] ?? '';
   if (first.length < minPasswordLength) {
     console.error(`user: the password must have at least ${minPasswordLength} characters`);
     return undefined;
   }
-  if (lines === undefined && (await promptHidden('again: ')) !== first) {
+  if (again !== undefined && again !== first) {
     console.error('user: the two passwords differ; nothing changed');
     return undefined;
   }
@@ -126,34 +135,60 @@ function readLines(count: number): Promise<string[]> {
   });
 }
 
-/** A prompt on the terminal that shows nothing of what is typed. */
-function promptHidden(prompt: string): Promise<string> {
-  return new Promise((resolve) => {
-    const stdin = process.stdin;
-    process.stderr.write(prompt);
-    stdin.setRawMode(true);
-    stdin.resume();
-    stdin.setEncoding('utf8');
-    let text = '';
-    const onData = (chunk: string) => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n' || ch === '\u0004') {
-          stdin.setRawMode(false);
-          stdin.pause();
-          stdin.off('data', onData);
-          process.stderr.write('\n');
-          resolve(text);
-          return;
-        }
-        if (ch === '\u0003') {
-          stdin.setRawMode(false);
-          process.stderr.write('\n');
-          process.exit(130);
-        }
-        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);
-        else text += ch;
+/**
+ * The terminal in raw mode, so nothing typed is shown, read a line at a time. What arrives in one chunk (a
+ * pasted password and Enter, typed ahead of the second prompt) is kept for the next line, not lost.
+ */
+class HiddenInput {
+  private typed = '';
+  private lastWasReturn = false;
+  private waiting: ((line: string) => void) | undefined;
+  private readonly onData = (chunk: string) => {
+    for (const ch of chunk) {
+      if (ch === '\u0003') {
+        this.close();
+        process.stderr.write('\n');
+        process.exit(130);
       }
-    };
-    stdin.on('data', onData);
-  });
+      // Enter is CR in raw mode; a LF after it (CR LF) is the same end of line, a LF alone or Ctrl-D ends one too.
+      const skip = ch === '\n' && this.lastWasReturn;
+      this.lastWasReturn = ch === '\r';
+      if (skip) continue;
+      if (ch === '\u007f' || ch === '\b') this.typed = this.typed.slice(0, -1);
+      else this.typed += ch === '\n' || ch === '\u0004' ? '\r' : ch;
+    }
+    this.deliver();
+  };
+
+  constructor(private readonly stdin: NodeJS.ReadStream) {
+    stdin.setRawMode(true);
+    stdin.setEncoding('utf8');
+    stdin.on('data', this.onData);
+    stdin.resume();
+  }
+
+  line(prompt: string): Promise<string> {
+    process.stderr.write(prompt);
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+      this.deliver();
+    });
+  }
+
+  close(): void {
+    this.stdin.off('data', this.onData);
+    this.stdin.setRawMode(false);
+    this.stdin.pause();
+  }
+
+  private deliver(): void {
+    const end = this.typed.indexOf('\r');
+    if (end === -1 || this.waiting === undefined) return;
+    const line = this.typed.slice(0, end);
+    this.typed = this.typed.slice(end + 1);
+    const resolve = this.waiting;
+    this.waiting = undefined;
+    process.stderr.write('\n');
+    resolve(line);
+  }
 }
