@@ -1,4 +1,4 @@
-import { payloadJson, preparedRecord } from './outbox-record.ts';
+import { checkLimit, payloadJson, preparedRecord } from './outbox-record.ts';
 import {
   outboxStreams,
   type AppendInput,
@@ -55,7 +55,7 @@ export class MemoryOutbox implements Outbox {
 
   due(stream: OutboxStream, now: number, limit: number): OutboxRecord[] {
     this.checkOpen();
-    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox: due() limit must be a positive integer, got ${limit}`);
+    checkLimit('due', limit);
     return [...this.records.values()]
       .filter((r) => r.stream === stream && r.ackedAt === null && r.nextAttemptAt <= now)
       .sort((a, b) => a.seq - b.seq)
@@ -106,7 +106,7 @@ export class MemoryOutbox implements Outbox {
 
   recent(stream: OutboxStream, limit: number): OutboxRecord[] {
     this.checkOpen();
-    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox: recent() limit must be a positive integer, got ${limit}`);
+    checkLimit('recent', limit);
     return [...this.records.values()]
       .filter((r) => r.stream === stream)
       .sort((a, b) => b.seq - a.seq)

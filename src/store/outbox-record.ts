@@ -26,3 +26,8 @@ export function preparedRecord(input: AppendInput, seq: number): OutboxRecord {
     ackedAt: null,
   };
 }
+
+/** A list's limit, as every outbox checks it: SQLite reads a negative LIMIT as "no limit", which would load the whole backlog. */
+export function checkLimit(call: 'due' | 'recent', limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox: ${call}() limit must be a positive integer, got ${limit}`);
+}

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { payloadJson, preparedRecord } from './outbox-record.ts';
+import { checkLimit, payloadJson, preparedRecord } from './outbox-record.ts';
 import { resolve } from 'node:path';
 import { DurableStorageError, openDurableSqlite } from './durable-sqlite.ts';
 import type { Logger } from '../platform/logger.ts';
@@ -362,11 +362,6 @@ export class SqliteOutbox implements Outbox {
       ackedAt: row.acked_at,
     };
   }
-}
-
-function checkLimit(call: 'due' | 'recent', limit: number): void {
-  // SQLite reads a negative LIMIT as "no limit", which would load the whole backlog.
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox: ${call}() limit must be a positive integer, got ${limit}`);
 }
 
 function isStream(value: string): value is OutboxStream {
