@@ -157,10 +157,24 @@ export class BroadcastController {
     return this.outputWatch?.current();
   }
 
-  submit(request: PlayRequest): void {
+  /**
+   * Takes a request, or refuses it: the reason it was refused (also its `rejected` event), undefined when it
+   * was taken. Its events, the refusal's too, reach the sink on a later microtask; a caller that must answer at
+   * once (the office console) has the answer here.
+   */
+  submit(request: PlayRequest): string | undefined {
     const item = this.newItem(request);
     const problem = this.problemWith(item);
-    if (problem !== undefined) return this.emit('rejected', item, problem);
+    if (problem !== undefined) {
+      this.emit('rejected', item, problem);
+      return problem;
+    }
+    this.take(item);
+    return undefined;
+  }
+
+  private take(item: Item): void {
+    const { request } = item;
     this.emit('accepted', item);
     if (request.status === 'test') return this.dryRun(item);
     if (this.localStop) return this.emit('stopped', item, 'local stop active');

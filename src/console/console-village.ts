@@ -29,7 +29,8 @@ export interface ConsoleVillageParts {
   library: string;
   status(): Promise<StatusDocument>;
   broadcast: {
-    submit(request: PlayRequest): void;
+    /** The controller's: the reason it refused the request, or undefined when it took it. */
+    submit(request: PlayRequest): string | undefined;
     stopPlayback(target: { requestId: string }, reason: string): number;
   };
   recentAlarms(limit: number): AlarmView[];
@@ -134,7 +135,7 @@ export class ConsoleVillageAdapter implements ConsoleVillage {
       subject: id,
       detail: `${order.content.kind === 'text' ? `text: ${order.content.text.slice(0, 200)}` : 'voice recording'}; zones ${order.zones.join(', ')}; repeat ${order.repeat}`,
     });
-    parts.broadcast.submit({
+    const refused = parts.broadcast.submit({
       id,
       priority: 'announcement',
       status: 'actual',
@@ -144,14 +145,10 @@ export class ConsoleVillageAdapter implements ConsoleVillage {
       repeat: order.repeat,
       origin: 'local',
     });
-    // The controller decides at once whether it takes it (a refusal — quiet hours, no such zone — is its first
-    // event), but hands its events out on later microtasks: all of them have run before the next macrotask.
-    await new Promise((resolve) => setImmediate(resolve));
-    const refused = this.followed.get(id)?.steps.find((s) => s.event === 'rejected');
     if (refused === undefined) return { ok: true, id };
     // A recording refused (quiet hours) would otherwise stay on the card for good, one per attempt.
     if (content.kind === 'media') rmSync(join(parts.library, content.file), { force: true });
-    return { ok: false, reason: refused.reason ?? 'refused' };
+    return { ok: false, reason: refused };
   }
 
   stop(id: string, user: ConsoleUser): boolean {
@@ -186,10 +183,7 @@ export class ConsoleVillageAdapter implements ConsoleVillage {
     const entry = this.followed.get(result.id);
     if (entry === undefined) this.remember(result.id, { by: user.name, priority: 'announcement', zones: [zone], steps: [] });
     else entry.by = user.name;
-    // The controller's events reach `observe` on a later microtask: a refusal is known once they have.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const refused = this.followed.get(result.id)?.steps.find((s) => s.event === 'rejected');
-    return refused === undefined ? result : { ok: false, reason: refused.reason ?? 'refused' };
+    return result;
   }
 
   audit(entry: AuditEntry): void {

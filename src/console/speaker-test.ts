@@ -45,7 +45,8 @@ export interface SpeakerTestOptions {
   /** The media library's folder: the tone is written once under `console/` in it. */
   library: string;
   zones: readonly string[];
-  submit(request: PlayRequest): void;
+  /** The controller's: the reason it refused the request, or undefined when it took it. */
+  submit(request: PlayRequest): string | undefined;
   /** The refusal the controller applies (quiet hours): asked first, so a refused test is said before anything is stored. */
   refusal(request: PlayRequest): string | undefined;
   report(entry: AuditEntry): void;
@@ -89,8 +90,9 @@ export class SpeakerTest {
       return { ok: false, reason: refused };
     }
     audit(id, `${testTone.frequencyHz / 1000} kHz tone, ${testTone.durationMs / 1000} s, zone ${zone}`);
-    options.submit(request);
-    return { ok: true, id };
+    // Refused by the controller for a reason of its own: its `rejected` report, with this jti, tells the county.
+    const refusedByController = options.submit(request);
+    return refusedByController === undefined ? { ok: true, id } : { ok: false, reason: refusedByController };
   }
 
   /** Written when the card lacks it (or holds other bytes), fsync'd; checked again by its sha256 at play time. */

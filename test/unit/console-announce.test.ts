@@ -276,7 +276,7 @@ describe('the announce routes on a real server', () => {
 });
 
 /** The adapter with only what an announcement reaches: a media library and the controller's submit. */
-function recordingAdapter(library: string, submit: (request: PlayRequest) => void): ConsoleVillageAdapter {
+function recordingAdapter(library: string, submit: (request: PlayRequest) => string | undefined): ConsoleVillageAdapter {
   return new ConsoleVillageAdapter({
     villageName: 'v',
     zones: [{ id: 'north', label: 'N' }],
@@ -304,7 +304,7 @@ describe('the adapter with a refused recording', () => {
 
   it('keeps no file of a recording the controller refused', async () => {
     const submitted: PlayRequest[] = [];
-    // The controller answers a refusal from inside submit(), as the real one does.
+    // As the real controller: submit() answers the refusal, and its `rejected` event follows on a later microtask.
     const adapter: ConsoleVillageAdapter = recordingAdapter(library, (request) => {
       submitted.push(request);
       const event: PlaybackEvent = {
@@ -317,7 +317,8 @@ describe('the adapter with a refused recording', () => {
         reason: 'quiet hours',
         at: 0,
       };
-      adapter.observe(event);
+      queueMicrotask(() => adapter.observe(event));
+      return 'quiet hours';
     });
     const result = await adapter.announce(
       { content: { kind: 'recording', wav: sineWav({ seconds: 1 }) }, zones: ['north'], repeat: 1, chime: false },
