@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { alarmPayloadSchema, type AlarmPayload } from '../contract/payloads.ts';
 import { storedPayload } from '../contract/stored.ts';
 import { isoWithOffset, type Now } from '../platform/time.ts';
+import { errorText } from '../platform/error-text.ts';
 import type { Outbox, OutboxRecord } from '../store/types.ts';
 import type { AlarmView } from './types.ts';
 
@@ -33,10 +34,7 @@ export function recentAlarms(options: {
       alarm = storedPayload(alarmPayloadSchema, record);
     } catch (error) {
       // Told to the county by the alarm service and delivery when they meet it; here it is only left out.
-      logger.warn(
-        { err: error instanceof Error ? error.message : String(error), alarmId: record.id },
-        'stored alarm unreadable: left out of the console list',
-      );
+      logger.warn({ err: errorText(error), alarmId: record.id }, 'stored alarm unreadable: left out of the console list');
       continue;
     }
     const root = alarm.followUpOf ?? alarm.id;

@@ -1,4 +1,3 @@
-import { isoWithOffset } from '../../platform/time.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import * as z from 'zod';
 import type { RouteContext } from '../http/route-context.ts';
@@ -39,8 +38,8 @@ function shown(lang: Lang, d: DeviceDiagnostics): ShownDevice {
               .map(([address, value]) => `${address}=${value}`)
               .join('  ')
           : (raw.line ?? ''),
-    // The Pi's own wall time, as every other time on the pages (the drivers keep UTC).
-    at: raw === null ? '' : isoWithOffset(Date.parse(raw.at)).slice(0, 19).replace('T', ' '),
+    // Already in the Pi's own offset (device-diagnostics.ts): its wall time, as every other time on the pages.
+    at: raw === null ? '' : raw.at.slice(0, 19).replace('T', ' '),
   };
 }
 
