@@ -1,41 +1,23 @@
-import type { FastifyRequest } from 'fastify';
-import { isoWithOffset, type Now } from '../../platform/time.ts';
+import type { Now } from '../../platform/time.ts';
 import type { AlarmView } from '../types.ts';
-import type { ConsolePage } from '../http/route-context.ts';
 import { html, t, type Html, type Lang } from './html.ts';
-import { livePage, liveRegion, sendLive, sendPage } from './live-region.ts';
+import { livePageOf } from './live-region.ts';
 import { timeText } from './time-text.ts';
 
 /** As many as fit on a phone's few screens; the county keeps the full record. */
 const listed = 50;
-const refreshMs = 2000;
 
-export const alarmsPage: ConsolePage = {
+/** API `{ updatedAt, alarms: AlarmView[] (newest first, at most 50), html }`. */
+export const alarmsPage = livePageOf({
   path: '/alarms',
-  role: 'official',
+  api: '/api/alarms',
+  everyMs: 2000,
   label: (lang) => t(lang, '报警', 'Alarms'),
-  register(app, ctx) {
-    const render = (request: FastifyRequest) => {
-      const lang = ctx.lang(request);
-      const alarms = ctx.village.recentAlarms(listed);
-      const updatedAt = isoWithOffset(ctx.now());
-      const source = { api: '/api/alarms', everyMs: refreshMs, label: t(lang, '最近的报警', 'Recent alarms') };
-      return { lang, alarms, updatedAt, region: liveRegion(source, updatedAt, alarmsRegion(alarms, lang, ctx.now)) };
-    };
-
-    app.get('/alarms', { preHandler: ctx.guard('official') }, async (request, reply) => {
-      const { lang, updatedAt, region } = render(request);
-      const body = livePage(lang, updatedAt, region);
-      return sendPage(reply, ctx.page(request, reply, { title: alarmsPage.label(lang), body, scripts: ['live.js'], path: '/alarms' }));
-    });
-
-    // { updatedAt, alarms: AlarmView[] (newest first, at most 50), html }
-    app.get('/api/alarms', { preHandler: ctx.guard('official') }, async (request, reply) => {
-      const { alarms, updatedAt, region } = render(request);
-      return sendLive(reply, updatedAt, { alarms }, region);
-    });
-  },
-};
+  regionLabel: (lang) => t(lang, '最近的报警', 'Recent alarms'),
+  key: 'alarms',
+  load: (ctx) => ctx.village.recentAlarms(listed),
+  region: (alarms, lang, ctx) => alarmsRegion(alarms, lang, ctx.now),
+});
 
 function alarmsRegion(alarms: readonly AlarmView[], lang: Lang, now: Now): Html {
   if (alarms.length === 0) return html`<p class="empty">${t(lang, '暂无报警。', 'No alarms yet.')}</p>`;

@@ -1,42 +1,25 @@
-import type { FastifyRequest } from 'fastify';
-import { isoWithOffset, type Now } from '../../platform/time.ts';
+import type { Now } from '../../platform/time.ts';
 import type { ProgrammeView, ProgrammesView } from '../types.ts';
-import type { ConsolePage } from '../http/route-context.ts';
 import { html, t, type Html, type Lang } from './html.ts';
-import { livePage, liveRegion, sendLive, sendPage } from './live-region.ts';
+import { livePageOf } from './live-region.ts';
 import { sourceText } from './status-view.ts';
 import { timeText } from './time-text.ts';
 
 /** Programmes change by the minute at most; a firing's outcome within 30 s is soon enough. */
 const refreshMs = 30_000;
 
-export const programmePage: ConsolePage = {
+/** API `{ updatedAt, programmes: ProgrammesView, html }`; refreshed every 30 s. */
+export const programmePage = livePageOf({
   path: '/programme',
-  role: 'official',
+  api: '/api/programme',
+  everyMs: refreshMs,
   label: (lang) => t(lang, '节目', 'Programmes'),
-  register(app, ctx) {
-    const render = (request: FastifyRequest) => {
-      const lang = ctx.lang(request);
-      const programmes = ctx.village.programmes();
-      const updatedAt = isoWithOffset(ctx.now());
-      const zones = new Map(ctx.village.zones.map((z) => [z.id, z.label]));
-      const source = { api: '/api/programme', everyMs: refreshMs, label: t(lang, '节目表和播放记录', 'Schedule and completion log') };
-      return { lang, programmes, updatedAt, region: liveRegion(source, updatedAt, programmeRegion(programmes, { lang, now: ctx.now, zones })) };
-    };
-
-    app.get('/programme', { preHandler: ctx.guard('official') }, async (request, reply) => {
-      const { lang, updatedAt, region } = render(request);
-      const body = livePage(lang, updatedAt, region);
-      return sendPage(reply, ctx.page(request, reply, { title: programmePage.label(lang), body, scripts: ['live.js'], path: '/programme' }));
-    });
-
-    // { updatedAt, programmes: ProgrammesView, html }
-    app.get('/api/programme', { preHandler: ctx.guard('official') }, async (request, reply) => {
-      const { programmes, updatedAt, region } = render(request);
-      return sendLive(reply, updatedAt, { programmes }, region);
-    });
-  },
-};
+  regionLabel: (lang) => t(lang, '节目表和播放记录', 'Schedule and completion log'),
+  key: 'programmes',
+  load: (ctx) => ctx.village.programmes(),
+  region: (programmes, lang, ctx) =>
+    programmeRegion(programmes, { lang, now: ctx.now, zones: new Map(ctx.village.zones.map((z) => [z.id, z.label])) }),
+});
 
 interface View {
   lang: Lang;
