@@ -27,7 +27,9 @@ export function registerLogin(app: FastifyInstance, ctx: RouteContext): void {
     const { name, password, next } = parsed.data;
     const address = request.ip;
     const accountKey = name.toLowerCase().slice(0, 64);
-    const lockedMs = Math.max(ctx.lockout.account.remainingMs(accountKey), ctx.lockout.address.remainingMs(address));
+    // Locked while either the name or the address is.
+    const lockedFor = () => Math.max(ctx.lockout.account.remainingMs(accountKey), ctx.lockout.address.remainingMs(address));
+    const lockedMs = lockedFor();
     if (lockedMs > 0) {
       // Not reported one by one: the lock-out itself was, and a guesser must not be able to fill the outbox.
       ctx.logger.warn({ user: accountKey, address, lockedMs }, 'console login refused: locked out');
@@ -54,7 +56,7 @@ export function registerLogin(app: FastifyInstance, ctx: RouteContext): void {
     if (account === undefined) {
       ctx.lockout.account.failed(accountKey);
       ctx.lockout.address.failed(address);
-      const nowLocked = Math.max(ctx.lockout.account.remainingMs(accountKey), ctx.lockout.address.remainingMs(address));
+      const nowLocked = lockedFor();
       const detail = nowLocked > 0 ? `wrong name or password; locked out for ${Math.ceil(nowLocked / 1000)} s` : 'wrong name or password';
       ctx.logger.warn({ user: accountKey, address, lockedMs: nowLocked }, 'console login refused');
       ctx.village.audit({ action: 'login-refused', user: accountKey, address, detail });
